@@ -1,0 +1,157 @@
+#pragma once
+/// \file
+/// CPU elementwise kernels: unary maps, broadcasting binary maps, in-place accumulation.
+///
+/// Fast paths: contiguous same-shape operands run as flat OpenMP loops the compiler
+/// vectorises; everything else goes through the strided odometer of detail/strided.hpp.
+
+#include "ltlearn/core/config.hpp"
+#include "ltlearn/tensor/tensor.hpp"
+
+#include <array>
+#include <cmath>
+
+namespace ltl {
+
+/// NumPy-style broadcast of two shapes (trailing dimensions aligned; extents equal or 1).
+inline shape broadcast_shapes(const shape& a, const shape& b, const char* op) {
+  const int r = std::max(a.size(), b.size());
+  shape out = shape::filled(r, 1);
+  for (int i = 0; i < r; ++i) {
+    const int ia = a.size() - r + i, ib = b.size() - r + i;
+    const index_t ea = ia >= 0 ? a[ia] : 1, eb = ib >= 0 ? b[ib] : 1;
+    LTL_CHECK(ea == eb || ea == 1 || eb == 1, shape_error, "{}: shapes {} and {} do not broadcast", op, a, b);
+    out[i] = ea == 1 ? eb : ea;
+  }
+  return out;
+}
+
+namespace cpu {
+
+template <class T>
+using host_tensor = tensor<T, device>;
+
+/// Grain below which kernels stay single-threaded (thread wake-up costs more than the work).
+inline constexpr index_t parallel_grain = 16384;
+
+/// Runs f(begin, end) over [0, n) split across the OpenMP team when n is large.
+template <class F>
+void parallel_for(index_t n, F&& f, index_t grain = parallel_grain) {
+#if LTL_HAS_OPENMP
+  if (n >= 2 * grain) {
+#pragma omp parallel
+    {
+      const index_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const index_t chunk = (n + nt - 1) / nt;
+      const index_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+      if (b < e) f(b, e);
+    }
+    return;
+  }
+#endif
+  if (n > 0) f(index_t{0}, n);
+}
+
+/// out[i] = f(x[i]) into a new contiguous tensor.
+template <class T, class F>
+host_tensor<T> map(const host_tensor<T>& x, F f) {
+  host_tensor<T> out(x.sizes());
+  T* o = out.data();
+  const T* p = x.data();
+  if (x.is_contiguous()) {
+    parallel_for(x.numel(), [&](index_t b, index_t e) {
+      for (index_t i = b; i < e; ++i) o[i] = f(p[i]);
+    });
+  } else {
+    const auto st = x.strides();
+    parallel_for(x.numel(), [&](index_t b, index_t e) {
+      index_t i = b;
+      ltl::detail::strided_for<1>(x.sizes(), {st}, b, e, [&](const auto& off) { o[i++] = f(p[off[0]]); });
+    });
+  }
+  return out;
+}
+
+/// out = f(a, b) with broadcasting, into a new contiguous tensor. `op` names the caller in errors.
+template <class T, class F>
+host_tensor<T> zip(const host_tensor<T>& a, const host_tensor<T>& b, F f, const char* op) {
+  const shape s = broadcast_shapes(a.sizes(), b.sizes(), op);
+  host_tensor<T> out(s);
+  T* o = out.data();
+  const T* pa = a.data();
+  const T* pb = b.data();
+  if (a.sizes() == s && b.sizes() == s && a.is_contiguous() && b.is_contiguous()) {
+    parallel_for(out.numel(), [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) o[i] = f(pa[i], pb[i]);
+    });
+    return out;
+  }
+  const auto ea = a.expand(s), eb = b.expand(s);
+  const std::array<shape, 2> st{ea.strides(), eb.strides()};
+  parallel_for(out.numel(), [&](index_t i0, index_t i1) {
+    index_t i = i0;
+    ltl::detail::strided_for<2>(s, st, i0, i1, [&](const auto& off) { o[i++] = f(pa[off[0]], pb[off[1]]); });
+  });
+  return out;
+}
+
+/// dst[i] = f(dst[i], src[i]) in place; `src` broadcasts to dst's shape.
+template <class T, class F>
+void update(host_tensor<T>& dst, const host_tensor<T>& src, F f, const char* op) {
+  LTL_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), op) == dst.sizes(), shape_error,
+            "{}: cannot broadcast {} into {}", op, src.sizes(), dst.sizes());
+  T* d = dst.data();
+  const T* s = src.data();
+  if (src.sizes() == dst.sizes() && dst.is_contiguous() && src.is_contiguous()) {
+    parallel_for(dst.numel(), [&](index_t i0, index_t i1) {
+      for (index_t i = i0; i < i1; ++i) d[i] = f(d[i], s[i]);
+    });
+    return;
+  }
+  const std::array<shape, 2> st{dst.strides(), src.expand(dst.sizes()).strides()};
+  parallel_for(dst.numel(), [&](index_t i0, index_t i1) {
+    ltl::detail::strided_for<2>(dst.sizes(), st, i0, i1, [&](const auto& off) { d[off[0]] = f(d[off[0]], s[off[1]]); });
+  });
+}
+
+// Named kernels: the ops layer and the autograd engine call these by argument-dependent
+// lookup; ltl::cuda provides the same names for device tensors.
+
+template <class T>
+host_tensor<T> add(const host_tensor<T>& a, const host_tensor<T>& b) {
+  return zip(a, b, [](T x, T y) { return x + y; }, "add");
+}
+template <class T>
+host_tensor<T> sub(const host_tensor<T>& a, const host_tensor<T>& b) {
+  return zip(a, b, [](T x, T y) { return x - y; }, "sub");
+}
+template <class T>
+host_tensor<T> mul(const host_tensor<T>& a, const host_tensor<T>& b) {
+  return zip(a, b, [](T x, T y) { return x * y; }, "mul");
+}
+template <class T>
+host_tensor<T> div(const host_tensor<T>& a, const host_tensor<T>& b) {
+  return zip(a, b, [](T x, T y) { return x / y; }, "div");
+}
+/// dst += src (src broadcasts into dst).
+template <class T>
+void accumulate(host_tensor<T>& dst, const host_tensor<T>& src) {
+  update(dst, src, [](T x, T y) { return x + y; }, "accumulate");
+}
+/// y = alpha * x + beta
+template <class T>
+host_tensor<T> affine(const host_tensor<T>& x, T alpha, T beta) {
+  return map(x, [=](T v) { return alpha * v + beta; });
+}
+template <class T>
+host_tensor<T> relu_forward(const host_tensor<T>& x) {
+  return map(x, [](T v) { return v > T(0) ? v : T(0); });
+}
+/// dx = dy where y > 0 (y is relu's output).
+template <class T>
+host_tensor<T> relu_backward(const host_tensor<T>& dy, const host_tensor<T>& y) {
+  return zip(dy, y, [](T g, T v) { return v > T(0) ? g : T(0); }, "relu_backward");
+}
+
+}  // namespace cpu
+}  // namespace ltl

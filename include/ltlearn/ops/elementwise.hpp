@@ -1,0 +1,125 @@
+#pragma once
+/// \file
+/// Differentiable elementwise ops on variables: arithmetic with broadcasting, scalar ops,
+/// neg, relu, exp, log, pow. Broadcast gradients are summed back to each input's shape.
+
+#include "ltlearn/autograd/variable.hpp"
+#include "ltlearn/backends/cpu/reduce.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace ltl {
+
+template <real_scalar T, device D>
+using grads_t = std::vector<tensor<T, D>>;
+
+/// a + b with broadcasting.
+template <real_scalar T, device D>
+variable<T, D> add(const variable<T, D>& a, const variable<T, D>& b) {
+  return make_result<T, D>(add(a.value(), b.value()), "add", {&a, &b},
+                           [sa = a.sizes(), sb = b.sizes()](const tensor<T, D>& g) {
+                             return grads_t<T, D>{sum_to(g, sa), sum_to(g, sb)};
+                           });
+}
+/// a − b with broadcasting.
+template <real_scalar T, device D>
+variable<T, D> sub(const variable<T, D>& a, const variable<T, D>& b) {
+  return make_result<T, D>(sub(a.value(), b.value()), "sub", {&a, &b},
+                           [sa = a.sizes(), sb = b.sizes()](const tensor<T, D>& g) {
+                             return grads_t<T, D>{sum_to(g, sa), sum_to(affine(g, T(-1), T(0)), sb)};
+                           });
+}
+/// a · b (elementwise) with broadcasting.
+template <real_scalar T, device D>
+variable<T, D> mul(const variable<T, D>& a, const variable<T, D>& b) {
+  return make_result<T, D>(mul(a.value(), b.value()), "mul", {&a, &b},
+                           [va = a.value(), vb = b.value()](const tensor<T, D>& g, const std::vector<bool>& need) {
+                             grads_t<T, D> r(2);
+                             if (need[0]) r[0] = sum_to(mul(g, vb), va.sizes());
+                             if (need[1]) r[1] = sum_to(mul(g, va), vb.sizes());
+                             return r;
+                           });
+}
+/// a / b (elementwise) with broadcasting.
+template <real_scalar T, device D>
+variable<T, D> div(const variable<T, D>& a, const variable<T, D>& b) {
+  return make_result<T, D>(div(a.value(), b.value()), "div", {&a, &b},
+                           [va = a.value(), vb = b.value()](const tensor<T, D>& g, const std::vector<bool>& need) {
+                             grads_t<T, D> r(2);
+                             if (need[0]) r[0] = sum_to(div(g, vb), va.sizes());
+                             if (need[1]) r[1] = sum_to(affine(div(mul(g, va), mul(vb, vb)), T(-1), T(0)), vb.sizes());
+                             return r;
+                           });
+}
+
+/// alpha·x + beta for scalars alpha, beta.
+template <real_scalar T, device D>
+variable<T, D> affine(const variable<T, D>& x, T alpha, T beta) {
+  return make_result<T, D>(affine(x.value(), alpha, beta), "affine", {&x},
+                           [alpha](const tensor<T, D>& g) { return grads_t<T, D>{affine(g, alpha, T(0))}; });
+}
+template <real_scalar T, device D>
+variable<T, D> neg(const variable<T, D>& x) {
+  return affine(x, T(-1), T(0));
+}
+
+template <real_scalar T, device D>
+variable<T, D> relu(const variable<T, D>& x) {
+  auto y = relu_forward(x.value());
+  return make_result<T, D>(y, "relu", {&x},
+                           [y](const tensor<T, D>& g) { return grads_t<T, D>{relu_backward(g, y)}; });
+}
+
+template <real_scalar T>
+variable<T, cpu::device> exp(const variable<T, cpu::device>& x) {
+  auto y = cpu::map(x.value(), [](T v) { return std::exp(v); });
+  return make_result<T, cpu::device>(y, "exp", {&x}, [y](const tensor<T, cpu::device>& g) {
+    return grads_t<T, cpu::device>{cpu::mul(g, y)};
+  });
+}
+/// Natural logarithm (no clamping: log of a non-positive value is −inf/NaN, as in IEEE).
+template <real_scalar T>
+variable<T, cpu::device> log(const variable<T, cpu::device>& x) {
+  auto y = cpu::map(x.value(), [](T v) { return std::log(v); });
+  return make_result<T, cpu::device>(y, "log", {&x}, [v = x.value()](const tensor<T, cpu::device>& g) {
+    return grads_t<T, cpu::device>{cpu::div(g, v)};
+  });
+}
+/// x^p for a scalar exponent p.
+template <real_scalar T>
+variable<T, cpu::device> pow(const variable<T, cpu::device>& x, T p) {
+  auto y = cpu::map(x.value(), [p](T v) { return std::pow(v, p); });
+  return make_result<T, cpu::device>(y, "pow", {&x}, [v = x.value(), p](const tensor<T, cpu::device>& g) {
+    return grads_t<T, cpu::device>{
+        cpu::zip(g, v, [p](T gi, T vi) { return gi * p * std::pow(vi, p - T(1)); }, "pow_backward")};
+  });
+}
+
+// Operators (variables and scalars on either side).
+template <real_scalar T, device D>
+variable<T, D> operator+(const variable<T, D>& a, const variable<T, D>& b) { return add(a, b); }
+template <real_scalar T, device D>
+variable<T, D> operator-(const variable<T, D>& a, const variable<T, D>& b) { return sub(a, b); }
+template <real_scalar T, device D>
+variable<T, D> operator*(const variable<T, D>& a, const variable<T, D>& b) { return mul(a, b); }
+template <real_scalar T, device D>
+variable<T, D> operator/(const variable<T, D>& a, const variable<T, D>& b) { return div(a, b); }
+template <real_scalar T, device D>
+variable<T, D> operator-(const variable<T, D>& a) { return neg(a); }
+template <real_scalar T, device D>
+variable<T, D> operator+(const variable<T, D>& a, std::type_identity_t<T> s) { return affine(a, T(1), s); }
+template <real_scalar T, device D>
+variable<T, D> operator+(std::type_identity_t<T> s, const variable<T, D>& a) { return affine(a, T(1), s); }
+template <real_scalar T, device D>
+variable<T, D> operator-(const variable<T, D>& a, std::type_identity_t<T> s) { return affine(a, T(1), -s); }
+template <real_scalar T, device D>
+variable<T, D> operator-(std::type_identity_t<T> s, const variable<T, D>& a) { return affine(a, T(-1), s); }
+template <real_scalar T, device D>
+variable<T, D> operator*(const variable<T, D>& a, std::type_identity_t<T> s) { return affine(a, s, T(0)); }
+template <real_scalar T, device D>
+variable<T, D> operator*(std::type_identity_t<T> s, const variable<T, D>& a) { return affine(a, s, T(0)); }
+template <real_scalar T, device D>
+variable<T, D> operator/(const variable<T, D>& a, std::type_identity_t<T> s) { return affine(a, T(1) / s, T(0)); }
+
+}  // namespace ltl

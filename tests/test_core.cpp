@@ -1,0 +1,122 @@
+#include <catch2/catch.hpp>
+#include <ltlearn/ltlearn.hpp>
+
+using ltl::shape;
+using T = ltl::tensor<float>;
+using V = ltl::variable<double>;
+using TD = ltl::tensor<double>;
+
+namespace {
+TD random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
+  ltl::rng g(seed);
+  TD t(s);
+  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = g.uniform(lo, hi);
+  return t;
+}
+V leaf(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) { return V(random_tensor(s, seed, lo, hi), true); }
+void require_gradcheck(const std::function<V(const std::vector<V>&)>& f, std::vector<V> in) {
+  auto r = ltl::gradcheck<ltl::cpu::device>(f, std::move(in));
+  INFO(r.report);
+  REQUIRE(r.ok);
+}
+}  // namespace
+
+TEST_CASE("shape basics and formatting", "[core]") {
+  shape s{2, 3, 4};
+  REQUIRE(s.numel() == 24);
+  REQUIRE(fmt::format("{}", s) == "[2, 3, 4]");
+  REQUIRE(ltl::contiguous_strides(s) == shape{12, 4, 1});
+  REQUIRE_THROWS_AS(s.at(3), ltl::shape_error);
+}
+
+TEST_CASE("caching allocator reuses freed blocks", "[tensor]") {
+  auto& alloc = ltl::caching_allocator<ltl::cpu::device>::instance();
+  const void* first = nullptr;
+  { T a(shape{1000, 37}); first = a.data(); }
+  const auto before = alloc.stats();
+  { T b(shape{1000, 37}); REQUIRE(b.data() == first); }
+  const auto after = alloc.stats();
+  REQUIRE(after.cache_hits == before.cache_hits + 1);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(first) % 64 == 0);
+}
+
+TEST_CASE("views alias their storage", "[tensor]") {
+  auto t = T::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  auto tt = t.t();
+  REQUIRE(tt.sizes() == shape{3, 2});
+  REQUIRE(tt.at({2, 1}) == 6);
+  REQUIRE_FALSE(tt.is_contiguous());
+  tt.at({0, 1}) = 40;
+  REQUIRE(t.at({1, 0}) == 40);
+  auto row = t.select(0, 1);
+  REQUIRE(row.sizes() == shape{3});
+  REQUIRE(row.at({2}) == 6);
+  auto n = t.narrow(1, 1, 2);
+  REQUIRE(n.at({0, 0}) == 2);
+  n.fill_(0);
+  REQUIRE(t.to_vector() == std::vector<float>{1, 0, 0, 40, 0, 0});
+  auto c = tt.contiguous();
+  REQUIRE_FALSE(c.shares_storage(t));
+  REQUIRE(c.to_vector() == std::vector<float>{1, 40, 0, 0, 0, 0});
+  REQUIRE(t.reshape({3, -1}).shares_storage(t));
+  REQUIRE_THROWS_AS(t.reshape({4, -1}), ltl::shape_error);
+  REQUIRE_THROWS_AS(tt.view({6}), ltl::shape_error);
+}
+
+TEST_CASE("broadcasting add and mul forward", "[ops]") {
+  auto a = V(TD::from({2, 3}, {1, 2, 3, 4, 5, 6}));
+  auto b = V(TD::from({3}, {10, 20, 30}));
+  REQUIRE((a + b).value().to_vector() == std::vector<double>{11, 22, 33, 14, 25, 36});
+  auto c = V(TD::from({2, 1}, {2, 3}));
+  REQUIRE((a * c).value().to_vector() == std::vector<double>{2, 4, 6, 12, 15, 18});
+  auto bad = V(TD::from({2}, {1, 2}));
+  try {
+    (void)(a + bad);
+    FAIL("expected a shape error");
+  } catch (const ltl::shape_error& e) {
+    REQUIRE_THAT(e.what(), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[2]"));
+  }
+}
+
+TEST_CASE("elementwise gradients", "[ops][grad]") {
+  require_gradcheck([](const auto& x) { return x[0] + x[1]; }, {leaf({2, 3, 4}, 1), leaf({3, 1}, 2)});
+  require_gradcheck([](const auto& x) { return x[0] - x[1]; }, {leaf({4, 3}, 3), leaf({3}, 4)});
+  require_gradcheck([](const auto& x) { return x[0] * x[1]; }, {leaf({2, 3, 2, 2}, 5), leaf({1, 3, 1, 1}, 6)});
+  require_gradcheck([](const auto& x) { return x[0] / x[1]; }, {leaf({2, 3}, 7), leaf({2, 3}, 8, 0.5, 2)});
+  require_gradcheck([](const auto& x) { return 2.0 * x[0] - 1.0; }, {leaf({5}, 9)});
+  require_gradcheck([](const auto& x) { return ltl::relu(x[0]); }, {leaf({3, 4}, 10)});
+  require_gradcheck([](const auto& x) { return ltl::exp(x[0]); }, {leaf({3, 4}, 11)});
+  require_gradcheck([](const auto& x) { return ltl::log(x[0]); }, {leaf({3, 4}, 12, 0.5, 2)});
+  require_gradcheck([](const auto& x) { return ltl::pow(x[0], 2.5); }, {leaf({3, 4}, 13, 0.5, 2)});
+  require_gradcheck([](const auto& x) { return -x[0]; }, {leaf({3}, 14)});
+}
+
+TEST_CASE("reductions and matmul gradients", "[ops][grad]") {
+  require_gradcheck([](const auto& x) { return ltl::sum(x[0], {1}); }, {leaf({2, 3, 4}, 1)});
+  require_gradcheck([](const auto& x) { return ltl::sum(x[0], {0, 2}, true); }, {leaf({2, 3, 4}, 2)});
+  require_gradcheck([](const auto& x) { return ltl::mean(x[0]); }, {leaf({2, 3, 4}, 3)});
+  require_gradcheck([](const auto& x) { return ltl::matmul(x[0], x[1]); }, {leaf({3, 4}, 4), leaf({4, 5}, 5)});
+  require_gradcheck([](const auto& x) { return ltl::linear(x[0], x[1], x[2]); },
+                    {leaf({3, 4}, 6), leaf({5, 4}, 7), leaf({5}, 8)});
+  require_gradcheck([](const auto& x) { return ltl::linear(x[0], x[1]); }, {leaf({3, 4}, 6), leaf({5, 4}, 7)});
+}
+
+TEST_CASE("autograd accumulates, releases and reports misuse", "[autograd]") {
+  auto x = leaf({3}, 1);
+  auto y = ltl::sum(x * x + x);  // x used three times
+  y.backward();
+  const auto g = x.grad().to_vector();
+  for (int i = 0; i < 3; ++i) REQUIRE(g[i] == Approx(2 * x.value().data()[i] + 1));
+  REQUIRE_THROWS_AS(y.backward(), ltl::autograd_error);
+  auto z = ltl::sum(x * x);
+  z.backward({.retain_graph = true});
+  z.backward();
+  for (int i = 0; i < 3; ++i) REQUIRE(x.grad().data()[i] == Approx(g[i] + 4 * x.value().data()[i]));
+  {
+    ltl::no_grad_guard ng;
+    auto w = x * x;
+    REQUIRE_FALSE(w.requires_grad());
+  }
+  auto c = V(TD::ones({3}));
+  REQUIRE_THROWS_AS(ltl::sum(c).backward(), ltl::autograd_error);
+}
