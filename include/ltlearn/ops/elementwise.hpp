@@ -71,6 +71,15 @@ variable<T, D> relu(const variable<T, D>& x) {
                            [y](const tensor<T, D>& g) { return grads_t<T, D>{relu_backward(g, y)}; });
 }
 
+/// max(x, 0) + slope·min(x, 0) (the few-shot ResNet-12 uses slope 0.1).
+template <real_scalar T>
+variable<T, cpu::device> leaky_relu(const variable<T, cpu::device>& x, std::type_identity_t<T> slope) {
+  auto y = cpu::map(x.value(), [slope](T v) { return v > T(0) ? v : slope * v; });
+  return make_result<T, cpu::device>(y, "leaky_relu", {&x}, [v = x.value(), slope](const tensor<T, cpu::device>& g) {
+    return grads_t<T, cpu::device>{cpu::zip(g, v, [slope](T gi, T vi) { return vi > T(0) ? gi : slope * gi; }, "leaky_relu_backward")};
+  });
+}
+
 template <real_scalar T>
 variable<T, cpu::device> exp(const variable<T, cpu::device>& x) {
   auto y = cpu::map(x.value(), [](T v) { return std::exp(v); });

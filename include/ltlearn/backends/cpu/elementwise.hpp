@@ -48,6 +48,8 @@ void parallel_for(index_t n, F&& f, index_t grain = parallel_grain) {
     }
     return;
   }
+#else
+  (void)grain;
 #endif
   if (n > 0) f(index_t{0}, n);
 }

@@ -1,0 +1,215 @@
+#pragma once
+/// \file
+/// 2-D batch normalisation on the CPU, and its device-neutral options and result types.
+///
+/// Shapes: x [N, C, H, W]; weight, bias, running_mean, running_var, saved mean and invstd [C].
+/// Semantics follow PyTorch exactly: training normalises with the batch mean and the biased
+/// batch variance and updates the running estimates with the unbiased variance (M/(M−1),
+/// M = N·H·W) and momentum; evaluation normalises with the running estimates.
+/// Channels are independent, so the kernels parallelise over channels; each channel's sums
+/// run serially in double, which keeps results identical for any thread count.
+
+#include "ltlearn/backends/cpu/elementwise.hpp"
+
+#include <array>
+#include <cmath>
+
+namespace ltl {
+
+/// Options of batch_norm2d (PyTorch's F.batch_norm): `batch_norm_options{.training = true}`.
+struct batch_norm_options {
+  bool training = false;  ///< batch statistics + running-stat update (true) or running statistics (false)
+  double momentum = 0.1;  ///< running = (1 − momentum)·running + momentum·batch
+  double eps = 1e-5;      ///< added to the variance before the square root
+};
+
+/// Forward result of batch_norm2d: output [N, C, H, W] and the per-channel statistics [C]
+/// used for normalising (batch or running), saved for backward.
+template <class T, class D>
+struct batch_norm_forward_result {
+  tensor<T, D> y;       ///< normalised output [N, C, H, W]
+  tensor<T, D> mean;    ///< mean used [C]
+  tensor<T, D> invstd;  ///< 1 / sqrt(var + eps) used [C]
+};
+
+/// Gradients of batch_norm2d (undefined where not requested).
+template <class T, class D>
+struct batch_norm_backward_result {
+  tensor<T, D> dx;       ///< [N, C, H, W]
+  tensor<T, D> dweight;  ///< [C]
+  tensor<T, D> dbias;    ///< [C]
+};
+
+/// Validates batch_norm2d's shapes (any of the [C] tensors may be undefined, given as an empty
+/// shape with `defined` false); throws shape_error or value_error naming batch_norm2d.
+inline void check_batch_norm2d(const shape& x, const shape& weight, bool has_weight, const shape& bias, bool has_bias,
+                               const shape& running_mean, bool has_mean, const shape& running_var, bool has_var,
+                               const batch_norm_options& opt) {
+  LTL_CHECK(x.size() == 4, shape_error, "batch_norm2d: input must be [N, C, H, W], got {}", x);
+  const index_t c = x[1];
+  auto check_c = [&](const shape& s, bool has, const char* what) {
+    LTL_CHECK(!has || (s.size() == 1 && s[0] == c), shape_error,
+              "batch_norm2d: {} {} does not match input {} (expects [{}])", what, s, x, c);
+  };
+  check_c(weight, has_weight, "weight");
+  check_c(bias, has_bias, "bias");
+  check_c(running_mean, has_mean, "running_mean");
+  check_c(running_var, has_var, "running_var");
+  LTL_CHECK(has_mean == has_var, value_error,
+            "batch_norm2d: give both running_mean and running_var or neither (input {})", x);
+  LTL_CHECK(opt.training || has_mean, value_error,
+            "batch_norm2d: evaluation mode needs running_mean and running_var (input {})", x);
+  LTL_CHECK(!opt.training || x[0] * x[2] * x[3] > 1, value_error,
+            "batch_norm2d: training needs more than one value per channel, got input {}", x);
+  LTL_CHECK(opt.eps > 0 && std::isfinite(opt.eps), value_error, "batch_norm2d: eps must be positive, got {}", opt.eps);
+}
+
+namespace cpu {
+
+namespace bn_detail {
+/// Grain (in channels) so that a parallel chunk holds at least parallel_grain elements.
+inline index_t channel_grain(index_t per_channel) {
+  return std::max<index_t>(1, parallel_grain / std::max<index_t>(1, per_channel));
+}
+}  // namespace bn_detail
+
+/// Batch-norm forward over x [N, C, H, W]. In training, updates `running_mean`/`running_var`
+/// ([C], may be undefined) in place. `weight`/`bias` [C] may be undefined (no affine).
+template <class T>
+batch_norm_forward_result<T, device> batch_norm2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& weight,
+                                                          const host_tensor<T>& bias, host_tensor<T>& running_mean,
+                                                          host_tensor<T>& running_var, const batch_norm_options& opt) {
+  const shape none;
+  check_batch_norm2d(x_in.sizes(), weight.defined() ? weight.sizes() : none, weight.defined(),
+                     bias.defined() ? bias.sizes() : none, bias.defined(),
+                     running_mean.defined() ? running_mean.sizes() : none, running_mean.defined(),
+                     running_var.defined() ? running_var.sizes() : none, running_var.defined(), opt);
+  const host_tensor<T> x = x_in.contiguous();
+  const index_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3), m = n * hw;
+  batch_norm_forward_result<T, device> r{host_tensor<T>(x.sizes()), host_tensor<T>(shape{c}), host_tensor<T>(shape{c})};
+  const T* px = x.data();
+  T* py = r.y.data();
+  T* pmean = r.mean.data();
+  T* pinv = r.invstd.data();
+  const bool has_running = running_mean.defined();
+  T* rm = has_running ? running_mean.data() : nullptr;
+  T* rv = has_running ? running_var.data() : nullptr;
+  const index_t rms = has_running ? running_mean.strides()[0] : 0, rvs = has_running ? running_var.strides()[0] : 0;
+  const T* pw = weight.defined() ? weight.data() : nullptr;
+  const T* pb = bias.defined() ? bias.data() : nullptr;
+  const index_t ws = weight.defined() ? weight.strides()[0] : 0, bs = bias.defined() ? bias.strides()[0] : 0;
+  parallel_for(
+      c,
+      [&](index_t c0, index_t c1) {
+        for (index_t ch = c0; ch < c1; ++ch) {
+          double mean, var;
+          if (opt.training) {
+            // Two passes in double: the centred second pass avoids E[x²] − E[x]² cancellation.
+            double s = 0;
+            for (index_t i = 0; i < n; ++i) {
+              const T* p = px + (i * c + ch) * hw;
+              for (index_t j = 0; j < hw; ++j) s += static_cast<double>(p[j]);
+            }
+            mean = s / static_cast<double>(m);
+            double ss = 0;
+            for (index_t i = 0; i < n; ++i) {
+              const T* p = px + (i * c + ch) * hw;
+              for (index_t j = 0; j < hw; ++j) {
+                const double d = static_cast<double>(p[j]) - mean;
+                ss += d * d;
+              }
+            }
+            var = ss / static_cast<double>(m);
+            if (has_running) {
+              const double unbiased = ss / static_cast<double>(m - 1);
+              T& a = rm[ch * rms];
+              T& b = rv[ch * rvs];
+              a = static_cast<T>((1.0 - opt.momentum) * static_cast<double>(a) + opt.momentum * mean);
+              b = static_cast<T>((1.0 - opt.momentum) * static_cast<double>(b) + opt.momentum * unbiased);
+            }
+          } else {
+            mean = static_cast<double>(rm[ch * rms]);
+            var = static_cast<double>(rv[ch * rvs]);
+          }
+          const double inv = 1.0 / std::sqrt(var + opt.eps);
+          pmean[ch] = static_cast<T>(mean);
+          pinv[ch] = static_cast<T>(inv);
+          const T scale = static_cast<T>(inv * (pw ? static_cast<double>(pw[ch * ws]) : 1.0));
+          const T shift = pb ? pb[ch * bs] : T(0);
+          const T mu = static_cast<T>(mean);
+          for (index_t i = 0; i < n; ++i) {
+            const T* p = px + (i * c + ch) * hw;
+            T* q = py + (i * c + ch) * hw;
+            for (index_t j = 0; j < hw; ++j) q[j] = (p[j] - mu) * scale + shift;
+          }
+        }
+      },
+      bn_detail::channel_grain(m));
+  return r;
+}
+
+/// Batch-norm backward from dy [N, C, H, W], the input x, weight [C] (may be undefined) and the
+/// saved mean/invstd [C]. `need` = {dx, dweight, dbias}. Training mode differentiates through
+/// the batch statistics; evaluation mode is a per-channel affine map.
+template <class T>
+batch_norm_backward_result<T, device> batch_norm2d_backward(const host_tensor<T>& dy_in, const host_tensor<T>& x_in,
+                                                            const host_tensor<T>& weight, const host_tensor<T>& mean,
+                                                            const host_tensor<T>& invstd, bool training,
+                                                            std::array<bool, 3> need) {
+  LTL_CHECK(dy_in.sizes() == x_in.sizes() && x_in.dim() == 4, shape_error,
+            "batch_norm2d_backward: output gradient {} does not match input {}", dy_in.sizes(), x_in.sizes());
+  const host_tensor<T> x = x_in.contiguous(), dy = dy_in.contiguous();
+  const host_tensor<T> mu_t = mean.contiguous(), inv_t = invstd.contiguous();
+  const index_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3), m = n * hw;
+  batch_norm_backward_result<T, device> r;
+  if (need[0]) r.dx = host_tensor<T>(x.sizes());
+  if (need[1]) r.dweight = host_tensor<T>(shape{c});
+  if (need[2]) r.dbias = host_tensor<T>(shape{c});
+  const T* px = x.data();
+  const T* pg = dy.data();
+  const T* pw = weight.defined() ? weight.data() : nullptr;
+  const index_t ws = weight.defined() ? weight.strides()[0] : 0;
+  parallel_for(
+      c,
+      [&](index_t c0, index_t c1) {
+        for (index_t ch = c0; ch < c1; ++ch) {
+          const double mu = static_cast<double>(mu_t.data()[ch]), inv = static_cast<double>(inv_t.data()[ch]);
+          double sum_g = 0, sum_gx = 0;  // Σ dy and Σ dy·(x − mean)
+          for (index_t i = 0; i < n; ++i) {
+            const T* p = px + (i * c + ch) * hw;
+            const T* g = pg + (i * c + ch) * hw;
+            for (index_t j = 0; j < hw; ++j) {
+              sum_g += static_cast<double>(g[j]);
+              sum_gx += static_cast<double>(g[j]) * (static_cast<double>(p[j]) - mu);
+            }
+          }
+          if (need[1]) r.dweight.data()[ch] = static_cast<T>(sum_gx * inv);
+          if (need[2]) r.dbias.data()[ch] = static_cast<T>(sum_g);
+          if (!need[0]) continue;
+          const double w = pw ? static_cast<double>(pw[ch * ws]) : 1.0;
+          const T scale = static_cast<T>(w * inv);
+          T* q = r.dx.data();
+          if (training) {
+            // dx = w·inv·(dy − mean(dy) − x̂·mean(dy·x̂)), with x̂ = (x − mean)·inv.
+            const T g_mean = static_cast<T>(sum_g / static_cast<double>(m));
+            const T x_coef = static_cast<T>(sum_gx * inv * inv / static_cast<double>(m));
+            const T mu_t1 = static_cast<T>(mu);
+            for (index_t i = 0; i < n; ++i) {
+              const index_t base = (i * c + ch) * hw;
+              for (index_t j = 0; j < hw; ++j)
+                q[base + j] = scale * (pg[base + j] - g_mean - (px[base + j] - mu_t1) * x_coef);
+            }
+          } else {
+            for (index_t i = 0; i < n; ++i) {
+              const index_t base = (i * c + ch) * hw;
+              for (index_t j = 0; j < hw; ++j) q[base + j] = scale * pg[base + j];
+            }
+          }
+        }
+      },
+      bn_detail::channel_grain(2 * m));
+  return r;
+}
+
+}  // namespace cpu
+}  // namespace ltl

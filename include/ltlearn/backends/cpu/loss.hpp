@@ -1,0 +1,153 @@
+#pragma once
+/// \file
+/// CPU kernel of the fused logit-adjusted loss (SPEC §7), forward and backward in one pass.
+///
+///   z'_c = s·(z_c − m_c·[c = y]) / a_c + b_c,  p = softmax(z'),  ℓ = w_y·(1 − p_y)^φ·(−log p_y),
+///   L = Σ_i ℓ_i / Σ_i w_{y_i}.
+/// With q = p_y:  ∂ℓ/∂z'_c = w_y·F·(p_c − [c = y]),  F = (1 − q)^φ − φ·q·(1 − q)^(φ−1)·log q,
+/// and ∂z'_c/∂z_c = s / a_c. Each row of z is read from memory once (the three passes over a
+/// row run in cache) and ∂z is written once; no one-hot matrix is formed.
+
+#include "ltlearn/backends/cpu/reduce.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace ltl {
+
+/// Per-class terms of the loss family, resolved for one step. Empty vectors mean the neutral
+/// value (m = 0, a = 1, b = 0, w = 1).
+struct loss_terms {
+  double scale = 1.0;                ///< s
+  std::vector<double> margins;       ///< m_c, subtracted from the true-class logit
+  std::vector<double> temperatures;  ///< a_c, dividing the logits (CDT)
+  std::vector<double> offsets;       ///< b_c, added to the logits (logit adjustment)
+  std::vector<double> weights;       ///< w_c, per-class loss weights
+  double focal = 0.0;                ///< φ, softmax focal exponent
+};
+
+namespace cpu {
+
+/// Loss value of logits z [B, C] with labels y [B]; writes ∂L/∂z into dz [B, C] when dz is
+/// non-null, and each ℓ_i into row_loss [B] when non-null. Optional per-sample factors
+/// sample_w [B] multiply ℓ_i without entering the denominator Σ w_{y_i}, so that
+/// λ·L(z, y_a) + (1 − λ)·L(z, y_b) (mixup, Remix) is two calls. Throws value_error on bad labels.
+template <class T>
+double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y, const loss_terms& t,
+                  host_tensor<T>* dz, host_tensor<T>* row_loss = nullptr, const host_tensor<T>* sample_w = nullptr) {
+  LTL_CHECK(z.dim() == 2, shape_error, "fused_loss: logits must be [B, C], got {}", z.sizes());
+  const index_t B = z.size(0), C = z.size(1);
+  LTL_CHECK(y.dim() == 1 && y.size(0) == B, shape_error, "fused_loss: labels {} do not match logits {}", y.sizes(),
+            z.sizes());
+  LTL_CHECK(B > 0 && C > 0, shape_error, "fused_loss: empty logits {}", z.sizes());
+  auto check_len = [&](const std::vector<double>& v, const char* what) {
+    LTL_CHECK(v.empty() || static_cast<index_t>(v.size()) == C, shape_error,
+              "fused_loss: {} has {} entries for {} classes", what, v.size(), C);
+  };
+  check_len(t.margins, "margins");
+  check_len(t.temperatures, "temperatures");
+  check_len(t.offsets, "offsets");
+  check_len(t.weights, "weights");
+  const auto zc = z.contiguous();
+  const auto yc = y.contiguous();
+  const T* pz = zc.data();
+  host_tensor<T> swc;
+  if (sample_w && sample_w->defined()) {
+    LTL_CHECK(sample_w->dim() == 1 && sample_w->size(0) == B, shape_error,
+              "fused_loss: sample weights {} do not match logits {}", sample_w->sizes(), z.sizes());
+    swc = sample_w->contiguous();
+  }
+  const T* psw = swc.defined() ? swc.data() : nullptr;
+  const std::int64_t* py = yc.data();
+  for (index_t i = 0; i < B; ++i)
+    LTL_CHECK(py[i] >= 0 && py[i] < C, value_error, "fused_loss: label {} at position {} is outside [0, {})", py[i], i, C);
+
+  // Per-class multipliers s/a_c, precomputed once.
+  std::vector<double> mult(static_cast<std::size_t>(C), t.scale);
+  if (!t.temperatures.empty())
+    for (index_t c = 0; c < C; ++c) mult[static_cast<std::size_t>(c)] = t.scale / t.temperatures[static_cast<std::size_t>(c)];
+  const bool has_off = !t.offsets.empty(), has_w = !t.weights.empty(), has_m = !t.margins.empty();
+  const double phi = t.focal;
+
+  double wsum = 0;
+  for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
+  LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
+  const double inv_wsum = 1.0 / wsum;
+
+  T* pd = dz ? dz->data() : nullptr;
+  T* pr = row_loss ? row_loss->data() : nullptr;
+  const int nt = num_threads();
+  std::vector<double> partial(static_cast<std::size_t>(nt), 0.0);
+  auto rows = [&](index_t r0, index_t r1, int tid) {
+    std::vector<double> zp(static_cast<std::size_t>(C));
+    double acc = 0;
+    for (index_t i = r0; i < r1; ++i) {
+      const T* row = pz + i * C;
+      const auto yi = static_cast<std::size_t>(py[i]);
+      // pass 1: adjusted logits and their max
+      double mx = -INFINITY;
+      for (index_t c = 0; c < C; ++c) {
+        const auto cu = static_cast<std::size_t>(c);
+        double v = static_cast<double>(row[c]);
+        if (has_m && cu == yi) v -= t.margins[cu];
+        v *= mult[cu];
+        if (has_off) v += t.offsets[cu];
+        zp[cu] = v;
+        mx = std::max(mx, v);
+      }
+      // pass 2: exponentials (kept for the gradient) and log-sum-exp
+      const double zy = zp[yi];
+      double se = 0;
+      for (index_t c = 0; c < C; ++c) {
+        auto& e = zp[static_cast<std::size_t>(c)];
+        e = std::exp(e - mx);
+        se += e;
+      }
+      const double logq = zy - mx - std::log(se);
+      const double q = std::exp(logq);
+      const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
+      double focal_w = 1.0, F = 1.0;
+      if (phi != 0.0) {
+        const double one_q = std::max(0.0, 1.0 - q);
+        focal_w = std::pow(one_q, phi);
+        F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
+      }
+      const double li = -w * focal_w * logq;
+      acc += li;
+      if (pr) pr[i] = static_cast<T>(li);
+      // pass 3: gradient
+      if (pd) {
+        T* drow = pd + i * C;
+        const double k = w * F * inv_wsum, inv_se = 1.0 / se;
+        for (index_t c = 0; c < C; ++c) {
+          const auto cu = static_cast<std::size_t>(c);
+          const double p = zp[cu] * inv_se;
+          drow[c] = static_cast<T>(k * (p - (cu == yi ? 1.0 : 0.0)) * mult[cu]);
+        }
+      }
+    }
+    partial[static_cast<std::size_t>(tid)] += acc;
+  };
+#if LTL_HAS_OPENMP
+  if (B * C >= 2 * parallel_grain && nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t n = omp_get_num_threads(), tid = omp_get_thread_num();
+      const index_t chunk = (B + n - 1) / n;
+      const index_t r0 = std::min(B, tid * chunk), r1 = std::min(B, r0 + chunk);
+      if (r0 < r1) rows(r0, r1, static_cast<int>(tid));
+    }
+  } else {
+    rows(0, B, 0);
+  }
+#else
+  rows(0, B, 0);
+#endif
+  double total = 0;
+  for (double v : partial) total += v;
+  return total * inv_wsum;
+}
+
+}  // namespace cpu
+}  // namespace ltl

@@ -1,0 +1,248 @@
+#pragma once
+/// \file
+/// 2-D max/average pooling and global average pooling on the CPU, and the device-neutral
+/// pooling options.
+///
+/// Shapes: x [N, C, H, W] → y [N, C, Ho, Wo] with Ho = (H + 2·ph − KH) / sh + 1 (floor mode),
+/// global pooling [N, C, H, W] → [N, C]. Max pooling treats padding as −∞ and saves the argmax
+/// as an index into the H·W input plane (int64, PyTorch's convention); average pooling counts
+/// padded zeros in the divisor (PyTorch's default count_include_pad = true). Every (n, c)
+/// plane is independent, so the kernels parallelise over planes.
+
+#include "ltlearn/backends/cpu/conv.hpp"
+#include "ltlearn/backends/cpu/elementwise.hpp"
+
+#include <cmath>
+#include <cstdint>
+
+namespace ltl {
+
+/// Options of max_pool2d / avg_pool2d: `pool2d_options{.kernel = 3, .stride = 2, .padding = 1}`.
+struct pool2d_options {
+  pair2d kernel = 1;   ///< window size (≥ 1)
+  pair2d stride = 0;   ///< step between windows; 0 (the default) means the kernel size
+  pair2d padding = 0;  ///< implicit padding on each side, at most half the kernel
+};
+
+/// Sizes of one pooling, validated.
+struct pool2d_geometry {
+  index_t n, c, h, w;  ///< input [N, C, H, W]
+  index_t ho, wo;      ///< output spatial size
+  pair2d kernel, stride, padding;
+  [[nodiscard]] shape output_shape() const { return shape{n, c, ho, wo}; }
+};
+
+/// Validates a pooling of input `x` with `opt`; `op` names the caller in errors.
+inline pool2d_geometry make_pool2d_geometry(const shape& x, const pool2d_options& opt, const char* op) {
+  LTL_CHECK(x.size() == 4, shape_error, "{}: input must be [N, C, H, W], got {}", op, x);
+  const pair2d k = opt.kernel, p = opt.padding;
+  const pair2d s{opt.stride.h == 0 ? k.h : opt.stride.h, opt.stride.w == 0 ? k.w : opt.stride.w};
+  LTL_CHECK(k.h >= 1 && k.w >= 1 && s.h >= 1 && s.w >= 1, shape_error,
+            "{}: kernel ({}, {}) and stride ({}, {}) must be >= 1 (input {})", op, k.h, k.w, s.h, s.w, x);
+  // Larger padding would create windows that see only padding.
+  LTL_CHECK(p.h >= 0 && p.w >= 0 && 2 * p.h <= k.h && 2 * p.w <= k.w, shape_error,
+            "{}: padding ({}, {}) must be between 0 and half the kernel ({}, {}) (input {})", op, p.h, p.w, k.h, k.w,
+            x);
+  const index_t span_h = x[2] + 2 * p.h - k.h, span_w = x[3] + 2 * p.w - k.w;
+  LTL_CHECK(span_h >= 0 && span_w >= 0, shape_error,
+            "{}: kernel ({}, {}) does not fit input {} padded by ({}, {}): output would be empty", op, k.h, k.w, x, p.h,
+            p.w);
+  return pool2d_geometry{x[0], x[1], x[2], x[3], span_h / s.h + 1, span_w / s.w + 1, k, s, p};
+}
+
+/// Forward result of max_pool2d: output and, per output element, the argmax within its plane.
+template <class T, class D>
+struct max_pool2d_result {
+  tensor<T, D> y;                   ///< [N, C, Ho, Wo]
+  tensor<std::int64_t, D> indices;  ///< [N, C, Ho, Wo], index ih·W + iw into the input plane
+};
+
+namespace cpu {
+
+namespace pool_detail {
+inline index_t plane_grain(index_t work) { return std::max<index_t>(1, parallel_grain / std::max<index_t>(1, work)); }
+}  // namespace pool_detail
+
+/// Max pooling of x [N, C, H, W]; NaN propagates as in PyTorch.
+template <class T>
+max_pool2d_result<T, device> max_pool2d_forward(const host_tensor<T>& x_in, const pool2d_options& opt) {
+  const pool2d_geometry g = make_pool2d_geometry(x_in.sizes(), opt, "max_pool2d");
+  const host_tensor<T> x = x_in.contiguous();
+  max_pool2d_result<T, device> r{host_tensor<T>(g.output_shape()), tensor<std::int64_t, device>(g.output_shape())};
+  const T* px = x.data();
+  T* py = r.y.data();
+  std::int64_t* pi = r.indices.data();
+  const index_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+  parallel_for(
+      g.n * g.c,
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl) {
+          const T* src = px + pl * in_plane;
+          for (index_t oh = 0; oh < g.ho; ++oh) {
+            const index_t h0 = std::max<index_t>(0, oh * g.stride.h - g.padding.h);
+            const index_t h1 = std::min(g.h, oh * g.stride.h - g.padding.h + g.kernel.h);
+            for (index_t ow = 0; ow < g.wo; ++ow) {
+              const index_t w0 = std::max<index_t>(0, ow * g.stride.w - g.padding.w);
+              const index_t w1 = std::min(g.w, ow * g.stride.w - g.padding.w + g.kernel.w);
+              // The window holds at least one real element (padding ≤ kernel / 2); start from it.
+              index_t best_i = h0 * g.w + w0;
+              T best = src[best_i];
+              for (index_t ih = h0; ih < h1 && !std::isnan(best); ++ih) {
+                for (index_t iw = w0; iw < w1; ++iw) {
+                  const T v = src[ih * g.w + iw];
+                  if (v > best || std::isnan(v)) {
+                    best = v;
+                    best_i = ih * g.w + iw;
+                    if (std::isnan(v)) break;  // the first NaN wins, as in PyTorch
+                  }
+                }
+              }
+              py[pl * out_plane + oh * g.wo + ow] = best;
+              pi[pl * out_plane + oh * g.wo + ow] = best_i;
+            }
+          }
+        }
+      },
+      pool_detail::plane_grain(out_plane * g.kernel.h * g.kernel.w));
+  return r;
+}
+
+/// Gradient of max pooling: dy [N, C, Ho, Wo] routed to the saved argmax positions of dx [N, C, H, W]
+/// (summed where windows overlap).
+template <class T>
+host_tensor<T> max_pool2d_backward(const host_tensor<T>& dy_in, const tensor<std::int64_t, device>& indices_in,
+                                   const shape& x_shape) {
+  LTL_CHECK(x_shape.size() == 4 && dy_in.dim() == 4 && dy_in.sizes() == indices_in.sizes() &&
+                dy_in.size(0) == x_shape[0] && dy_in.size(1) == x_shape[1],
+            shape_error, "max_pool2d_backward: gradient {} and indices {} do not match input {}", dy_in.sizes(),
+            indices_in.sizes(), x_shape);
+  const host_tensor<T> dy = dy_in.contiguous();
+  const tensor<std::int64_t, device> idx = indices_in.contiguous();
+  host_tensor<T> dx = host_tensor<T>::zeros(x_shape);
+  const index_t in_plane = x_shape[2] * x_shape[3], out_plane = dy.size(2) * dy.size(3);
+  const T* pg = dy.data();
+  const std::int64_t* pi = idx.data();
+  T* pd = dx.data();
+  parallel_for(
+      dy.size(0) * dy.size(1),
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl)
+          for (index_t o = 0; o < out_plane; ++o) pd[pl * in_plane + pi[pl * out_plane + o]] += pg[pl * out_plane + o];
+      },
+      pool_detail::plane_grain(out_plane));
+  return dx;
+}
+
+/// Average pooling of x [N, C, H, W]; the divisor is always KH·KW (padding counts as zeros).
+template <class T>
+host_tensor<T> avg_pool2d_forward(const host_tensor<T>& x_in, const pool2d_options& opt) {
+  const pool2d_geometry g = make_pool2d_geometry(x_in.sizes(), opt, "avg_pool2d");
+  const host_tensor<T> x = x_in.contiguous();
+  host_tensor<T> y(g.output_shape());
+  const T* px = x.data();
+  T* py = y.data();
+  const index_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+  const double inv_area = 1.0 / static_cast<double>(g.kernel.h * g.kernel.w);
+  parallel_for(
+      g.n * g.c,
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl) {
+          const T* src = px + pl * in_plane;
+          for (index_t oh = 0; oh < g.ho; ++oh) {
+            const index_t h0 = std::max<index_t>(0, oh * g.stride.h - g.padding.h);
+            const index_t h1 = std::min(g.h, oh * g.stride.h - g.padding.h + g.kernel.h);
+            for (index_t ow = 0; ow < g.wo; ++ow) {
+              const index_t w0 = std::max<index_t>(0, ow * g.stride.w - g.padding.w);
+              const index_t w1 = std::min(g.w, ow * g.stride.w - g.padding.w + g.kernel.w);
+              double s = 0;
+              for (index_t ih = h0; ih < h1; ++ih)
+                for (index_t iw = w0; iw < w1; ++iw) s += static_cast<double>(src[ih * g.w + iw]);
+              py[pl * out_plane + oh * g.wo + ow] = static_cast<T>(s * inv_area);
+            }
+          }
+        }
+      },
+      pool_detail::plane_grain(out_plane * g.kernel.h * g.kernel.w));
+  return y;
+}
+
+/// Gradient of average pooling: each dy element spread evenly (÷ KH·KW) over its window.
+template <class T>
+host_tensor<T> avg_pool2d_backward(const host_tensor<T>& dy_in, const shape& x_shape, const pool2d_options& opt) {
+  const pool2d_geometry g = make_pool2d_geometry(x_shape, opt, "avg_pool2d");
+  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
+            "avg_pool2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(),
+            g.output_shape());
+  const host_tensor<T> dy = dy_in.contiguous();
+  host_tensor<T> dx = host_tensor<T>::zeros(x_shape);
+  const T* pg = dy.data();
+  T* pd = dx.data();
+  const index_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+  const T inv_area = static_cast<T>(1.0 / static_cast<double>(g.kernel.h * g.kernel.w));
+  parallel_for(
+      g.n * g.c,
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl) {
+          T* dst = pd + pl * in_plane;
+          for (index_t oh = 0; oh < g.ho; ++oh) {
+            const index_t h0 = std::max<index_t>(0, oh * g.stride.h - g.padding.h);
+            const index_t h1 = std::min(g.h, oh * g.stride.h - g.padding.h + g.kernel.h);
+            for (index_t ow = 0; ow < g.wo; ++ow) {
+              const index_t w0 = std::max<index_t>(0, ow * g.stride.w - g.padding.w);
+              const index_t w1 = std::min(g.w, ow * g.stride.w - g.padding.w + g.kernel.w);
+              const T v = pg[pl * out_plane + oh * g.wo + ow] * inv_area;
+              for (index_t ih = h0; ih < h1; ++ih)
+                for (index_t iw = w0; iw < w1; ++iw) dst[ih * g.w + iw] += v;
+            }
+          }
+        }
+      },
+      pool_detail::plane_grain(out_plane * g.kernel.h * g.kernel.w));
+  return dx;
+}
+
+/// Mean of each plane: x [N, C, H, W] → [N, C], accumulated in double.
+template <class T>
+host_tensor<T> global_avg_pool_forward(const host_tensor<T>& x_in) {
+  LTL_CHECK(x_in.dim() == 4 && x_in.size(2) * x_in.size(3) > 0, shape_error,
+            "global_avg_pool: input must be a non-empty [N, C, H, W], got {}", x_in.sizes());
+  const host_tensor<T> x = x_in.contiguous();
+  const index_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
+  host_tensor<T> y(shape{x.size(0), x.size(1)});
+  const T* px = x.data();
+  T* py = y.data();
+  parallel_for(
+      planes,
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl) {
+          double s = 0;
+          for (index_t j = 0; j < hw; ++j) s += static_cast<double>(px[pl * hw + j]);
+          py[pl] = static_cast<T>(s / static_cast<double>(hw));
+        }
+      },
+      pool_detail::plane_grain(hw));
+  return y;
+}
+
+/// Gradient of global average pooling: dy [N, C] → dx [N, C, H, W] = dy / (H·W) broadcast.
+template <class T>
+host_tensor<T> global_avg_pool_backward(const host_tensor<T>& dy_in, const shape& x_shape) {
+  LTL_CHECK(x_shape.size() == 4 && dy_in.sizes() == (shape{x_shape[0], x_shape[1]}), shape_error,
+            "global_avg_pool_backward: output gradient {} does not match input {}", dy_in.sizes(), x_shape);
+  const host_tensor<T> dy = dy_in.contiguous();
+  host_tensor<T> dx(x_shape);
+  const index_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];
+  const T inv = static_cast<T>(1.0 / static_cast<double>(hw));
+  const T* pg = dy.data();
+  T* pd = dx.data();
+  parallel_for(
+      planes,
+      [&](index_t b, index_t e) {
+        for (index_t pl = b; pl < e; ++pl) std::fill(pd + pl * hw, pd + (pl + 1) * hw, pg[pl] * inv);
+      },
+      pool_detail::plane_grain(hw));
+  return dx;
+}
+
+}  // namespace cpu
+}  // namespace ltl

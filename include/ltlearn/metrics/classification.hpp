@@ -1,0 +1,148 @@
+#pragma once
+/// \file
+/// Streaming classification metrics: top-1/top-k, per-class accuracy, confusion matrix,
+/// shot-group accuracy (many > 100, medium 20–100, few < 20 training images; an empty group is
+/// reported as empty, not 0 %) and expected calibration error. Feed batches of logits [B, C]
+/// and labels [B]; read the summary at the end.
+
+#include "ltlearn/core/error.hpp"
+#include "ltlearn/core/shot_groups.hpp"
+#include "ltlearn/tensor/tensor.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ltl::metrics {
+
+/// Accuracy of one shot group: nullopt when the group has no classes.
+struct group_accuracy {
+  std::optional<double> many, medium, few;
+};
+
+/// Accumulates predictions batch by batch.
+class classification_meter {
+ public:
+  explicit classification_meter(index_t num_classes, index_t top_k = 5, int ece_bins = 15)
+      : C_(num_classes), k_(top_k), bins_(ece_bins), confusion_(static_cast<std::size_t>(num_classes * num_classes), 0),
+        bin_count_(static_cast<std::size_t>(ece_bins), 0), bin_conf_(static_cast<std::size_t>(ece_bins), 0.0),
+        bin_correct_(static_cast<std::size_t>(ece_bins), 0.0) {
+    LTL_CHECK(num_classes > 0 && top_k > 0 && ece_bins > 0, value_error,
+              "classification_meter: classes {}, top_k {} and bins {} must be positive", num_classes, top_k, ece_bins);
+  }
+
+  /// Adds a batch: logits [B, C] (any real type), labels [B].
+  template <class T>
+  void add(const tensor<T>& logits, const tensor<std::int64_t>& labels) {
+    LTL_CHECK(logits.dim() == 2 && logits.size(1) == C_ && labels.dim() == 1 && labels.size(0) == logits.size(0),
+              shape_error, "classification_meter: logits {} and labels {} do not match {} classes", logits.sizes(),
+              labels.sizes(), C_);
+    const auto z = logits.contiguous();
+    const auto y = labels.contiguous();
+    for (index_t i = 0; i < z.size(0); ++i) {
+      const T* row = z.data() + i * C_;
+      const std::int64_t yi = y.data()[i];
+      LTL_CHECK(yi >= 0 && yi < C_, value_error, "classification_meter: label {} at position {} is outside [0, {})", yi,
+                i, C_);
+      const auto pred = static_cast<index_t>(std::max_element(row, row + C_) - row);
+      index_t rank = 0;  // number of classes scoring strictly above the true class
+      double mx = row[pred], se = 0;
+      for (index_t c = 0; c < C_; ++c) {
+        rank += row[c] > row[yi];
+        se += std::exp(static_cast<double>(row[c]) - mx);
+      }
+      confusion_[static_cast<std::size_t>(yi * C_ + pred)]++;
+      topk_ += rank < k_;
+      const double conf = 1.0 / se;  // softmax probability of the predicted class
+      const int b = std::min(bins_ - 1, static_cast<int>(conf * bins_));
+      bin_count_[static_cast<std::size_t>(b)]++;
+      bin_conf_[static_cast<std::size_t>(b)] += conf;
+      bin_correct_[static_cast<std::size_t>(b)] += pred == yi;
+      ++n_;
+    }
+  }
+
+  [[nodiscard]] index_t count() const noexcept { return n_; }
+  [[nodiscard]] index_t num_classes() const noexcept { return C_; }
+  /// confusion[t·C + p] = number of samples of true class t predicted as p.
+  [[nodiscard]] const std::vector<index_t>& confusion() const noexcept { return confusion_; }
+
+  /// Plain top-1 accuracy over all samples.
+  [[nodiscard]] double top1() const { return n_ ? static_cast<double>(correct()) / static_cast<double>(n_) : 0.0; }
+  [[nodiscard]] double topk() const { return n_ ? static_cast<double>(topk_) / static_cast<double>(n_) : 0.0; }
+  /// Accuracy of each class (NaN for a class with no samples).
+  [[nodiscard]] std::vector<double> per_class() const {
+    std::vector<double> acc(static_cast<std::size_t>(C_));
+    for (index_t t = 0; t < C_; ++t) {
+      index_t tot = 0;
+      for (index_t p = 0; p < C_; ++p) tot += confusion_[static_cast<std::size_t>(t * C_ + p)];
+      acc[static_cast<std::size_t>(t)] =
+          tot ? static_cast<double>(confusion_[static_cast<std::size_t>(t * C_ + t)]) / static_cast<double>(tot) : NAN;
+    }
+    return acc;
+  }
+  /// Mean of the per-class accuracies over classes that have samples.
+  [[nodiscard]] double mean_per_class() const {
+    double s = 0;
+    int k = 0;
+    for (double a : per_class())
+      if (!std::isnan(a)) s += a, ++k;
+    return k ? s / k : 0.0;
+  }
+  /// Mean per-class accuracy of each shot group given the training class counts.
+  [[nodiscard]] group_accuracy by_shot(const std::vector<double>& train_counts, shot_thresholds th = {}) const {
+    LTL_CHECK(static_cast<index_t>(train_counts.size()) == C_, shape_error,
+              "classification_meter: {} class counts for {} classes", train_counts.size(), C_);
+    const auto acc = per_class();
+    double s[3] = {0, 0, 0};
+    int k[3] = {0, 0, 0};
+    for (index_t c = 0; c < C_; ++c) {
+      const double a = acc[static_cast<std::size_t>(c)];
+      if (std::isnan(a)) continue;
+      const int g = static_cast<int>(classify_shot(static_cast<index_t>(train_counts[static_cast<std::size_t>(c)]), th));
+      s[g] += a;
+      ++k[g];
+    }
+    group_accuracy r;
+    if (k[0]) r.many = s[0] / k[0];
+    if (k[1]) r.medium = s[1] / k[1];
+    if (k[2]) r.few = s[2] / k[2];
+    return r;
+  }
+  /// Expected calibration error with equal-width confidence bins.
+  [[nodiscard]] double ece() const {
+    if (!n_) return 0.0;
+    double e = 0;
+    for (int b = 0; b < bins_; ++b) {
+      const auto bu = static_cast<std::size_t>(b);
+      if (!bin_count_[bu]) continue;
+      const double cnt = static_cast<double>(bin_count_[bu]);
+      e += cnt / static_cast<double>(n_) * std::abs(bin_correct_[bu] / cnt - bin_conf_[bu] / cnt);
+    }
+    return e;
+  }
+
+ private:
+  [[nodiscard]] index_t correct() const {
+    index_t s = 0;
+    for (index_t c = 0; c < C_; ++c) s += confusion_[static_cast<std::size_t>(c * C_ + c)];
+    return s;
+  }
+
+  index_t C_, k_;
+  int bins_;
+  std::vector<index_t> confusion_;
+  index_t topk_ = 0, n_ = 0;
+  std::vector<index_t> bin_count_;
+  std::vector<double> bin_conf_, bin_correct_;
+};
+
+/// Formats an optional accuracy as a percentage, or "empty".
+inline std::string format_accuracy(const std::optional<double>& a) {
+  return a ? fmt::format("{:.2f}", 100.0 * *a) : std::string("empty");
+}
+
+}  // namespace ltl::metrics

@@ -1,0 +1,197 @@
+#pragma once
+/// \file
+/// Feature-mixing policies (SPEC §8), applied in training at a model's named point.
+///
+/// Every policy draws a random permutation π of the batch and mixes with the per-sample
+/// interpolation h̃_i = (1 − λ_i)·h_i + λ_i·h_{π(i)} (ltl::lerp_mix; gradients reach both
+/// h_i and h_{π(i)}). They differ in how λ is drawn and how labels are treated:
+///  - mfw: major feature weakening (Ye et al., MFW paper Alg. 1, Eq. 4 and 12): λ_i =
+///    s(N_{y_i})·u_i, u_i ~ Beta(α, α), s(N) = 0.5·σ((N − μ)/(β·σ_N)); labels kept.
+///  - mixup / manifold mixup (Zhang et al.; Verma et al.): one λ ~ Beta(α, α) per batch, labels
+///    mixed: loss = (1 − λ)·L(z, y) + λ·L(z, y_π).
+///  - remix (Chou et al.): features mixed as mixup, label weight of the own label by the
+///    κ/τ rule that favours the minor class.
+/// Shapes: h [B, ...] at the mixing point, labels [B].
+
+#include "ltlearn/core/rng.hpp"
+#include "ltlearn/ops/indexing.hpp"
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace ltl::mixing {
+
+/// Result of mixing a batch: the mixed features, the partner labels y_π and the weight of each
+/// sample's own label (undefined: labels are kept, i.e. weight 1).
+template <real_scalar T, device D>
+struct mix_result {
+  variable<T, D> h;
+  tensor<std::int64_t, D> partner_labels;  ///< y_{π(i)} [B]
+  tensor<T, D> own_weight;                 ///< [B]; loss = w_i·ℓ(z_i, y_i) + (1 − w_i)·ℓ(z_i, y_π(i))
+};
+
+/// A feature-mixing policy.
+///
+/// Represents a training-time transformation of the features at one named point. Requires
+/// `point()` (a model point name, or "input"), `active(epoch)`, `name()` and
+/// `mix(h, labels, class_counts, rng&)` returning a mix_result. Ensures the draws depend only on
+/// the generator it is given, so a seeded run is reproducible.
+template <class X>
+concept mixing_policy = requires(const X& x, index_t epoch, const variable<float>& h, const tensor<std::int64_t>& y,
+                                 const std::vector<double>& counts, rng& g) {
+  { x.point() } -> std::convertible_to<std::string>;
+  { x.active(epoch) } -> std::convertible_to<bool>;
+  { x.name() } -> std::convertible_to<std::string>;
+  { x.mix(h, y, counts, g) } -> std::same_as<mix_result<float, cpu::device>>;
+};
+
+/// No mixing (plain ERM).
+struct none {
+  [[nodiscard]] std::string point() const { return "input"; }
+  [[nodiscard]] bool active(index_t) const { return false; }
+  [[nodiscard]] std::string name() const { return "none"; }
+  template <real_scalar T, device D>
+  mix_result<T, D> mix(const variable<T, D>& h, const tensor<std::int64_t, D>&, const std::vector<double>&, rng&) const {
+    return {h, {}, {}};
+  }
+};
+
+namespace detail {
+/// A uniformly random permutation of [0, n) as an int64 tensor.
+inline tensor<std::int64_t> random_permutation(index_t n, rng& g) {
+  tensor<std::int64_t> p(shape{n});
+  std::iota(p.data(), p.data() + n, std::int64_t{0});
+  g.shuffle(std::span<std::int64_t>(p.data(), static_cast<std::size_t>(n)));
+  return p;
+}
+inline tensor<std::int64_t> permute_labels(const tensor<std::int64_t>& y, const tensor<std::int64_t>& perm) {
+  const auto yc = y.contiguous();
+  tensor<std::int64_t> out(y.sizes());
+  for (index_t i = 0; i < y.numel(); ++i) out.data()[i] = yc.data()[perm.data()[i]];
+  return out;
+}
+inline void check_alpha(double alpha, const char* who) {
+  LTL_CHECK(alpha > 0 && std::isfinite(alpha), value_error, "{}: alpha must be positive, got {}", who, alpha);
+}
+}  // namespace detail
+
+/// MFW's class-dependent weight s(N) = 0.5·σ((N − μ)/(β·σ_N)) with μ the geometric mean and σ_N
+/// the (population) standard deviation of the class counts (MFW paper Eq. 12).
+inline std::vector<double> mfw_weights(const std::vector<double>& counts, double beta) {
+  LTL_CHECK(!counts.empty() && beta > 0, value_error, "mfw: needs class counts and beta > 0 (beta = {})", beta);
+  double log_sum = 0, sum = 0;
+  for (double n : counts) {
+    LTL_CHECK(n > 0, value_error, "mfw: every class needs at least one training sample");
+    log_sum += std::log(n);
+    sum += n;
+  }
+  const double C = static_cast<double>(counts.size());
+  const double mu = std::exp(log_sum / C), mean = sum / C;
+  double var = 0;
+  for (double n : counts) var += (n - mean) * (n - mean);
+  const double sd = std::sqrt(var / C);
+  std::vector<double> s(counts.size());
+  for (std::size_t c = 0; c < counts.size(); ++c) {
+    // All classes equal (σ_N = 0): the argument is 0, s = 0.25 for every class.
+    const double a = sd > 0 ? (counts[c] - mu) / (beta * sd) : 0.0;
+    s[c] = 0.5 / (1.0 + std::exp(-a));
+  }
+  return s;
+}
+
+/// Major feature weakening (MFW paper Alg. 1): λ_i = s(N_{y_i})·u_i, u_i ~ Beta(α, α), own label
+/// kept. β = 2 for long-tailed profiles and 0.01 for step profiles; α tuned on held-out data.
+struct mfw {
+  double alpha = 1.0;
+  double beta = 2.0;
+  std::string at = "stage1";  ///< "after the second group" of the CIFAR ResNets
+  index_t start_epoch = 0;
+  index_t stop_epoch = -1;     ///< −1: until the end
+  [[nodiscard]] std::string point() const { return at; }
+  [[nodiscard]] bool active(index_t e) const { return e >= start_epoch && (stop_epoch < 0 || e < stop_epoch); }
+  [[nodiscard]] std::string name() const { return "mfw(alpha=" + std::to_string(alpha) + ",beta=" + std::to_string(beta) + ")"; }
+  /// The λ_i of a batch with labels y (exposed for tests and analysis).
+  template <class T>
+  tensor<T> lambdas(const tensor<std::int64_t>& y, const std::vector<double>& counts, rng& g) const {
+    detail::check_alpha(alpha, "mfw");
+    const auto s = mfw_weights(counts, beta);
+    tensor<T> lam(shape{y.numel()});
+    const auto yc = y.contiguous();
+    for (index_t i = 0; i < y.numel(); ++i) {
+      const std::int64_t c = yc.data()[i];
+      LTL_CHECK(c >= 0 && c < static_cast<std::int64_t>(s.size()), value_error,
+                "mfw: label {} at position {} is outside [0, {})", c, i, s.size());
+      lam.data()[i] = static_cast<T>(s[static_cast<std::size_t>(c)] * g.beta(alpha, alpha));
+    }
+    return lam;
+  }
+  template <real_scalar T>
+  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>& counts,
+                                 rng& g) const {
+    const auto perm = detail::random_permutation(h.size(0), g);
+    const auto lam = lambdas<T>(y, counts, g);
+    return {lerp_mix(h, h, lam, perm), {}, {}};
+  }
+};
+
+/// mixup (at "input") and manifold mixup (at a feature point): one λ ~ Beta(α, α) per batch.
+struct mixup {
+  double alpha = 1.0;
+  std::string at = "input";
+  [[nodiscard]] std::string point() const { return at; }
+  [[nodiscard]] bool active(index_t) const { return true; }
+  [[nodiscard]] std::string name() const { return (at == "input" ? "mixup(alpha=" : "manifold_mixup(alpha=") + std::to_string(alpha) + ")"; }
+  template <real_scalar T>
+  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>&,
+                                 rng& g) const {
+    detail::check_alpha(alpha, "mixup");
+    const index_t B = h.size(0);
+    const auto perm = detail::random_permutation(B, g);
+    const T lam = static_cast<T>(g.beta(alpha, alpha));
+    return {lerp_mix(h, h, tensor<T>::full(shape{B}, lam), perm), detail::permute_labels(y, perm),
+            tensor<T>::full(shape{B}, T(1) - lam)};
+  }
+};
+
+/// Remix (Chou et al. 2020): features mixed with one λ ~ Beta(α, α); with λ_a = 1 − λ the own
+/// sample's share, the own label's weight is 0 if N_a/N_b ≥ κ and λ_a < τ, 1 if N_a/N_b ≤ 1/κ
+/// and 1 − λ_a < τ, else λ_a.
+struct remix {
+  double alpha = 1.0;
+  double kappa = 3.0;
+  double tau = 0.5;
+  std::string at = "input";
+  [[nodiscard]] std::string point() const { return at; }
+  [[nodiscard]] bool active(index_t) const { return true; }
+  [[nodiscard]] std::string name() const { return "remix(alpha=" + std::to_string(alpha) + ",kappa=" + std::to_string(kappa) + ",tau=" + std::to_string(tau) + ")"; }
+  /// Own-label weight for own class size na, partner class size nb and own share la.
+  [[nodiscard]] double label_weight(double na, double nb, double la) const {
+    if (na / nb >= kappa && la < tau) return 0.0;
+    if (na / nb <= 1.0 / kappa && 1.0 - la < tau) return 1.0;
+    return la;
+  }
+  template <real_scalar T>
+  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>& counts,
+                                 rng& g) const {
+    detail::check_alpha(alpha, "remix");
+    const index_t B = h.size(0);
+    const auto perm = detail::random_permutation(B, g);
+    const double lam = g.beta(alpha, alpha);
+    const auto yb = detail::permute_labels(y, perm);
+    const auto yc = y.contiguous();
+    tensor<T> w(shape{B});
+    for (index_t i = 0; i < B; ++i) {
+      const auto a = static_cast<std::size_t>(yc.data()[i]), b = static_cast<std::size_t>(yb.data()[i]);
+      LTL_CHECK(a < counts.size() && b < counts.size(), value_error, "remix: label outside the {} class counts",
+                counts.size());
+      w.data()[i] = static_cast<T>(label_weight(counts[a], counts[b], 1.0 - lam));
+    }
+    return {lerp_mix(h, h, tensor<T>::full(shape{B}, static_cast<T>(lam)), perm), yb, w};
+  }
+};
+
+}  // namespace ltl::mixing

@@ -1,0 +1,35 @@
+#pragma once
+/// \file
+/// nn::batch_norm2d: batch normalisation over [N, C, H, W] with affine weight/bias [C] and
+/// running statistics [C] (buffers), exactly as torch.nn.BatchNorm2d (momentum 0.1, eps 1e-5).
+
+#include "ltlearn/nn/module.hpp"
+#include "ltlearn/ops/norm.hpp"
+
+namespace ltl::nn {
+
+/// Batch normalisation layer; uses batch statistics in training mode, running ones in eval.
+template <real_scalar T, device D = cpu::device>
+class batch_norm2d : public unary_module<T, D> {
+ public:
+  using typename module<T, D>::var;
+  explicit batch_norm2d(index_t channels, double momentum = 0.1, double eps = 1e-5) : momentum_(momentum), eps_(eps) {
+    LTL_CHECK(channels > 0, value_error, "batch_norm2d layer: channels must be positive, got {}", channels);
+    weight = this->register_parameter("weight", tensor<T, D>::ones(shape{channels}));
+    bias = this->register_parameter("bias", tensor<T, D>::zeros(shape{channels}));
+    running_mean = this->register_buffer("running_mean", tensor<T, D>::zeros(shape{channels}));
+    running_var = this->register_buffer("running_var", tensor<T, D>::ones(shape{channels}));
+  }
+  var forward(const var& x) override {
+    return ltl::batch_norm2d(x, weight, bias, running_mean, running_var,
+                             {.training = this->is_training(), .momentum = momentum_, .eps = eps_});
+  }
+
+  var weight, bias;                       ///< [C]
+  tensor<T, D> running_mean, running_var;  ///< [C] buffers, updated in place in training mode
+
+ private:
+  double momentum_, eps_;
+};
+
+}  // namespace ltl::nn

@@ -1,0 +1,119 @@
+#pragma once
+/// \file
+/// Training checkpoints in safetensors: model parameters and buffers ("model.<name>"),
+/// optimizer state ("optim.<name>") and the trainer's position as JSON metadata
+/// ("ltlearn.state": epoch, iteration, RNG states, sampler position, anything the caller adds).
+///
+/// Loading validates the file against the model before touching it: every model entry must be
+/// present with the model's shape, and unknown entries are rejected, so a checkpoint of
+/// another architecture fails with a message naming the first offending tensor.
+
+#include "ltlearn/core/rng.hpp"
+#include "ltlearn/nn/module.hpp"
+#include "ltlearn/optim/sgd.hpp"
+#include "ltlearn/train/safetensors.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <type_traits>
+
+namespace ltl::train {
+
+/// Where training stands, saved with every checkpoint. `extra` carries policy state (e.g. a
+/// sampler's position) as JSON.
+struct train_state {
+  index_t epoch = 0;      ///< epochs completed
+  index_t iteration = 0;  ///< optimizer steps completed (the schedule's position)
+  std::map<std::string, rng::state_type> rngs;
+  nlohmann::json extra = nlohmann::json::object();
+
+  [[nodiscard]] nlohmann::json to_json() const {
+    nlohmann::json j{{"epoch", epoch}, {"iteration", iteration}, {"extra", extra}};
+    for (auto& [k, s] : rngs) j["rngs"][k] = s;
+    return j;
+  }
+  static train_state from_json(const nlohmann::json& j, const std::string& file) {
+    train_state st;
+    try {
+      st.epoch = j.at("epoch").get<index_t>();
+      st.iteration = j.at("iteration").get<index_t>();
+      if (j.contains("rngs"))
+        for (auto it = j["rngs"].begin(); it != j["rngs"].end(); ++it) st.rngs[it.key()] = it->get<rng::state_type>();
+      if (j.contains("extra")) st.extra = j["extra"];
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error(fmt::format("{}: malformed 'ltlearn.state' metadata: {}", file, e.what()));
+    }
+    return st;
+  }
+};
+
+/// Saves model, optimizer and state to `path` atomically.
+template <real_scalar T, device D>
+void save_checkpoint(const std::filesystem::path& path, const nn::module<T, D>& model,
+                     const std::type_identity_t<optim::sgd<T, D>>* opt,
+                     const train_state& state) {
+  io::safetensors_data data;
+  for (auto& [name, t] : model.state_dict()) data.tensors.emplace("model." + name, t.template to<cpu::device>());
+  if (opt)
+    for (auto& [name, t] : opt->state_dict()) data.tensors.emplace("optim." + name, t.template to<cpu::device>());
+  data.metadata["format"] = "ltlearn-checkpoint-1";
+  data.metadata["ltlearn.state"] = state.to_json().dump();
+  io::save_safetensors(path, data);
+}
+
+/// Loads a checkpoint written by save_checkpoint into `model` (and `opt`), returning the state.
+/// Nothing is modified unless the whole file validates against the model.
+template <real_scalar T, device D>
+train_state load_checkpoint(const std::filesystem::path& path, nn::module<T, D>& model,
+                            std::type_identity_t<optim::sgd<T, D>>* opt) {
+  const std::string file = path.string();
+  const auto data = io::load_safetensors(path);
+  auto fmt_it = data.metadata.find("format");
+  LTL_CHECK(fmt_it != data.metadata.end() && fmt_it->second == "ltlearn-checkpoint-1", io_error,
+            "{}: not an ltlearn checkpoint (metadata 'format' missing or unknown)", file);
+  auto st_it = data.metadata.find("ltlearn.state");
+  LTL_CHECK(st_it != data.metadata.end(), io_error, "{}: metadata 'ltlearn.state' is missing", file);
+  nlohmann::json sj;
+  try {
+    sj = nlohmann::json::parse(st_it->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("{}: 'ltlearn.state' is not valid JSON: {}", file, e.what()));
+  }
+  train_state state = train_state::from_json(sj, file);
+
+  std::map<std::string, tensor<T>> model_state, optim_state;
+  for (auto& [name, any] : data.tensors) {
+    const auto* t = std::get_if<tensor<T>>(&any);
+    LTL_CHECK(t != nullptr, io_error, "{}: tensor '{}' has another dtype than the model", file, name);
+    if (name.rfind("model.", 0) == 0) model_state.emplace(name.substr(6), *t);
+    else if (name.rfind("optim.", 0) == 0) optim_state.emplace(name.substr(6), *t);
+    else throw io_error(fmt::format("{}: unexpected tensor '{}'", file, name));
+  }
+  const auto expected = model.state_dict();
+  for (auto& [name, t] : expected) {
+    auto it = model_state.find(name);
+    LTL_CHECK(it != model_state.end(), io_error, "{}: tensor 'model.{}' is missing", file, name);
+    LTL_CHECK(it->second.sizes() == t.sizes(), io_error, "{}: tensor 'model.{}' has shape {}, the model expects {}",
+              file, name, it->second.sizes(), t.sizes());
+  }
+  for (auto& [name, t] : model_state)
+    LTL_CHECK(expected.count(name), io_error, "{}: tensor 'model.{}' does not exist in the model", file, name);
+
+  std::map<std::string, tensor<T, D>> dev_model, dev_optim;
+  for (auto& [n, t] : model_state) dev_model.emplace(n, t.template to<D>());
+  for (auto& [n, t] : optim_state) dev_optim.emplace(n, t.template to<D>());
+  if (opt) {
+    try {
+      opt->load_state_dict(dev_optim);
+    } catch (const error& e) {
+      throw io_error(fmt::format("{}: optimizer state does not fit: {}", file, e.what()));
+    }
+  }
+  model.load_state_dict(dev_model, true);
+  return state;
+}
+
+}  // namespace ltl::train

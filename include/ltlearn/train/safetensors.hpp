@@ -1,0 +1,226 @@
+#pragma once
+/// \file
+/// Reading and writing the safetensors format: an 8-byte little-endian header length N, N bytes
+/// of JSON mapping each tensor name to {dtype, shape, data_offsets: [begin, end)} (offsets into
+/// the data section that follows) plus an optional "__metadata__" object of strings, then the
+/// raw little-endian data.
+///
+/// Writes are atomic: a temporary file in the same directory is written, flushed to disk with
+/// fsync, renamed over the target, and the directory is synced — a crash leaves either the old
+/// file or the new one, never half a checkpoint. Reads validate every field and reject
+/// truncated or inconsistent files with an io_error naming the file and the field.
+
+#include "ltlearn/core/error.hpp"
+#include "ltlearn/tensor/tensor.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace ltl::io {
+
+static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
+
+/// A host tensor of one of the element types a checkpoint stores.
+using any_tensor = std::variant<tensor<float>, tensor<double>, tensor<std::int64_t>>;
+
+/// Contents of a safetensors file.
+struct safetensors_data {
+  std::map<std::string, any_tensor> tensors;
+  std::map<std::string, std::string> metadata;
+
+  /// The tensor `name` as element type T; io_error if absent or of another dtype.
+  template <class T>
+  [[nodiscard]] const tensor<T>& get(const std::string& name, const std::string& file = "checkpoint") const {
+    auto it = tensors.find(name);
+    LTL_CHECK(it != tensors.end(), io_error, "{}: no tensor named '{}'", file, name);
+    const auto* t = std::get_if<tensor<T>>(&it->second);
+    LTL_CHECK(t != nullptr, io_error, "{}: tensor '{}' has another dtype than requested", file, name);
+    return *t;
+  }
+};
+
+namespace detail {
+template <class T>
+constexpr const char* dtype_name() {
+  if constexpr (std::is_same_v<T, float>) return "F32";
+  else if constexpr (std::is_same_v<T, double>) return "F64";
+  else return "I64";
+}
+
+/// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync).
+inline void atomic_write(const std::filesystem::path& path, const std::vector<char>& bytes) {
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  const auto tmp = dir / (path.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LTL_CHECK(fd >= 0, io_error, "{}: cannot create temporary file: {}", tmp.string(), std::strerror(errno));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw io_error(fmt::format("{}: write failed after {} of {} bytes: {}", tmp.string(), done, bytes.size(), why));
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw io_error(fmt::format("{}: fsync/close failed: {}", tmp.string(), std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw io_error(fmt::format("{}: cannot rename temporary file into place: {}", path.string(), why));
+  }
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+}  // namespace detail
+
+/// Serialises `data` into safetensors bytes (tensors in name order, header padded to 8 bytes).
+inline std::vector<char> to_safetensors_bytes(const safetensors_data& data) {
+  nlohmann::json header = nlohmann::json::object();
+  std::uint64_t offset = 0;
+  std::vector<std::pair<const void*, std::size_t>> chunks;
+  std::vector<any_tensor> keep;  // contiguous copies live until the bytes are assembled
+  for (const auto& [name, any] : data.tensors) {
+    LTL_CHECK(name != "__metadata__", value_error, "safetensors: '__metadata__' is reserved");
+    std::visit(
+        [&](const auto& t) {
+          using T = typename std::decay_t<decltype(t)>::value_type;
+          LTL_CHECK(t.defined(), value_error, "safetensors: tensor '{}' is undefined", name);
+          auto c = t.contiguous();
+          const std::size_t n = c.bytes();
+          header[name] = {{"dtype", detail::dtype_name<T>()},
+                          {"shape", std::vector<index_t>(c.sizes().begin(), c.sizes().end())},
+                          {"data_offsets", {offset, offset + n}}};
+          chunks.emplace_back(c.data(), n);
+          keep.emplace_back(std::move(c));
+          offset += n;
+        },
+        any);
+  }
+  if (!data.metadata.empty()) header["__metadata__"] = data.metadata;
+  std::string h = header.dump();
+  while ((8 + h.size()) % 8 != 0) h.push_back(' ');
+  std::vector<char> out(8 + h.size() + offset);
+  const std::uint64_t hn = h.size();
+  std::memcpy(out.data(), &hn, 8);
+  std::memcpy(out.data() + 8, h.data(), h.size());
+  std::size_t pos = 8 + h.size();
+  for (auto& [p, n] : chunks) {
+    if (n) std::memcpy(out.data() + pos, p, n);
+    pos += n;
+  }
+  return out;
+}
+
+/// Writes `data` to `path` atomically.
+inline void save_safetensors(const std::filesystem::path& path, const safetensors_data& data) {
+  detail::atomic_write(path, to_safetensors_bytes(data));
+}
+
+/// Parses safetensors bytes; `file` names the source in errors.
+inline safetensors_data parse_safetensors(const std::vector<char>& bytes, const std::string& file) {
+  LTL_CHECK(bytes.size() >= 8, io_error, "{}: {} bytes is too short for a safetensors header length (offset 0)", file,
+            bytes.size());
+  std::uint64_t hn = 0;
+  std::memcpy(&hn, bytes.data(), 8);
+  LTL_CHECK(hn <= bytes.size() - 8, io_error, "{}: header length {} at offset 0 exceeds the {} bytes that follow", file,
+            hn, bytes.size() - 8);
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(hn));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw io_error(fmt::format("{}: corrupt JSON header at byte {}: {}", file, 8 + e.byte, e.what()));
+  }
+  LTL_CHECK(header.is_object(), io_error, "{}: header (offset 8) is not a JSON object", file);
+  const std::uint64_t data_size = bytes.size() - 8 - hn;
+  const char* base = bytes.data() + 8 + hn;
+  safetensors_data out;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") {
+      LTL_CHECK(it->is_object(), io_error, "{}: '__metadata__' is not an object", file);
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        LTL_CHECK(m->is_string(), io_error, "{}: metadata '{}' is not a string", file, m.key());
+        out.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const auto& e = *it;
+    LTL_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), io_error,
+              "{}: tensor '{}' lacks dtype, shape or data_offsets", file, name);
+    LTL_CHECK(e["dtype"].is_string() && e["shape"].is_array() && e["data_offsets"].is_array() &&
+                  e["data_offsets"].size() == 2,
+              io_error, "{}: tensor '{}' has malformed fields", file, name);
+    shape s;
+    index_t numel = 1;
+    for (const auto& d : e["shape"]) {
+      LTL_CHECK(d.is_number_integer() && d.get<index_t>() >= 0 && s.size() < shape::max_rank, io_error,
+                "{}: tensor '{}' has an invalid shape {}", file, name, e["shape"].dump());
+      s.push_back(d.get<index_t>());
+      numel *= s.back();
+    }
+    LTL_CHECK(e["data_offsets"][0].is_number_unsigned() && e["data_offsets"][1].is_number_unsigned(), io_error,
+              "{}: tensor '{}' has non-integer data_offsets", file, name);
+    const auto b = e["data_offsets"][0].get<std::uint64_t>(), en = e["data_offsets"][1].get<std::uint64_t>();
+    LTL_CHECK(b <= en && en <= data_size, io_error,
+              "{}: tensor '{}' data_offsets [{}, {}) exceed the {}-byte data section (file truncated?)", file, name, b,
+              en, data_size);
+    const std::string dt = e["dtype"].get<std::string>();
+    auto make = [&](auto tag) {
+      using T = decltype(tag);
+      LTL_CHECK(en - b == static_cast<std::uint64_t>(numel) * sizeof(T), io_error,
+                "{}: tensor '{}' of shape {} and dtype {} needs {} bytes, data_offsets give {}", file, name, s, dt,
+                static_cast<std::uint64_t>(numel) * sizeof(T), en - b);
+      tensor<T> t(s);
+      if (numel) std::memcpy(t.data(), base + b, en - b);
+      out.tensors.emplace(name, std::move(t));
+    };
+    if (dt == "F32") make(float{});
+    else if (dt == "F64") make(double{});
+    else if (dt == "I64") make(std::int64_t{});
+    else throw io_error(fmt::format("{}: tensor '{}' has unsupported dtype '{}'", file, name, dt));
+    ranges.emplace_back(b, en);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::uint64_t expect = 0;
+  for (auto& [b, en] : ranges) {
+    LTL_CHECK(b == expect, io_error, "{}: data section has a hole or overlap at byte {} of the data", file, b);
+    expect = en;
+  }
+  LTL_CHECK(expect == data_size, io_error, "{}: {} trailing bytes after the last tensor", file, data_size - expect);
+  return out;
+}
+
+/// Reads and validates a safetensors file.
+inline safetensors_data load_safetensors(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  LTL_CHECK(in.good(), io_error, "{}: cannot open file", path.string());
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  LTL_CHECK(!in.bad(), io_error, "{}: read error", path.string());
+  return parse_safetensors(bytes, path.string());
+}
+
+}  // namespace ltl::io

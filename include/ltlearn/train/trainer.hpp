@@ -1,0 +1,246 @@
+#pragma once
+/// \file
+/// train::trainer: composes a staged model, a sampler, a loss policy, a mixing policy and a
+/// learning-rate schedule with SGD into a training loop with evaluation, a progress bar, a
+/// JSON-lines log, atomic checkpoints and bit-exact resume.
+///
+/// Bit-exact resume: everything random is a function of saved state — the sampler's order of
+/// epoch e is a function of (seed, e), batch b's augmentation of (seed, e, b), and the mixing
+/// generator's state is saved — and the model, momentum buffers, batch-norm statistics and the
+/// schedule position (iteration) are saved exactly. A run resumed from a checkpoint at any step
+/// reproduces the uninterrupted run bit for bit (same thread count).
+
+#include "ltlearn/data/loader.hpp"
+#include "ltlearn/losses/fused_loss.hpp"
+#include "ltlearn/losses/policies.hpp"
+#include "ltlearn/mixing/policies.hpp"
+#include "ltlearn/optim/schedule.hpp"
+#include "ltlearn/optim/sgd.hpp"
+#include "ltlearn/sampling/samplers.hpp"
+#include "ltlearn/train/checkpoint.hpp"
+#include "ltlearn/train/evaluate.hpp"
+#include "ltlearn/train/progress.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ltl::train {
+
+/// Options of the training loop (hyper-parameters of the policies live in the policies).
+struct trainer_options {
+  index_t epochs = 20;
+  index_t batch_size = 128;
+  std::uint64_t seed = 0;
+  optim::sgd_options sgd{.momentum = 0.9, .weight_decay = 2e-4};
+  std::filesystem::path out_dir;        ///< checkpoint.safetensors and log.jsonl; empty: none
+  index_t checkpoint_every_steps = 0;   ///< also checkpoint every k steps (0: epoch ends only)
+  index_t stop_after_steps = -1;        ///< stop (with a checkpoint) after this many steps — an interruption
+  int loader_workers = 1;
+  bool progress = true;                 ///< progress bar on stderr
+  bool print_epochs = true;             ///< one summary line per epoch on stdout
+  index_t eval_batch_size = 256;
+};
+
+/// Summary of one epoch.
+struct epoch_summary {
+  index_t epoch = 0;
+  double train_loss = 0, train_acc = 0, lr = 0, seconds = 0, images_per_sec = 0;
+  std::optional<eval_report> val, test;
+};
+
+/// The training loop. S: sampler, L: loss policy, X: mixing policy, Sch: lr schedule.
+template <real_scalar T, sampling::sampler S, losses::loss_policy L, mixing::mixing_policy X, optim::lr_schedule Sch>
+class trainer {
+ public:
+  using transform_fn = std::function<void(tensor<T>&, rng&)>;
+
+  trainer(nn::staged_model<T>& model, const data::image_dataset& train_set, trainer_options opt, S sampler, L loss,
+          X mixer, Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm)
+      : model_(model),
+        train_(train_set),
+        opt_(std::move(opt)),
+        sampler_(std::move(sampler)),
+        loss_(std::move(loss)),
+        mixer_(std::move(mixer)),
+        schedule_(std::move(schedule)),
+        norm_(std::move(eval_norm)),
+        loader_(train_set, {.batch_size = opt_.batch_size, .workers = opt_.loader_workers, .seed = opt_.seed},
+                std::move(train_transform)),
+        sgd_(model.named_parameters(), opt_.sgd),
+        mix_rng_(opt_.seed, 0x6d6978ull) {
+    for (index_t c : train_set.class_counts()) counts_.push_back(static_cast<double>(c));
+    LTL_CHECK(opt_.epochs > 0 && opt_.batch_size > 0, value_error, "trainer: epochs {} and batch size {} must be positive",
+              opt_.epochs, opt_.batch_size);
+    if (mixer_.point() != "input") (void)model_.point(mixer_.point());  // fail early on a bad point name
+  }
+
+  /// Evaluate on these sets after every epoch (either may be null).
+  void set_eval_sets(const data::image_dataset* val, const data::image_dataset* test) {
+    val_ = val;
+    test_ = test;
+  }
+  /// Called after every epoch with its summary (analysis, custom logging).
+  std::function<void(const epoch_summary&)> on_epoch_end;
+
+  /// Restores model, optimizer and position from a checkpoint written by this trainer.
+  void resume(const std::filesystem::path& checkpoint) {
+    auto st = load_checkpoint(checkpoint, static_cast<nn::module<T>&>(model_), &sgd_);
+    state_ = st;
+    if (auto it = st.rngs.find("mix"); it != st.rngs.end()) mix_rng_.set_state(it->second);
+    fmt::print("resumed from {} at epoch {}, step {}\n", checkpoint.string(), st.epoch, st.iteration);
+  }
+
+  /// Trains until opt.epochs (or stop_after_steps). Returns the summaries of the epochs run.
+  std::vector<epoch_summary> fit() {
+    std::vector<epoch_summary> out;
+    if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+    while (state_.epoch < opt_.epochs) {
+      const index_t epoch = state_.epoch;
+      auto summary = train_epoch(epoch);
+      if (!summary) return out;  // interrupted
+      if (val_) summary->val = evaluate(model_, *val_, norm_, counts_, opt_.eval_batch_size);
+      if (test_) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
+      state_.epoch = epoch + 1;
+      state_.extra["batch_in_epoch"] = 0;
+      save();
+      log(*summary);
+      if (on_epoch_end) on_epoch_end(*summary);
+      out.push_back(std::move(*summary));
+    }
+    return out;
+  }
+
+  [[nodiscard]] const train_state& state() const noexcept { return state_; }
+  [[nodiscard]] const std::vector<double>& class_counts() const noexcept { return counts_; }
+  [[nodiscard]] optim::sgd<T>& optimizer() noexcept { return sgd_; }
+  [[nodiscard]] std::filesystem::path checkpoint_path() const { return opt_.out_dir / "checkpoint.safetensors"; }
+
+ private:
+  /// One epoch from the saved position; nullopt when stopped by stop_after_steps.
+  std::optional<epoch_summary> train_epoch(index_t epoch) {
+    model_.train();
+    const index_t start = state_.extra.value("batch_in_epoch", index_t{0});
+    auto run = loader_.run(epoch, sampler_.epoch_indices(epoch), start);
+    const loss_terms terms = losses::make_terms(loss_, counts_, epoch);
+    const bool mixing = mixer_.active(epoch);
+    const int point = mixing && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
+    progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(run->size()), stderr,
+                     opt_.progress);
+    double loss_sum = 0, lr = 0;
+    index_t seen = 0, correct = 0, steps = 0;
+    while (auto b = run->next()) {
+      lr = schedule_(state_.iteration);
+      variable<T> x(b->images);
+      variable<T> z;
+      variable<T> loss;
+      if (mixing) {
+        auto h = model_.run(x, -1, point);
+        auto m = mixer_.mix(h, b->labels, counts_, mix_rng_);
+        z = model_.run(m.h, point, model_.last_point());
+        if (m.own_weight.defined()) {
+          const auto other = cpu::affine(m.own_weight, T(-1), T(1));
+          loss = logit_adjusted_loss(z, b->labels, terms, m.own_weight) +
+                 logit_adjusted_loss(z, m.partner_labels, terms, other);
+        } else {
+          loss = logit_adjusted_loss(z, b->labels, terms);
+        }
+      } else {
+        z = model_.forward(x);
+        loss = logit_adjusted_loss(z, b->labels, terms);
+      }
+      const double lv = static_cast<double>(loss.value().item());
+      LTL_CHECK(std::isfinite(lv), value_error,
+                "trainer: the loss is {} at epoch {}, step {} (lr {}); lower the learning rate or check the data", lv,
+                epoch, state_.iteration, lr);
+      sgd_.zero_grad();
+      loss.backward();
+      sgd_.step(lr);
+      ++state_.iteration;
+      ++steps;
+      const index_t B = b->labels.numel();
+      loss_sum += lv * static_cast<double>(B);
+      seen += B;
+      correct += count_correct(z.value(), b->labels);
+      state_.extra["batch_in_epoch"] = run->position();
+      bar.update(static_cast<long>(run->position()), static_cast<long>(seen), loss_sum / static_cast<double>(seen), lr);
+      if (opt_.checkpoint_every_steps > 0 && state_.iteration % opt_.checkpoint_every_steps == 0) save();
+      if (opt_.stop_after_steps >= 0 && state_.iteration >= opt_.stop_after_steps) {
+        save();
+        return std::nullopt;
+      }
+    }
+    epoch_summary s;
+    s.epoch = epoch;
+    s.lr = lr;
+    s.seconds = bar.elapsed();
+    s.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    s.train_acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0;
+    s.images_per_sec = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
+    (void)steps;
+    return s;
+  }
+
+  static index_t count_correct(const tensor<T>& z, const tensor<std::int64_t>& y) {
+    const auto zc = z.contiguous();
+    const index_t C = z.size(1);
+    index_t k = 0;
+    for (index_t i = 0; i < z.size(0); ++i) {
+      const T* row = zc.data() + i * C;
+      k += std::max_element(row, row + C) - row == y.data()[i];
+    }
+    return k;
+  }
+
+  void save() {
+    if (opt_.out_dir.empty()) return;
+    state_.rngs["mix"] = mix_rng_.state();
+    save_checkpoint(checkpoint_path(), static_cast<const nn::module<T>&>(model_), &sgd_, state_);
+  }
+
+  void log(const epoch_summary& s) {
+    nlohmann::json j{{"epoch", s.epoch},           {"lr", s.lr},         {"train_loss", s.train_loss},
+                     {"train_acc", s.train_acc},   {"seconds", s.seconds}, {"images_per_sec", s.images_per_sec},
+                     {"sampler", sampler_.name()}, {"loss", loss_.name()}, {"mixing", mixer_.name()}};
+    if (s.val) j["val"] = s.val->to_json();
+    if (s.test) j["test"] = s.test->to_json();
+    if (!opt_.out_dir.empty()) {
+      std::ofstream f(opt_.out_dir / "log.jsonl", std::ios::app);
+      f << j.dump() << '\n';
+      LTL_CHECK(f.good(), io_error, "{}: cannot append to the log", (opt_.out_dir / "log.jsonl").string());
+    }
+    if (opt_.print_epochs) {
+      std::string line = fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.2f}%  lr {:.4g}  {:.1f}s ({:.0f} img/s)",
+                                     s.epoch + 1, opt_.epochs, s.train_loss, 100 * s.train_acc, s.lr, s.seconds,
+                                     s.images_per_sec);
+      if (s.val) line += fmt::format("  val {:.2f}%", 100 * s.val->mean_per_class);
+      if (s.test) line += fmt::format("  test {:.2f}%", 100 * s.test->top1);
+      fmt::print("{}\n", line);
+      std::fflush(stdout);
+    }
+  }
+
+  nn::staged_model<T>& model_;
+  const data::image_dataset& train_;
+  trainer_options opt_;
+  S sampler_;
+  L loss_;
+  X mixer_;
+  Sch schedule_;
+  data::normalize norm_;
+  data::loader<T, data::image_dataset> loader_;
+  optim::sgd<T> sgd_;
+  rng mix_rng_;
+  std::vector<double> counts_;
+  train_state state_;
+  const data::image_dataset* val_ = nullptr;
+  const data::image_dataset* test_ = nullptr;
+};
+
+}  // namespace ltl::train

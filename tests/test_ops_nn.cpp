@@ -1,0 +1,415 @@
+// Tests of the convolution, batch-norm and pooling ops: hand-computed forwards, double-precision
+// gradient checks, shape errors, and the im2col/GEMM kernels against a naive direct convolution.
+#include <catch2/catch.hpp>
+#include <ltlearn/autograd/gradcheck.hpp>
+#include <ltlearn/ops/conv.hpp>
+#include <ltlearn/ops/norm.hpp>
+#include <ltlearn/ops/pool.hpp>
+
+#include "reference/conv_reference.hpp"
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+using ltl::shape;
+using TF = ltl::tensor<float>;
+using TD = ltl::tensor<double>;
+using V = ltl::variable<double>;
+
+namespace {
+
+template <class T = double>
+ltl::tensor<T> random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
+  ltl::rng g(seed);
+  ltl::tensor<T> t(s);
+  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
+  return t;
+}
+V leaf(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
+  return V(random_tensor(s, seed, lo, hi), true);
+}
+
+void require_gradcheck(const std::function<V(const std::vector<V>&)>& f, std::vector<V> in) {
+  auto r = ltl::gradcheck<ltl::cpu::device>(f, std::move(in));
+  INFO(r.report);
+  REQUIRE(r.ok);
+}
+
+template <class A, class B>
+void require_close(const A& got, const B& want, double atol, double rtol = 0) {
+  REQUIRE(got.sizes() == want.sizes());
+  const auto g = got.to_vector();
+  const auto w = want.to_vector();
+  double worst = 0;
+  std::size_t worst_i = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const double excess = std::abs(double(g[i]) - double(w[i])) - (atol + rtol * std::abs(double(w[i])));
+    if (excess > worst) worst = excess, worst_i = i;
+  }
+  INFO("element " << worst_i << ": got " << double(g[worst_i]) << ", want " << double(w[worst_i]));
+  REQUIRE(worst == 0);
+}
+
+void require_values(const TD& t, const std::vector<double>& want, double tol = 1e-12) {
+  const auto v = t.to_vector();
+  REQUIRE(v.size() == want.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(v[i] == Approx(want[i]).margin(tol));
+  }
+}
+
+/// Runs f, which must throw E, and checks that the message contains every string in `parts`.
+template <class E, class F>
+void require_error(F&& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    FAIL("expected an error");
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    for (const auto& p : parts) REQUIRE_THAT(msg, Catch::Contains(p));
+  }
+}
+
+TD to_double(const TF& t) {
+  const auto v = t.to_vector();
+  TD d(t.sizes());
+  std::copy(v.begin(), v.end(), d.data());
+  return d;
+}
+
+TD iota(const shape& s, double start = 1, double step = 1) {
+  TD t(s);
+  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = start + step * double(i);
+  return t;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// conv2d
+
+TEST_CASE("conv2d forward on hand-computed values", "[ops][conv]") {
+  const V x(iota({1, 1, 3, 3}));  // 1..9
+  const V w(TD::from({1, 1, 2, 2}, {1, 2, 3, 4}));
+  const V b(TD::from({1}, {1}));
+  // Valid 2×2 windows: 1·1+2·2+4·3+5·4 = 37, 47, 67, 77.
+  auto y = ltl::conv2d(x, w);
+  REQUIRE(y.sizes() == shape{1, 1, 2, 2});
+  require_values(y.value(), {37, 47, 67, 77});
+  require_values(ltl::conv2d(x, w, b).value(), {38, 48, 68, 78});
+  // Stride 2, padding 1: each window sees the corner taps that land inside the image.
+  require_values(ltl::conv2d(x, w, {}, {.stride = 2, .padding = 1}).value(), {4, 18, 36, 77});
+  // Non-square stride/padding: stride (1, 2), padding (0, 1) → output [1, 1, 2, 2].
+  require_values(ltl::conv2d(x, w, {}, {.stride = {1, 2}, .padding = {0, 1}}).value(),
+                 {1 * 2 + 4 * 4, 2 * 1 + 3 * 2 + 5 * 3 + 6 * 4, 4 * 2 + 7 * 4, 5 * 1 + 6 * 2 + 8 * 3 + 9 * 4});
+  // Dilation 2 on a 3×3 input with a 2×2 kernel: the one window reads the four corners.
+  require_values(ltl::conv2d(x, w, {}, {.dilation = 2}).value(), {1 * 1 + 2 * 3 + 3 * 7 + 4 * 9});
+  // Depthwise (groups = 2) 1×1: each channel scaled by its own weight.
+  const V x2(iota({1, 2, 1, 2}));  // channel 0: 1 2, channel 1: 3 4
+  const V w2(TD::from({2, 1, 1, 1}, {2, -1}));
+  require_values(ltl::conv2d(x2, w2, {}, {.groups = 2}).value(), {2, 4, -3, -4});
+  // groups = 1 with a 1×1 kernel mixes channels: out = 2·c0 − c1.
+  const V w3(TD::from({1, 2, 1, 1}, {2, -1}));
+  require_values(ltl::conv2d(x2, w3).value(), {2 - 3, 4 - 4});
+}
+
+TEST_CASE("conv2d gradients in double", "[ops][conv][grad]") {
+  using O = ltl::conv2d_options;
+  auto conv = [](O o) {
+    return [o](const std::vector<V>& v) { return ltl::conv2d(v[0], v[1], v.size() > 2 ? v[2] : V(), o); };
+  };
+  SECTION("3x3, stride 1, padding 1, with bias") {
+    require_gradcheck(conv({.padding = 1}), {leaf({2, 3, 5, 5}, 1), leaf({4, 3, 3, 3}, 2), leaf({4}, 3)});
+  }
+  SECTION("3x3, stride 2, padding 1, without bias") {
+    require_gradcheck(conv({.stride = 2, .padding = 1}), {leaf({2, 3, 6, 6}, 4), leaf({4, 3, 3, 3}, 5)});
+  }
+  SECTION("1x1, stride 2, padding 0 (downsampling shortcut)") {
+    require_gradcheck(conv({.stride = 2}), {leaf({2, 4, 5, 5}, 6), leaf({6, 4, 1, 1}, 7), leaf({6}, 8)});
+  }
+  SECTION("1x1, stride 1 (pointwise path without im2col)") {
+    require_gradcheck(conv({}), {leaf({3, 4, 3, 3}, 9), leaf({5, 4, 1, 1}, 10), leaf({5}, 11)});
+  }
+  SECTION("groups = 2") {
+    require_gradcheck(conv({.padding = 1, .groups = 2}),
+                      {leaf({2, 4, 4, 4}, 12), leaf({6, 2, 3, 3}, 13), leaf({6}, 14)});
+  }
+  SECTION("depthwise (groups = Cin), stride 2") {
+    require_gradcheck(conv({.stride = 2, .padding = 1, .groups = 4}), {leaf({2, 4, 5, 5}, 15), leaf({4, 1, 3, 3}, 16)});
+  }
+  SECTION("grouped pointwise (1x1, groups = 2)") {
+    require_gradcheck(conv({.groups = 2}), {leaf({2, 4, 3, 3}, 17), leaf({4, 2, 1, 1}, 18)});
+  }
+  SECTION("non-square input, kernel, stride, padding and dilation") {
+    require_gradcheck(conv({.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}}),
+                      {leaf({2, 2, 5, 7}, 19), leaf({3, 2, 3, 2}, 20), leaf({3}, 21)});
+  }
+  SECTION("only the weight requires grad (input gradient skipped)") {
+    auto x = V(random_tensor({2, 3, 4, 4}, 22), false);
+    require_gradcheck([x](const std::vector<V>& v) { return ltl::conv2d(x, v[0], {}, {.padding = 1}); },
+                      {leaf({2, 3, 3, 3}, 23)});
+  }
+}
+
+TEST_CASE("conv2d matches a naive direct convolution on a ResNet-32 layer, float and double", "[ops][conv]") {
+  const ltl::conv2d_options o{.padding = 1};
+  const TF xf = random_tensor<float>({4, 16, 32, 32}, 31);
+  const TF wf = random_tensor<float>({16, 16, 3, 3}, 32, -0.25, 0.25);
+  const TF bf = random_tensor<float>({16}, 33);
+  // The double run sees exactly the float inputs, so both compare against one reference.
+  const TD xd = to_double(xf), wd = to_double(wf), bd = to_double(bf);
+  const TD want = ltl_ref::conv2d(xf, wf, bf, o);
+
+  const auto yf = ltl::cpu::conv2d_forward(xf, wf, bf, o);
+  const auto yd = ltl::cpu::conv2d_forward(xd, wd, bd, o);
+  require_close(yd, want, 1e-12);
+  require_close(yf, want, 2e-5, 1e-5);  // 144-term float dot products of O(1) values
+
+  const TF dyf = random_tensor<float>(yf.sizes(), 34);
+  const TD dyd = to_double(dyf);
+  const TD want_dx = ltl_ref::conv2d_grad_input(dyf, wf, xf.sizes(), o);
+  const TD want_dw = ltl_ref::conv2d_grad_weight(dyf, xf, wf.sizes(), o);
+  require_close(ltl::cpu::conv2d_backward_input(dyd, wd, xd.sizes(), o), want_dx, 1e-12);
+  require_close(ltl::cpu::conv2d_backward_weight(dyd, xd, wd.sizes(), o), want_dw, 1e-9, 1e-12);
+  require_close(ltl::cpu::conv2d_backward_input(dyf, wf, xf.sizes(), o), want_dx, 2e-5, 1e-5);
+  // 4·32·32 = 4096-term float sums: allow float32 round-off growth.
+  require_close(ltl::cpu::conv2d_backward_weight(dyf, xf, wf.sizes(), o), want_dw, 2e-3, 1e-4);
+}
+
+TEST_CASE("conv2d kernels match the reference for strided, grouped and odd batches", "[ops][conv]") {
+  struct config {
+    shape x, w;
+    ltl::conv2d_options o;
+  };
+  const std::vector<config> configs{
+      {{3, 8, 9, 9}, {12, 8, 3, 3}, {.stride = 2, .padding = 1}},
+      {{5, 8, 8, 8}, {8, 2, 3, 3}, {.padding = 1, .groups = 4}},
+      {{3, 6, 7, 5}, {6, 1, 3, 3}, {.stride = {1, 2}, .padding = 1, .dilation = 2, .groups = 6}},
+      {{3, 8, 6, 6}, {16, 8, 1, 1}, {.stride = 2}},
+      {{1, 8, 6, 6}, {4, 4, 1, 1}, {.groups = 2}},
+  };
+  std::uint64_t seed = 40;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w));
+    const TD x = random_tensor(c.x, ++seed), w = random_tensor(c.w, ++seed), b = random_tensor({c.w[0]}, ++seed);
+    const TD y = ltl::cpu::conv2d_forward(x, w, b, c.o);
+    require_close(y, ltl_ref::conv2d(x, w, b, c.o), 1e-12);
+    const TD dy = random_tensor(y.sizes(), ++seed);
+    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), c.o),
+                  ltl_ref::conv2d_grad_input(dy, w, x.sizes(), c.o), 1e-12);
+    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), c.o);
+    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, w.sizes(), c.o), 1e-11);
+    // Per-thread partial sums are combined in thread order: repeated runs agree bit for bit.
+    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), c.o).to_vector() == dw.to_vector());
+  }
+}
+
+TEST_CASE("conv2d accepts non-contiguous inputs", "[ops][conv]") {
+  const TD base = random_tensor({2, 3, 6, 5}, 60);
+  const TD x = base.transpose(2, 3);  // [2, 3, 5, 6], strided
+  const TD w = random_tensor({4, 3, 3, 3}, 61);
+  const ltl::conv2d_options o{.padding = 1};
+  require_close(ltl::cpu::conv2d_forward(x, w, TD(), o), ltl_ref::conv2d(x.contiguous(), w, TD(), o), 1e-12);
+}
+
+TEST_CASE("conv2d rejects bad shapes with messages naming the op and shapes", "[ops][conv][errors]") {
+  const V x(TD::zeros({2, 3, 5, 5}));
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(x, V(TD::zeros({4, 2, 3, 3})));
+      },
+      {"conv2d", "[2, 3, 5, 5]", "[4, 2, 3, 3]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(x, V(TD::zeros({4, 1, 3, 3})), {}, {.groups = 2});
+      },
+      {"conv2d", "[2, 3, 5, 5]", "groups = 2"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(V(TD::zeros({2, 4, 5, 5})), V(TD::zeros({3, 2, 3, 3})), {}, {.groups = 2});
+      },
+      {"conv2d", "[3, 2, 3, 3]", "groups = 2"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 7, 7})));
+      },
+      {"conv2d", "[2, 3, 5, 5]", "empty"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 3, 3})), V(TD::zeros({3})));
+      },
+      {"conv2d", "[3]", "[4, 3, 3, 3]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(V(TD::zeros({3, 5, 5})), V(TD::zeros({4, 3, 3, 3})));
+      },
+      {"conv2d", "[3, 5, 5]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 3, 3})), {}, {.stride = 0});
+      },
+      {"conv2d", "[2, 3, 5, 5]", "stride"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch_norm2d
+
+TEST_CASE("batch_norm2d training forward and running statistics by hand", "[ops][bn]") {
+  // x [2, 2, 1, 2]: channel 0 holds {1, 2, 3, 4}, channel 1 holds {0, 0, 2, 6}.
+  const V x(TD::from({2, 2, 1, 2}, {1, 2, 0, 0, 3, 4, 2, 6}));
+  const V w(TD::from({2}, {2, 1}));
+  const V b(TD::from({2}, {0.5, -1}));
+  TD rm = TD::zeros({2});
+  TD rv = TD::ones({2});
+  const auto y = ltl::batch_norm2d(x, w, b, rm, rv, {.training = true});
+  // Channel 0: mean 2.5, biased var 1.25, unbiased 5/3. Channel 1: mean 2, biased var 6, unbiased 8.
+  const double s0 = 1 / std::sqrt(1.25 + 1e-5), s1 = 1 / std::sqrt(6 + 1e-5);
+  require_values(y.value(),
+                 {2 * (1 - 2.5) * s0 + 0.5, 2 * (2 - 2.5) * s0 + 0.5, (0 - 2.0) * s1 - 1, (0 - 2.0) * s1 - 1,
+                  2 * (3 - 2.5) * s0 + 0.5, 2 * (4 - 2.5) * s0 + 0.5, (2 - 2.0) * s1 - 1, (6 - 2.0) * s1 - 1},
+                 1e-12);
+  require_values(rm, {0.1 * 2.5, 0.1 * 2.0});
+  require_values(rv, {0.9 + 0.1 * 5.0 / 3.0, 0.9 + 0.1 * 8.0});
+  // A second step with momentum 0.5 moves halfway towards the batch statistics.
+  (void)ltl::batch_norm2d(x, w, b, rm, rv, {.training = true, .momentum = 0.5});
+  require_values(rm, {0.5 * 0.25 + 0.5 * 2.5, 0.5 * 0.2 + 0.5 * 2.0});
+  require_values(rv, {0.5 * (0.9 + 0.5 / 3.0) + 0.5 * 5.0 / 3.0, 0.5 * 1.7 + 0.5 * 8.0});
+
+  // Float path: statistics accumulated in double give the same running values to float precision.
+  TF rmf = TF::zeros({2}), rvf = TF::ones({2});
+  const ltl::variable<float> xf(TF::from({2, 2, 1, 2}, {1, 2, 0, 0, 3, 4, 2, 6}));
+  (void)ltl::batch_norm2d(xf, ltl::variable<float>(), ltl::variable<float>(), rmf, rvf, {.training = true});
+  REQUIRE(rmf.to_vector()[0] == Approx(0.25f));
+  REQUIRE(rvf.to_vector()[1] == Approx(1.7f));
+}
+
+TEST_CASE("batch_norm2d evaluation forward uses the running statistics", "[ops][bn]") {
+  const V x(TD::from({1, 2, 1, 2}, {1, 3, -2, 4}));
+  const TD rm = TD::from({2}, {1, 0.5});
+  const TD rv = TD::from({2}, {4, 0.25});
+  const auto y = ltl::batch_norm2d(x, V(TD::from({2}, {3, 1})), V(TD::from({2}, {0, 1})), rm, rv, {.training = false});
+  const double s0 = 3 / std::sqrt(4 + 1e-5), s1 = 1 / std::sqrt(0.25 + 1e-5);
+  require_values(y.value(), {0 * s0, 2 * s0, -2.5 * s1 + 1, 3.5 * s1 + 1});
+  require_values(rm, {1, 0.5});  // evaluation never touches the running tensors
+  require_values(rv, {4, 0.25});
+  // Without affine parameters.
+  require_values(ltl::batch_norm2d(x, V(), V(), rm, rv).value(),
+                 {0, 2 / std::sqrt(4 + 1e-5), -2.5 / std::sqrt(0.25 + 1e-5), 3.5 / std::sqrt(0.25 + 1e-5)});
+}
+
+TEST_CASE("batch_norm2d gradients in double", "[ops][bn][grad]") {
+  SECTION("training, affine, running statistics updated on the side") {
+    TD rm = TD::zeros({3}), rv = TD::ones({3});
+    require_gradcheck(
+        [rm, rv](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = true}); },
+        {leaf({3, 3, 2, 3}, 70), leaf({3}, 71, 0.5, 2), leaf({3}, 72)});
+  }
+  SECTION("training without running statistics, N = 1") {
+    require_gradcheck(
+        [](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], TD(), TD(), {.training = true}); },
+        {leaf({1, 2, 3, 3}, 73), leaf({2}, 74, 0.5, 2), leaf({2}, 75)});
+  }
+  SECTION("training without affine parameters") {
+    require_gradcheck(
+        [](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], V(), V(), TD(), TD(), {.training = true}); },
+        {leaf({4, 2, 2, 2}, 76)});
+  }
+  SECTION("evaluation") {
+    const TD rm = random_tensor({3}, 77), rv = random_tensor({3}, 78, 0.5, 2);
+    require_gradcheck(
+        [rm, rv](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false}); },
+        {leaf({2, 3, 2, 2}, 79), leaf({3}, 80, 0.5, 2), leaf({3}, 81)});
+  }
+}
+
+TEST_CASE("batch_norm2d rejects bad input", "[ops][bn][errors]") {
+  const V x(TD::zeros({2, 3, 4, 4}));
+  require_error<ltl::shape_error>(
+      [&] { (void)ltl::batch_norm2d(x, V(TD::ones({4})), V(), TD(), TD(), {.training = true}); },
+      {"batch_norm2d", "[4]", "[2, 3, 4, 4]"});
+  require_error<ltl::shape_error>(
+      [&] { (void)ltl::batch_norm2d(x, V(), V(), TD::zeros({2}), TD::ones({2}), {.training = true}); },
+      {"batch_norm2d", "running_mean", "[2, 3, 4, 4]"});
+  require_error<ltl::value_error>([&] { (void)ltl::batch_norm2d(x, V(), V(), TD(), TD()); },
+                                  {"batch_norm2d", "running", "[2, 3, 4, 4]"});
+  require_error<ltl::value_error>(
+      [&] {
+        (void)ltl::batch_norm2d(V(TD::zeros({1, 3, 1, 1})), V(), V(), TD(), TD(), {.training = true});
+      },
+      {"batch_norm2d", "[1, 3, 1, 1]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::batch_norm2d(V(TD::zeros({2, 3})), V(), V(), TD(), TD());
+      },
+      {"batch_norm2d", "[2, 3]"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// pooling
+
+TEST_CASE("pooling forwards on hand-computed values", "[ops][pool]") {
+  const V x(iota({1, 1, 3, 3}));  // 1..9
+  require_values(ltl::max_pool2d(x, {.kernel = 2, .stride = 1}).value(), {5, 6, 8, 9});
+  require_values(ltl::max_pool2d(x, {.kernel = 2, .stride = 2, .padding = 1}).value(), {1, 3, 7, 9});
+  // Padding is −∞ for max pooling: with negative inputs it must never win.
+  const V neg(iota({1, 1, 3, 3}, -1, -1));  // −1..−9
+  require_values(ltl::max_pool2d(neg, {.kernel = 2, .stride = 2, .padding = 1}).value(), {-1, -2, -4, -5});
+  // Stride defaults to the kernel size.
+  REQUIRE(ltl::max_pool2d(V(iota({2, 3, 8, 6})), {.kernel = 2}).sizes() == shape{2, 3, 4, 3});
+  // Average pooling counts padded zeros in the divisor.
+  require_values(ltl::avg_pool2d(x, {.kernel = 2, .stride = 2, .padding = 1}).value(),
+                 {1 / 4.0, (2 + 3) / 4.0, (4 + 7) / 4.0, (5 + 6 + 8 + 9) / 4.0});
+  require_values(ltl::avg_pool2d(x, {.kernel = {1, 3}}).value(), {2, 5, 8});
+  const auto g = ltl::global_avg_pool(V(iota({2, 2, 1, 3})));  // planes 1..3, 4..6, 7..9, 10..12
+  REQUIRE(g.sizes() == shape{2, 2});
+  require_values(g.value(), {2, 5, 8, 11});
+}
+
+TEST_CASE("max_pool2d routes gradients to the argmax, summing overlaps", "[ops][pool]") {
+  const V x(TD::from({1, 1, 3, 3}, {0, 1, 0, 2, 9, 3, 0, 4, 0}), true);
+  auto y = ltl::max_pool2d(x, {.kernel = 2, .stride = 1});  // every window's max is the centre
+  require_values(y.value(), {9, 9, 9, 9});
+  y.backward(TD::from({1, 1, 2, 2}, {1, 2, 3, 4}));
+  require_values(x.grad(), {0, 0, 0, 0, 10, 0, 0, 0, 0});
+}
+
+TEST_CASE("pooling gradients in double", "[ops][pool][grad]") {
+  // Uniform random inputs have no ties within a window, so max pooling is differentiable there.
+  require_gradcheck([](const auto& v) { return ltl::max_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); },
+                    {leaf({2, 2, 5, 5}, 90)});
+  require_gradcheck([](const auto& v) { return ltl::max_pool2d(v[0], {.kernel = 2}); }, {leaf({2, 2, 4, 6}, 91)});
+  require_gradcheck(
+      [](const auto& v) {
+        return ltl::max_pool2d(v[0], {.kernel = {2, 3}, .stride = 1});
+      },
+      {leaf({1, 2, 4, 5}, 92)});
+  require_gradcheck([](const auto& v) { return ltl::avg_pool2d(v[0], {.kernel = 3, .stride = 2, .padding = 1}); },
+                    {leaf({2, 2, 5, 5}, 93)});
+  require_gradcheck(
+      [](const auto& v) {
+        return ltl::avg_pool2d(v[0], {.kernel = {2, 3}, .stride = {1, 2}});
+      },
+      {leaf({2, 2, 4, 7}, 94)});
+  require_gradcheck([](const auto& v) { return ltl::global_avg_pool(v[0]); }, {leaf({2, 3, 3, 4}, 95)});
+}
+
+TEST_CASE("pooling rejects bad shapes with messages naming the op and shapes", "[ops][pool][errors]") {
+  const V x(TD::zeros({2, 3, 4, 4}));
+  require_error<ltl::shape_error>([&] { (void)ltl::max_pool2d(x, {.kernel = 2, .padding = 2}); },
+                                  {"max_pool2d", "[2, 3, 4, 4]", "padding"});
+  require_error<ltl::shape_error>([&] { (void)ltl::avg_pool2d(x, {.kernel = 5}); }, {"avg_pool2d", "[2, 3, 4, 4]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::max_pool2d(V(TD::zeros({3, 4, 4})), {.kernel = 2});
+      },
+      {"max_pool2d", "[3, 4, 4]"});
+  require_error<ltl::shape_error>(
+      [&] {
+        (void)ltl::global_avg_pool(V(TD::zeros({2, 3})));
+      },
+      {"global_avg_pool", "[2, 3]"});
+}

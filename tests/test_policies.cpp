@@ -1,0 +1,281 @@
+#include <catch2/catch.hpp>
+
+#include "reference/loss_reference.hpp"
+
+#include <ltlearn/losses/fused_loss.hpp>
+#include <ltlearn/losses/policies.hpp>
+#include <ltlearn/mixing/policies.hpp>
+#include <ltlearn/sampling/samplers.hpp>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+using ltl::index_t;
+
+namespace {
+std::vector<std::int64_t> lt_labels(const std::vector<index_t>& counts) {
+  std::vector<std::int64_t> y;
+  for (std::size_t c = 0; c < counts.size(); ++c) y.insert(y.end(), static_cast<std::size_t>(counts[c]), static_cast<std::int64_t>(c));
+  return y;
+}
+// Pearson chi-square statistic of observed class counts against probabilities p.
+double chi_square(const std::vector<double>& observed, const std::vector<double>& p) {
+  double total = 0, chi = 0;
+  for (double o : observed) total += o;
+  for (std::size_t j = 0; j < p.size(); ++j) {
+    const double e = p[j] * total;
+    if (e > 0) chi += (observed[j] - e) * (observed[j] - e) / e;
+  }
+  return chi;
+}
+template <class S>
+std::vector<double> class_frequencies(const S& s, const std::vector<std::int64_t>& y, index_t C, index_t epochs, index_t first = 0) {
+  std::vector<double> f(static_cast<std::size_t>(C), 0.0);
+  for (index_t e = first; e < first + epochs; ++e)
+    for (index_t i : s.epoch_indices(e)) f[static_cast<std::size_t>(y[static_cast<std::size_t>(i)])] += 1;
+  return f;
+}
+// chi-square critical value for 9 degrees of freedom at p = 0.001
+constexpr double chi2_9_999 = 27.88;
+}  // namespace
+
+TEST_CASE("samplers draw classes with the probabilities of Kang et al. Eq. 1-2", "[sampling]") {
+  const std::vector<index_t> counts{500, 300, 180, 108, 65, 39, 23, 14, 8, 5};
+  const auto y = lt_labels(counts);
+  std::vector<double> n(counts.begin(), counts.end());
+  namespace s = ltl::sampling;
+  for (double q : {0.0, 0.5, 1.0}) {
+    s::power_sampler ps(y, 10, q, 7);
+    const auto f = class_frequencies(ps, y, 10, 30);
+    const auto p = s::power_probabilities(n, q);
+    INFO("q = " << q);
+    REQUIRE(chi_square(f, p) < chi2_9_999);
+    // a wrong p (the neighbouring q) is rejected by the same statistic
+    REQUIRE(chi_square(f, s::power_probabilities(n, q == 1.0 ? 0.5 : q + 0.5)) > chi2_9_999);
+  }
+  // class-balanced p_j = 1/C exactly
+  for (double v : s::power_probabilities(n, 0.0)) REQUIRE(v == Approx(0.1));
+  // square-root: p_j ∝ √N_j
+  const auto sq = s::power_probabilities(n, 0.5);
+  REQUIRE(sq[0] / sq[9] == Approx(std::sqrt(100.0)));
+
+  // instance-balanced: a permutation of the whole set
+  s::instance_balanced ib(y, 10, 3);
+  auto o = ib.epoch_indices(4);
+  std::sort(o.begin(), o.end());
+  for (std::size_t i = 0; i < o.size(); ++i) REQUIRE(o[i] == static_cast<index_t>(i));
+  REQUIRE(ib.epoch_indices(4) == ib.epoch_indices(4));
+  REQUIRE(ib.epoch_indices(4) != ib.epoch_indices(5));
+
+  // progressive: interpolates from instance to class-balanced
+  s::progressive pr(y, 10, 10, 5);
+  REQUIRE(pr.class_probabilities(0) == s::power_probabilities(n, 1.0));
+  const auto mid = pr.class_probabilities(5);
+  REQUIRE(mid[9] == Approx(0.5 * 5.0 / 1242.0 + 0.5 * 0.1));
+  REQUIRE(chi_square(class_frequencies(pr, y, 10, 1, 5), mid) < chi2_9_999 + 10);
+
+  // class-aware round robin: exactly balanced over full rounds
+  s::class_aware ca(y, 10, 1, 1, 1000);
+  const auto fca = class_frequencies(ca, y, 10, 1);
+  for (double v : fca) REQUIRE(v == 100.0);
+
+  // deferred re-sampling switches at the given epoch
+  s::deferred drs(s::instance_balanced(y, 10, 1), s::power_sampler(y, 10, 0.0, 1), 3);
+  REQUIRE(drs.epoch_indices(2) == s::instance_balanced(y, 10, 1).epoch_indices(2));
+  REQUIRE(drs.epoch_indices(3) == s::power_sampler(y, 10, 0.0, 1).epoch_indices(3));
+  static_assert(s::sampler<decltype(drs)>);
+  REQUIRE_THROWS_AS(s::power_sampler(std::vector<std::int64_t>{0, 11}, 10, 0.0, 1), ltl::value_error);
+}
+
+TEST_CASE("distributed shards partition the global order", "[sampling]") {
+  const auto y = lt_labels({50, 20, 7});
+  ltl::sampling::power_sampler s(y, 3, 0.0, 9);
+  const auto order = s.epoch_indices(2);
+  std::multiset<index_t> all;
+  std::size_t total = 0;
+  for (index_t r = 0; r < 3; ++r) {
+    const auto sh = ltl::sampling::shard(order, r, 3);
+    for (std::size_t k = 0; k < sh.size(); ++k) REQUIRE(sh[k] == order[k * 3 + static_cast<std::size_t>(r)]);
+    all.insert(sh.begin(), sh.end());
+    total += sh.size();
+  }
+  REQUIRE(total == order.size());
+  REQUIRE(all == std::multiset<index_t>(order.begin(), order.end()));
+}
+
+TEST_CASE("loss policies give the papers' per-class terms", "[losses]") {
+  namespace l = ltl::losses;
+  const std::vector<double> n{5000, 500, 50};
+  auto cdt = l::make_terms(l::cdt{.gamma = 0.5}, n, 0);
+  REQUIRE(cdt.temperatures[0] == Approx(1.0));
+  REQUIRE(cdt.temperatures[2] == Approx(10.0));
+  REQUIRE(l::make_terms(l::cdt{.gamma = 0.5, .start_epoch = 3}, n, 2).temperatures.empty());
+  auto ld = l::make_terms(l::ldam{}, n, 0);
+  REQUIRE(ld.margins[2] == Approx(0.5));
+  REQUIRE(ld.margins[0] == Approx(0.5 * std::pow(50.0 / 5000.0, 0.25)));
+  REQUIRE(ld.scale == 30);
+  auto la = l::make_terms(l::logit_adjust{.tau = 1}, n, 0);
+  REQUIRE(la.offsets[1] == Approx(std::log(500.0 / 5550.0)));
+  auto cb = l::make_terms(l::class_balanced_weights{.beta = 0.9999}, n, 0);
+  double s = 0;
+  for (double w : cb.weights) s += w;
+  REQUIRE(s == Approx(3.0));
+  REQUIRE(cb.weights[2] / cb.weights[0] == Approx((1 - std::pow(0.9999, 5000)) / (1 - std::pow(0.9999, 50))));
+  auto inv = l::make_terms(l::inverse_frequency_weights{.gamma = 1}, n, 0);
+  REQUIRE(inv.weights[2] / inv.weights[0] == Approx(100.0));
+  // DRW switches at its epoch; composition keeps each policy's fields
+  auto ldam_drw = l::compose(l::ldam{}, l::drw(160));
+  REQUIRE(l::make_terms(ldam_drw, n, 159).weights.empty());
+  auto after = l::make_terms(ldam_drw, n, 160);
+  REQUIRE(after.weights.size() == 3);
+  REQUIRE(after.margins.size() == 3);
+  REQUIRE_THROWS_AS(l::make_terms(l::cdt{}, std::vector<double>{10, 0}, 0), ltl::value_error);
+}
+
+TEST_CASE("fused loss equals the unfused reference for every variant", "[losses][fused]") {
+  namespace l = ltl::losses;
+  struct variant {
+    const char* name;
+    ltl::loss_terms (*make)(const std::vector<double>&);
+  };
+  const variant variants[] = {
+      {"ce", [](const std::vector<double>& n) { return l::make_terms(l::cross_entropy{}, n, 0); }},
+      {"cdt", [](const std::vector<double>& n) { return l::make_terms(l::cdt{.gamma = 0.3}, n, 0); }},
+      {"ldam", [](const std::vector<double>& n) { return l::make_terms(l::ldam{}, n, 0); }},
+      {"la", [](const std::vector<double>& n) { return l::make_terms(l::logit_adjust{.tau = 1.0}, n, 0); }},
+      {"cb-focal", [](const std::vector<double>& n) { return l::make_terms(l::compose(l::class_balanced_weights{}, l::focal{.gamma = 1.0}), n, 0); }},
+      {"ldam-drw", [](const std::vector<double>& n) { return l::make_terms(l::compose(l::ldam{}, l::drw(0)), n, 5); }},
+      {"cdt-drw", [](const std::vector<double>& n) { return l::make_terms(l::compose(l::cdt{.gamma = 0.2}, l::drw(0)), n, 5); }},
+      {"focal-0.5", [](const std::vector<double>& n) { return l::make_terms(l::focal{.gamma = 0.5}, n, 0); }},
+  };
+  const std::pair<index_t, index_t> sizes[] = {{4, 3}, {16, 10}, {8, 100}, {3, 8142}};
+  for (auto [B, C] : sizes) {
+    ltl::rng g(B * 1000 + C);
+    std::vector<double> n(static_cast<std::size_t>(C));
+    for (index_t c = 0; c < C; ++c) n[static_cast<std::size_t>(c)] = std::floor(5000.0 * std::pow(0.01, double(c) / double(std::max<index_t>(1, C - 1)))) + 1;
+    ltl::tensor<float> z(ltl::shape{B, C});
+    for (index_t i = 0; i < z.numel(); ++i) z.data()[i] = static_cast<float>(g.normal(0, 0.3));
+    ltl::tensor<std::int64_t> y(ltl::shape{B});
+    for (index_t i = 0; i < B; ++i) y.data()[i] = static_cast<std::int64_t>(g.below(static_cast<std::uint64_t>(C)));
+    ltl::tensor<float> sw(ltl::shape{B});
+    for (index_t i = 0; i < B; ++i) sw.data()[i] = static_cast<float>(g.uniform(0.2, 1.0));
+    for (const auto& v : variants) {
+      for (bool weighted : {false, true}) {
+        INFO(v.name << " B=" << B << " C=" << C << " sample weights " << weighted);
+        const auto terms = v.make(n);
+        ltl::variable<float> zf(z.clone(), true), zr(z.clone(), true);
+        auto lf = ltl::logit_adjusted_loss(zf, y, terms, weighted ? sw : ltl::tensor<float>());
+        auto lr = ltl_ref::logit_adjusted_loss(zr, y, terms, weighted ? sw : ltl::tensor<float>());
+        REQUIRE(lf.value().item() == Approx(lr.value().item()).epsilon(1e-5));
+        lf.backward();
+        lr.backward();
+        const auto gf = zf.grad().to_vector(), gr = zr.grad().to_vector();
+        double max_ref = 0, max_diff = 0;
+        for (std::size_t i = 0; i < gf.size(); ++i) {
+          max_ref = std::max(max_ref, std::abs(double(gr[i])));
+          max_diff = std::max(max_diff, std::abs(double(gf[i]) - double(gr[i])));
+        }
+        REQUIRE(max_diff <= 1e-5 * max_ref + 1e-9);
+      }
+    }
+  }
+}
+
+TEST_CASE("fused loss gradients pass a double-precision gradient check", "[losses][fused][grad]") {
+  namespace l = ltl::losses;
+  const std::vector<double> n{300, 60, 12, 5};
+  const ltl::loss_terms all[] = {
+      l::make_terms(l::cross_entropy{}, n, 0), l::make_terms(l::cdt{.gamma = 0.4}, n, 0),
+      l::make_terms(l::ldam{.max_margin = 0.5, .scale = 5}, n, 0), l::make_terms(l::logit_adjust{}, n, 0),
+      l::make_terms(l::compose(l::class_balanced_weights{.beta = 0.99}, l::focal{.gamma = 2}), n, 0)};
+  ltl::rng g(3);
+  ltl::tensor<double> z(ltl::shape{5, 4});
+  for (index_t i = 0; i < z.numel(); ++i) z.data()[i] = g.normal();
+  const auto y = ltl::tensor<std::int64_t>::from({5}, {0, 3, 2, 1, 3});
+  for (const auto& t : all) {
+    auto r = ltl::gradcheck<ltl::cpu::device>(
+        [&](const auto& x) { return ltl::logit_adjusted_loss(x[0], y, t); }, {ltl::variable<double>(z, true)});
+    INFO(r.report);
+    REQUIRE(r.ok);
+  }
+  REQUIRE_THROWS_AS(ltl::logit_adjusted_loss(ltl::variable<double>(z), ltl::tensor<std::int64_t>::from({5}, {0, 4, 0, 0, 0}), all[0]),
+                    ltl::value_error);
+}
+
+TEST_CASE("Beta sampling has the right mean and variance", "[mixing][rng]") {
+  for (auto [a, b] : {std::pair{0.2, 0.2}, std::pair{1.0, 1.0}, std::pair{2.0, 5.0}}) {
+    ltl::rng g(17);
+    double s = 0, s2 = 0;
+    const int n = 200000;
+    for (int i = 0; i < n; ++i) {
+      const double x = g.beta(a, b);
+      REQUIRE((x >= 0 && x <= 1));
+      s += x;
+      s2 += x * x;
+    }
+    const double mean = s / n, var = s2 / n - mean * mean;
+    INFO("Beta(" << a << ", " << b << ")");
+    REQUIRE(mean == Approx(a / (a + b)).margin(0.004));
+    REQUIRE(var == Approx(a * b / ((a + b) * (a + b) * (a + b + 1))).margin(0.002));
+  }
+}
+
+TEST_CASE("MFW weights, lambdas and gradients follow the paper", "[mixing][mfw]") {
+  const std::vector<double> n{5000, 500, 50};
+  const auto s = ltl::mixing::mfw_weights(n, 2.0);
+  const double mu = std::cbrt(5000.0 * 500 * 50), mean = 5550.0 / 3;
+  const double sd = std::sqrt(((5000 - mean) * (5000 - mean) + (500 - mean) * (500 - mean) + (50 - mean) * (50 - mean)) / 3);
+  for (int c = 0; c < 3; ++c) REQUIRE(s[c] == Approx(0.5 / (1 + std::exp(-(n[c] - mu) / (2.0 * sd)))));
+  REQUIRE(s[0] > s[1]);
+  REQUIRE(s[1] > s[2]);
+  for (double v : s) REQUIRE((v > 0 && v < 0.5));
+
+  // Two-sample batch: with perm = swap, out_0 = (1−λ0)h0 + λ0 h1, out_1 = (1−λ1)h1 + λ1 h0, labels kept.
+  ltl::mixing::mfw m{.alpha = 1.0, .beta = 2.0};
+  const auto y = ltl::tensor<std::int64_t>::from({2}, {0, 2});
+  ltl::variable<double> h(ltl::tensor<double>::from({2, 3}, {1, 2, 3, 4, 5, 6}), true);
+  ltl::rng g(1), replay(1);
+  std::vector<std::int64_t> perm(2);
+  // replay the policy's draws: permutation, then the λ_i
+  auto p = ltl::mixing::detail::random_permutation(2, replay);
+  const auto lam = m.lambdas<double>(y, n, replay);
+  auto r = m.mix(h, y, n, g);
+  REQUIRE_FALSE(r.own_weight.defined());
+  const double l0 = lam.data()[0], l1 = lam.data()[1];
+  REQUIRE(l0 <= s[0]);
+  REQUIRE(l1 <= s[2]);
+  const auto c = ltl::tensor<double>::from({2, 3}, {1, -2, 0.5, 3, 1, -1});
+  ltl::sum(r.h * ltl::variable<double>(c)).backward();
+  const bool swapped = p.data()[0] == 1;
+  for (int k = 0; k < 3; ++k) {
+    const double c0 = c.data()[k], c1 = c.data()[3 + k];
+    const double g0 = swapped ? (1 - l0) * c0 + l1 * c1 : c0;
+    const double g1 = swapped ? l0 * c0 + (1 - l1) * c1 : c1;
+    REQUIRE(h.grad().data()[k] == Approx(g0));
+    REQUIRE(h.grad().data()[3 + k] == Approx(g1));
+    const double o0 = swapped ? (1 - l0) * (k + 1) + l0 * (k + 4) : k + 1;
+    REQUIRE(r.h.value().data()[k] == Approx(o0));
+  }
+}
+
+TEST_CASE("mixup and Remix label weights", "[mixing]") {
+  ltl::mixing::remix rm{.kappa = 3, .tau = 0.5};
+  REQUIRE(rm.label_weight(300, 10, 0.4) == 0.0);   // major own sample, mostly partner: minor label
+  REQUIRE(rm.label_weight(10, 300, 0.6) == 1.0);   // minor own sample keeps its label
+  REQUIRE(rm.label_weight(100, 90, 0.3) == 0.3);   // similar sizes: mixup's λ
+  REQUIRE(rm.label_weight(300, 10, 0.7) == 0.7);
+  ltl::mixing::mixup mu{.alpha = 0.4};
+  ltl::rng g(2);
+  ltl::variable<float> x(ltl::tensor<float>::ones({4, 2}));
+  const auto y = ltl::tensor<std::int64_t>::from({4}, {0, 1, 2, 3});
+  auto r = mu.mix(x, y, {1, 1, 1, 1}, g);
+  REQUIRE(r.partner_labels.numel() == 4);
+  const float w = r.own_weight.data()[0];
+  for (int i = 0; i < 4; ++i) REQUIRE(r.own_weight.data()[i] == w);
+  std::set<std::int64_t> partners(r.partner_labels.data(), r.partner_labels.data() + 4);
+  REQUIRE(partners.size() == 4);  // a permutation of the labels
+  static_assert(ltl::mixing::mixing_policy<ltl::mixing::mfw>);
+  static_assert(ltl::mixing::mixing_policy<ltl::mixing::remix>);
+  static_assert(ltl::mixing::mixing_policy<ltl::mixing::none>);
+}

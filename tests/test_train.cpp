@@ -1,0 +1,273 @@
+#include <catch2/catch.hpp>
+#include <ltlearn/nn/linear.hpp>
+#include <ltlearn/optim/schedule.hpp>
+#include <ltlearn/optim/sgd.hpp>
+
+using V = ltl::variable<double>;
+using TD = ltl::tensor<double>;
+
+TEST_CASE("sgd matches hand-computed PyTorch updates", "[optim]") {
+  // p = 1, g = 0.5 every step, lr 0.1, momentum 0.9, wd 0.01.
+  V p(TD::from({1}, {1.0}), true);
+  ltl::optim::sgd<double> opt({{"p", p}}, {.momentum = 0.9, .weight_decay = 0.01});
+  p.grad() = TD::from({1}, {0.5});
+  opt.step(0.1);
+  // d = 0.5 + 0.01·1 = 0.51; b = 0.51; p = 1 − 0.051 = 0.949
+  REQUIRE(p.value().item() == Approx(0.949).epsilon(1e-12));
+  opt.step(0.1);
+  // d = 0.5 + 0.00949 = 0.50949; b = 0.9·0.51 + 0.50949 = 0.96849; p = 0.949 − 0.096849
+  REQUIRE(p.value().item() == Approx(0.949 - 0.096849).epsilon(1e-12));
+
+  V q(TD::from({1}, {1.0}), true);
+  ltl::optim::sgd<double> nest({{"q", q}}, {.momentum = 0.9, .nesterov = true});
+  q.grad() = TD::from({1}, {1.0});
+  nest.step(0.1);  // b = 1; d = 1 + 0.9 = 1.9; q = 1 − 0.19
+  REQUIRE(q.value().item() == Approx(0.81).epsilon(1e-12));
+  nest.step(0.1);  // b = 0.9 + 1 = 1.9; d = 1 + 1.71 = 2.71
+  REQUIRE(q.value().item() == Approx(0.81 - 0.271).epsilon(1e-12));
+
+  auto st = nest.state_dict();
+  REQUIRE(st.at("q").item() == Approx(1.9));
+  REQUIRE_THROWS_AS(nest.load_state_dict({{"nope", TD::zeros({1})}}), ltl::value_error);
+  REQUIRE_THROWS_AS((ltl::optim::sgd<double>({{"q", q}}, {.momentum = 0, .nesterov = true})), ltl::value_error);
+}
+
+TEST_CASE("schedules give the recipe's rates at chosen iterations", "[optim]") {
+  // SPEC §5: 100 iterations per epoch, warm-up over epoch 0 to 0.1, ×0.1 from 16, ×0.01 from 18.
+  auto s = ltl::optim::make_step_recipe(0.1, 100, 1, 16, 18);
+  REQUIRE(s(0) == Approx(0.001));
+  REQUIRE(s(49) == Approx(0.05));
+  REQUIRE(s(99) == Approx(0.1));
+  REQUIRE(s(100) == Approx(0.1));
+  REQUIRE(s(1599) == Approx(0.1));
+  REQUIRE(s(1600) == Approx(0.01));
+  REQUIRE(s(1799) == Approx(0.01));
+  REQUIRE(s(1800) == Approx(0.001));
+  ltl::optim::multistep_lr m{.lr = 0.2, .milestones = {30, 60, 80}, .gamma = 0.1};
+  REQUIRE(m(29) == Approx(0.2));
+  REQUIRE(m(30) == Approx(0.02));
+  REQUIRE(m(85) == Approx(0.0002));
+  auto c = ltl::optim::make_cosine_recipe(0.1, 10, 5, 300);
+  REQUIRE(c(49) == Approx(0.1));
+  REQUIRE(c(50) == Approx(0.1));
+  REQUIRE(c(50 + 1475) == Approx(0.05));
+  REQUIRE(c(3000) == Approx(0.0).margin(1e-12));
+  static_assert(ltl::optim::lr_schedule<decltype(s)>);
+}
+
+TEST_CASE("modules register parameters and round-trip state", "[nn]") {
+  ltl::rng g(0);
+  ltl::nn::linear<double> fc({.in_features = 4, .out_features = 3}, g);
+  REQUIRE(fc.num_parameters() == 15);
+  auto named = fc.named_parameters();
+  REQUIRE(named.size() == 2);
+  REQUIRE(named[0].first == "weight");
+  ltl::rng g2(1);
+  ltl::nn::linear<double> other({.in_features = 4, .out_features = 3}, g2);
+  REQUIRE(other.weight.value().to_vector() != fc.weight.value().to_vector());
+  other.load_state_dict(fc.state_dict());
+  REQUIRE(other.weight.value().to_vector() == fc.weight.value().to_vector());
+  ltl::nn::linear<double> wrong({.in_features = 5, .out_features = 3}, g2);
+  REQUIRE_THROWS_AS(wrong.load_state_dict(fc.state_dict()), ltl::shape_error);
+  static_assert(ltl::nn::module_like<ltl::nn::linear<double>>);
+}
+
+#include <ltlearn/nn/models/resnet_cifar.hpp>
+
+TEST_CASE("resnet_cifar: parameter counts, points and a training-mode backward", "[nn][models]") {
+  ltl::nn::resnet_cifar<float> r32({.depth = 32, .num_classes = 10});
+  REQUIRE(r32.num_parameters() == 464154);  // 0.46 M as in He et al. / the LDAM code base
+  ltl::nn::resnet_cifar<float> r20({.depth = 20, .num_classes = 10});
+  REQUIRE(r20.num_parameters() == 269722);
+  ltl::nn::resnet_cifar<float> r110({.depth = 110, .num_classes = 10});
+  REQUIRE(r110.num_parameters() == 1727962);
+  REQUIRE(r32.points() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3", "pool", "fc"});
+  REQUIRE(r32.group_point(2) == r32.point("stage1"));
+  REQUIRE_THROWS_AS(r32.point("layer9"), ltl::value_error);
+  REQUIRE_THROWS_AS(ltl::nn::resnet_cifar<float>({.depth = 33}), ltl::value_error);
+
+  ltl::nn::resnet_cifar<float> m({.depth = 20, .num_classes = 3, .in_channels = 1, .seed = 3});
+  ltl::rng g(5);
+  ltl::tensor<float> x(ltl::shape{4, 1, 12, 12});
+  for (ltl::index_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(g.normal());
+  ltl::variable<float> in(x);
+  auto h = m.run(in, -1, m.point("stage2"));
+  REQUIRE(h.sizes() == ltl::shape{4, 32, 6, 6});
+  auto z = m.run(h, m.point("stage2"), m.last_point());
+  REQUIRE(z.sizes() == ltl::shape{4, 3});
+  auto f = m.features(in);
+  REQUIRE(f.sizes() == ltl::shape{4, 64});
+  auto loss = ltl::sum(z * z);
+  loss.backward();
+  for (auto& [name, p] : m.named_parameters()) {
+    INFO(name);
+    REQUIRE(p.grad().defined());
+  }
+  // running statistics moved in training mode, not in eval mode
+  auto bn_mean = m.state_dict().at("stem.1.running_mean").clone();
+  REQUIRE(bn_mean.to_vector() != std::vector<float>(16, 0.0f));
+  m.eval();
+  (void)m.forward(in);
+  REQUIRE(m.state_dict().at("stem.1.running_mean").to_vector() == bn_mean.to_vector());
+}
+
+#include <ltlearn/data/loader.hpp>
+#include <ltlearn/data/transforms.hpp>
+#include <ltlearn/train/trainer.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+namespace {
+// A small synthetic image set: class c has a bright c-th column, plus noise.
+ltl::data::image_dataset toy_dataset(ltl::index_t n_per_class, ltl::index_t classes, std::uint64_t seed) {
+  ltl::rng g(seed);
+  const ltl::index_t H = 8, W = 8;
+  std::vector<std::uint8_t> px;
+  std::vector<std::int64_t> y;
+  for (ltl::index_t c = 0; c < classes; ++c)
+    for (ltl::index_t i = 0; i < n_per_class / (c + 1) + 2; ++i) {
+      for (ltl::index_t h = 0; h < H; ++h)
+        for (ltl::index_t w = 0; w < W; ++w)
+          px.push_back(static_cast<std::uint8_t>(std::min<double>(255, (w == c ? 180 : 20) + 60 * g.uniform())));
+      y.push_back(c);
+    }
+  return ltl::data::image_dataset("toy", {1, H, W}, std::move(px), std::move(y), classes);
+}
+std::filesystem::path fresh_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("ltl_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+std::vector<float> flat_params(const ltl::nn::module<float>& m) {
+  std::vector<float> v;
+  for (auto& [n, t] : m.state_dict()) {
+    auto x = t.to_vector();
+    v.insert(v.end(), x.begin(), x.end());
+  }
+  return v;
+}
+}  // namespace
+
+TEST_CASE("loader batches do not depend on worker count or timing", "[data][loader]") {
+  const auto ds = toy_dataset(40, 4, 1);
+  std::vector<ltl::index_t> order(ds.size());
+  std::iota(order.begin(), order.end(), 0);
+  ltl::rng(3).shuffle(std::span<ltl::index_t>(order));
+  const ltl::data::standard_augment aug{.crop = {.pad = 2}, .flip = {.p = 0.5}, .norm = {{0.5}, {0.25}}};
+  auto collect = [&](int workers, ltl::index_t start) {
+    ltl::data::loader<float, ltl::data::image_dataset> l(ds, {.batch_size = 7, .workers = workers, .prefetch = 3, .seed = 9},
+                                                        [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); });
+    std::vector<float> all;
+    auto run = l.run(2, order, start);
+    while (auto b = run->next()) {
+      auto v = b->images.to_vector();
+      all.insert(all.end(), v.begin(), v.end());
+      for (ltl::index_t i = 0; i < b->labels.numel(); ++i) all.push_back(static_cast<float>(b->labels.data()[i]));
+    }
+    return all;
+  };
+  const auto ref = collect(0, 0);
+  REQUIRE(ref.size() == static_cast<std::size_t>(ds.size()) * 65);
+  REQUIRE(collect(1, 0) == ref);
+  REQUIRE(collect(3, 0) == ref);
+  // starting at batch 2 gives the tail of the same stream
+  const auto tail = collect(2, 2);
+  REQUIRE(std::equal(tail.begin(), tail.end(), ref.end() - static_cast<std::ptrdiff_t>(tail.size())));
+  REQUIRE(tail.size() == ref.size() - 2 * 7 * 65);
+}
+
+TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint]") {
+  const auto dir = fresh_dir("ckpt");
+  ltl::nn::resnet_cifar<float> a({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 1});
+  ltl::nn::resnet_cifar<float> b({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 2});
+  ltl::optim::sgd<float> opt(a.named_parameters(), {.momentum = 0.9});
+  for (auto& [n, p] : a.named_parameters()) p.grad() = ltl::tensor<float>::ones(p.sizes());
+  opt.step(0.1);
+  ltl::train::train_state st;
+  st.epoch = 3;
+  st.iteration = 42;
+  st.rngs["mix"] = ltl::rng(5).state();
+  const auto path = dir / "c.safetensors";
+  ltl::train::save_checkpoint(path, static_cast<const ltl::nn::module<float>&>(a), &opt, st);
+  REQUIRE_FALSE(flat_params(a) == flat_params(b));
+  ltl::optim::sgd<float> opt_b(b.named_parameters(), {.momentum = 0.9});
+  const auto back = ltl::train::load_checkpoint(path, static_cast<ltl::nn::module<float>&>(b), &opt_b);
+  REQUIRE(flat_params(a) == flat_params(b));
+  REQUIRE(back.epoch == 3);
+  REQUIRE(back.iteration == 42);
+  REQUIRE(back.rngs.at("mix") == ltl::rng(5).state());
+  REQUIRE(opt_b.state_dict().size() == opt.state_dict().size());
+
+  // no temporary files are left behind
+  int files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+  REQUIRE(files == 1);
+
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto write = [&](const std::vector<char>& v) {
+    const auto p = dir / "bad.safetensors";
+    std::ofstream(p, std::ios::binary).write(v.data(), static_cast<std::streamsize>(v.size()));
+    return p;
+  };
+  auto expect_io = [&](const std::vector<char>& v, const std::string& needle) {
+    ltl::nn::resnet_cifar<float> c({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 7});
+    const auto before = flat_params(c);
+    try {
+      (void)ltl::train::load_checkpoint(write(v), static_cast<ltl::nn::module<float>&>(c), nullptr);
+      FAIL("expected an io_error");
+    } catch (const ltl::io_error& e) {
+      INFO(e.what());
+      REQUIRE_THAT(e.what(), Catch::Contains("bad.safetensors") && Catch::Contains(needle));
+    }
+    REQUIRE(flat_params(c) == before);  // nothing half-loaded
+  };
+  expect_io(std::vector<char>(bytes.begin(), bytes.begin() + 5), "too short");
+  expect_io(std::vector<char>(bytes.begin(), bytes.end() - 100), "truncated");
+  auto bad_json = bytes;
+  bad_json[8] = 'x';  // the opening brace of the JSON header
+  expect_io(bad_json, "JSON");
+  auto huge = bytes;
+  huge[7] = 0x40;
+  expect_io(huge, "header length");
+  // another architecture
+  ltl::nn::resnet_cifar<float> wide({.depth = 8, .num_classes = 4, .in_channels = 1});
+  REQUIRE_THROWS_AS(ltl::train::load_checkpoint(path, static_cast<ltl::nn::module<float>&>(wide), nullptr), ltl::io_error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train][resume]") {
+  const auto train = toy_dataset(24, 3, 2);
+  const ltl::data::standard_augment aug{.crop = {.pad = 1}, .flip = {.p = 0.5}, .norm = {{0.3}, {0.3}}};
+  auto run = [&](const std::filesystem::path& dir, ltl::index_t stop, bool resume) {
+    ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 11});
+    const auto y = train.labels();
+    ltl::train::trainer tr(m, train,
+                           {.epochs = 3, .batch_size = 8, .seed = 4, .out_dir = dir, .stop_after_steps = stop,
+                            .loader_workers = 2, .progress = false, .print_epochs = false},
+                           ltl::sampling::power_sampler(y, 3, 0.5, 4), ltl::losses::compose(ltl::losses::ldam{}, ltl::losses::drw(1)),
+                           ltl::mixing::mfw{.alpha = 1.0, .at = "stage1"}, ltl::optim::make_step_recipe(0.05, 6, 1, 2, 3),
+                           [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, {{0.3}, {0.3}});
+    if (resume) tr.resume(dir / "checkpoint.safetensors");
+    tr.fit();
+    return std::pair{flat_params(m), tr.state().iteration};
+  };
+  const auto d1 = fresh_dir("full"), d2 = fresh_dir("part");
+  const auto [full, steps] = run(d1, -1, false);
+  REQUIRE(steps > 10);
+  const auto [partial, at] = run(d2, 8, false);  // "killed" after 8 steps, mid-epoch 1
+  REQUIRE(at == 8);
+  REQUIRE(partial != full);
+  const auto [resumed, end] = run(d2, -1, true);
+  REQUIRE(end == steps);
+  REQUIRE(resumed == full);
+  // the JSON-lines log has one line per completed epoch
+  std::ifstream log(d1 / "log.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(log, l);) lines += !l.empty();
+  REQUIRE(lines == 3);
+  std::filesystem::remove_all(d1);
+  std::filesystem::remove_all(d2);
+}
