@@ -6,12 +6,21 @@
 #include <ltlearn/mixing/any_mixing.hpp>
 #include <ltlearn/optim/any_schedule.hpp>
 #include <ltlearn/sampling/any_sampler.hpp>
+#include <ltlearn/data/long_tail.hpp>
+#include <ltlearn/data/transforms.hpp>
+#include <ltlearn/metrics/analysis.hpp>
+#include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/train/evaluate.hpp>
+#include <ltlearn/train/trainer.hpp>
+
+#include "fsa_phase2.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -34,6 +43,7 @@ struct policy_flags {
   std::string mix_point = "stage1";
   double alpha = 1.0, mfw_beta = 2.0;
   std::string schedule = "step";  // step | cosine
+  double decay_a = 0.1, decay_b = 0.01;  // step schedule: factors from 80 % and 90 % of the epochs
 
   void add_to(CLI::App& app) {
     app.add_option("--sampler", sampler, "instance|class|class-aware|sqrt|progressive|drs")->capture_default_str();
@@ -50,7 +60,9 @@ struct policy_flags {
     app.add_option("--mix-point", mix_point, "model point to mix at (stem, stage1, ...)")->capture_default_str();
     app.add_option("--alpha", alpha, "Beta(alpha, alpha) of the mixing policies")->capture_default_str();
     app.add_option("--beta", mfw_beta, "MFW softness beta (2 long-tailed, 0.01 step)")->capture_default_str();
-    app.add_option("--schedule", schedule, "step (warm-up, x0.1 at 80%, x0.01 at 90%) | cosine")->capture_default_str();
+    app.add_option("--schedule", schedule, "step (warm-up, then decays at 80% and 90% of the epochs) | cosine")->capture_default_str();
+    app.add_option("--decay-a", decay_a, "step schedule: lr factor from 80% of the epochs")->capture_default_str();
+    app.add_option("--decay-b", decay_b, "step schedule: lr factor from 90% of the epochs")->capture_default_str();
   }
 
   ltl::sampling::any_sampler make_sampler(std::span<const std::int64_t> y, index_t C, index_t epochs,
@@ -96,7 +108,8 @@ struct policy_flags {
 
   ltl::optim::any_schedule make_schedule(double lr, index_t iters_per_epoch, index_t warmup_epochs, index_t epochs) const {
     if (schedule == "step")
-      return ltl::optim::make_step_recipe(lr, iters_per_epoch, warmup_epochs, (epochs * 4 + 4) / 5, (epochs * 9 + 9) / 10);
+      return ltl::optim::make_step_recipe(lr, iters_per_epoch, warmup_epochs, epochs * 4 / 5, epochs * 9 / 10, decay_a,
+                                          decay_b);
     if (schedule == "cosine") return ltl::optim::make_cosine_recipe(lr, iters_per_epoch, warmup_epochs, epochs);
     throw ltl::value_error("unknown --schedule '" + schedule + "'");
   }
@@ -111,6 +124,122 @@ inline void print_report(const std::string& title, const ltl::train::eval_report
   fmt::print("  {:>5} {:>8} {:>9}\n", "class", "train n", "accuracy");
   for (std::size_t c = 0; c < r.per_class.size(); ++c)
     fmt::print("  {:>5} {:>8} {:>8.2f}%\n", c, counts[c], 100 * r.per_class[c]);
+}
+
+/// Flags of a long-tailed training run shared by the example trainers.
+struct run_flags {
+  std::string profile = "exp", out, resume;
+  double rho = 100, lr = 0.1;
+  index_t epochs = 20, batch = 128, held_out = 0, train_limit = 0, warmup = 1, checkpoint_every = 50, analysis_every = 0;
+  int depth = 32, threads = 2, workers = 1;
+  std::uint64_t seed = 0;
+  bool quiet = false;
+  policy_flags policy;
+  fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
+
+  void add_to(CLI::App& app) {
+    app.add_option("--profile", profile, "exp | step")->capture_default_str();
+    app.add_option("--rho", rho, "imbalance ratio N_max / N_min")->capture_default_str();
+    app.add_option("--epochs", epochs)->capture_default_str();
+    app.add_option("--batch-size", batch)->capture_default_str();
+    app.add_option("--lr", lr, "peak learning rate")->capture_default_str();
+    app.add_option("--warmup", warmup, "linear warm-up epochs")->capture_default_str();
+    app.add_option("--depth", depth, "ResNet depth 6n+2 (20, 32, 44, 56, 110)")->capture_default_str();
+    app.add_option("--seed", seed)->capture_default_str();
+    app.add_option("--threads", threads, "OpenMP threads of the training step")->capture_default_str();
+    app.add_option("--workers", workers, "data loader threads")->capture_default_str();
+    app.add_option("--held-out", held_out, "K images per class held out of training for tuning (0: none)")->capture_default_str();
+    app.add_option("--train-limit", train_limit, "use only N evenly spaced images of the long-tailed set (smoke tests)");
+    app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
+    app.add_option("--resume", resume, "checkpoint to resume from");
+    app.add_option("--checkpoint-every", checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
+        ->capture_default_str();
+    app.add_flag("--quiet", quiet, "no progress bar");
+    app.add_option("--analysis-every", analysis_every,
+                   "append the per-class analysis to <out>/analysis.jsonl every k epochs (0: off)")->capture_default_str();
+    policy.add_to(app);
+    fsa.add_to(app);
+  }
+};
+
+/// The long-tailed training set and the balanced held-out split (empty without --held-out) that
+/// a run's flags define: every stage of a run (training, decoupling, analysis) rebuilds the same.
+struct lt_split {
+  ltl::data::image_dataset train, val;
+};
+inline lt_split make_split(const run_flags& f, const ltl::data::image_dataset& full, index_t n_max) {
+  namespace ld = ltl::data;
+  const auto C = static_cast<index_t>(full.num_classes());
+  const auto counts = f.profile == "step" ? ld::step_profile(n_max, C, f.rho) : ld::exponential_profile(n_max, C, f.rho);
+  lt_split s{ld::make_long_tailed(full, counts, f.seed), {}};
+  if (f.held_out > 0) {
+    auto split = ld::held_out_split(s.train, f.held_out, f.seed + 1);
+    s.train = std::move(split.train);
+    s.val = std::move(split.val);
+  }
+  if (f.train_limit > 0 && f.train_limit < static_cast<index_t>(s.train.size())) {
+    // Evenly spaced picks from the class-major set keep the profile's proportions.
+    std::vector<index_t> pick(static_cast<std::size_t>(f.train_limit));
+    for (std::size_t i = 0; i < pick.size(); ++i)
+      pick[i] = static_cast<index_t>(i) * static_cast<index_t>(s.train.size()) / f.train_limit;
+    s.train = s.train.subset(pick);
+  }
+  return s;
+}
+
+/// The CIFAR ResNet a run's flags define (LDAM uses the cosine classifier).
+inline ltl::nn::resnet_cifar_options model_options(const run_flags& f, index_t num_classes, index_t in_channels) {
+  return {.depth = f.depth, .num_classes = num_classes, .in_channels = in_channels,
+          .normed_classifier = f.policy.loss == "ldam", .seed = f.seed};
+}
+
+/// Builds the long-tailed training set (and held-out split) from `full`, trains a CIFAR ResNet
+/// with the chosen policies, evaluates on `test` every epoch and prints the final report.
+/// `n_max` is the head-class size of the profile; `aug_pad` the crop padding.
+inline int run_long_tailed(const run_flags& f, const ltl::data::image_dataset& full, const ltl::data::image_dataset& test,
+                           index_t n_max, const ltl::data::normalize& norm, const std::string& args_text) {
+  namespace ld = ltl::data;
+  const auto C = static_cast<index_t>(full.num_classes());
+  auto [train, val] = make_split(f, full, n_max);
+  fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
+             f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
+  ltl::nn::resnet_cifar<float> model(model_options(f, C, test.channels()));
+  if (f.fsa.enabled())
+    return run_fsa_phase2(f.fsa, model, train, f.held_out > 0 ? &val : nullptr, test, norm,
+                          {.out = f.out, .batch = f.batch, .seed = f.seed,
+                           .logit_scale = f.policy.loss == "ldam" ? f.policy.scale : 1.0, .args = args_text});
+  const ld::standard_augment aug{.crop = {.pad = 4}, .flip = {.p = 0.5}, .norm = norm};
+  const auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
+  const index_t iters = (static_cast<index_t>(sampler.epoch_indices(0).size()) + f.batch - 1) / f.batch;
+  ltl::train::trainer tr(model, train,
+                         {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
+                          .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
+                          .progress = !f.quiet},
+                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
+                         f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
+                         [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
+  tr.set_eval_sets(f.held_out > 0 ? &val : nullptr, &test);
+  if (!f.resume.empty()) tr.resume(f.resume);
+  if (f.analysis_every > 0)
+    tr.on_epoch_end = ltl::metrics::analysis_recorder<float, ld::image_dataset>(
+        model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.mix_point},
+        f.analysis_every);
+  const auto summaries = tr.fit();
+  if (summaries.empty() || !summaries.back().test) return 0;
+  const auto& last = summaries.back();
+  print_report("test", *last.test, tr.class_counts());
+  double secs = 0;
+  for (auto& s : summaries) secs += s.seconds;
+  const double per_epoch = secs / static_cast<double>(summaries.size());
+  fmt::print("  mean training time per epoch: {:.1f} s ({} threads)\n", per_epoch, f.threads);
+  nlohmann::json res;
+  res["test"] = last.test->to_json();
+  if (last.val) res["val"] = last.val->to_json();
+  res["seconds_per_epoch"] = per_epoch;
+  res["threads"] = f.threads;
+  res["args"] = args_text;
+  std::ofstream(std::filesystem::path(f.out) / "results.json") << res.dump(2) << '\n';
+  return 0;
 }
 
 }  // namespace example

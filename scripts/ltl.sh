@@ -2,6 +2,7 @@
 # ltlearn developer entry point.
 #
 #   bash scripts/ltl.sh setup          check (and as root, install) the Debian packages
+#   bash scripts/ltl.sh setup --plots  also python3-matplotlib for scripts/plot_analysis.py (optional)
 #   bash scripts/ltl.sh test           release build of everything + the whole ctest suite
 #   bash scripts/ltl.sh demo [args]    build and run examples/fmnist_lt (Fashion-MNIST-LT)
 #   bash scripts/ltl.sh asan           debug build with ASan + UBSan + the whole ctest suite
@@ -14,27 +15,31 @@ cd "$repo_root"
 
 packages=(cmake ninja-build g++ libeigen3-dev libxtensor-dev libfmt-dev catch2 libbenchmark-dev
           zlib1g-dev libcli11-dev nlohmann-json3-dev dataset-fashion-mnist)
+# Optional, only for rendering figures (scripts/plot_analysis.py); the library and tests never need Python.
+optional_packages=(python3-matplotlib)
 
 say() { printf 'ltl.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 setup() {
+  local wanted=("${packages[@]}")
+  if [[ "${1:-}" == "--plots" ]]; then wanted+=("${optional_packages[@]}"); fi
   if ! command -v dpkg-query >/dev/null 2>&1; then
-    say "dpkg-query not found (not a Debian system?); make sure these are installed: ${packages[*]}"
+    say "dpkg-query not found (not a Debian system?); make sure these are installed: ${wanted[*]}"
     return 0
   fi
   local missing=() p
-  for p in "${packages[@]}"; do
+  for p in "${wanted[@]}"; do
     if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]]; then
       missing+=("$p")
     fi
   done
   if ((${#missing[@]} == 0)); then
-    say "all ${#packages[@]} required packages are installed"
+    say "all ${#wanted[@]} requested packages are installed"
     return 0
   fi
   say "missing packages: ${missing[*]}"
@@ -89,13 +94,16 @@ cmd_demo() {
     die "the build has no target 'fmnist_lt' yet (examples/CMakeLists.txt does not define it); nothing to run"
   fi
   cmake --build --preset release -j "$(build_jobs)" --target fmnist_lt
+  # The data loader thread shares the cores with the OpenMP team: passive waiting keeps GOMP's
+  # spinning threads from starving it (set OMP_WAIT_POLICY yourself to override).
+  export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
   exec build/release/examples/fmnist_lt "$@"
 }
 
 command="${1:-}"
 if (($# > 0)); then shift; fi
 case "$command" in
-  setup) setup ;;
+  setup) setup "$@" ;;
   test) cmd_test ;;
   demo) cmd_demo "$@" ;;
   asan) cmd_asan ;;

@@ -120,3 +120,23 @@ TEST_CASE("autograd accumulates, releases and reports misuse", "[autograd]") {
   auto c = V(TD::ones({3}));
   REQUIRE_THROWS_AS(ltl::sum(c).backward(), ltl::autograd_error);
 }
+
+TEST_CASE("saved buffers are released as soon as backward used them", "[autograd]") {
+  auto& alloc = ltl::caching_allocator<ltl::cpu::device>::instance();
+  V x(TD::zeros({256, 1024}), true);  // 2 MiB
+  const auto before = alloc.stats().bytes_in_use;
+  auto y = ltl::sum(ltl::exp(x));  // exp saves its 2 MiB output for backward
+  const auto held = alloc.stats().bytes_in_use;
+  REQUIRE(held >= before + 2 * 1024 * 1024);
+  y.backward();
+  // the gradient of x (2 MiB) is alive, exp's saved output is not
+  REQUIRE(alloc.stats().bytes_in_use <= before + 2 * 1024 * 1024 + 4096);
+  REQUIRE(x.grad().to_vector()[7] == 1.0);
+}
+
+TEST_CASE("tensors format with shape, device and values", "[tensor]") {
+  auto t = T::from({2, 2}, {1, 2, 3.5f, 4});
+  REQUIRE(fmt::format("{}", t) == "tensor<cpu>[2, 2] [[1, 2], [3.5, 4]]");
+  REQUIRE(fmt::format("{}", T::zeros({100})) == "tensor<cpu>[100] (100 elements)");
+  REQUIRE(fmt::format("{}", T()) == "tensor<undefined>");
+}

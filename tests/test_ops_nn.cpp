@@ -208,6 +208,43 @@ TEST_CASE("conv2d kernels match the reference for strided, grouped and odd batch
   }
 }
 
+TEST_CASE("direct 3x3 kernels match the reference for every tile width and channel remainder", "[ops][conv]") {
+  // Plane widths select 1-, 2- and 3-vector tiles; channel counts leave partial 8-row blocks and
+  // an odd last row for the weight gradient; batches of 1 and 5 give unequal thread chunks and
+  // several sample groups (7x7: 1024 / 64 = 16 samples per group).
+  struct config {
+    shape x;
+    ltl::index_t cout;
+  };
+  const std::vector<config> configs{{{2, 3, 32, 32}, 16}, {{5, 16, 7, 7}, 8},  {{1, 5, 8, 8}, 11},
+                                    {{3, 9, 14, 14}, 3},  {{2, 1, 28, 28}, 4}, {{3, 2, 5, 11}, 9},
+                                    {{20, 4, 7, 7}, 5}};
+  const ltl::conv2d_options o{.padding = 1};
+  std::uint64_t seed = 70;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
+    const shape ws{c.cout, c.x[1], 3, 3};
+    REQUIRE(ltl::make_conv2d_geometry(c.x, ws, o).direct3x3());
+    const TD x = random_tensor(c.x, ++seed), w = random_tensor(ws, ++seed), b = random_tensor({c.cout}, ++seed);
+    require_close(ltl::cpu::conv2d_forward(x, w, b, o), ltl_ref::conv2d(x, w, b, o), 1e-12);
+    require_close(ltl::cpu::conv2d_forward(x, w, TD(), o), ltl_ref::conv2d(x, w, TD(), o), 1e-12);
+    const TD dy = random_tensor(shape{c.x[0], c.cout, c.x[2], c.x[3]}, ++seed);
+    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
+                  1e-12);
+    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, ws, o);
+    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, ws, o), 1e-11);
+    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, ws, o).to_vector() == dw.to_vector());
+    // Float: the same kernels with 16-lane vectors.
+    const TF xf = random_tensor<float>(c.x, ++seed), wf = random_tensor<float>(ws, ++seed);
+    const TF dyf = random_tensor<float>(dy.sizes(), ++seed);
+    require_close(ltl::cpu::conv2d_forward(xf, wf, TF(), o), ltl_ref::conv2d(xf, wf, TF(), o), 2e-5, 1e-5);
+    require_close(ltl::cpu::conv2d_backward_input(dyf, wf, xf.sizes(), o),
+                  ltl_ref::conv2d_grad_input(dyf, wf, xf.sizes(), o), 2e-5, 1e-5);
+    require_close(ltl::cpu::conv2d_backward_weight(dyf, xf, ws, o), ltl_ref::conv2d_grad_weight(dyf, xf, ws, o), 1e-3,
+                  1e-4);
+  }
+}
+
 TEST_CASE("conv2d accepts non-contiguous inputs", "[ops][conv]") {
   const TD base = random_tensor({2, 3, 6, 5}, 60);
   const TD x = base.transpose(2, 3);  // [2, 3, 5, 6], strided

@@ -271,3 +271,54 @@ TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train]
   std::filesystem::remove_all(d1);
   std::filesystem::remove_all(d2);
 }
+
+#include <ltlearn/data/idx.hpp>
+#include <ltlearn/data/long_tail.hpp>
+
+TEST_CASE("end to end: a small ResNet learns real Fashion-MNIST", "[train][e2e]") {
+  namespace ld = ltl::data;
+  if (!std::filesystem::exists(ld::fashion_mnist_default_dir() / "train-images-idx3-ubyte.gz")) {
+    WARN("SKIPPED: Debian's dataset-fashion-mnist is not installed (the README test command installs it)");
+    return;
+  }
+  const auto full = ld::read_fashion_mnist(ld::split::train);
+  const auto test_full = ld::read_fashion_mnist(ld::split::test);
+  // 200 training images per class (a balanced subset) and the first 1,000 test images.
+  const auto train = ld::make_long_tailed(full, std::vector<ltl::index_t>(10, 200), 0);
+  std::vector<ltl::index_t> first(1000);
+  std::iota(first.begin(), first.end(), 0);
+  const auto test = test_full.subset(first);
+  const ld::normalize norm{{0.2860}, {0.3530}};
+  const ld::standard_augment aug{.crop = {.pad = 2}, .flip = {.p = 0.5}, .norm = norm};
+  ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 10, .in_channels = 1, .width = 8, .seed = 0});
+  const auto y = train.labels();
+  ltl::train::trainer tr(m, train,
+                         {.epochs = 6, .batch_size = 50, .seed = 0, .progress = false, .print_epochs = false},
+                         ltl::sampling::instance_balanced(y, 10, 0), ltl::losses::cross_entropy{}, ltl::mixing::none{},
+                         ltl::optim::make_cosine_recipe(0.1, 40, 1, 6),
+                         [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
+  tr.set_eval_sets(nullptr, &test);
+  const auto s = tr.fit();
+  REQUIRE(s.size() == 6);
+  const double acc = s.back().test->top1;
+  INFO("test accuracy " << acc);
+  // Chance is 10 %; six epochs on 2,000 images reach about 75 %.
+  REQUIRE(acc > 0.70);
+  REQUIRE(s.back().train_loss < s.front().train_loss);
+}
+
+TEST_CASE("progress output degrades to plain lines off a terminal", "[train][progress]") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  {
+    ltl::train::progress_bar bar("epoch 1/2", 20, f);
+    for (long i = 1; i <= 20; ++i) bar.update(i, i * 8, 1.0 / static_cast<double>(i), 0.1);
+  }
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text.push_back(static_cast<char>(c));
+  std::fclose(f);
+  REQUIRE(text.find('\r') == std::string::npos);  // no in-place redraws
+  REQUIRE(std::count(text.begin(), text.end(), '\n') == 11);  // the first step, then every 10 %
+  REQUIRE_THAT(text, Catch::Contains("epoch 1/2 20/20") && Catch::Contains("img/s") && Catch::Contains("ETA"));
+}

@@ -189,21 +189,19 @@ void variable<T, D>::backward(const tensor_type& seed, backward_options opt) con
   detail::run_backward<T, D>(edge, seed, opt.retain_graph);
 }
 
-/// Records the op `name` producing `out` from `inputs`, with `backward_fn(grad_out)` returning
-/// one gradient per input. Records nothing (and drops `backward_fn` with what it saved) when
-/// grad mode is off or no input requires grad.
-template <real_scalar T, device D, class F>
-variable<T, D> make_result(tensor<T, D> out, std::string name, std::initializer_list<const variable<T, D>*> inputs,
-                           F&& backward_fn) {
+namespace detail {
+/// Records `name` producing `out` from the variables `inputs` point to (see make_result).
+template <real_scalar T, device D, class Ptrs, class F>
+variable<T, D> record(tensor<T, D> out, std::string name, const Ptrs& inputs, F&& backward_fn) {
   variable<T, D> result(std::move(out), false);
   if (!grad_enabled()) return result;
   bool any = false;
-  for (const auto* in : inputs) any = any || in->requires_grad();
+  for (const variable<T, D>* in : inputs) any = any || in->requires_grad();
   if (!any) return result;
   auto n = std::make_shared<function_node<T, D, std::decay_t<F>>>(std::move(name), std::forward<F>(backward_fn));
   n->next.reserve(inputs.size());
   n->input_shapes.reserve(inputs.size());
-  for (const auto* in : inputs) {
+  for (const variable<T, D>* in : inputs) {
     n->next.push_back(in->gradient_edge());
     n->input_shapes.push_back(in->sizes());
   }
@@ -211,6 +209,26 @@ variable<T, D> make_result(tensor<T, D> out, std::string name, std::initializer_
   s.requires_grad = true;
   s.grad_fn = std::move(n);
   return result;
+}
+}  // namespace detail
+
+/// Records the op `name` producing `out` from `inputs`, with `backward_fn(grad_out)` (or
+/// `backward_fn(grad_out, need)`) returning one gradient per input. Records nothing (and drops
+/// `backward_fn` with what it saved) when grad mode is off or no input requires grad.
+template <real_scalar T, device D, class F>
+variable<T, D> make_result(tensor<T, D> out, std::string name, std::initializer_list<const variable<T, D>*> inputs,
+                           F&& backward_fn) {
+  return detail::record<T, D>(std::move(out), std::move(name), inputs, std::forward<F>(backward_fn));
+}
+
+/// make_result for a run-time number of inputs (e.g. concat).
+template <real_scalar T, device D, class F>
+variable<T, D> make_result(tensor<T, D> out, std::string name, const std::vector<variable<T, D>>& inputs,
+                           F&& backward_fn) {
+  std::vector<const variable<T, D>*> ptrs;
+  ptrs.reserve(inputs.size());
+  for (const auto& v : inputs) ptrs.push_back(&v);
+  return detail::record<T, D>(std::move(out), std::move(name), ptrs, std::forward<F>(backward_fn));
 }
 
 }  // namespace ltl

@@ -20,31 +20,6 @@
 
 namespace ltl {
 
-namespace detail {
-/// make_result for a run-time number of inputs (concat): records `name` producing `out` from
-/// `inputs`, with `backward_fn(g, need)` returning one gradient per input.
-template <real_scalar T, device D, class F>
-variable<T, D> make_result_n(tensor<T, D> out, std::string name, const std::vector<variable<T, D>>& inputs,
-                             F&& backward_fn) {
-  variable<T, D> result(std::move(out), false);
-  if (!grad_enabled()) return result;
-  bool any = false;
-  for (const auto& in : inputs) any = any || in.requires_grad();
-  if (!any) return result;
-  auto n = std::make_shared<function_node<T, D, std::decay_t<F>>>(std::move(name), std::forward<F>(backward_fn));
-  n->next.reserve(inputs.size());
-  n->input_shapes.reserve(inputs.size());
-  for (const auto& in : inputs) {
-    n->next.push_back(in.gradient_edge());
-    n->input_shapes.push_back(in.sizes());
-  }
-  auto& s = result.impl();
-  s.requires_grad = true;
-  s.grad_fn = std::move(n);
-  return result;
-}
-}  // namespace detail
-
 /// Amounts of constant padding for pad2d, set with designated initializers:
 /// `pad2d(x, {.top = 1, .left = 2})`.
 struct pad2d_options {
@@ -130,7 +105,7 @@ variable<T, D> concat(const std::vector<variable<T, D>>& xs, int dim = 0) {
     off += x.size(dim);
   }
   offsets.push_back(off);
-  return detail::make_result_n<T, D>(std::move(out), "concat", xs,
+  return make_result<T, D>(std::move(out), "concat", xs,
                                      [offsets = std::move(offsets), dim](const tensor<T, D>& g,
                                                                          const std::vector<bool>& need) {
                                        grads_t<T, D> r(need.size());

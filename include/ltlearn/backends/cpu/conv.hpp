@@ -10,8 +10,10 @@
 /// Samples are spread over the OpenMP team with one column buffer per thread (taken from the
 /// caching allocator, so steady-state training allocates nothing); with a single sample the
 /// loop stays serial and Eigen parallelises the GEMM itself. 1×1 stride-1 unpadded
-/// convolutions use the input plane as the column matrix directly.
+/// convolutions use the input plane as the column matrix directly, and 3×3 stride-1 padding-1
+/// ungrouped ones (most of a ResNet) run the direct kernels of conv3x3.hpp instead.
 
+#include "ltlearn/backends/cpu/conv3x3.hpp"
 #include "ltlearn/backends/cpu/gemm.hpp"
 #include "ltlearn/backends/cpu/reduce.hpp"
 
@@ -54,6 +56,10 @@ struct conv2d_geometry {
   /// True when the column matrix is the input itself (1×1 kernel, stride 1, no padding).
   [[nodiscard]] bool pointwise() const noexcept {
     return kh == 1 && kw == 1 && stride == pair2d(1) && padding == pair2d(0);
+  }
+  /// True for the "same" 3×3 convolution the direct kernels handle (stride 1, padding 1).
+  [[nodiscard]] bool direct3x3() const noexcept {
+    return kh == 3 && kw == 3 && stride == pair2d(1) && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
   }
 };
 
@@ -199,6 +205,12 @@ host_tensor<T> conv2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& 
   const host_tensor<T> x = x_in.contiguous(), w = w_in.contiguous();
   const host_tensor<T> b = bias.defined() ? bias.contiguous() : host_tensor<T>();
   host_tensor<T> y(g.output_shape());
+  if (g.direct3x3()) {
+    const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, false);
+    direct3x3::run(x.data(), g.n, g.cin, g.h, g.w, wpk, g.cout, b.defined() ? b.data() : nullptr, y.data(),
+                   [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+    return y;
+  }
   const index_t cg = g.cin_per_group(), og = g.cout_per_group(), k = g.col_rows(), p = g.out_plane();
   const host_tensor<T> wmat = w.reshape(shape{g.groups, og, k});
   ltl::detail::for_each_sample_chunk(g.n, [&](int, index_t n0, index_t n1) {
@@ -234,6 +246,13 @@ host_tensor<T> conv2d_backward_input(const host_tensor<T>& dy_in, const host_ten
   LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
             "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
   const host_tensor<T> dy = dy_in.contiguous(), w = w_in.contiguous();
+  if (g.direct3x3()) {
+    host_tensor<T> dx(x_shape);
+    const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, true);
+    direct3x3::run(dy.data(), g.n, g.cout, g.h, g.w, wpk, g.cin, static_cast<const T*>(nullptr), dx.data(),
+                   [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+    return dx;
+  }
   const index_t cg = g.cin_per_group(), og = g.cout_per_group(), k = g.col_rows(), p = g.out_plane();
   const host_tensor<T> wmat = w.reshape(shape{g.groups, og, k});
   // col2im accumulates, so dx starts at zero; the pointwise path overwrites (beta = 0).
@@ -267,6 +286,10 @@ host_tensor<T> conv2d_backward_weight(const host_tensor<T>& dy_in, const host_te
   LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
             "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
   const host_tensor<T> dy = dy_in.contiguous(), x = x_in.contiguous();
+  if (g.direct3x3())
+    return direct3x3::weight_grad(dy.data(), x.data(), g.n, g.cin, g.cout, g.h, g.w, num_threads(),
+                                  [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); })
+        .reshape(w_shape);
   const index_t cg = g.cin_per_group(), og = g.cout_per_group(), k = g.col_rows(), p = g.out_plane();
   std::vector<host_tensor<T>> partial(static_cast<std::size_t>(num_threads()));
   ltl::detail::for_each_sample_chunk(g.n, [&](int t, index_t n0, index_t n1) {

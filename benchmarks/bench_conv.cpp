@@ -1,0 +1,72 @@
+// conv2d forward and backward (input and weight gradients) for each 3×3 layer shape of
+// ResNet-32 at batch 128: CIFAR 32×32 (3→16 stem, 16→16, 16→32/s2, 32→32, 32→64/s2, 64→64) and
+// the Fashion-MNIST 28×28 equivalents with a 1-channel stem. The GFLOPS counter counts 2 flops
+// per multiply-add of the direct convolution (backward: both products).
+#include "bench_common.hpp"
+
+#include <benchmark/benchmark.h>
+
+namespace {
+
+using ltl_bench::index_t;
+
+struct conv_case {
+  index_t n, cin, cout, hw, stride;
+  [[nodiscard]] index_t out_hw() const { return (hw + 2 - 3) / stride + 1; }
+  [[nodiscard]] double macs() const {
+    return static_cast<double>(n * cout * out_hw() * out_hw() * cin * 9);
+  }
+};
+
+conv_case from(const benchmark::State& s) {
+  return {s.range(0), s.range(1), s.range(2), s.range(3), s.range(4)};
+}
+
+void register_layers(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "Cin", "Cout", "HW", "stride"});
+  for (index_t hw : {32, 28}) {
+    const index_t h2 = (hw + 1) / 2, h4 = (h2 + 1) / 2;
+    b->Args({128, hw == 32 ? 3 : 1, 16, hw, 1});
+    b->Args({128, 16, 16, hw, 1});
+    b->Args({128, 16, 32, hw, 2});
+    b->Args({128, 32, 32, h2, 1});
+    b->Args({128, 32, 64, h2, 2});
+    b->Args({128, 64, 64, h4, 1});
+  }
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+void BM_conv_forward(benchmark::State& state) {
+  const conv_case c = from(state);
+  const auto x = ltl_bench::randn(ltl::shape{c.n, c.cin, c.hw, c.hw}, 1);
+  const auto w = ltl_bench::randn(ltl::shape{c.cout, c.cin, 3, 3}, 2, 0.1);
+  const ltl::conv2d_options opt{.stride = c.stride, .padding = 1};
+  for (auto _ : state) {
+    auto y = ltl::cpu::conv2d_forward(x, w, ltl::tensor<float>(), opt);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOPS"] =
+      benchmark::Counter(2 * c.macs() * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_conv_forward)->Apply(register_layers);
+
+// Input and weight gradients, as a training step needs them (the stem's input gradient is not
+// needed there, but is computed here as PyTorch's convolution_backward with both masks does).
+void BM_conv_backward(benchmark::State& state) {
+  const conv_case c = from(state);
+  const auto x = ltl_bench::randn(ltl::shape{c.n, c.cin, c.hw, c.hw}, 1);
+  const auto w = ltl_bench::randn(ltl::shape{c.cout, c.cin, 3, 3}, 2, 0.1);
+  const auto dy = ltl_bench::randn(ltl::shape{c.n, c.cout, c.out_hw(), c.out_hw()}, 3);
+  const ltl::conv2d_options opt{.stride = c.stride, .padding = 1};
+  for (auto _ : state) {
+    auto dx = ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), opt);
+    auto dw = ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), opt);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::DoNotOptimize(dw.data());
+  }
+  state.counters["GFLOPS"] =
+      benchmark::Counter(4 * c.macs() * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_conv_backward)->Apply(register_layers);
+
+}  // namespace

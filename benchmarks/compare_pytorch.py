@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""ltlearn next to PyTorch on the same workloads, in one invocation, with the same thread count.
+
+Runs the Google Benchmark binary ltl_bench (JSON output) and the PyTorch equivalents (CPU,
+torch.set_num_threads(N)) workload by workload, alternating the two so that a change in machine
+load hits both, and prints ltlearn/PyTorch ratios. Also reports the loss kernel's GB/s as a share
+of this machine's copy bandwidth at the same working-set size, and the peak RSS of a ResNet-32
+training run (each framework in a process of its own).
+
+PyTorch (Debian's python3-torch) is used here only; the library and its tests never need it.
+
+  python3 benchmarks/compare_pytorch.py --bench build/release/benchmarks/ltl_bench --threads 2
+  python3 benchmarks/compare_pytorch.py ... --only loss,model --min-time 1 --json out.json
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+LOSS_VARIANTS = ["ce", "cdt", "ldam", "la", "cb_focal", "drw"]
+LOSS_SIZES = [(128, 10), (128, 100), (256, 1000), (512, 8142)]
+MODEL_SHAPES = [(3, 32), (1, 28)]
+
+
+def conv_layers():
+    out = []
+    for hw in (32, 28):
+        h2 = (hw + 1) // 2
+        h4 = (h2 + 1) // 2
+        out += [(128, 3 if hw == 32 else 1, 16, hw, 1), (128, 16, 16, hw, 1), (128, 16, 32, hw, 2),
+                (128, 32, 32, h2, 1), (128, 32, 64, h2, 2), (128, 64, 64, h4, 1)]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# ltlearn side: one ltl_bench run per filter, results by benchmark name.
+def run_ltl(binary, filt, threads, min_time):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    try:
+        subprocess.run([binary, f"--benchmark_filter={filt}", f"--benchmark_min_time={min_time}",
+                        f"--benchmark_out={out}", "--benchmark_out_format=json"],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    finally:
+        os.unlink(out)
+    return {b["name"]: b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"}
+
+
+def seconds_per_iter(b):
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch side.
+def torch_setup(threads):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    return torch
+
+
+def time_torch(fn, min_time, reps=3):
+    """Median over `reps` repetitions of the mean seconds per call, each at least min_time long."""
+    fn()
+    fn()
+    results = []
+    for _ in range(reps):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        results.append(dt / n)
+    results.sort()
+    return results[len(results) // 2]
+
+
+def resnet32(torch, in_channels):
+    """ResNet-32 for small images with option-A shortcuts (He et al. 2016 §4.2)."""
+    nn, F = torch.nn, torch.nn.functional
+
+    class Shortcut(nn.Module):
+        def __init__(self, planes):
+            super().__init__()
+            self.pad = planes // 4
+
+        def forward(self, x):
+            return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = Shortcut(cout) if stride != 1 or cin != cout else nn.Identity()
+
+        def forward(self, x):
+            h = F.relu(self.bn1(self.conv1(x)))
+            return F.relu(self.bn2(self.conv2(h)) + self.shortcut(x))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+            self.bn = nn.BatchNorm2d(16)
+            layers, cin = [], 16
+            for s, cout in enumerate((16, 32, 64)):
+                for b in range(5):
+                    layers.append(Block(cin, cout, 2 if (b == 0 and s > 0) else 1))
+                    cin = cout
+            self.layers = nn.Sequential(*layers)
+            self.fc = nn.Linear(64, 10)
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(m.weight)
+
+        def forward(self, x):
+            h = self.layers(F.relu(self.bn(self.conv(x))))
+            return self.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
+
+    return Net()
+
+
+def lt_counts(C):
+    return [int(5000.0 * 0.01 ** (c / max(1, C - 1))) + 1 for c in range(C)]
+
+
+def torch_loss_fn(torch, variant, C):
+    """PyTorch's composite implementation of each loss variant (as the papers' code writes it)."""
+    F = torch.nn.functional
+    n = torch.tensor(lt_counts(C), dtype=torch.float64)
+
+    def cb_weights(beta=0.9999):
+        w = (1 - beta) / (1 - beta ** n)
+        return (w * C / w.sum()).float()
+
+    if variant == "ce":
+        return lambda z, y: F.cross_entropy(z, y)
+    if variant == "cdt":
+        a = ((n.max() / n) ** 0.2).float()
+        return lambda z, y: F.cross_entropy(z / a, y)
+    if variant == "ldam":
+        m = 1.0 / n ** 0.25
+        m = (m * (0.5 / m.max())).float()
+
+        def ldam(z, y):
+            onehot = torch.zeros_like(z).scatter_(1, y[:, None], 1.0)
+            return F.cross_entropy(30.0 * (z - onehot * m[None, :]), y)
+        return ldam
+    if variant == "la":
+        b = torch.log(n / n.sum()).float()
+        return lambda z, y: F.cross_entropy(z + b, y)
+    if variant == "cb_focal":
+        w = cb_weights()
+
+        def focal(z, y):
+            logp = F.log_softmax(z, dim=1).gather(1, y[:, None]).squeeze(1)
+            wy = w[y]
+            return -(wy * (1 - logp.exp()) * logp).sum() / wy.sum()
+        return focal
+    w = cb_weights()  # drw: class-balanced weights after the start epoch
+    return lambda z, y: F.cross_entropy(z, y, weight=w)
+
+
+# ----------------------------------------------------------------------------------------------
+def fmt_rate(x, unit):
+    for k, s in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= k:
+            return f"{x / k:.2f} {s}{unit}"
+    return f"{x:.1f} {unit}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--bench", default=os.path.join(here, "..", "build", "release", "benchmarks", "ltl_bench"))
+    ap.add_argument("--rss-bin", default=None, help="ltl_train_rss (default: beside --bench)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
+    ap.add_argument("--only", default="loss,conv,model,data,rss", help="comma-separated groups")
+    ap.add_argument("--json", default=None, help="also write all results here")
+    args = ap.parse_args()
+    groups = set(args.only.split(","))
+    rss_bin = args.rss_bin or os.path.join(os.path.dirname(args.bench), "ltl_train_rss")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # PyTorch's OpenMP team too
+    torch = torch_setup(args.threads)
+    F = torch.nn.functional
+    results = {"threads": args.threads, "loadavg_before": os.getloadavg(), "torch": torch.__version__}
+    print(f"threads {args.threads}, torch {torch.__version__}, load average {os.getloadavg()}")
+
+    if "loss" in groups:
+        print("\n## Fused loss, forward + backward (GB/s = logits read + gradient written)")
+        print(f"{'variant':9} {'B':>4} {'C':>5} | {'ltl autograd':>12} {'torch':>10} {'ratio':>7} | "
+              f"{'kernel GB/s':>11} {'copy GB/s':>9} {'share':>6}")
+        rows = []
+        for B, C in LOSS_SIZES:
+            ltl = run_ltl(args.bench, f"BM_(loss_(autograd|kernel)/variant:[0-9]|copy_bandwidth)/B:{B}/C:{C}/",
+                          args.threads, args.min_time)
+            copy = ltl[f"BM_copy_bandwidth/B:{B}/C:{C}/real_time"]["bytes_per_second"]
+            g = torch.Generator().manual_seed(11)
+            z0 = torch.randn(B, C, generator=g) * 2.0
+            y = torch.randint(0, C, (B,), generator=g)
+            for v, name in enumerate(LOSS_VARIANTS):
+                fn = torch_loss_fn(torch, name, C)
+                z = z0.clone().requires_grad_(True)
+
+                def step():
+                    z.grad = None
+                    fn(z, y).backward()
+                t_torch = time_torch(step, args.min_time)
+                a = ltl[f"BM_loss_autograd/variant:{v}/B:{B}/C:{C}/real_time"]
+                k = ltl[f"BM_loss_kernel/variant:{v}/B:{B}/C:{C}/real_time"]
+                t_ltl = seconds_per_iter(a)
+                row = {"variant": name, "B": B, "C": C, "ltl_s": t_ltl, "torch_s": t_torch,
+                       "ratio": t_torch / t_ltl, "kernel_GBps": k["bytes_per_second"] / 1e9,
+                       "copy_GBps": copy / 1e9, "share": k["bytes_per_second"] / copy}
+                rows.append(row)
+                print(f"{name:9} {B:4} {C:5} | {t_ltl * 1e6:10.1f}us {t_torch * 1e6:8.1f}us {row['ratio']:6.1f}x | "
+                      f"{row['kernel_GBps']:11.2f} {row['copy_GBps']:9.2f} {row['share'] * 100:5.0f}%")
+        results["loss"] = rows
+
+    if "conv" in groups:
+        print("\n## conv2d 3x3, batch 128 (time per call; ratio = torch time / ltl time)")
+        print(f"{'layer':22} | {'ltl fwd':>9} {'torch fwd':>9} {'ratio':>6} | {'ltl bwd':>9} {'torch bwd':>9} {'ratio':>6}")
+        rows = []
+        for (N, cin, cout, hw, s) in conv_layers():
+            tag = f"N:{N}/Cin:{cin}/Cout:{cout}/HW:{hw}/stride:{s}/real_time"
+            ltl = run_ltl(args.bench, f"BM_conv_(forward|backward)/{tag.replace('/real_time', '')}",
+                          args.threads, args.min_time)
+            x = torch.randn(N, cin, hw, hw)
+            w = torch.randn(cout, cin, 3, 3) * 0.1
+            ho = (hw + 2 - 3) // s + 1
+            dy = torch.randn(N, cout, ho, ho)
+            with torch.no_grad():
+                tf = time_torch(lambda: F.conv2d(x, w, None, s, 1), args.min_time)
+                tb = time_torch(lambda: torch.ops.aten.convolution_backward(
+                    dy, x, w, None, [s, s], [1, 1], [1, 1], False, [0, 0], 1, [True, True, False]), args.min_time)
+            lf = seconds_per_iter(ltl[f"BM_conv_forward/{tag}"])
+            lb = seconds_per_iter(ltl[f"BM_conv_backward/{tag}"])
+            name = f"{cin}->{cout} {hw}x{hw} s{s}"
+            rows.append({"layer": name, "ltl_fwd_s": lf, "torch_fwd_s": tf, "ltl_bwd_s": lb, "torch_bwd_s": tb})
+            print(f"{name:22} | {lf * 1e3:7.2f}ms {tf * 1e3:7.2f}ms {tf / lf:5.2f}x | "
+                  f"{lb * 1e3:7.2f}ms {tb * 1e3:7.2f}ms {tb / lb:5.2f}x")
+        results["conv"] = rows
+
+    if "model" in groups:
+        print("\n## ResNet-32, batch 128 (images/s; ratio = ltl / torch)")
+        rows = []
+        for c, hw in MODEL_SHAPES:
+            ltl = run_ltl(args.bench, f"BM_resnet32_(train|eval)/128/{c}/{hw}/", args.threads, max(args.min_time, 2))
+            net = resnet32(torch, c)
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+            g = torch.Generator().manual_seed(7)
+            x = torch.randn(128, c, hw, hw, generator=g)
+            y = torch.randint(0, 10, (128,), generator=g)
+
+            def train():
+                net.train()
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(x), y).backward()
+                opt.step()
+
+            def evaluate():
+                net.eval()
+                with torch.inference_mode():
+                    net(x)
+            for mode, fn in (("train", train), ("eval", evaluate)):
+                t_torch = time_torch(fn, max(args.min_time, 2))
+                t_ltl = seconds_per_iter(ltl[f"BM_resnet32_{mode}/128/{c}/{hw}/real_time"])
+                row = {"mode": mode, "input": f"{c}x{hw}x{hw}", "ltl_img_s": 128 / t_ltl,
+                       "torch_img_s": 128 / t_torch, "ratio": t_torch / t_ltl}
+                rows.append(row)
+                print(f"{mode:5} {row['input']:9} ltl {row['ltl_img_s']:8.1f} img/s  torch "
+                      f"{row['torch_img_s']:8.1f} img/s  ratio {row['ratio']:.2f}x")
+        results["model"] = rows
+
+    if "data" in groups:
+        print("\n## Data pipeline on one thread (make_batch + crop + flip + normalise)")
+        ltl = run_ltl(args.bench, "BM_data_pipeline|BM_decode_fashion_mnist", args.threads, args.min_time)
+        rows = {k: v.get("items_per_second") for k, v in ltl.items()}
+        for k, v in rows.items():
+            if v:
+                print(f"{k:45} {fmt_rate(v, 'img/s')}")
+        results["data"] = rows
+
+    if "rss" in groups:
+        print("\n## Peak RSS of 10 ResNet-32 training steps at batch 128 (separate processes)")
+        rows = []
+        for c, hw in MODEL_SHAPES:
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+            out = subprocess.run([rss_bin, str(c), str(hw), "10", "128"], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            ltl = json.loads(out.strip().splitlines()[-1])
+            code = ("import sys, json, resource; sys.path.insert(0, %r); import compare_pytorch as cp; "
+                    "torch = cp.torch_setup(%d); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+                    "net = cp.resnet32(torch, %d); opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, "
+                    "weight_decay=2e-4); x = torch.randn(128, %d, %d, %d); y = torch.randint(0, 10, (128,))\n"
+                    "for _ in range(10):\n"
+                    "    opt.zero_grad(set_to_none=True); torch.nn.functional.cross_entropy(net(x), y).backward(); "
+                    "opt.step()\n"
+                    "print(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+                    "'after_import_mib': base / 1024}))") % (here, args.threads, c, c, hw, hw)
+            out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                 text=True).stdout
+            tr = json.loads(out.strip().splitlines()[-1])
+            row = {"input": f"{c}x{hw}x{hw}", "ltl_peak_rss_mib": ltl["peak_rss_mib"],
+                   "ltl_allocator_peak_mib": ltl["allocator_peak_mib"], "torch_peak_rss_mib": tr["peak_rss_mib"],
+                   "torch_after_import_mib": tr["after_import_mib"]}
+            rows.append(row)
+            print(f"{row['input']:9} ltl {row['ltl_peak_rss_mib']:7.1f} MiB (allocator peak "
+                  f"{row['ltl_allocator_peak_mib']:.1f})  torch {row['torch_peak_rss_mib']:7.1f} MiB "
+                  f"({row['torch_after_import_mib']:.1f} after import)")
+        results["rss"] = rows
+
+    results["loadavg_after"] = os.getloadavg()
+    print(f"\nload average after: {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+#pragma once
+/// \file
+/// Direct 3×3, stride-1, padding-1 convolution kernels on the CPU (the ResNet "same" conv),
+/// without a column matrix. Shapes: x [N, Cin, H, W], weight [Cout, Cin, 3, 3], y [N, Cout, H, W].
+///
+/// Each input plane is copied once into a zero-bordered plane of width Wp = W + 2. On that
+/// grid, output position q = oh·Wp + ow (ow < W are real, the two others are discarded) reads
+/// tap (ki, kj) at q + ki·Wp + kj: every tap is a contiguous, shifted run of the padded plane,
+/// so the inner loops are unit-stride vector loads and FMAs, with no im2col copy (9× the input)
+/// and no packing of the GEMM operands. Three products share the layout:
+///  - forward: register tiles of 8 output channels × NV·lanes positions, summed over Cin·9 taps;
+///  - input gradient: the same kernel on dy with the flipped, transposed weights (a stride-1
+///    3×3 convolution with padding 1 is its own adjoint up to that permutation);
+///  - weight gradient: dW[co, ci, t] = Σ_q dy[co, q]·x̃[ci, q + off_t], three output channels ×
+///    nine taps of dot products accumulated over a group of samples, then reduced.
+/// Vectors are GCC/Clang vector extensions of 64 bytes (one AVX-512 register; two or four
+/// narrower registers elsewhere). Work is split over samples; the weight gradient's per-thread
+/// partial sums are added in thread order, so results are deterministic for a thread count.
+
+#include "ltlearn/backends/cpu/elementwise.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace ltl::detail::direct3x3 {
+
+/// 64-byte vector of T and its lane count.
+template <class T>
+struct simd {
+  static constexpr int lanes = static_cast<int>(64 / sizeof(T));
+  typedef T type __attribute__((vector_size(64)));
+};
+
+template <class T>
+inline typename simd<T>::type load(const T* p) noexcept {
+  typename simd<T>::type v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/// Output channels per register tile.
+inline constexpr int tile_rows = 8;
+
+/// Geometry of one sample on the padded grid.
+struct grid {
+  index_t h, w;   ///< real plane
+  index_t wp;     ///< padded width W + 2
+  index_t q;      ///< grid positions holding outputs: H·Wp
+  index_t qr;     ///< q rounded up to whole tiles of nv·lanes
+  index_t len;    ///< stride between padded channel planes (≥ qr + 2·Wp + 2: the farthest tap read)
+  int nv;         ///< vectors per tile row
+};
+
+/// Picks the tile width (1–3 vectors) that wastes the fewest positions, preferring wide tiles.
+inline grid make_grid(index_t h, index_t w, int lanes) {
+  grid g{h, w, w + 2, h * (w + 2), 0, 0, 1};
+  double best = 1e300;
+  for (int nv = 3; nv >= 1; --nv) {
+    const index_t nb = nv * lanes, qr = (g.q + nb - 1) / nb * nb;
+    const double cost = static_cast<double>(qr) * (1.0 + 0.08 * (3 - nv));  // narrow tiles reuse loads less
+    if (cost < best) best = cost, g.nv = nv, g.qr = qr;
+  }
+  g.len = (g.qr + 2 * g.wp + 2 + lanes - 1) / lanes * lanes;
+  return g;
+}
+
+/// dst[0, n) = src[0, n): rows here are 7–32 elements, too short for a memcpy call to pay off.
+template <class T>
+inline void copy_row(const T* __restrict src, T* __restrict dst, index_t n) noexcept {
+  for (index_t j = 0; j < n; ++j) dst[j] = src[j];
+}
+
+/// Copies x [C, H, W] into the interiors of the padded planes xp [C, len] (borders stay zero).
+template <class T>
+void pad_planes(const T* x, T* xp, index_t c, const grid& g) {
+  for (index_t ch = 0; ch < c; ++ch)
+    for (index_t i = 0; i < g.h; ++i) copy_row(x + (ch * g.h + i) * g.w, xp + ch * g.len + (i + 1) * g.wp + 1, g.w);
+}
+
+/// Packs weights for the tile kernel: wp[block][ci][t][r] = w(block·8 + r, ci, t), zero for
+/// rows past `rows`. With `adjoint`, w(r, ci, t) = weight[ci, r, 8 − t] (the input gradient's
+/// flipped, transposed kernel); otherwise weight[r, ci, t]. weight is [A, B, 3, 3] contiguous.
+template <class T>
+std::vector<T> pack_weights(const T* weight, index_t a, index_t b, bool adjoint) {
+  const index_t rows = adjoint ? b : a, cin = adjoint ? a : b;
+  const index_t blocks = (rows + tile_rows - 1) / tile_rows;
+  std::vector<T> wp(static_cast<std::size_t>(blocks * cin * 9 * tile_rows), T(0));
+  for (index_t r = 0; r < rows; ++r)
+    for (index_t ci = 0; ci < cin; ++ci)
+      for (int t = 0; t < 9; ++t) {
+        const T v = adjoint ? weight[(ci * b + r) * 9 + (8 - t)] : weight[(r * b + ci) * 9 + t];
+        wp[static_cast<std::size_t>((((r / tile_rows) * cin + ci) * 9 + t) * tile_rows + r % tile_rows)] = v;
+      }
+  return wp;
+}
+
+/// out[r][j] (r < 8, j < NV·lanes, row stride `os`) = Σ_ci Σ_t w[ci][t][r]·xp[ci·len + off[t] + j].
+template <class T, int NV>
+void tile(const T* xp, index_t len, index_t cin, const T* w, const index_t* off, T* out, index_t os) {
+  using V = typename simd<T>::type;
+  constexpr int L = simd<T>::lanes;
+  V acc[tile_rows][NV] = {};
+  for (index_t ci = 0; ci < cin; ++ci) {
+    const T* xc = xp + ci * len;
+    const T* wc = w + ci * 9 * tile_rows;
+    for (int t = 0; t < 9; ++t) {
+      V b[NV];
+      for (int j = 0; j < NV; ++j) b[j] = load(xc + off[t] + j * L);
+      for (int r = 0; r < tile_rows; ++r) {
+        const T a = wc[t * tile_rows + r];
+        for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
+      }
+    }
+  }
+  for (int r = 0; r < tile_rows; ++r)
+    for (int j = 0; j < NV; ++j) std::memcpy(out + r * os + j * L, &acc[r][j], sizeof(V));
+}
+
+/// One sample: y [rows, H, W] (+ bias) from padded planes xp [cin, len] and packed weights.
+/// `yg` is scratch of 8 × qr.
+template <class T>
+void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const T* bias, T* y, T* yg, const grid& g) {
+  constexpr int L = simd<T>::lanes;
+  index_t off[9];
+  for (int t = 0; t < 9; ++t) off[t] = (t / 3) * g.wp + t % 3;
+  const index_t nb = g.nv * L, plane = g.h * g.w;
+  for (index_t r0 = 0; r0 < rows; r0 += tile_rows) {
+    const T* wb = wpk + (r0 / tile_rows) * cin * 9 * tile_rows;
+    for (index_t q0 = 0; q0 < g.qr; q0 += nb) {
+      switch (g.nv) {
+        case 3: tile<T, 3>(xp + q0, g.len, cin, wb, off, yg + q0, g.qr); break;
+        case 2: tile<T, 2>(xp + q0, g.len, cin, wb, off, yg + q0, g.qr); break;
+        default: tile<T, 1>(xp + q0, g.len, cin, wb, off, yg + q0, g.qr); break;
+      }
+    }
+    const index_t nr = std::min<index_t>(tile_rows, rows - r0);
+    for (index_t r = 0; r < nr; ++r) {
+      const T* src = yg + r * g.qr;
+      T* dst = y + (r0 + r) * plane;
+      if (bias) {
+        const T bv = bias[r0 + r];
+        for (index_t i = 0; i < g.h; ++i)
+          for (index_t j = 0; j < g.w; ++j) dst[i * g.w + j] = src[i * g.wp + j] + bv;
+      } else {
+        for (index_t i = 0; i < g.h; ++i) copy_row(src + i * g.wp, dst + i * g.w, g.w);
+      }
+    }
+  }
+}
+
+/// Output channels per weight-gradient tile: 3 × 9 accumulators fill 27 of 32 vector registers.
+inline constexpr int wgrad_rows_max = 3;
+
+/// acc[R][9] += Σ over the group's samples and grid positions of dy rows × shifted x plane.
+template <class T, int R>
+void wgrad_rows(const T* dy, index_t dy_sample, index_t qr, const T* xc, index_t x_sample, index_t group,
+                const index_t* off, T* dw /* R rows of stride `dws`, 9 taps */, index_t dws) {
+  using V = typename simd<T>::type;
+  constexpr int L = simd<T>::lanes;
+  V acc[R][9] = {};
+  for (index_t s = 0; s < group; ++s) {
+    const T* d = dy + s * dy_sample;
+    const T* x = xc + s * x_sample;
+    for (index_t q = 0; q < qr; q += L) {
+      V a[R];
+      for (int r = 0; r < R; ++r) a[r] = load(d + r * qr + q);
+      for (int t = 0; t < 9; ++t) {
+        const V b = load(x + q + off[t]);
+        for (int r = 0; r < R; ++r) acc[r][t] += a[r] * b;
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < 9; ++t) {
+      T s = 0;
+      for (int l = 0; l < L; ++l) s += acc[r][t][l];
+      dw[r * dws + t] += s;
+    }
+}
+
+}  // namespace ltl::detail::direct3x3
+
+namespace ltl::cpu::direct3x3 {
+
+namespace d3 = ltl::detail::direct3x3;
+
+/// y [N, rows, H, W] = conv3x3(x [N, cin, H, W]) with weights packed by pack_weights, + bias.
+/// Serves the forward pass (rows = Cout) and the input gradient (x = dy, rows = Cin).
+template <class T, class ForEachChunk>
+void run(const T* x, index_t n, index_t cin, index_t h, index_t w, const std::vector<T>& wpk, index_t rows,
+         const T* bias, T* y, ForEachChunk&& for_each_chunk) {
+  const d3::grid g = d3::make_grid(h, w, d3::simd<T>::lanes);
+  for_each_chunk(n, [&](int, index_t n0, index_t n1) {
+    host_tensor<T> xp = host_tensor<T>::zeros(shape{cin * g.len});
+    host_tensor<T> yg(shape{d3::tile_rows * g.qr});
+    for (index_t s = n0; s < n1; ++s) {
+      d3::pad_planes(x + s * cin * h * w, xp.data(), cin, g);
+      d3::sample_forward(xp.data(), cin, wpk.data(), rows, bias, y + s * rows * h * w, yg.data(), g);
+    }
+  });
+}
+
+/// dW [cout, cin·9] (added into each thread's zeroed partial, then summed in thread order)
+/// from dy [N, cout, H, W] and x [N, cin, H, W].
+template <class T, class ForEachChunk>
+host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, index_t cout, index_t h, index_t w,
+                           int threads, ForEachChunk&& for_each_chunk) {
+  constexpr int L = d3::simd<T>::lanes;
+  const d3::grid g = d3::make_grid(h, w, L);
+  index_t off[9];
+  for (int t = 0; t < 9; ++t) off[t] = (t / 3) * g.wp + t % 3;
+  // Samples per group: enough grid positions per reduction to amortise the horizontal sums.
+  const index_t group_max = std::max<index_t>(1, 1024 / g.qr);
+  std::vector<host_tensor<T>> partial(static_cast<std::size_t>(std::max(threads, 1)));
+  for_each_chunk(n, [&](int tid, index_t n0, index_t n1) {
+    const index_t gcap = std::min(group_max, n1 - n0);
+    host_tensor<T> xp = host_tensor<T>::zeros(shape{gcap * cin * g.len});
+    host_tensor<T> dg = host_tensor<T>::zeros(shape{gcap * cout * g.qr});
+    host_tensor<T> dw = host_tensor<T>::zeros(shape{cout, cin * 9});
+    for (index_t s0 = n0; s0 < n1; s0 += gcap) {
+      const index_t gs = std::min(gcap, n1 - s0);
+      for (index_t s = 0; s < gs; ++s) {
+        d3::pad_planes(x + (s0 + s) * cin * h * w, xp.data() + s * cin * g.len, cin, g);
+        T* dgs = dg.data() + s * cout * g.qr;  // dy on the grid: discarded columns stay zero
+        const T* src = dy + (s0 + s) * cout * h * w;
+        for (index_t co = 0; co < cout; ++co)
+          for (index_t i = 0; i < g.h; ++i) d3::copy_row(src + (co * h + i) * w, dgs + co * g.qr + i * g.wp, w);
+      }
+      for (index_t ci = 0; ci < cin; ++ci) {
+        const T* xc = xp.data() + ci * g.len;
+        for (index_t co = 0; co < cout; co += d3::wgrad_rows_max) {
+          T* out = dw.data() + co * cin * 9 + ci * 9;
+          const T* d = dg.data() + co * g.qr;
+          switch (std::min<index_t>(d3::wgrad_rows_max, cout - co)) {
+            case 3: d3::wgrad_rows<T, 3>(d, cout * g.qr, g.qr, xc, cin * g.len, gs, off, out, cin * 9); break;
+            case 2: d3::wgrad_rows<T, 2>(d, cout * g.qr, g.qr, xc, cin * g.len, gs, off, out, cin * 9); break;
+            default: d3::wgrad_rows<T, 1>(d, cout * g.qr, g.qr, xc, cin * g.len, gs, off, out, cin * 9); break;
+          }
+        }
+      }
+    }
+    partial[static_cast<std::size_t>(tid)] = std::move(dw);
+  });
+  host_tensor<T> total;
+  for (auto& p : partial) {
+    if (!p.defined()) continue;
+    if (!total.defined()) {
+      total = std::move(p);
+    } else {
+      T* a = total.data();
+      const T* b = p.data();
+      for (index_t i = 0; i < total.numel(); ++i) a[i] += b[i];
+    }
+  }
+  if (!total.defined()) total = host_tensor<T>::zeros(shape{cout, cin * 9});
+  return total;
+}
+
+}  // namespace ltl::cpu::direct3x3

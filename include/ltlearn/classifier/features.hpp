@@ -1,0 +1,233 @@
+#pragma once
+/// \file
+/// Cached features for the decoupled and post-hoc classifiers (Kang et al., ICLR 2020, §4):
+/// the pooled feature f(x) [N, F] of every image, extracted once in evaluation mode without
+/// augmentation and reused by NCM, τ-normalisation, N_c^τ, post-hoc logit adjustment, τ search
+/// and cRT/LWS on cached features. Also streaming class means, batched logits of a head over a
+/// table and evaluation of a head on a table with the report of train::evaluate_with.
+///
+/// A "head" is any callable mapping features [B, F] to logits [B, C] as variables — an
+/// nn::unary_module (the model's classifier, or one made by classifier/posthoc.hpp or
+/// classifier/decoupled.hpp) or a lambda. `train::evaluate_with` evaluates the same head on
+/// images through `[&](auto& x) { return head(model.features(x)); }`.
+
+#include "ltlearn/data/batch.hpp"
+#include "ltlearn/data/dataset.hpp"
+#include "ltlearn/data/transforms.hpp"
+#include "ltlearn/losses/fused_loss.hpp"
+#include "ltlearn/metrics/classification.hpp"
+#include "ltlearn/nn/staged_model.hpp"
+#include "ltlearn/ops/indexing.hpp"
+#include "ltlearn/train/evaluate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <vector>
+
+namespace ltl::classifier {
+
+/// Features [N, F] with their labels [N] (host).
+template <real_scalar T>
+struct feature_table {
+  tensor<T> features;           ///< [N, F], contiguous
+  tensor<std::int64_t> labels;  ///< [N]
+  index_t num_classes = 0;
+
+  [[nodiscard]] index_t size() const { return features.defined() ? features.size(0) : 0; }
+  [[nodiscard]] index_t dim() const { return features.defined() ? features.size(1) : 0; }
+  /// Number of rows of each class, [num_classes].
+  [[nodiscard]] std::vector<index_t> class_counts() const {
+    std::vector<index_t> n(static_cast<std::size_t>(num_classes), 0);
+    for (index_t i = 0; i < size(); ++i) ++n[static_cast<std::size_t>(labels.data()[i])];
+    return n;
+  }
+  /// class_counts() as doubles (what the shot-group and loss code take).
+  [[nodiscard]] std::vector<double> class_counts_double() const {
+    std::vector<double> n;
+    for (index_t c : class_counts()) n.push_back(static_cast<double>(c));
+    return n;
+  }
+  /// Rows `idx` as a batch: features [B, F], labels [B].
+  [[nodiscard]] std::pair<tensor<T>, tensor<std::int64_t>> rows(std::span<const index_t> idx) const {
+    const auto B = static_cast<index_t>(idx.size());
+    const index_t F = dim();
+    tensor<T> f(shape{B, F});
+    tensor<std::int64_t> y(shape{B});
+    for (index_t b = 0; b < B; ++b) {
+      const index_t i = idx[static_cast<std::size_t>(b)];
+      LTL_CHECK(i >= 0 && i < size(), value_error, "feature_table::rows: index {} is outside [0, {})", i, size());
+      std::copy_n(features.data() + i * F, F, f.data() + b * F);
+      y.data()[b] = labels.data()[i];
+    }
+    return {std::move(f), std::move(y)};
+  }
+};
+
+/// A table from given features [N, F] and labels [N] (validated; copied to contiguous storage).
+template <real_scalar T>
+feature_table<T> make_feature_table(const tensor<T>& features, const tensor<std::int64_t>& labels, index_t num_classes) {
+  LTL_CHECK(features.dim() == 2 && labels.dim() == 1 && labels.size(0) == features.size(0), shape_error,
+            "make_feature_table: features {} and labels {} must be [N, F] and [N]", features.sizes(), labels.sizes());
+  LTL_CHECK(num_classes > 0, value_error, "make_feature_table: {} classes", num_classes);
+  feature_table<T> t{features.contiguous().clone(), labels.contiguous().clone(), num_classes};
+  for (index_t i = 0; i < t.size(); ++i) {
+    const auto y = t.labels.data()[i];
+    LTL_CHECK(y >= 0 && y < num_classes, value_error, "make_feature_table: label {} at row {} is outside [0, {})", y, i,
+              num_classes);
+  }
+  return t;
+}
+
+/// Switches a module to eval mode for a scope and restores its mode afterwards.
+template <real_scalar T>
+class eval_mode_guard {
+ public:
+  explicit eval_mode_guard(nn::module<T>& m) : m_(m), was_(m.is_training()) { m_.eval(); }
+  ~eval_mode_guard() { m_.train(was_); }
+  eval_mode_guard(const eval_mode_guard&) = delete;
+  eval_mode_guard& operator=(const eval_mode_guard&) = delete;
+
+ private:
+  nn::module<T>& m_;
+  bool was_;
+};
+
+/// f(x) [N, F] of every image of `ds` (in order), normalised by `norm`, not augmented, with the
+/// model in eval mode (batch-norm running statistics) and no graph recorded.
+template <real_scalar T, data::dataset Ds>
+feature_table<T> extract_features(nn::staged_model<T>& model, const Ds& ds, const data::normalize& norm,
+                                  index_t batch_size = 256) {
+  const auto N = static_cast<index_t>(ds.size());
+  LTL_CHECK(N > 0 && batch_size > 0, value_error, "extract_features: {} images, batch size {}", N, batch_size);
+  eval_mode_guard<T> eg(model);
+  no_grad_guard ng;
+  feature_table<T> t;
+  t.num_classes = static_cast<index_t>(ds.num_classes());
+  t.labels = tensor<std::int64_t>(shape{N});
+  std::vector<index_t> idx;
+  for (index_t b0 = 0; b0 < N; b0 += batch_size) {
+    const index_t b1 = std::min(N, b0 + batch_size);
+    idx.resize(static_cast<std::size_t>(b1 - b0));
+    std::iota(idx.begin(), idx.end(), b0);
+    auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
+    const auto f = model.features(variable<T>(bt.images)).value().contiguous();
+    LTL_CHECK(f.dim() == 2, shape_error, "extract_features: the model's features are {}, expected [B, F]", f.sizes());
+    if (!t.features.defined()) t.features = tensor<T>(shape{N, f.size(1)});
+    std::copy_n(f.data(), f.numel(), t.features.data() + b0 * f.size(1));
+    std::copy_n(bt.labels.data(), b1 - b0, t.labels.data() + b0);
+  }
+  return t;
+}
+
+/// Streaming per-class sums of features (optionally L2-normalised row by row) and counts, in
+/// double: class means without keeping the rows (NCM, test-side feature means).
+class class_means {
+ public:
+  class_means(index_t num_classes, index_t dim)
+      : C_(num_classes), F_(dim), sums_(static_cast<std::size_t>(num_classes * dim), 0.0),
+        counts_(static_cast<std::size_t>(num_classes), 0) {
+    LTL_CHECK(num_classes > 0 && dim > 0, value_error, "class_means: {} classes of dimension {}", num_classes, dim);
+  }
+  /// Adds rows f [B, F] of classes y [B]; with `l2_normalize` each row is first scaled to unit norm.
+  template <real_scalar T>
+  void add(const tensor<T>& f, const tensor<std::int64_t>& y, bool l2_normalize) {
+    LTL_CHECK(f.dim() == 2 && f.size(1) == F_ && y.dim() == 1 && y.size(0) == f.size(0), shape_error,
+              "class_means::add: features {} and labels {} do not match dimension {}", f.sizes(), y.sizes(), F_);
+    const auto fc = f.contiguous();
+    for (index_t i = 0; i < fc.size(0); ++i) {
+      const auto c = y.data()[i];
+      LTL_CHECK(c >= 0 && c < C_, value_error, "class_means::add: label {} is outside [0, {})", c, C_);
+      const T* row = fc.data() + i * F_;
+      double s = 1;
+      if (l2_normalize) {
+        double n2 = 0;
+        for (index_t j = 0; j < F_; ++j) n2 += static_cast<double>(row[j]) * row[j];
+        s = 1.0 / std::max(std::sqrt(n2), 1e-12);
+      }
+      double* acc = sums_.data() + c * F_;
+      for (index_t j = 0; j < F_; ++j) acc[j] += s * row[j];
+      ++counts_[static_cast<std::size_t>(c)];
+    }
+  }
+  [[nodiscard]] const std::vector<index_t>& counts() const noexcept { return counts_; }
+  /// Means [C, F]; a class without rows has a zero row.
+  template <real_scalar T>
+  [[nodiscard]] tensor<T> means() const {
+    tensor<T> m(shape{C_, F_});
+    for (index_t c = 0; c < C_; ++c) {
+      const auto n = counts_[static_cast<std::size_t>(c)];
+      for (index_t j = 0; j < F_; ++j)
+        m.data()[c * F_ + j] = n ? static_cast<T>(sums_[static_cast<std::size_t>(c * F_ + j)] / static_cast<double>(n)) : T(0);
+    }
+    return m;
+  }
+
+ private:
+  index_t C_, F_;
+  std::vector<double> sums_;
+  std::vector<index_t> counts_;
+};
+
+/// Logits [N, C] of `head` on every row of `table`, in batches, without recording a graph.
+template <real_scalar T, class Head>
+  requires std::invocable<Head&, const variable<T>&>
+tensor<T> logits_of(Head&& head, const feature_table<T>& table, index_t batch_size = 1024) {
+  no_grad_guard ng;
+  const index_t N = table.size(), F = table.dim();
+  LTL_CHECK(N > 0, value_error, "logits_of: the feature table is empty");
+  tensor<T> out;
+  for (index_t b0 = 0; b0 < N; b0 += batch_size) {
+    const index_t b1 = std::min(N, b0 + batch_size);
+    const auto z = head(variable<T>(table.features.narrow(0, b0, b1 - b0))).value().contiguous();
+    LTL_CHECK(z.dim() == 2 && z.size(0) == b1 - b0, shape_error, "logits_of: head gave {} for {} rows of dimension {}",
+              z.sizes(), b1 - b0, F);
+    if (!out.defined()) out = tensor<T>(shape{N, z.size(1)});
+    std::copy_n(z.data(), z.numel(), out.data() + b0 * z.size(1));
+  }
+  return out;
+}
+
+/// Evaluates `head` on cached features with the report of train::evaluate_with (loss, top-1,
+/// top-5, per-class and shot-group accuracy by `train_counts`, ECE, confusion).
+template <real_scalar T, class Head>
+  requires std::invocable<Head&, const variable<T>&>
+train::eval_report evaluate_features(Head&& head, const feature_table<T>& table, const std::vector<double>& train_counts,
+                                     index_t batch_size = 1024) {
+  const index_t N = table.size(), C = table.num_classes;
+  LTL_CHECK(N > 0, value_error, "evaluate_features: the feature table is empty");
+  metrics::classification_meter meter(C, std::min<index_t>(5, C));
+  no_grad_guard ng;
+  double loss_sum = 0;
+  for (index_t b0 = 0; b0 < N; b0 += batch_size) {
+    const index_t n = std::min(N, b0 + batch_size) - b0;
+    const variable<T> z = head(variable<T>(table.features.narrow(0, b0, n)));
+    const auto y = table.labels.narrow(0, b0, n);
+    LTL_CHECK(z.dim() == 2 && z.size(0) == n && z.size(1) == C, shape_error,
+              "evaluate_features: head gave logits {} for {} rows of {} classes", z.sizes(), n, C);
+    loss_sum += static_cast<double>(cross_entropy(z, y).value().item()) * static_cast<double>(n);
+    meter.add(z.value(), y);
+  }
+  train::eval_report r;
+  r.n = meter.count();
+  r.loss = loss_sum / static_cast<double>(r.n);
+  r.top1 = meter.top1();
+  r.top5 = meter.topk();
+  r.mean_per_class = meter.mean_per_class();
+  r.per_class = meter.per_class();
+  r.shots = meter.by_shot(train_counts);
+  r.ece = meter.ece();
+  r.confusion = meter.confusion();
+  return r;
+}
+
+/// A module as a head callable (forward by reference).
+template <real_scalar T>
+auto as_head(nn::unary_module<T>& m) {
+  return [&m](const variable<T>& f) { return m.forward(f); };
+}
+
+}  // namespace ltl::classifier

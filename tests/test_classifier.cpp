@@ -1,0 +1,501 @@
+// Decoupled and post-hoc classifiers (classifier/) and the per-class analysis (metrics/).
+#include <catch2/catch.hpp>
+#include <ltlearn/classifier/decoupled.hpp>
+#include <ltlearn/classifier/features.hpp>
+#include <ltlearn/classifier/posthoc.hpp>
+#include <ltlearn/metrics/analysis.hpp>
+#include <ltlearn/metrics/calibration.hpp>
+#include <ltlearn/metrics/class_analysis.hpp>
+#include <ltlearn/nn/activation.hpp>
+#include <ltlearn/ops/shape_ops.hpp>
+#include <ltlearn/train/evaluate.hpp>
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+namespace cl = ltl::classifier;
+namespace lm = ltl::metrics;
+using ltl::index_t;
+using TD = ltl::tensor<double>;
+using VD = ltl::variable<double>;
+using TL = ltl::tensor<std::int64_t>;
+
+namespace {
+
+std::vector<double> row(const TD& t, index_t r) {
+  const auto c = t.contiguous();
+  return {c.data() + r * t.size(1), c.data() + (r + 1) * t.size(1)};
+}
+
+/// Root of an increasing function on [lo, hi] by bisection.
+double bisect(const std::function<double(double)>& f, double lo, double hi) {
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (f(mid) > 0 ? hi : lo) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+/// One-hot features e_y, counts[y] rows of class y.
+cl::feature_table<double> one_hot_table(const std::vector<index_t>& counts) {
+  const auto C = static_cast<index_t>(counts.size());
+  std::vector<double> f;
+  std::vector<std::int64_t> y;
+  for (index_t c = 0; c < C; ++c)
+    for (index_t i = 0; i < counts[static_cast<std::size_t>(c)]; ++i) {
+      for (index_t j = 0; j < C; ++j) f.push_back(j == c ? 1.0 : 0.0);
+      y.push_back(c);
+    }
+  const auto N = static_cast<index_t>(y.size());
+  return cl::make_feature_table(TD::from({N, C}, f), TL::from({N}, y), C);
+}
+
+/// stem: flatten + linear 4 → 3; pool: relu (f(x) = relu(stem)); fc: linear 3 → 2.
+class tiny_model : public ltl::nn::staged_model<double> {
+ public:
+  struct flat_linear : ltl::nn::unary_module<double> {
+    std::shared_ptr<ltl::nn::linear<double>> fc;
+    explicit flat_linear(ltl::rng& g)
+        : fc(register_module("fc", std::make_shared<ltl::nn::linear<double>>(
+                                       ltl::nn::linear_options{.in_features = 4, .out_features = 3}, g))) {}
+    VD forward(const VD& x) override { return fc->forward(ltl::flatten(x, 1)); }
+  };
+  tiny_model() {
+    ltl::rng g(11);
+    stem = add_stage("stem", std::make_shared<flat_linear>(g));
+    add_stage("pool", std::make_shared<ltl::nn::relu<double>>());
+    fc = add_stage("fc", std::make_shared<ltl::nn::linear<double>>(
+                             ltl::nn::linear_options{.in_features = 3, .out_features = 2}, g));
+  }
+  std::shared_ptr<flat_linear> stem;
+  std::shared_ptr<ltl::nn::linear<double>> fc;
+};
+
+ltl::data::image_dataset tiny_dataset(index_t n, std::uint64_t seed) {
+  ltl::rng g(seed);
+  std::vector<std::uint8_t> px;
+  std::vector<std::int64_t> y;
+  for (index_t i = 0; i < n; ++i) {
+    for (int j = 0; j < 4; ++j) px.push_back(static_cast<std::uint8_t>(g.below(256)));
+    y.push_back(i % 3 == 0 ? 1 : 0);  // 2:1 imbalance
+  }
+  return ltl::data::image_dataset("tiny", ltl::shape{1, 2, 2}, std::move(px), std::move(y), 2);
+}
+
+const ltl::data::normalize tiny_norm{{0.5}, {0.25}};
+
+}  // namespace
+
+TEST_CASE("tau-normalisation, N_c^tau and post-hoc logit adjustment transforms", "[classifier]") {
+  const TD w = TD::from({3, 2}, {3, 4, 0, 2, 1, 0});  // row norms 5, 2, 1
+  const TD b = TD::from({3}, {0.1, 0.2, 0.3});
+  auto fc = cl::make_linear_head(w, b);
+
+  auto t0 = cl::tau_normalize(w, 0.0);
+  REQUIRE(t0.to_vector() == w.to_vector());
+  auto t1 = cl::tau_normalize(w, 1.0);
+  const std::vector<double> unit{0.6, 0.8, 0, 1, 1, 0};
+  for (std::size_t i = 0; i < unit.size(); ++i) REQUIRE(t1.to_vector()[i] == Approx(unit[i]).epsilon(1e-14));
+  auto th = cl::tau_normalize(w, 0.5);
+  REQUIRE(row(th, 0)[1] == Approx(4 / std::sqrt(5.0)));
+  REQUIRE(row(th, 1)[1] == Approx(2 / std::sqrt(2.0)));
+  REQUIRE(row(th, 2)[0] == Approx(1.0));
+
+  // The τ-normalised head drops the bias: logits of x = (1, 1) are (1.4, 1, 1) at τ = 1.
+  auto tn = cl::tau_normalized(*fc, 1.0);
+  REQUIRE_FALSE(tn->bias.defined());
+  const VD x(TD::from({1, 2}, {1, 1}));
+  auto z = tn->forward(x).value().to_vector();
+  REQUIRE(z[0] == Approx(1.4));
+  REQUIRE(z[1] == Approx(1.0));
+  REQUIRE(z[2] == Approx(1.0));
+
+  // N_c^τ: w_c / N_c^τ with counts 100, 10, 1 and τ = 0.5 → factors 0.1, 1/√10, 1.
+  const std::vector<double> counts{100, 10, 1};
+  auto nc = cl::nc_tau_scale(w, counts, 0.5);
+  REQUIRE(row(nc, 0)[0] == Approx(0.3));
+  REQUIRE(row(nc, 0)[1] == Approx(0.4));
+  REQUIRE(row(nc, 1)[1] == Approx(2 / std::sqrt(10.0)));
+  REQUIRE(row(nc, 2)[0] == Approx(1.0));
+  REQUIRE(cl::nc_tau_scale(w, counts, 0.0).to_vector() == w.to_vector());
+  auto nch = cl::nc_tau_normalized(*fc, counts, 0.5);
+  REQUIRE_FALSE(nch->bias.defined());
+  REQUIRE(nch->forward(x).value().to_vector()[0] == Approx(0.7));
+
+  // Post-hoc LA: z_c − τ·log π_c with π = (100, 10, 1)/111.
+  const auto off = cl::logit_adjustment_offsets(counts, 1.0);
+  REQUIRE(off[0] == Approx(-std::log(100.0 / 111)));
+  REQUIRE(off[2] == Approx(std::log(111.0)));
+  const auto base = fc->forward(x).value().to_vector();
+  for (double tau : {0.0, 1.0, 2.0}) {
+    auto la = cl::logit_adjusted(*fc, counts, tau);
+    const auto za = la->forward(x).value().to_vector();
+    for (std::size_t c = 0; c < 3; ++c) REQUIRE(za[c] - base[c] == Approx(-tau * std::log(counts[c] / 111)).margin(1e-12));
+  }
+  // The same shift on any head, and a scale: z·s + o.
+  cl::class_affine_head<double> aff(fc, std::vector<double>{1, 2, 3}, off);
+  const auto zf = aff.forward(x).value().to_vector();
+  for (std::size_t c = 0; c < 3; ++c) REQUIRE(zf[c] == Approx(base[c] * static_cast<double>(c + 1) + off[c]));
+
+  REQUIRE_THROWS_AS(cl::nc_tau_scale(w, std::vector<double>{1, 2}, 0.5), ltl::shape_error);
+  REQUIRE_THROWS_AS(cl::logit_adjustment_offsets(std::vector<double>{1, 0}, 1.0), ltl::value_error);
+  REQUIRE_THROWS_AS(cl::make_linear_head(w, TD::from({2}, {0, 0})), ltl::shape_error);
+
+  // float instantiation
+  auto wf = cl::tau_normalize(ltl::tensor<float>::from({1, 2}, {3.f, 4.f}), 1.0);
+  REQUIRE(wf.to_vector()[1] == Approx(0.8f));
+}
+
+TEST_CASE("NCM with cosine and Euclidean distances", "[classifier]") {
+  // class 0: (3, 0), (0.5, 0) → mean of unit rows (1, 0); class 1: (0, 2), (1, 1) → ((1/√2)/2, (1 + 1/√2)/2);
+  // class 2: (−1, 0).
+  const auto t = cl::make_feature_table(TD::from({5, 2}, {3, 0, 0.5, 0, 0, 2, 1, 1, -1, 0}), TL::from({5}, {0, 0, 1, 1, 2}), 3);
+  const double r = 1 / std::sqrt(2.0);
+  const std::vector<double> m1{r / 2, (1 + r) / 2};
+  auto cos = cl::make_ncm(t, cl::ncm_metric::cosine);
+  auto l2 = cl::make_ncm(t, cl::ncm_metric::euclidean);
+  REQUIRE(row(cos->means(), 1)[0] == Approx(m1[0]));
+  REQUIRE(row(cos->means(), 1)[1] == Approx(m1[1]));
+  const VD x(TD::from({1, 2}, {1, 1}));  // x̂ = (r, r)
+  const auto zc = cos->forward(x).value().to_vector();
+  const double n1 = std::hypot(m1[0], m1[1]);
+  REQUIRE(zc[0] == Approx(r));
+  REQUIRE(zc[1] == Approx(r * (m1[0] + m1[1]) / n1));
+  REQUIRE(zc[2] == Approx(-r));
+  const auto ze = l2->forward(x).value().to_vector();
+  REQUIRE(ze[0] == Approx(-std::hypot(r - 1, r)));
+  REQUIRE(ze[1] == Approx(-std::hypot(r - m1[0], r - m1[1])));
+  REQUIRE(ze[2] == Approx(-std::hypot(r + 1, r)));
+
+  // Separable clusters at 0°, 120°, 240° with random radii and small angular noise: both metrics
+  // classify fresh points perfectly.
+  ltl::rng g(5);
+  auto cluster = [&](index_t n) {
+    std::vector<double> f;
+    std::vector<std::int64_t> y;
+    for (index_t i = 0; i < n; ++i) {
+      const auto c = static_cast<std::int64_t>(i % 3);
+      const double a = 2.0943951 * static_cast<double>(c) + g.uniform(-0.3, 0.3), rad = g.uniform(0.2, 5.0);
+      f.push_back(rad * std::cos(a));
+      f.push_back(rad * std::sin(a));
+      y.push_back(c);
+    }
+    return cl::make_feature_table(TD::from({n, 2}, f), TL::from({n}, y), 3);
+  };
+  const auto train = cluster(60), test = cluster(90);
+  for (auto metric : {cl::ncm_metric::cosine, cl::ncm_metric::euclidean}) {
+    auto ncm = cl::make_ncm(train, metric);
+    const auto rep = cl::evaluate_features(cl::as_head<double>(*ncm), test, train.class_counts_double());
+    REQUIRE(rep.top1 == 1.0);
+  }
+  const auto empty_class = cl::make_feature_table(TD::from({1, 2}, {1, 0}), TL::from({1}, {0}), 2);
+  REQUIRE_THROWS_AS(cl::make_ncm(empty_class, cl::ncm_metric::cosine), ltl::value_error);
+}
+
+TEST_CASE("streaming class means", "[classifier]") {
+  cl::class_means m(2, 2);
+  m.add(TD::from({2, 2}, {3, 4, 1, 1}), TL::from({2}, {0, 1}), false);
+  m.add(TD::from({1, 2}, {1, 0}), TL::from({1}, {0}), false);
+  const auto mu = m.means<double>().to_vector();
+  REQUIRE(mu == std::vector<double>{2, 2, 1, 1});
+  cl::class_means u(2, 2);
+  u.add(TD::from({2, 2}, {3, 4, 0, 2}), TL::from({2}, {0, 0}), true);
+  const auto mn = u.means<double>().to_vector();
+  REQUIRE(mn[0] == Approx(0.3));
+  REQUIRE(mn[1] == Approx(0.9));
+  REQUIRE(mn[2] == 0.0);
+  REQUIRE(u.counts() == std::vector<index_t>{2, 0});
+}
+
+TEST_CASE("cRT reaches the class-balanced optimum in closed form", "[classifier]") {
+  // One-hot features with counts 30, 10, 5, class-aware batches of 9 (three full rounds, so
+  // every batch is exactly balanced). The balanced objective (1/C)Σ_y CE(W e_y + b, y) +
+  // (λ/2)(‖W‖² + ‖b‖²) is minimised by W = αI + β(11ᵀ − I), b = 0 with β = −α/(C−1) and
+  // α = (1 − p(α))/(Cλ), p(α) = 1/(1 + (C−1)·exp(−αC/(C−1))).
+  const auto t = one_hot_table({30, 10, 5});
+  const double lam = 0.05, C = 3;
+  const double alpha = bisect(
+      [&](double a) { return a - (1 - 1 / (1 + (C - 1) * std::exp(-a * C / (C - 1)))) / (C * lam); }, 0, 1 / (C * lam));
+  const cl::stage2_options o{.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .seed = 3};
+  auto fc = cl::crt<double>(cl::cached_source<double>(t), o);
+  for (index_t c = 0; c < 3; ++c) {
+    for (index_t j = 0; j < 3; ++j) REQUIRE(row(fc->weight.value(), c)[static_cast<std::size_t>(j)] == Approx(c == j ? alpha : -alpha / 2).margin(1e-4));
+    REQUIRE(fc->bias.value().to_vector()[static_cast<std::size_t>(c)] == Approx(0).margin(1e-4));
+  }
+  // Instance-balanced data with two-stage class-balanced draws: still near the optimum.
+  auto fc2 = cl::crt<double>(cl::cached_source<double>(t),
+                             {.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam,
+                              .sampler = cl::balance::two_stage, .seed = 4});
+  REQUIRE(row(fc2->weight.value(), 2)[2] == Approx(alpha).epsilon(0.1));
+}
+
+TEST_CASE("LWS learns the closed-form scales; learned tau finds the balanced optimum", "[classifier]") {
+  // LWS on W = diag(2, 1, 0.5), b = 0, one-hot features: only class y's samples move f_y, and
+  // f_y = (1 − p_y)·w_y/(Cλ) with p_y = 1/(1 + (C−1)·exp(−f_y·w_y)).
+  const auto t = one_hot_table({30, 10, 5});
+  const std::vector<double> wd{2, 1, 0.5};
+  auto fc = cl::make_linear_head(TD::from({3, 3}, {2, 0, 0, 0, 1, 0, 0, 0, 0.5}), TD::zeros({3}));
+  const double lam = 0.05, C = 3;
+  auto head = cl::lws<double>(*fc, cl::cached_source<double>(t),
+                              {.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .seed = 1});
+  const auto f = head->scale.value().to_vector();
+  for (std::size_t y = 0; y < 3; ++y) {
+    const double w = wd[y];
+    const double fy = bisect([&](double s) { return s - (1 - 1 / (1 + (C - 1) * std::exp(-s * w))) * w / (C * lam); }, 0,
+                             w / (C * lam));
+    REQUIRE(f[y] == Approx(fy).margin(1e-4));
+  }
+  REQUIRE(fc->weight.value().to_vector()[0] == 2.0);  // the source classifier is untouched
+  const VD x(TD::from({1, 3}, {0.3, -1, 2}));
+  const auto zl = head->forward(x).value().to_vector(), zf = head->folded()->forward(x).value().to_vector();
+  for (std::size_t c = 0; c < 3; ++c) REQUIRE(zl[c] == Approx(zf[c]));
+
+  // Learned τ: W = diag(3, 1), class 0 features (1, 1), class 1 features (1, 2). With a = 3^{1−τ}
+  // the balanced loss is ½[softplus(1 − a) + softplus(a − 2)], minimal at a = 1.5.
+  std::vector<double> feats;
+  std::vector<std::int64_t> y;
+  for (int i = 0; i < 40; ++i) {
+    const bool minor = i % 8 == 0;  // 5 of 40
+    feats.push_back(1);
+    feats.push_back(minor ? 2 : 1);
+    y.push_back(minor ? 1 : 0);
+  }
+  const auto t2 = cl::make_feature_table(TD::from({40, 2}, feats), TL::from({40}, y), 2);
+  auto fc2 = cl::make_linear_head(TD::from({2, 2}, {3, 0, 0, 1}));
+  const double tau = cl::learn_tau<double>(*fc2, cl::cached_source<double>(t2),
+                                           {.epochs = 200, .batch_size = 8, .lr = 1.0, .weight_decay = 0, .seed = 2}, 0.0);
+  REQUIRE(tau == Approx(1 - std::log(1.5) / std::log(3.0)).margin(1e-3));
+}
+
+TEST_CASE("tau search recovers the best tau", "[classifier]") {
+  // W = diag(2, 0.5): class 0 at (1, 1.2) is right iff 4^{1−τ} > 1.2, class 1 at (1, 1.5) iff
+  // 4^{1−τ} < 1.5: on the grid 0, 0.1, …, 1 only τ = 0.8 gets both.
+  const auto val = cl::make_feature_table(TD::from({2, 2}, {1, 1.2, 1, 1.5}), TL::from({2}, {0, 1}), 2);
+  auto fc = cl::make_linear_head(TD::from({2, 2}, {2, 0, 0, 0.5}));
+  const auto r = cl::search_tau<double>([&](double tau) { return cl::tau_normalized(*fc, tau); }, val);
+  REQUIRE(r.tau == Approx(0.8));
+  REQUIRE(r.score == 1.0);
+  REQUIRE(r.taus.size() == 11);
+  for (std::size_t i = 0; i < r.taus.size(); ++i)
+    if (std::abs(r.taus[i] - 0.8) > 1e-9) REQUIRE(r.scores[i] == 0.5);
+
+  // N_c^τ with W = I and counts (16, 1): class 0 at (1, 0.3) needs 16^{−τ} > 0.3, class 1 at
+  // (1, 0.4) needs 16^{−τ} < 0.4: only τ = 0.4 on the grid.
+  const auto val2 = cl::make_feature_table(TD::from({2, 2}, {1, 0.3, 1, 0.4}), TL::from({2}, {0, 1}), 2);
+  auto eye = cl::make_linear_head(TD::from({2, 2}, {1, 0, 0, 1}));
+  const std::vector<double> counts{16, 1};
+  const auto r2 = cl::search_tau<double>(
+      [&](double tau) {
+        return [h = cl::nc_tau_normalized(*eye, counts, tau)](const VD& v) { return h->forward(v); };
+      },
+      val2);
+  REQUIRE(r2.tau == Approx(0.4));
+  REQUIRE(r2.score == 1.0);
+  // Ties keep the first τ.
+  const auto r3 = cl::search_tau<double>([&](double) { return eye; }, val2, {.lo = 0, .hi = 0.5, .step = 0.25});
+  REQUIRE(r3.tau == 0.0);
+  REQUIRE(r3.taus.size() == 3);
+}
+
+TEST_CASE("feature deviation matches a brute-force computation", "[metrics]") {
+  ltl::rng g(9);
+  const std::vector<index_t> ntr{12, 7, 5}, nte{6, 4, 3};
+  auto make = [&](const std::vector<index_t>& n, TD& f, TL& y) {
+    std::vector<double> fv;
+    std::vector<std::int64_t> yv;
+    for (std::size_t c = 0; c < n.size(); ++c)
+      for (index_t i = 0; i < n[c]; ++i) {
+        for (int j = 0; j < 4; ++j) fv.push_back(g.normal() + static_cast<double>(c == static_cast<std::size_t>(j)));
+        yv.push_back(static_cast<std::int64_t>(c));
+      }
+    const auto N = static_cast<index_t>(yv.size());
+    f = TD::from({N, 4}, fv);
+    y = TL::from({N}, yv);
+  };
+  TD ftr, fte;
+  TL ytr, yte;
+  make(ntr, ftr, ytr);
+  make(nte, fte, yte);
+  const lm::deviation_options o{.k = 0, .rounds = 50, .seed = 17};
+  const auto dis = lm::feature_deviation(ftr, ytr, fte, yte, 3, o);
+
+  auto unit = [](const TD& f, index_t i) {
+    auto v = row(f, i);
+    double n = 0;
+    for (double a : v) n += a * a;
+    for (double& a : v) a /= std::sqrt(n);
+    return v;
+  };
+  index_t first = 0;
+  for (std::size_t c = 0; c < 3; ++c) {
+    std::vector<double> mu(4, 0.0);
+    index_t tfirst = 0;
+    for (std::size_t k = 0; k < c; ++k) tfirst += nte[k];
+    for (index_t i = 0; i < nte[c]; ++i)
+      for (int j = 0; j < 4; ++j) mu[static_cast<std::size_t>(j)] += unit(fte, tfirst + i)[static_cast<std::size_t>(j)] / static_cast<double>(nte[c]);
+    ltl::rng gc(17, c);
+    double total = 0;
+    for (int r = 0; r < 50; ++r) {
+      std::vector<index_t> list(static_cast<std::size_t>(ntr[c]));
+      for (index_t i = 0; i < ntr[c]; ++i) list[static_cast<std::size_t>(i)] = first + i;
+      std::vector<double> m(4, 0.0);
+      for (std::uint64_t j = 0; j < 5; ++j) {  // K = 5, the smallest class
+        std::swap(list[j], list[j + gc.below(static_cast<std::uint64_t>(ntr[c]) - j)]);
+        for (int d = 0; d < 4; ++d) m[static_cast<std::size_t>(d)] += unit(ftr, list[j])[static_cast<std::size_t>(d)] / 5;
+      }
+      double d2 = 0;
+      for (int d = 0; d < 4; ++d) d2 += (m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)]) * (m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)]);
+      total += std::sqrt(d2);
+    }
+    REQUIRE(dis[c] == Approx(total / 50).epsilon(1e-12));
+    if (ntr[c] == 5) {  // K = N_c: every subsample is the whole class, whatever the seed
+      std::vector<double> m(4, 0.0);
+      for (index_t i = 0; i < 5; ++i)
+        for (int d = 0; d < 4; ++d) m[static_cast<std::size_t>(d)] += unit(ftr, first + i)[static_cast<std::size_t>(d)] / 5;
+      double d2 = 0;
+      for (int d = 0; d < 4; ++d) d2 += std::pow(m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)], 2);
+      REQUIRE(dis[c] == Approx(std::sqrt(d2)).epsilon(1e-12));
+    }
+    first += ntr[c];
+  }
+  REQUIRE(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 5, .rounds = 50, .seed = 17}) == dis);
+  REQUIRE(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 5, .rounds = 50, .seed = 18}) != dis);
+  REQUIRE_THROWS_AS(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 6}), ltl::value_error);
+  REQUIRE_THROWS_AS(lm::feature_deviation(ftr, ytr, fte.narrow(1, 0, 3), yte, 3), ltl::shape_error);
+}
+
+TEST_CASE("ECE overall and per shot group on hand-computed predictions", "[metrics]") {
+  // Confidences 0.75 (pred 0), 0.9 (pred 1), 0.6 (pred 0), 0.8 (pred 1); labels 0, 0, 0, 1.
+  const TD z = TD::from({4, 2}, {std::log(3.0), 0, 0, std::log(9.0), std::log(1.5), 0, 0, std::log(4.0)});
+  const TL y = TL::from({4}, {0, 0, 0, 1});
+  lm::calibration_meter m({500, 5}, 10);  // class 0 many-shot, class 1 few-shot
+  m.add(z, y);
+  // One sample per bin: ECE = (0.25 + 0.9 + 0.4 + 0.2)/4.
+  REQUIRE(m.ece() == Approx(0.4375));
+  REQUIRE(*m.ece(ltl::shot_group::many) == Approx((0.25 + 0.9 + 0.4) / 3));
+  REQUIRE(*m.ece(ltl::shot_group::few) == Approx(0.2));
+  REQUIRE_FALSE(m.ece(ltl::shot_group::medium).has_value());
+  lm::calibration_meter one({500, 5}, 1);  // one bin: |accuracy − mean confidence| = |0.75 − 0.7625|
+  one.add(z, y);
+  REQUIRE(one.ece() == Approx(0.0125));
+  REQUIRE(one.bins()[0].accuracy == Approx(0.75));
+  // Same binning as classification_meter.
+  ltl::rng g(3);
+  std::vector<double> zv;
+  std::vector<std::int64_t> yv;
+  for (int i = 0; i < 200; ++i) {
+    for (int c = 0; c < 5; ++c) zv.push_back(2 * g.normal());
+    yv.push_back(static_cast<std::int64_t>(g.below(5)));
+  }
+  const TD zr = TD::from({200, 5}, zv);
+  const TL yr = TL::from({200}, yv);
+  lm::calibration_meter cm({1, 1, 1, 1, 1}, 15);
+  lm::classification_meter ref(5, 1, 15);
+  cm.add(zr, yr);
+  ref.add(zr, yr);
+  REQUIRE(cm.ece() == Approx(ref.ece()).epsilon(1e-12));
+  REQUIRE_THROWS_AS(cm.add(zr.narrow(1, 0, 4), yr), ltl::shape_error);
+}
+
+TEST_CASE("classification ratio and weight norms", "[metrics]") {
+  // Confusion [[3, 1], [2, 0]] (row = true): 5 predicted as 0 of N_0 = 4, 1 as 1 of N_1 = 2.
+  const auto r = lm::classification_ratio({3, 1, 2, 0}, {4, 2});
+  REQUIRE(r[0] == Approx(1.25));
+  REQUIRE(r[1] == Approx(0.5));
+  REQUIRE(std::isnan(lm::classification_ratio({1, 0, 0, 0}, {1, 0})[1]));
+  REQUIRE_THROWS_AS(lm::classification_ratio({1, 2, 3}, {1, 2}), ltl::shape_error);
+  REQUIRE(lm::weight_norms(TD::from({2, 2}, {3, 4, 0, 1})) == std::vector<double>{5, 1});
+}
+
+TEST_CASE("feature-gradient norms per class against a direct computation", "[metrics]") {
+  tiny_model model;
+  const auto ds = tiny_dataset(30, 4);
+  const auto norms = lm::feature_gradient_norms(model, ds, tiny_norm, "stem", 7);
+  // Direct: g = W1·x + b1, h = relu(g), z = W2·h + b2, ∂ℓ/∂g = (W2ᵀ(softmax(z) − e_y)) ⊙ [g > 0].
+  const auto W1 = model.stem->fc->weight.value(), b1 = model.stem->fc->bias.value();
+  const auto W2 = model.fc->weight.value(), b2 = model.fc->bias.value();
+  std::vector<double> sum(2, 0.0), n(2, 0.0);
+  for (index_t i = 0; i < 30; ++i) {
+    double x[4], gv[3], h[3], z[2];
+    for (int j = 0; j < 4; ++j) x[j] = (ds.image(i)[static_cast<std::size_t>(j)] / 255.0 - 0.5) / 0.25;
+    for (index_t k = 0; k < 3; ++k) {
+      gv[k] = b1.data()[k];
+      for (index_t j = 0; j < 4; ++j) gv[k] += W1.data()[k * 4 + j] * x[j];
+      h[k] = std::max(gv[k], 0.0);
+    }
+    for (index_t c = 0; c < 2; ++c) {
+      z[c] = b2.data()[c];
+      for (index_t k = 0; k < 3; ++k) z[c] += W2.data()[c * 3 + k] * h[k];
+    }
+    const double mx = std::max(z[0], z[1]), se = std::exp(z[0] - mx) + std::exp(z[1] - mx);
+    const auto yi = ds.label(i);
+    double s = 0;
+    for (index_t k = 0; k < 3; ++k) {
+      double d = 0;
+      for (index_t c = 0; c < 2; ++c) d += W2.data()[c * 3 + k] * (std::exp(z[c] - mx) / se - (c == yi ? 1.0 : 0.0));
+      if (gv[k] > 0) s += d * d;
+    }
+    sum[static_cast<std::size_t>(yi)] += std::sqrt(s);
+    n[static_cast<std::size_t>(yi)] += 1;
+  }
+  for (std::size_t c = 0; c < 2; ++c) REQUIRE(norms[c] == Approx(sum[c] / n[c]).epsilon(1e-10));
+  // The model is left as it was: training mode, trainable, no gradients.
+  REQUIRE(model.is_training());
+  for (auto& [name, p] : model.named_parameters()) {
+    REQUIRE(p.requires_grad());
+    REQUIRE_FALSE(p.grad().defined());
+  }
+  REQUIRE_THROWS_AS(lm::feature_gradient_norms(model, ds, tiny_norm, "fc"), ltl::value_error);
+}
+
+TEST_CASE("analyze, feature extraction and evaluation on features agree with the image path", "[metrics][classifier]") {
+  tiny_model model;
+  const auto train = tiny_dataset(45, 1), test = tiny_dataset(30, 2);
+  const auto r = lm::analyze(model, train, test, tiny_norm, {.point = "stem", .dev = {.rounds = 20}});
+  REQUIRE(r.train_counts == std::vector<double>{30, 15});
+  REQUIRE(r.grad_norms == lm::feature_gradient_norms(model, train, tiny_norm, "stem"));
+  REQUIRE(r.classifier_norms == lm::weight_norms(model.fc->weight.value()));
+  REQUIRE(r.feature_deviation.size() == 2);
+  double predicted = 0;
+  for (std::size_t c = 0; c < 2; ++c) predicted += r.classification_ratio[c] * r.train_counts[c];
+  REQUIRE(predicted == Approx(45));
+  const std::vector<double> counts{30, 15};
+  const auto ev = ltl::train::evaluate(model, test, tiny_norm, counts);
+  REQUIRE(r.test_top1 == ev.top1);
+  REQUIRE(r.test_accuracy == ev.per_class);
+  REQUIRE(r.test_ece == Approx(ev.ece));
+  const auto j = r.to_json();
+  REQUIRE(j["shot_group"][0] == "medium");
+  REQUIRE(j["test_many"].is_null());
+  REQUIRE(j["shot_group"][1] == "few");
+
+  // Cached features through the classifier = the model on images.
+  const auto ft = cl::extract_features(model, test, tiny_norm, 8);
+  REQUIRE(ft.size() == 30);
+  REQUIRE(ft.dim() == 3);
+  const auto viaf = cl::evaluate_features(cl::as_head<double>(model.classifier()), ft, counts);
+  REQUIRE(viaf.top1 == ev.top1);
+  REQUIRE(viaf.loss == Approx(ev.loss).epsilon(1e-12));
+  REQUIRE(viaf.confusion == ev.confusion);
+  // A post-hoc head through evaluate_with on images = on cached features.
+  auto la = cl::logit_adjusted(cl::linear_classifier(model), counts, 1.0);
+  model.eval();
+  const auto img = ltl::train::evaluate_with<double>([&](const VD& x) { return la->forward(model.features(x)); }, test,
+                                                    tiny_norm, counts);
+  model.train();
+  const auto feat = cl::evaluate_features(cl::as_head<double>(*la), ft, counts);
+  REQUIRE(img.confusion == feat.confusion);
+  REQUIRE(img.loss == Approx(feat.loss).epsilon(1e-12));
+
+  // The backbone source without augmentation (only the normalisation) gives the cached rows.
+  cl::backbone_source<double> bs(model, test, [](TD& x, ltl::rng&) { tiny_norm(x); }, 0);
+  REQUIRE(bs.dim() == 3);
+  const std::vector<index_t> idx{4, 0, 7};
+  REQUIRE(bs.batch(0, 0, idx).first.to_vector() == ft.rows(idx).first.to_vector());
+  REQUIRE(model.is_training());
+  // A cRT head through the backbone trains and replaces the model's classifier.
+  auto head = cl::crt<double>(bs, {.epochs = 2, .batch_size = 8});
+  model.set_classifier(head);
+  REQUIRE(&model.classifier() == head.get());
+}
