@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <ltlearn/autograd/gradcheck.hpp>
 #include <ltlearn/ops/conv.hpp>
+#include <ltlearn/ops/elementwise.hpp>
 #include <ltlearn/ops/norm.hpp>
 #include <ltlearn/ops/pool.hpp>
 
@@ -360,6 +361,49 @@ TEST_CASE("batch_norm2d gradients in double", "[ops][bn][grad]") {
     require_gradcheck(
         [rm, rv](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false}); },
         {leaf({2, 3, 2, 2}, 79), leaf({3}, 80, 0.5, 2), leaf({3}, 81)});
+  }
+}
+
+TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused composition", "[ops][bn][grad]") {
+  SECTION("gradcheck, training, with residual") {
+    TD rm = TD::zeros({3}), rv = TD::ones({3});
+    require_gradcheck(
+        [rm, rv](const std::vector<V>& v) {
+          return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = true, .relu = true}, v[3]);
+        },
+        {leaf({3, 3, 3, 3}, 82), leaf({3}, 83, 0.5, 2), leaf({3}, 84), leaf({3, 3, 3, 3}, 85)});
+  }
+  SECTION("gradcheck, evaluation, ReLU only") {
+    const TD rm = random_tensor({2}, 86), rv = random_tensor({2}, 87, 0.5, 2);
+    require_gradcheck(
+        [rm, rv](const std::vector<V>& v) {
+          return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false, .relu = true});
+        },
+        {leaf({2, 2, 3, 5}, 88), leaf({2}, 89, 0.5, 2), leaf({2}, 90)});
+  }
+  SECTION("float: equal to relu(batch_norm2d(x) + r) built from separate ops") {
+    using VF = ltl::variable<float>;
+    const TF x0 = random_tensor<float>({4, 5, 7, 7}, 91, -2, 3), r0 = random_tensor<float>({4, 5, 7, 7}, 92);
+    const TF w0 = random_tensor<float>({5}, 93, 0.5, 2), b0 = random_tensor<float>({5}, 94);
+    const TF dy = random_tensor<float>({4, 5, 7, 7}, 95);
+    TF rm1 = TF::zeros({5}), rv1 = TF::ones({5}), rm2 = TF::zeros({5}), rv2 = TF::ones({5});
+    VF x1(x0.clone(), true), w1(w0.clone(), true), b1(b0.clone(), true), r1(r0.clone(), true);
+    VF x2(x0.clone(), true), w2(w0.clone(), true), b2(b0.clone(), true), r2(r0.clone(), true);
+    auto fused = ltl::batch_norm2d(x1, w1, b1, rm1, rv1, {.training = true, .relu = true}, r1);
+    auto plain = ltl::relu(ltl::batch_norm2d(x2, w2, b2, rm2, rv2, {.training = true}) + r2);
+    require_close(fused.value(), plain.value(), 1e-5, 1e-5);
+    require_close(rm1, rm2, 1e-6, 1e-5);
+    require_close(rv1, rv2, 1e-6, 1e-5);
+    fused.backward(dy);
+    plain.backward(dy);
+    require_close(x1.grad(), x2.grad(), 1e-5, 1e-4);
+    require_close(w1.grad(), w2.grad(), 1e-4, 1e-4);
+    require_close(b1.grad(), b2.grad(), 1e-4, 1e-4);
+    require_close(r1.grad(), r2.grad(), 0);
+  }
+  SECTION("a residual of the wrong shape is rejected") {
+    const V x(TD::zeros({2, 3, 4, 4})), r(TD::zeros({2, 3, 4, 5}));
+    REQUIRE_THROWS_AS(ltl::batch_norm2d(x, V(), V(), TD(), TD(), {.training = true}, r), ltl::shape_error);
   }
 }
 

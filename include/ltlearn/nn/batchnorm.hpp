@@ -24,6 +24,13 @@ class batch_norm2d : public unary_module<T, D> {
     return ltl::batch_norm2d(x, weight, bias, running_mean, running_var,
                              {.training = this->is_training(), .momentum = momentum_, .eps = eps_});
   }
+  /// relu(bn(x) + residual) in one fused op (`residual` may be undefined): a ResNet block's
+  /// epilogue without separate add and ReLU passes.
+  var forward_relu(const var& x, const var& residual = {}) {
+    return ltl::batch_norm2d(x, weight, bias, running_mean, running_var,
+                             {.training = this->is_training(), .momentum = momentum_, .eps = eps_, .relu = true},
+                             residual);
+  }
 
   var weight, bias;                       ///< [C]
   tensor<T, D> running_mean, running_var;  ///< [C] buffers, updated in place in training mode

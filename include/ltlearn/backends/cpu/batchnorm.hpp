@@ -7,9 +7,17 @@
 /// batch variance and updates the running estimates with the unbiased variance (M/(M−1),
 /// M = N·H·W) and momentum; evaluation normalises with the running estimates.
 /// Channels are independent, so the kernels parallelise over channels; each channel's sums
-/// run serially in double, which keeps results identical for any thread count.
+/// run in a fixed order in double (eight-lane vectors of widened values), which keeps results
+/// identical for any thread count. Training statistics take one pass: sums of x − K and
+/// (x − K)² with K the channel's first value, which avoids E[x²] − E[x]² cancellation as
+/// long as K is within a few standard deviations of the mean.
+///
+/// Fusions (options `relu`, argument `residual`): y = max(0, bn(x) + r). Backward masks dy with
+/// the saved output (y > 0) inside its two passes, so ResNet blocks need no separate add and
+/// ReLU passes, nor their intermediate tensors.
 
 #include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/backends/cpu/simd.hpp"
 
 #include <array>
 #include <cmath>
@@ -21,6 +29,7 @@ struct batch_norm_options {
   bool training = false;  ///< batch statistics + running-stat update (true) or running statistics (false)
   double momentum = 0.1;  ///< running = (1 − momentum)·running + momentum·batch
   double eps = 1e-5;      ///< added to the variance before the square root
+  bool relu = false;      ///< fuse max(0, ·) into the output (after the residual, if any)
 };
 
 /// Forward result of batch_norm2d: output [N, C, H, W] and the per-channel statistics [C]
@@ -38,6 +47,7 @@ struct batch_norm_backward_result {
   tensor<T, D> dx;       ///< [N, C, H, W]
   tensor<T, D> dweight;  ///< [C]
   tensor<T, D> dbias;    ///< [C]
+  tensor<T, D> dmasked;  ///< [N, C, H, W]: dy·[y > 0], the residual's gradient (fused ReLU only)
 };
 
 /// Validates batch_norm2d's shapes (any of the [C] tensors may be undefined, given as an empty
@@ -71,23 +81,75 @@ namespace bn_detail {
 inline index_t channel_grain(index_t per_channel) {
   return std::max<index_t>(1, parallel_grain / std::max<index_t>(1, per_channel));
 }
+
+/// s1 += Σ (p − k), s2 += Σ (p − k)² over n values, in double.
+template <class T>
+void shifted_sums(const T* p, index_t n, double k, double& s1, double& s2) {
+  using ltl::detail::double8;
+  double8 a1{}, a2{};
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const double8 d = ltl::detail::widen8<T>::load(p + j) - k;
+    a1 += d;
+    a2 += d * d;
+  }
+  double t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
+  for (; j < n; ++j) {
+    const double d = static_cast<double>(p[j]) - k;
+    t1 += d;
+    t2 += d * d;
+  }
+  s1 += t1;
+  s2 += t2;
+}
+
+/// sg += Σ g', sgx += Σ g'·(x − mu) over n values, with g' = g·[y > 0] when y is given.
+template <class T>
+void grad_sums(const T* g, const T* x, const T* y, index_t n, double mu, double& sg, double& sgx) {
+  using ltl::detail::double8;
+  using W = ltl::detail::widen8<T>;
+  double8 a1{}, a2{};
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    double8 gv = W::load(g + j);
+    if (y) gv = W::load(y + j) > 0.0 ? gv : 0.0;
+    a1 += gv;
+    a2 += gv * (W::load(x + j) - mu);
+  }
+  double t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
+  for (; j < n; ++j) {
+    const double gv = (!y || y[j] > T(0)) ? static_cast<double>(g[j]) : 0.0;
+    t1 += gv;
+    t2 += gv * (static_cast<double>(x[j]) - mu);
+  }
+  sg += t1;
+  sgx += t2;
+}
 }  // namespace bn_detail
 
 /// Batch-norm forward over x [N, C, H, W]. In training, updates `running_mean`/`running_var`
 /// ([C], may be undefined) in place. `weight`/`bias` [C] may be undefined (no affine).
+/// `residual` [N, C, H, W] (may be undefined) is added to the normalised output, then ReLU is
+/// applied if `opt.relu`.
 template <class T>
 batch_norm_forward_result<T, device> batch_norm2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& weight,
                                                           const host_tensor<T>& bias, host_tensor<T>& running_mean,
-                                                          host_tensor<T>& running_var, const batch_norm_options& opt) {
+                                                          host_tensor<T>& running_var, const batch_norm_options& opt,
+                                                          const host_tensor<T>& residual = {}) {
   const shape none;
   check_batch_norm2d(x_in.sizes(), weight.defined() ? weight.sizes() : none, weight.defined(),
                      bias.defined() ? bias.sizes() : none, bias.defined(),
                      running_mean.defined() ? running_mean.sizes() : none, running_mean.defined(),
                      running_var.defined() ? running_var.sizes() : none, running_var.defined(), opt);
+  LTL_CHECK(!residual.defined() || residual.sizes() == x_in.sizes(), shape_error,
+            "batch_norm2d: residual {} does not match input {}", residual.defined() ? residual.sizes() : none,
+            x_in.sizes());
   const host_tensor<T> x = x_in.contiguous();
+  const host_tensor<T> res = residual.defined() ? residual.contiguous() : host_tensor<T>();
   const index_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3), m = n * hw;
   batch_norm_forward_result<T, device> r{host_tensor<T>(x.sizes()), host_tensor<T>(shape{c}), host_tensor<T>(shape{c})};
   const T* px = x.data();
+  const T* pr = res.defined() ? res.data() : nullptr;
   T* py = r.y.data();
   T* pmean = r.mean.data();
   T* pinv = r.invstd.data();
@@ -98,27 +160,19 @@ batch_norm_forward_result<T, device> batch_norm2d_forward(const host_tensor<T>& 
   const T* pw = weight.defined() ? weight.data() : nullptr;
   const T* pb = bias.defined() ? bias.data() : nullptr;
   const index_t ws = weight.defined() ? weight.strides()[0] : 0, bs = bias.defined() ? bias.strides()[0] : 0;
+  const bool relu = opt.relu;
   parallel_for(
       c,
       [&](index_t c0, index_t c1) {
         for (index_t ch = c0; ch < c1; ++ch) {
           double mean, var;
           if (opt.training) {
-            // Two passes in double: the centred second pass avoids E[x²] − E[x]² cancellation.
-            double s = 0;
-            for (index_t i = 0; i < n; ++i) {
-              const T* p = px + (i * c + ch) * hw;
-              for (index_t j = 0; j < hw; ++j) s += static_cast<double>(p[j]);
-            }
-            mean = s / static_cast<double>(m);
-            double ss = 0;
-            for (index_t i = 0; i < n; ++i) {
-              const T* p = px + (i * c + ch) * hw;
-              for (index_t j = 0; j < hw; ++j) {
-                const double d = static_cast<double>(p[j]) - mean;
-                ss += d * d;
-              }
-            }
+            const double k = static_cast<double>(px[ch * hw]);
+            double s1 = 0, s2 = 0;
+            for (index_t i = 0; i < n; ++i) bn_detail::shifted_sums(px + (i * c + ch) * hw, hw, k, s1, s2);
+            const double d = s1 / static_cast<double>(m);
+            const double ss = std::max(0.0, s2 - s1 * d);  // Σ (x − mean)²
+            mean = k + d;
             var = ss / static_cast<double>(m);
             if (has_running) {
               const double unbiased = ss / static_cast<double>(m - 1);
@@ -138,71 +192,98 @@ batch_norm_forward_result<T, device> batch_norm2d_forward(const host_tensor<T>& 
           const T shift = pb ? pb[ch * bs] : T(0);
           const T mu = static_cast<T>(mean);
           for (index_t i = 0; i < n; ++i) {
-            const T* p = px + (i * c + ch) * hw;
-            T* q = py + (i * c + ch) * hw;
-            for (index_t j = 0; j < hw; ++j) q[j] = (p[j] - mu) * scale + shift;
+            const index_t base = (i * c + ch) * hw;
+            const T* p = px + base;
+            T* q = py + base;
+            if (pr) {
+              const T* e = pr + base;
+              if (relu) {
+                for (index_t j = 0; j < hw; ++j) q[j] = std::max(T(0), (p[j] - mu) * scale + shift + e[j]);
+              } else {
+                for (index_t j = 0; j < hw; ++j) q[j] = (p[j] - mu) * scale + shift + e[j];
+              }
+            } else if (relu) {
+              for (index_t j = 0; j < hw; ++j) q[j] = std::max(T(0), (p[j] - mu) * scale + shift);
+            } else {
+              for (index_t j = 0; j < hw; ++j) q[j] = (p[j] - mu) * scale + shift;
+            }
           }
         }
       },
-      bn_detail::channel_grain(m));
+      bn_detail::channel_grain(2 * m));
   return r;
 }
 
 /// Batch-norm backward from dy [N, C, H, W], the input x, weight [C] (may be undefined) and the
 /// saved mean/invstd [C]. `need` = {dx, dweight, dbias}. Training mode differentiates through
-/// the batch statistics; evaluation mode is a per-channel affine map.
+/// the batch statistics; evaluation mode is a per-channel affine map. With a fused ReLU, pass
+/// its output `relu_out`: dy is masked by relu_out > 0, and `need_masked` also returns that
+/// masked gradient (the gradient of a fused residual).
 template <class T>
 batch_norm_backward_result<T, device> batch_norm2d_backward(const host_tensor<T>& dy_in, const host_tensor<T>& x_in,
                                                             const host_tensor<T>& weight, const host_tensor<T>& mean,
                                                             const host_tensor<T>& invstd, bool training,
-                                                            std::array<bool, 3> need) {
+                                                            std::array<bool, 3> need,
+                                                            const host_tensor<T>& relu_out = {},
+                                                            bool need_masked = false) {
   LTL_CHECK(dy_in.sizes() == x_in.sizes() && x_in.dim() == 4, shape_error,
             "batch_norm2d_backward: output gradient {} does not match input {}", dy_in.sizes(), x_in.sizes());
+  LTL_CHECK(!relu_out.defined() || relu_out.sizes() == x_in.sizes(), shape_error,
+            "batch_norm2d_backward: ReLU output {} does not match input {}", relu_out.sizes(), x_in.sizes());
   const host_tensor<T> x = x_in.contiguous(), dy = dy_in.contiguous();
+  const host_tensor<T> yr = relu_out.defined() ? relu_out.contiguous() : host_tensor<T>();
   const host_tensor<T> mu_t = mean.contiguous(), inv_t = invstd.contiguous();
   const index_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3), m = n * hw;
   batch_norm_backward_result<T, device> r;
   if (need[0]) r.dx = host_tensor<T>(x.sizes());
   if (need[1]) r.dweight = host_tensor<T>(shape{c});
   if (need[2]) r.dbias = host_tensor<T>(shape{c});
+  if (need_masked) r.dmasked = yr.defined() ? host_tensor<T>(x.sizes()) : dy;
   const T* px = x.data();
   const T* pg = dy.data();
+  const T* py = yr.defined() ? yr.data() : nullptr;
+  T* pm = need_masked && py ? r.dmasked.data() : nullptr;
   const T* pw = weight.defined() ? weight.data() : nullptr;
   const index_t ws = weight.defined() ? weight.strides()[0] : 0;
+  const bool need_sums = need[1] || need[2] || (need[0] && training);
   parallel_for(
       c,
       [&](index_t c0, index_t c1) {
         for (index_t ch = c0; ch < c1; ++ch) {
           const double mu = static_cast<double>(mu_t.data()[ch]), inv = static_cast<double>(inv_t.data()[ch]);
-          double sum_g = 0, sum_gx = 0;  // Σ dy and Σ dy·(x − mean)
-          for (index_t i = 0; i < n; ++i) {
-            const T* p = px + (i * c + ch) * hw;
-            const T* g = pg + (i * c + ch) * hw;
-            for (index_t j = 0; j < hw; ++j) {
-              sum_g += static_cast<double>(g[j]);
-              sum_gx += static_cast<double>(g[j]) * (static_cast<double>(p[j]) - mu);
+          double sum_g = 0, sum_gx = 0;  // Σ dy' and Σ dy'·(x − mean), dy' the masked gradient
+          if (need_sums)
+            for (index_t i = 0; i < n; ++i) {
+              const index_t base = (i * c + ch) * hw;
+              bn_detail::grad_sums(pg + base, px + base, py ? py + base : nullptr, hw, mu, sum_g, sum_gx);
             }
-          }
           if (need[1]) r.dweight.data()[ch] = static_cast<T>(sum_gx * inv);
           if (need[2]) r.dbias.data()[ch] = static_cast<T>(sum_g);
+          if (pm)
+            for (index_t i = 0; i < n; ++i) {
+              const index_t base = (i * c + ch) * hw;
+              for (index_t j = 0; j < hw; ++j) pm[base + j] = py[base + j] > T(0) ? pg[base + j] : T(0);
+            }
           if (!need[0]) continue;
           const double w = pw ? static_cast<double>(pw[ch * ws]) : 1.0;
           const T scale = static_cast<T>(w * inv);
           T* q = r.dx.data();
-          if (training) {
-            // dx = w·inv·(dy − mean(dy) − x̂·mean(dy·x̂)), with x̂ = (x − mean)·inv.
-            const T g_mean = static_cast<T>(sum_g / static_cast<double>(m));
-            const T x_coef = static_cast<T>(sum_gx * inv * inv / static_cast<double>(m));
-            const T mu_t1 = static_cast<T>(mu);
-            for (index_t i = 0; i < n; ++i) {
-              const index_t base = (i * c + ch) * hw;
+          // dx = w·inv·(dy' − mean(dy') − x̂·mean(dy'·x̂)), with x̂ = (x − mean)·inv (training);
+          // w·inv·dy' in evaluation, where the statistics are constants.
+          const T g_mean = training ? static_cast<T>(sum_g / static_cast<double>(m)) : T(0);
+          const T x_coef = training ? static_cast<T>(sum_gx * inv * inv / static_cast<double>(m)) : T(0);
+          const T mu1 = static_cast<T>(mu);
+          for (index_t i = 0; i < n; ++i) {
+            const index_t base = (i * c + ch) * hw;
+            const T* g = pg + base;
+            const T* p = px + base;
+            T* d = q + base;
+            if (py) {
+              const T* yy = py + base;
               for (index_t j = 0; j < hw; ++j)
-                q[base + j] = scale * (pg[base + j] - g_mean - (px[base + j] - mu_t1) * x_coef);
-            }
-          } else {
-            for (index_t i = 0; i < n; ++i) {
-              const index_t base = (i * c + ch) * hw;
-              for (index_t j = 0; j < hw; ++j) q[base + j] = scale * pg[base + j];
+                d[j] = scale * ((yy[j] > T(0) ? g[j] : T(0)) - g_mean - (p[j] - mu1) * x_coef);
+            } else {
+              for (index_t j = 0; j < hw; ++j) d[j] = scale * (g[j] - g_mean - (p[j] - mu1) * x_coef);
             }
           }
         }

@@ -13,11 +13,12 @@
 ///    3×3 convolution with padding 1 is its own adjoint up to that permutation);
 ///  - weight gradient: dW[co, ci, t] = Σ_q dy[co, q]·x̃[ci, q + off_t], three output channels ×
 ///    nine taps of dot products accumulated over a group of samples, then reduced.
-/// Vectors are GCC/Clang vector extensions of 64 bytes (one AVX-512 register; two or four
-/// narrower registers elsewhere). Work is split over samples; the weight gradient's per-thread
-/// partial sums are added in thread order, so results are deterministic for a thread count.
+/// Vectors are the 64-byte vector extensions of simd.hpp. Work is split over samples; the
+/// weight gradient's per-thread partial sums are added in thread order, so results are
+/// deterministic for a given thread count.
 
 #include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/backends/cpu/simd.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -25,19 +26,8 @@
 
 namespace ltl::detail::direct3x3 {
 
-/// 64-byte vector of T and its lane count.
-template <class T>
-struct simd {
-  static constexpr int lanes = static_cast<int>(64 / sizeof(T));
-  typedef T type __attribute__((vector_size(64)));
-};
-
-template <class T>
-inline typename simd<T>::type load(const T* p) noexcept {
-  typename simd<T>::type v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using ltl::detail::load;
+using ltl::detail::simd;
 
 /// Output channels per register tile.
 inline constexpr int tile_rows = 8;
@@ -65,10 +55,23 @@ inline grid make_grid(index_t h, index_t w, int lanes) {
   return g;
 }
 
-/// dst[0, n) = src[0, n): rows here are 7–32 elements, too short for a memcpy call to pay off.
+/// dst[0, n) = src[0, n). Rows here are 7–32 elements, too short for a memcpy call to pay off
+/// (and compilers turn a plain copy loop back into one): whole vectors, then fixed-size pieces.
 template <class T>
-inline void copy_row(const T* __restrict src, T* __restrict dst, index_t n) noexcept {
-  for (index_t j = 0; j < n; ++j) dst[j] = src[j];
+inline void copy_row(const T* src, T* dst, index_t n) noexcept {
+  constexpr index_t L = simd<T>::lanes;
+  index_t j = 0;
+  for (; j + L <= n; j += L) std::memcpy(dst + j, src + j, L * sizeof(T));
+  for (index_t piece = L / 2; piece >= 1; piece /= 2)
+    if ((n - j) & piece) {
+      switch (piece) {  // constant sizes, so each copy is inlined
+        case 8: std::memcpy(dst + j, src + j, 8 * sizeof(T)); break;
+        case 4: std::memcpy(dst + j, src + j, 4 * sizeof(T)); break;
+        case 2: std::memcpy(dst + j, src + j, 2 * sizeof(T)); break;
+        default: std::memcpy(dst + j, src + j, sizeof(T)); break;
+      }
+      j += piece;
+    }
 }
 
 /// Copies x [C, H, W] into the interiors of the padded planes xp [C, len] (borders stay zero).

@@ -48,9 +48,9 @@ class basic_block_a : public unary_module<T, D> {
     identity_ = stride == 1 && in == out;
   }
   var forward(const var& x) override {
-    var h = ltl::relu(bn1->forward(conv1->forward(x)));
-    h = bn2->forward(conv2->forward(h));
-    return ltl::relu(h + (identity_ ? x : ltl::shortcut_a(x, out_, stride_)));
+    // Batch norm, residual add and ReLU run fused (nn::batch_norm2d::forward_relu).
+    var h = bn1->forward_relu(conv1->forward(x));
+    return bn2->forward_relu(conv2->forward(h), identity_ ? x : ltl::shortcut_a(x, out_, stride_));
   }
 
   std::shared_ptr<conv2d<T, D>> conv1, conv2;

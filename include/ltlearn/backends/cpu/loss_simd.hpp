@@ -1,0 +1,117 @@
+#pragma once
+/// \file
+/// Vectorised pieces of the fused loss's float path (backends/cpu/loss.hpp): a polynomial
+/// e^x for x ≤ 0, a double-precision log of eight positive values, and the three passes over
+/// one row of logits. Rows are processed in whole 64-byte vectors: the row buffer is padded to
+/// a multiple of the lane count with −∞, whose exponential (clamped to e^−87) adds nothing
+/// measurable to Σ e.
+
+#include "ltlearn/backends/cpu/simd.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace ltl::detail::loss_simd {
+
+using vf = simd<float>::type;
+using vi = int __attribute__((vector_size(64)));
+using vl = long long __attribute__((vector_size(64)));
+inline constexpr int lanes = simd<float>::lanes;
+
+/// e^x for x ≤ 0 in every lane (Cephes' expf polynomial on x − n·ln 2, times 2^n, ≈ 1 ulp).
+/// Lanes below −87 are clamped there (e^−87 ≈ 1.6e−38, nothing next to a row's e^0 = 1).
+inline vf exp_nonpositive(vf x) noexcept {
+  x = x < -87.0f ? vf{} - 87.0f : x;
+  const vf shifter = vf{} + 12582912.0f;  // 1.5·2^23: adding it rounds to an integer in the low bits
+  const vf t = x * 1.44269504088896341f + shifter;
+  const vf n = t - shifter;
+  vi k;
+  std::memcpy(&k, &t, sizeof(k));
+  k -= 0x4B400000;  // the shifter's bits: k = n as an integer
+  const vf r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // x − n·ln 2 in two parts
+  vf p = vf{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const vi bits = (k + 127) << 23;
+  vf scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+/// log x of eight positive normal doubles, to ~1e−16 relative: x = 2^e·m with m in
+/// [1/√2, √2), log m = 2·atanh((m − 1)/(m + 1)) by its series to s^21.
+inline double8 log_positive(double8 x) noexcept {
+  vl bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  vl e = ((bits >> 52) & 0x7ff) - 1023;
+  const vl mbits = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+  double8 m;
+  std::memcpy(&m, &mbits, sizeof(m));
+  const vl big = m > 1.4142135623730951;  // all ones where true
+  m = big ? m * 0.5 : m;
+  e -= big;
+  const double8 s = (m - 1.0) / (m + 1.0), s2 = s * s;
+  double8 p = double8{} + 1.0 / 21;
+  for (int k = 19; k >= 3; k -= 2) p = p * s2 + 1.0 / k;
+  p = p * s2 + 1.0;
+  return __builtin_convertvector(e, double8) * 0.6931471805599453094 + 2.0 * s * p;
+}
+
+/// Pass 1 of a row: zp[c] = z[c]·mult[c] + off[c] (off may be null) for c < C, −∞ up to cpad
+/// (a multiple of lanes); returns max_c zp[c].
+inline float adjust_max(const float* z, const float* mult, const float* off, float* zp, index_t C,
+                        index_t cpad) noexcept {
+  vf mx = vf{} - INFINITY;
+  index_t c = 0;
+  for (; c + lanes <= C; c += lanes) {
+    vf v = load(z + c) * load(mult + c);
+    if (off) v += load(off + c);
+    store(zp + c, v);
+    mx = mx > v ? mx : v;
+  }
+  float m = -INFINITY;
+  for (int l = 0; l < lanes; ++l) m = std::max(m, mx[l]);
+  for (; c < C; ++c) {
+    zp[c] = z[c] * mult[c] + (off ? off[c] : 0.0f);
+    m = std::max(m, zp[c]);
+  }
+  for (; c < cpad; ++c) zp[c] = -INFINITY;
+  return m;
+}
+
+/// Pass 2: zp[c] ← e^(zp[c] − mx) over cpad entries; returns Σ accumulated in double (four
+/// independent accumulators, added in a fixed order). Prefetches the next row of logits, if
+/// any, so that its memory read overlaps this compute-bound pass.
+inline double exp_sum(float* zp, float mx, index_t cpad, const float* next) noexcept {
+  using half = float __attribute__((vector_size(32)));
+  double8 a0{}, a1{}, a2{}, a3{};
+  index_t c = 0;
+  auto one = [&](index_t at, double8& lo, double8& hi) {
+    const vf e = exp_nonpositive(load(zp + at) - mx);
+    store(zp + at, e);
+    lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), double8);
+    hi += __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15), double8);
+    if (next) __builtin_prefetch(next + at);
+  };
+  static_assert(sizeof(half) * 2 == sizeof(vf));
+  for (; c + 2 * lanes <= cpad; c += 2 * lanes) {
+    one(c, a0, a1);
+    one(c + lanes, a2, a3);
+  }
+  if (c < cpad) one(c, a0, a1);
+  return hsum((a0 + a2) + (a1 + a3));
+}
+
+/// Pass 3: d[c] = k·e[c]·mult[c] (the label's entry is fixed by the caller). e may alias d.
+inline void write_grad(const float* e, const float* mult, float k, float* d, index_t C) noexcept {
+  index_t c = 0;
+  for (; c + lanes <= C; c += lanes) store(d + c, load(e + c) * load(mult + c) * k);
+  for (; c < C; ++c) d[c] = e[c] * mult[c] * k;
+}
+
+}  // namespace ltl::detail::loss_simd
