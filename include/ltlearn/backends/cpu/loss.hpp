@@ -99,6 +99,8 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     // Short rows batch their logarithms eight rows at a time (the row's exponentials wait in
     // dz); long rows take one scalar log each while the row is still in cache.
     const bool batched = C < 256;
+    // Gradients larger than the last-level share of one core are streamed past the cache.
+    const bool stream = !batched && B * C * static_cast<index_t>(sizeof(float)) > (index_t{8} << 20);
     std::vector<double> se, zrel, ey;
     if (batched) se.resize(static_cast<std::size_t>(r1 - r0)), zrel = se, ey = se;
     double acc = 0;
@@ -119,10 +121,71 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
       if (pd) {
         float* drow = reinterpret_cast<float*>(pd) + i * C;
         const double k = w * F * inv_wsum;
-        ls::write_grad(e, mult_f.data(), static_cast<float>(k / s), drow, C);
+        ls::write_grad(e, mult_f.data(), static_cast<float>(k / s), drow, C, stream);
         drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
       }
     };
+    if (C <= ls::lanes) {
+      // Rows no longer than one vector: sixteen rows at a time, one row per lane, so that the
+      // exponentials and logarithms of a block are a handful of vector operations.
+      constexpr int L = ls::lanes;
+      alignas(64) float zt[ls::lanes][ls::lanes];  // zt[c][l]: class c of row i0 + l
+      double zy[ls::lanes];
+      for (index_t i0 = r0; i0 < r1; i0 += L) {
+        const index_t n = std::min<index_t>(L, r1 - i0);
+        const float* rows0 = reinterpret_cast<const float*>(pz) + i0 * C;
+        for (index_t c = 0; c < C; ++c) {
+          const float m = mult_f[static_cast<std::size_t>(c)], o = has_off ? off_f[static_cast<std::size_t>(c)] : 0.0f;
+          for (index_t l = 0; l < L; ++l) zt[c][l] = l < n ? rows0[l * C + c] * m + o : 0.0f;
+        }
+        for (index_t l = 0; l < n; ++l) {
+          const auto yi = static_cast<std::size_t>(py[i0 + l]);
+          zy[l] = (static_cast<double>(rows0[l * C + static_cast<index_t>(yi)]) - (has_m ? t.margins[yi] : 0.0)) *
+                      mult[yi] + (has_off ? t.offsets[yi] : 0.0);
+          zt[yi][l] = static_cast<float>(zy[l]);
+        }
+        ls::vf mx = ltl::detail::load(zt[0]);
+        for (index_t c = 1; c < C; ++c) {
+          const ls::vf v = ltl::detail::load(zt[c]);
+          mx = mx > v ? mx : v;
+        }
+        ltl::detail::double8 s_lo{}, s_hi{};
+        for (index_t c = 0; c < C; ++c) {
+          const ls::vf e = ls::exp_nonpositive(ltl::detail::load(zt[c]) - mx);
+          ltl::detail::store(zt[c], e);
+          s_lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), ltl::detail::double8);
+          s_hi += __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          ltl::detail::double8);
+        }
+        const ltl::detail::double8 lg_lo = ls::log_positive(s_lo), lg_hi = ls::log_positive(s_hi);
+        for (index_t l = 0; l < n; ++l) {
+          const index_t i = i0 + l;
+          const auto yi = static_cast<std::size_t>(py[i]);
+          const double se_l = l < 8 ? s_lo[l] : s_hi[l - 8], lg = l < 8 ? lg_lo[l] : lg_hi[l - 8];
+          const double logq = zy[l] - static_cast<double>(mx[l]) - lg;
+          const double q = static_cast<double>(zt[yi][l]) / se_l;
+          const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
+          double focal_w = 1.0, F = 1.0;
+          if (phi != 0.0) {
+            const double one_q = std::max(0.0, 1.0 - q);
+            focal_w = std::pow(one_q, phi);
+            F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
+          }
+          const double li = -w * focal_w * logq;
+          acc += li;
+          if (pr) pr[i] = static_cast<T>(li);
+          if (pd) {
+            float* drow = reinterpret_cast<float*>(pd) + i * C;
+            const double k = w * F * inv_wsum;
+            const auto kf = static_cast<float>(k / se_l);
+            for (index_t c = 0; c < C; ++c) drow[c] = zt[c][l] * mult_f[static_cast<std::size_t>(c)] * kf;
+            drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
+          }
+        }
+      }
+      partial[static_cast<std::size_t>(tid)] += acc;
+      return;
+    }
     for (index_t i = r0; i < r1; ++i) {
       const float* row = reinterpret_cast<const float*>(pz) + i * C;
       const auto yi = static_cast<std::size_t>(py[i]);
@@ -155,6 +218,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
         }
       }
     }
+    if (stream) ls::stream_fence();
     partial[static_cast<std::size_t>(tid)] += acc;
   };
   auto rows_double = [&](index_t r0, index_t r1, int tid) {

@@ -10,7 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace ltl::detail::loss_simd {
 
@@ -84,34 +88,60 @@ inline float adjust_max(const float* z, const float* mult, const float* off, flo
   return m;
 }
 
-/// Pass 2: zp[c] ← e^(zp[c] − mx) over cpad entries; returns Σ accumulated in double (four
-/// independent accumulators, added in a fixed order). Prefetches the next row of logits, if
-/// any, so that its memory read overlaps this compute-bound pass.
+/// Pass 2: zp[c] ← e^(zp[c] − mx) over cpad entries; returns Σ zp. Pairs of vectors are added
+/// in float (an error of one rounding relative to two terms), then widened and accumulated in
+/// double in a fixed order. Prefetches the next row of logits, if any, so that its memory read
+/// overlaps this compute-bound pass.
 inline double exp_sum(float* zp, float mx, index_t cpad, const float* next) noexcept {
-  using half = float __attribute__((vector_size(32)));
-  double8 a0{}, a1{}, a2{}, a3{};
-  index_t c = 0;
-  auto one = [&](index_t at, double8& lo, double8& hi) {
-    const vf e = exp_nonpositive(load(zp + at) - mx);
-    store(zp + at, e);
-    lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), double8);
-    hi += __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15), double8);
-    if (next) __builtin_prefetch(next + at);
+  double8 a0{}, a1{};
+  auto widen_add = [&](const vf& v) {
+    a0 += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8);
+    a1 += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
   };
-  static_assert(sizeof(half) * 2 == sizeof(vf));
+  index_t c = 0;
   for (; c + 2 * lanes <= cpad; c += 2 * lanes) {
-    one(c, a0, a1);
-    one(c + lanes, a2, a3);
+    const vf e0 = exp_nonpositive(load(zp + c) - mx), e1 = exp_nonpositive(load(zp + c + lanes) - mx);
+    store(zp + c, e0);
+    store(zp + c + lanes, e1);
+    widen_add(e0 + e1);
+    if (next) {
+      __builtin_prefetch(next + c);
+      __builtin_prefetch(next + c + lanes);
+    }
   }
-  if (c < cpad) one(c, a0, a1);
-  return hsum((a0 + a2) + (a1 + a3));
+  if (c < cpad) {
+    const vf e = exp_nonpositive(load(zp + c) - mx);
+    store(zp + c, e);
+    widen_add(e);
+  }
+  return hsum(a0 + a1);
 }
 
 /// Pass 3: d[c] = k·e[c]·mult[c] (the label's entry is fixed by the caller). e may alias d.
-inline void write_grad(const float* e, const float* mult, float k, float* d, index_t C) noexcept {
+/// With `stream`, whole aligned vectors bypass the cache (AVX-512 builds): a gradient larger
+/// than the caches is not read before being written, a third less memory traffic.
+inline void write_grad(const float* e, const float* mult, float k, float* d, index_t C, bool stream) noexcept {
   index_t c = 0;
+#if defined(__AVX512F__)
+  if (stream) {
+    for (; c < C && reinterpret_cast<std::uintptr_t>(d + c) % 64 != 0; ++c) d[c] = e[c] * mult[c] * k;
+    for (; c + lanes <= C; c += lanes) {
+      const vf v = load(e + c) * load(mult + c) * k;
+      _mm512_stream_ps(d + c, reinterpret_cast<const __m512&>(v));
+    }
+  }
+#else
+  (void)stream;
+#endif
   for (; c + lanes <= C; c += lanes) store(d + c, load(e + c) * load(mult + c) * k);
   for (; c < C; ++c) d[c] = e[c] * mult[c] * k;
+}
+
+/// Orders streamed stores before what follows (a no-op without AVX-512).
+inline void stream_fence() noexcept {
+#if defined(__AVX512F__)
+  _mm_sfence();
+#endif
 }
 
 }  // namespace ltl::detail::loss_simd
