@@ -15,7 +15,6 @@ PyTorch (Debian's python3-torch) is used here only; the library and its tests ne
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -131,6 +130,15 @@ def resnet32(torch, in_channels):
             return self.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
 
     return Net()
+
+
+def peak_rss_mib():
+    """Peak resident set of this process image (VmHWM). Not ru_maxrss: execve inherits it."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return -1.0
 
 
 def lt_counts(C):
@@ -303,15 +311,15 @@ def main():
             out = subprocess.run([rss_bin, str(c), str(hw), "10", "128"], env=env, check=True,
                                  capture_output=True, text=True).stdout
             ltl = json.loads(out.strip().splitlines()[-1])
-            code = ("import sys, json, resource; sys.path.insert(0, %r); import compare_pytorch as cp; "
-                    "torch = cp.torch_setup(%d); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            code = ("import sys, json; sys.path.insert(0, %r); import compare_pytorch as cp; "
+                    "torch = cp.torch_setup(%d); base = cp.peak_rss_mib(); "
                     "net = cp.resnet32(torch, %d); opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, "
                     "weight_decay=2e-4); x = torch.randn(128, %d, %d, %d); y = torch.randint(0, 10, (128,))\n"
                     "for _ in range(10):\n"
                     "    opt.zero_grad(set_to_none=True); torch.nn.functional.cross_entropy(net(x), y).backward(); "
                     "opt.step()\n"
-                    "print(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
-                    "'after_import_mib': base / 1024}))") % (here, args.threads, c, c, hw, hw)
+                    "print(json.dumps({'peak_rss_mib': cp.peak_rss_mib(), 'after_import_mib': base}))"
+                    ) % (here, args.threads, c, c, hw, hw)
             out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
                                  text=True).stdout
             tr = json.loads(out.strip().splitlines()[-1])

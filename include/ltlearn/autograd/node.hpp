@@ -103,6 +103,8 @@ class accumulate_node final : public node<T, D> {
     if (auto leaf = leaf_.lock()) {
       if (leaf->grad.defined()) {
         accumulate(leaf->grad, g);  // backend kernel, found by argument-dependent lookup
+      } else if (g.is_contiguous() && g.storage_use_count() == 1) {
+        leaf->grad = g;  // no other handle sees this gradient (the usual case): adopt it, no copy
       } else {
         leaf->grad = g.clone();  // the leaf owns its gradient: optimizers update it in place
       }

@@ -95,6 +95,8 @@ class tensor {
   }
   /// True when both handles view the same storage block.
   [[nodiscard]] bool shares_storage(const tensor& o) const noexcept { return storage_ && storage_ == o.storage_; }
+  /// Number of handles (views included) sharing this storage; 0 when undefined.
+  [[nodiscard]] long storage_use_count() const noexcept { return storage_ ? storage_.use_count() : 0; }
 
   /// This tensor if contiguous, else a contiguous copy.
   [[nodiscard]] tensor contiguous() const {

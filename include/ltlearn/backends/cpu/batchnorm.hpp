@@ -112,7 +112,10 @@ void grad_sums(const T* g, const T* x, const T* y, index_t n, double mu, double&
   index_t j = 0;
   for (; j + 8 <= n; j += 8) {
     double8 gv = W::load(g + j);
-    if (y) gv = W::load(y + j) > 0.0 ? gv : 0.0;
+    if (y) {  // lane-wise select, written so that nvcc's front end (no vector ?:) parses it too
+      const double8 yv = W::load(y + j);
+      for (int l = 0; l < 8; ++l) gv[l] = yv[l] > 0.0 ? gv[l] : 0.0;
+    }
     a1 += gv;
     a2 += gv * (W::load(x + j) - mu);
   }

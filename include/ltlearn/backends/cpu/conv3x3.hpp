@@ -24,6 +24,13 @@
 #include <cstring>
 #include <vector>
 
+// 64-byte vectors passed by value between these inline helpers: GCC's note that their ABI
+// differs without AVX-512 (-Wpsabi) concerns only non-inline interfaces.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace ltl::detail::direct3x3 {
 
 using ltl::detail::load;
@@ -261,3 +268,7 @@ host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, inde
 }
 
 }  // namespace ltl::cpu::direct3x3
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

@@ -13,7 +13,14 @@
 /// p_y − 1, margin) in double — so the loss and ∂z keep ~1e-6 relative accuracy while the
 /// kernel runs at memory speed. double logits run the scalar path in double throughout.
 
+// nvcc's front end (which parses host code in .cu files) cannot handle the vector extensions of
+// the float path; such translation units use the scalar path for float too.
+#if !defined(__CUDACC__)
+#define LTL_LOSS_SIMD 1
 #include "ltlearn/backends/cpu/loss_simd.hpp"
+#else
+#define LTL_LOSS_SIMD 0
+#endif
 #include "ltlearn/backends/cpu/reduce.hpp"
 
 #include <cmath>
@@ -33,6 +40,12 @@ struct loss_terms {
   std::vector<double> weights;       ///< w_c, per-class loss weights
   double focal = 0.0;                ///< φ, softmax focal exponent
 };
+
+// The float path keeps 64-byte vectors in local variables (-Wpsabi: see loss_simd.hpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace cpu {
 
@@ -92,6 +105,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     mult_f.assign(mult.begin(), mult.end());
     if (has_off) off_f.assign(t.offsets.begin(), t.offsets.end());
   }
+#if LTL_LOSS_SIMD
   auto rows_float = [&](index_t r0, index_t r1, int tid) {
     namespace ls = ltl::detail::loss_simd;
     const index_t cpad = (C + ls::lanes - 1) / ls::lanes * ls::lanes;
@@ -221,6 +235,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     if (stream) ls::stream_fence();
     partial[static_cast<std::size_t>(tid)] += acc;
   };
+#endif
   auto rows_double = [&](index_t r0, index_t r1, int tid) {
     std::vector<double> zp(static_cast<std::size_t>(C));
     double acc = 0;
@@ -272,11 +287,15 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     partial[static_cast<std::size_t>(tid)] += acc;
   };
   auto rows = [&](index_t r0, index_t r1, int tid) {
+#if LTL_LOSS_SIMD
     if constexpr (std::is_same_v<T, float>) {
       rows_float(r0, r1, tid);
     } else {
       rows_double(r0, r1, tid);
     }
+#else
+    rows_double(r0, r1, tid);
+#endif
   };
 #if LTL_HAS_OPENMP
   if (B * C >= 2 * parallel_grain && nt > 1) {
@@ -299,4 +318,8 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
 }
 
 }  // namespace cpu
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }  // namespace ltl

@@ -10,6 +10,13 @@
 
 #include <cstring>
 
+// 64-byte vectors passed by value between these inline helpers: GCC's note that their ABI
+// differs without AVX-512 (-Wpsabi) concerns only non-inline interfaces.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace ltl::detail {
 
 /// 64-byte vector of T and its lane count.
@@ -51,3 +58,7 @@ inline double hsum(const double8& v) noexcept {
 }
 
 }  // namespace ltl::detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
