@@ -1,25 +1,15 @@
 #include <catch2/catch.hpp>
 #include <ltlearn/ltlearn.hpp>
 
+#include "support.hpp"
+
 using ltl::shape;
 using T = ltl::tensor<float>;
 using V = ltl::variable<double>;
 using TD = ltl::tensor<double>;
 
-namespace {
-TD random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  TD t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = g.uniform(lo, hi);
-  return t;
-}
-V leaf(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) { return V(random_tensor(s, seed, lo, hi), true); }
-void require_gradcheck(const std::function<V(const std::vector<V>&)>& f, std::vector<V> in) {
-  auto r = ltl::gradcheck<ltl::cpu::device>(f, std::move(in));
-  INFO(r.report);
-  REQUIRE(r.ok);
-}
-}  // namespace
+using ltl_test::leaf;
+using ltl_test::require_gradcheck;
 
 TEST_CASE("shape basics and formatting", "[core]") {
   shape s{2, 3, 4};

@@ -1,5 +1,7 @@
 // Tests of the normalising activations, label indexing, per-sample mixing and shape ops.
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
 #include <ltlearn/autograd/gradcheck.hpp>
 #include <ltlearn/ops/activation.hpp>
 #include <ltlearn/ops/indexing.hpp>
@@ -19,36 +21,17 @@ using TF = ltl::tensor<float>;
 using VF = ltl::variable<float>;
 using L = ltl::tensor<std::int64_t>;
 
+using ltl_test::leaf;
+using ltl_test::random_tensor;
+using ltl_test::require_error;
+using ltl_test::require_gradcheck;
+
 namespace {
-TD random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  TD t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = g.uniform(lo, hi);
-  return t;
-}
-V leaf(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) { return V(random_tensor(s, seed, lo, hi), true); }
-void require_gradcheck(const std::function<V(const std::vector<V>&)>& f, std::vector<V> in) {
-  auto r = ltl::gradcheck<ltl::cpu::device>(f, std::move(in));
-  INFO(r.report);
-  REQUIRE(r.ok);
-}
 void require_close(const std::vector<double>& got, const std::vector<double>& want, double tol = 1e-12) {
   REQUIRE(got.size() == want.size());
   for (std::size_t i = 0; i < got.size(); ++i) {
     INFO("element " << i);
     REQUIRE(got[i] == Approx(want[i]).margin(tol));
-  }
-}
-/// Runs f and checks it throws E whose message contains every string in `parts`.
-template <class E, class F>
-void require_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    FAIL("expected an exception");
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    INFO("message: " << msg);
-    for (const auto& p : parts) REQUIRE(msg.find(p) != std::string::npos);
   }
 }
 }  // namespace

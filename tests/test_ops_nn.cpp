@@ -8,6 +8,7 @@
 #include <ltlearn/ops/pool.hpp>
 
 #include "reference/conv_reference.hpp"
+#include "support.hpp"
 
 #include <cmath>
 #include <functional>
@@ -19,24 +20,12 @@ using TF = ltl::tensor<float>;
 using TD = ltl::tensor<double>;
 using V = ltl::variable<double>;
 
+using ltl_test::leaf;
+using ltl_test::random_tensor;
+using ltl_test::require_error;
+using ltl_test::require_gradcheck;
+
 namespace {
-
-template <class T = double>
-ltl::tensor<T> random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  ltl::tensor<T> t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
-  return t;
-}
-V leaf(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  return V(random_tensor(s, seed, lo, hi), true);
-}
-
-void require_gradcheck(const std::function<V(const std::vector<V>&)>& f, std::vector<V> in) {
-  auto r = ltl::gradcheck<ltl::cpu::device>(f, std::move(in));
-  INFO(r.report);
-  REQUIRE(r.ok);
-}
 
 template <class A, class B>
 void require_close(const A& got, const B& want, double atol, double rtol = 0) {
@@ -59,19 +48,6 @@ void require_values(const TD& t, const std::vector<double>& want, double tol = 1
   for (std::size_t i = 0; i < v.size(); ++i) {
     INFO("element " << i);
     REQUIRE(v[i] == Approx(want[i]).margin(tol));
-  }
-}
-
-/// Runs f, which must throw E, and checks that the message contains every string in `parts`.
-template <class E, class F>
-void require_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    FAIL("expected an error");
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    INFO(msg);
-    for (const auto& p : parts) REQUIRE_THAT(msg, Catch::Contains(p));
   }
 }
 

@@ -211,17 +211,7 @@ train::eval_report evaluate_features(Head&& head, const feature_table<T>& table,
     loss_sum += static_cast<double>(cross_entropy(z, y).value().item()) * static_cast<double>(n);
     meter.add(z.value(), y);
   }
-  train::eval_report r;
-  r.n = meter.count();
-  r.loss = loss_sum / static_cast<double>(r.n);
-  r.top1 = meter.top1();
-  r.top5 = meter.topk();
-  r.mean_per_class = meter.mean_per_class();
-  r.per_class = meter.per_class();
-  r.shots = meter.by_shot(train_counts);
-  r.ece = meter.ece();
-  r.confusion = meter.confusion();
-  return r;
+  return train::eval_report::from(meter, loss_sum, train_counts);
 }
 
 /// A module as a head callable (forward by reference).

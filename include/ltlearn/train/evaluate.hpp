@@ -30,6 +30,22 @@ struct eval_report {
   double ece = 0;
   std::vector<index_t> confusion;  ///< [C·C], row = true class
 
+  /// The report of everything `meter` saw; `loss_sum` is the summed per-sample loss.
+  static eval_report from(const metrics::classification_meter& meter, double loss_sum,
+                          const std::vector<double>& train_counts) {
+    eval_report r;
+    r.n = meter.count();
+    r.loss = r.n ? loss_sum / static_cast<double>(r.n) : 0.0;
+    r.top1 = meter.top1();
+    r.top5 = meter.topk();
+    r.mean_per_class = meter.mean_per_class();
+    r.per_class = meter.per_class();
+    r.shots = meter.by_shot(train_counts);
+    r.ece = meter.ece();
+    r.confusion = meter.confusion();
+    return r;
+  }
+
   [[nodiscard]] nlohmann::json to_json() const {
     auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
     nlohmann::json pc = nlohmann::json::array();
@@ -60,17 +76,7 @@ eval_report evaluate_with(Logits&& logits_of, const Ds& ds, const data::normaliz
     loss_sum += static_cast<double>(cross_entropy(z, bt.labels).value().item()) * static_cast<double>(b1 - b0);
     meter.add(z.value(), bt.labels);
   }
-  eval_report r;
-  r.n = meter.count();
-  r.loss = loss_sum / static_cast<double>(r.n);
-  r.top1 = meter.top1();
-  r.top5 = meter.topk();
-  r.mean_per_class = meter.mean_per_class();
-  r.per_class = meter.per_class();
-  r.shots = meter.by_shot(train_counts);
-  r.ece = meter.ece();
-  r.confusion = meter.confusion();
-  return r;
+  return eval_report::from(meter, loss_sum, train_counts);
 }
 
 /// Evaluates `model` (switched to eval mode for the duration) on `ds`.
