@@ -53,6 +53,11 @@ TEST_CASE("views alias their storage", "[tensor]") {
   REQUIRE_THROWS_AS(tt.view({6}), ltl::shape_error);
 }
 
+TEST_CASE("leaky_relu forward", "[ops]") {
+  auto y = ltl::leaky_relu(V(TD::from({4}, {-2, -0.5, 0, 3})), 0.1);
+  REQUIRE(y.value().to_vector() == std::vector<double>{-0.2, -0.05, 0, 3});
+}
+
 TEST_CASE("broadcasting add and mul forward", "[ops]") {
   auto a = V(TD::from({2, 3}, {1, 2, 3, 4, 5, 6}));
   auto b = V(TD::from({3}, {10, 20, 30}));
@@ -75,6 +80,7 @@ TEST_CASE("elementwise gradients", "[ops][grad]") {
   require_gradcheck([](const auto& x) { return x[0] / x[1]; }, {leaf({2, 3}, 7), leaf({2, 3}, 8, 0.5, 2)});
   require_gradcheck([](const auto& x) { return 2.0 * x[0] - 1.0; }, {leaf({5}, 9)});
   require_gradcheck([](const auto& x) { return ltl::relu(x[0]); }, {leaf({3, 4}, 10)});
+  require_gradcheck([](const auto& x) { return ltl::leaky_relu(x[0], 0.1); }, {leaf({3, 4}, 15)});
   require_gradcheck([](const auto& x) { return ltl::exp(x[0]); }, {leaf({3, 4}, 11)});
   require_gradcheck([](const auto& x) { return ltl::log(x[0]); }, {leaf({3, 4}, 12, 0.5, 2)});
   require_gradcheck([](const auto& x) { return ltl::pow(x[0], 2.5); }, {leaf({3, 4}, 13, 0.5, 2)});
