@@ -14,6 +14,7 @@
 #include <ltlearn/train/trainer.hpp>
 
 #include "fsa_phase2.hpp"
+#include "report.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -114,17 +115,6 @@ struct policy_flags {
     throw ltl::value_error("unknown --schedule '" + schedule + "'");
   }
 };
-
-/// Prints per-class and shot-group accuracy of a final evaluation.
-inline void print_report(const std::string& title, const ltl::train::eval_report& r, const std::vector<double>& counts) {
-  fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  mean per-class {:.2f}%  ECE {:.4f}  ({} images)\n", title,
-             100 * r.top1, 100 * r.top5, 100 * r.mean_per_class, r.ece, r.n);
-  fmt::print("  shot groups: many {}  medium {}  few {}\n", ltl::metrics::format_accuracy(r.shots.many),
-             ltl::metrics::format_accuracy(r.shots.medium), ltl::metrics::format_accuracy(r.shots.few));
-  fmt::print("  {:>5} {:>8} {:>9}\n", "class", "train n", "accuracy");
-  for (std::size_t c = 0; c < r.per_class.size(); ++c)
-    fmt::print("  {:>5} {:>8} {:>8.2f}%\n", c, counts[c], 100 * r.per_class[c]);
-}
 
 /// Flags of a long-tailed training run shared by the example trainers.
 struct run_flags {

@@ -7,6 +7,7 @@
 // fine-tuning. With --held-out > 0 the configuration of best held-out mean per-class accuracy
 // is selected and saved. Composition only: the method lives in include/ltlearn/augment/.
 
+#include "report.hpp"
 #include <ltlearn/augment/confusion.hpp>
 #include <ltlearn/augment/finetune.hpp>
 #include <ltlearn/augment/head_tail.hpp>
@@ -79,18 +80,6 @@ struct fsa_run_info {
   double logit_scale = 1;      // cosine classifier (LDAM): its scale s
   std::string args;
 };
-
-/// Prints a phase-II evaluation like the phase-I report.
-inline void print_fsa_report(const std::string& title, const ltl::train::eval_report& r,
-                             const std::vector<double>& counts) {
-  fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  mean per-class {:.2f}%  ECE {:.4f}  ({} images)\n", title,
-             100 * r.top1, 100 * r.top5, 100 * r.mean_per_class, r.ece, r.n);
-  fmt::print("  shot groups: many {}  medium {}  few {}\n", ltl::metrics::format_accuracy(r.shots.many),
-             ltl::metrics::format_accuracy(r.shots.medium), ltl::metrics::format_accuracy(r.shots.few));
-  fmt::print("  {:>5} {:>8} {:>9}\n", "class", "train n", "accuracy");
-  for (std::size_t c = 0; c < r.per_class.size(); ++c)
-    fmt::print("  {:>5} {:>8} {:>8.2f}%\n", c, counts[c], 100 * r.per_class[c]);
-}
 
 /// Loads `ff.checkpoint` into `model`, runs phase II for every configuration of the grid,
 /// prints the reports and writes <out>/fsa_results.json (and fsa_checkpoint.safetensors of the
@@ -227,8 +216,8 @@ inline int run_fsa_phase2(const fsa_flags& ff, ltl::nn::staged_model<float>& mod
             cfg["test"] = te.to_json();
             if (va) cfg["val"] = va->to_json();
             if (full_each) {
-              if (va) print_fsa_report("phase II held-out (" + name + ")", *va, dcounts);
-              print_fsa_report("phase II test (" + name + ")", te, dcounts);
+              if (va) print_report("phase II held-out (" + name + ")", *va, dcounts);
+              print_report("phase II test (" + name + ")", te, dcounts);
             }
             const bool better = va ? va->mean_per_class > best_val : grid == 1;
             if (better) {
@@ -250,8 +239,8 @@ inline int run_fsa_phase2(const fsa_flags& ff, ltl::nn::staged_model<float>& mod
                cfg["h_r"].get<double>(), cfg["tau_s"].get<double>(), cfg["tau_g"].get<double>(),
                cfg["N_a"].get<index_t>(), cfg["N_f"].get<index_t>());
     if (!full_each) {
-      if (va) print_fsa_report("phase II held-out", *va, dcounts);
-      print_fsa_report("phase II test", te, dcounts);
+      if (va) print_report("phase II held-out", *va, dcounts);
+      print_report("phase II test", te, dcounts);
     }
     res["selected"] = *best;
     model.load_state_dict(best_state);
