@@ -120,7 +120,8 @@ struct policy_flags {
 struct run_flags {
   std::string profile = "exp", out, resume;
   double rho = 100, lr = 0.1;
-  index_t epochs = 20, batch = 128, held_out = 0, train_limit = 0, warmup = 1, checkpoint_every = 50, analysis_every = 0;
+  index_t epochs = 20, batch = 128, held_out = 0, train_limit = 0, warmup = 1, checkpoint_every = 50,
+          analysis_every = 0, test_every = 1;
   int depth = 32, threads = 2, workers = 1;
   std::uint64_t seed = 0;
   bool quiet = false;
@@ -143,6 +144,8 @@ struct run_flags {
     app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
     app.add_option("--resume", resume, "checkpoint to resume from");
     app.add_option("--checkpoint-every", checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
+        ->capture_default_str();
+    app.add_option("--test-every", test_every, "evaluate the test set every N epochs (and after the last)")
         ->capture_default_str();
     app.add_flag("--quiet", quiet, "no progress bar");
     app.add_option("--analysis-every", analysis_every,
@@ -204,7 +207,7 @@ inline int run_long_tailed(const run_flags& f, const ltl::data::image_dataset& f
   ltl::train::trainer tr(model, train,
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet},
+                          .progress = !f.quiet, .test_every = f.test_every},
                          sampler, f.policy.make_loss(), f.policy.make_mixing(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
                          [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);

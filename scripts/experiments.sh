@@ -14,25 +14,30 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 out_root="${LTL_RUNS:-runs/table}"
-bin="build/release/examples/fmnist_lt"
-common=(--epochs 20 --threads 2 --held-out 10 --quiet)
+# LTL_BIN: the trainer binary; copy one build aside to keep a whole table on one commit while
+# the source moves on (each run records the commit it was built from, if given in LTL_COMMIT).
+bin="${LTL_BIN:-build/release/examples/fmnist_lt}"
+common=(--epochs 20 --threads 2 --held-out 10 --test-every 5 --quiet)
+# Feature deviation, norms, per-class train/test accuracy and gradient norms every 4 epochs for the
+# runs behind the figures (ERM vs CDT vs MFW, long-tailed profile).
+analysis=(--analysis-every 4)
 
 # name | flags
 runs=(
-  "exp-erm|--profile exp"
+  "exp-erm|--profile exp @analysis"
   "exp-cb-sampling|--profile exp --sampler class"
   "exp-sqrt-sampling|--profile exp --sampler sqrt"
   "exp-progressive|--profile exp --sampler progressive"
   "exp-cb-focal|--profile exp --loss cb-focal --gamma 1.0"
   "exp-ldam-drw|--profile exp --loss ldam --drw-epoch 16"
-  "exp-cdt-0.1|--profile exp --loss cdt --gamma 0.1"
-  "exp-cdt-0.2|--profile exp --loss cdt --gamma 0.2"
-  "exp-cdt-0.3|--profile exp --loss cdt --gamma 0.3"
-  "exp-cdt-0.5|--profile exp --loss cdt --gamma 0.5"
+  "exp-cdt-0.1|--profile exp --loss cdt --gamma 0.1 @analysis"
+  "exp-cdt-0.2|--profile exp --loss cdt --gamma 0.2 @analysis"
+  "exp-cdt-0.3|--profile exp --loss cdt --gamma 0.3 @analysis"
+  "exp-cdt-0.5|--profile exp --loss cdt --gamma 0.5 @analysis"
   "exp-la|--profile exp --loss la --tau 1.0"
-  "exp-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2"
-  "exp-mfw-1|--profile exp --mix mfw --alpha 1 --beta 2"
-  "exp-mfw-2|--profile exp --mix mfw --alpha 2 --beta 2"
+  "exp-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 @analysis"
+  "exp-mfw-1|--profile exp --mix mfw --alpha 1 --beta 2 @analysis"
+  "exp-mfw-2|--profile exp --mix mfw --alpha 2 --beta 2 @analysis"
   "exp-mfw-drw|--profile exp --mix mfw --alpha 1 --beta 2 --loss ce --drw-epoch 16"
   "step-erm|--profile step"
   "step-cb-sampling|--profile step --sampler class"
@@ -66,8 +71,12 @@ run_one() {
     *) echo "== $name: starting"; set -- ;;
   esac
   mkdir -p "$dir"
+  [[ -n "${LTL_COMMIT:-}" ]] && echo "$LTL_COMMIT" >>"$dir/commit"
+  local extra=()
+  if [[ "$flags" == *@analysis* ]]; then flags="${flags/ @analysis/}"; extra=("${analysis[@]}"); fi
   # shellcheck disable=SC2086  # flags are a word list by design
-  OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$bin" "${common[@]}" $flags --out "$dir" "$@" >>"$dir/stdout.log" 2>&1
+  OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$bin" "${common[@]}" "${extra[@]}" $flags --out "$dir" "$@" \
+    >>"$dir/stdout.log" 2>&1
 }
 
 cmd="${1:-list}"

@@ -46,6 +46,7 @@ struct trainer_options {
   bool progress = true;                 ///< progress bar on stderr
   bool print_epochs = true;             ///< one summary line per epoch on stdout
   index_t eval_batch_size = 256;
+  index_t test_every = 1;               ///< evaluate the test set every k epochs (and always after the last)
 };
 
 /// Summary of one epoch.
@@ -78,10 +79,11 @@ class trainer {
     for (index_t c : train_set.class_counts()) counts_.push_back(static_cast<double>(c));
     LTL_CHECK(opt_.epochs > 0 && opt_.batch_size > 0, value_error, "trainer: epochs {} and batch size {} must be positive",
               opt_.epochs, opt_.batch_size);
+    LTL_CHECK(opt_.test_every > 0, value_error, "trainer: test_every must be positive, got {}", opt_.test_every);
     if (mixer_.point() != "input") (void)model_.point(mixer_.point());  // fail early on a bad point name
   }
 
-  /// Evaluate on these sets after every epoch (either may be null).
+  /// Evaluate on these sets after every epoch, the test set every `test_every` epochs (either may be null).
   void set_eval_sets(const data::image_dataset* val, const data::image_dataset* test) {
     val_ = val;
     test_ = test;
@@ -106,7 +108,8 @@ class trainer {
       auto summary = train_epoch(epoch);
       if (!summary) return out;  // interrupted
       if (val_) summary->val = evaluate(model_, *val_, norm_, counts_, opt_.eval_batch_size);
-      if (test_) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
+      const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
+      if (test_ && test_now) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
       state_.epoch = epoch + 1;
       state_.extra["batch_in_epoch"] = 0;
       save();
