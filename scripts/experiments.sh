@@ -6,10 +6,14 @@
 #
 #   bash scripts/experiments.sh list            print the runs and their status
 #   bash scripts/experiments.sh run [NAME...]   run (or resume) the named runs, default: all, in order
-#   bash scripts/experiments.sh table           summarise finished runs as a Markdown table
+#   bash scripts/experiments.sh table           summarise finished runs as Markdown tables
+#   bash scripts/experiments.sh decouple        stage 2 (examples/decouple) on the ERM and chosen CDT runs
+#   bash scripts/experiments.sh fsa             FSA phase II on the ERM runs (grid on the held-out split)
+#   bash scripts/experiments.sh figures [DIR]   ERM vs CDT vs MFW figures (default docs/figures)
 #
 # Runs are resumable: a finished run has runs/table/NAME/results.json and is skipped; an
 # interrupted one continues from its checkpoint (written every 50 steps), bit for bit.
+# Grids (CDT's gamma, MFW's alpha) are decided by scripts/results_table.py on the held-out split.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -17,42 +21,46 @@ out_root="${LTL_RUNS:-runs/table}"
 # LTL_BIN: the trainer binary; copy one build aside to keep a whole table on one commit while
 # the source moves on (each run records the commit it was built from, if given in LTL_COMMIT).
 bin="${LTL_BIN:-build/release/examples/fmnist_lt}"
+decouple_bin="${LTL_DECOUPLE_BIN:-build/release/examples/decouple}"
+py=/usr/bin/python3
+# FSA phase II grid (Chu et al.: h_r 0.9, N_a = N_f = 3, lr 0.001, 6,400 iterations).
+fsa_grid=(--fsa-hr 0.8,0.9 --fsa-ts 0.5,0.7 --fsa-tg 0.3,0.5 --fsa-na 3 --fsa-nf 1,3)
 common=(--epochs 20 --threads 2 --held-out 10 --test-every 5 --quiet)
 # Feature deviation, norms, per-class train/test accuracy and gradient norms every 4 epochs for the
 # runs behind the figures (ERM vs CDT vs MFW, long-tailed profile).
 analysis=(--analysis-every 4)
 
-# name | flags
+# name | flags (ERM, CDT and MFW first: the stage-1 models of the decoupling and FSA rows)
 runs=(
   "exp-erm|--profile exp @analysis"
+  "exp-cdt-0.1|--profile exp --loss cdt --gamma 0.1 @analysis"
+  "exp-cdt-0.2|--profile exp --loss cdt --gamma 0.2 @analysis"
+  "exp-cdt-0.3|--profile exp --loss cdt --gamma 0.3 @analysis"
+  "exp-cdt-0.5|--profile exp --loss cdt --gamma 0.5 @analysis"
+  "exp-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 @analysis"
+  "exp-mfw-1|--profile exp --mix mfw --alpha 1 --beta 2 @analysis"
+  "exp-mfw-2|--profile exp --mix mfw --alpha 2 --beta 2 @analysis"
   "exp-cb-sampling|--profile exp --sampler class"
   "exp-sqrt-sampling|--profile exp --sampler sqrt"
   "exp-progressive|--profile exp --sampler progressive"
   "exp-cb-focal|--profile exp --loss cb-focal --gamma 1.0"
   "exp-ldam-drw|--profile exp --loss ldam --drw-epoch 16"
-  "exp-cdt-0.1|--profile exp --loss cdt --gamma 0.1 @analysis"
-  "exp-cdt-0.2|--profile exp --loss cdt --gamma 0.2 @analysis"
-  "exp-cdt-0.3|--profile exp --loss cdt --gamma 0.3 @analysis"
-  "exp-cdt-0.5|--profile exp --loss cdt --gamma 0.5 @analysis"
   "exp-la|--profile exp --loss la --tau 1.0"
-  "exp-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 @analysis"
-  "exp-mfw-1|--profile exp --mix mfw --alpha 1 --beta 2 @analysis"
-  "exp-mfw-2|--profile exp --mix mfw --alpha 2 --beta 2 @analysis"
   "exp-mfw-drw|--profile exp --mix mfw --alpha 1 --beta 2 --loss ce --drw-epoch 16"
   "step-erm|--profile step"
+  "step-cdt-0.1|--profile step --loss cdt --gamma 0.1"
+  "step-cdt-0.2|--profile step --loss cdt --gamma 0.2"
+  "step-cdt-0.3|--profile step --loss cdt --gamma 0.3"
+  "step-cdt-0.5|--profile step --loss cdt --gamma 0.5"
+  "step-mfw-0.5|--profile step --mix mfw --alpha 0.5 --beta 0.01"
+  "step-mfw-1|--profile step --mix mfw --alpha 1 --beta 0.01"
+  "step-mfw-2|--profile step --mix mfw --alpha 2 --beta 0.01"
   "step-cb-sampling|--profile step --sampler class"
   "step-sqrt-sampling|--profile step --sampler sqrt"
   "step-progressive|--profile step --sampler progressive"
   "step-cb-focal|--profile step --loss cb-focal --gamma 1.0"
   "step-ldam-drw|--profile step --loss ldam --drw-epoch 16"
-  "step-cdt-0.1|--profile step --loss cdt --gamma 0.1"
-  "step-cdt-0.2|--profile step --loss cdt --gamma 0.2"
-  "step-cdt-0.3|--profile step --loss cdt --gamma 0.3"
-  "step-cdt-0.5|--profile step --loss cdt --gamma 0.5"
   "step-la|--profile step --loss la --tau 1.0"
-  "step-mfw-0.5|--profile step --mix mfw --alpha 0.5 --beta 0.01"
-  "step-mfw-1|--profile step --mix mfw --alpha 1 --beta 0.01"
-  "step-mfw-2|--profile step --mix mfw --alpha 2 --beta 0.01"
   "step-mfw-drw|--profile step --mix mfw --alpha 1 --beta 0.01 --loss ce --drw-epoch 16"
 )
 
@@ -95,23 +103,32 @@ case "$cmd" in
       fi
       run_one "$name" "${r#*|}"
     done ;;
-  table)
-    python3 - "$out_root" <<'EOF'
-import json, pathlib, sys
-root = pathlib.Path(sys.argv[1])
-print("| run | val mean/class | test top-1 | many | medium | few | per-class test accuracy (%) | s/epoch |")
-print("|---|---|---|---|---|---|---|---|")
-fmt = lambda v: "—" if v is None else f"{100 * v:.2f}"
-for d in sorted(root.iterdir()):
-    f = d / "results.json"
-    if not f.exists():
-        continue
-    r = json.loads(f.read_text())
-    t, v = r["test"], r.get("val", {})
-    pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
-    print(f"| {d.name} | {fmt(v.get('mean_per_class'))} | {fmt(t['top1'])} | {fmt(t['many'])} | "
-          f"{fmt(t['medium'])} | {fmt(t['few'])} | {pc} | {r['seconds_per_epoch']:.0f} |")
-EOF
-    ;;
-  *) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 2 ;;
+  table) "$py" scripts/results_table.py "$out_root" table ;;
+  decouple)
+    for p in exp step; do
+      for run in "$p-erm" "$("$py" scripts/results_table.py "$out_root" select "$p-cdt")"; do
+        [[ -f "$out_root/$run/results.json" ]] || { echo "== $run: not finished, skipped"; continue; }
+        echo "== $run: decouple"
+        OMP_WAIT_POLICY=PASSIVE "$decouple_bin" --profile "$p" --held-out 10 --threads 2 --out "$out_root/$run" \
+          >"$out_root/$run/decouple.log" 2>&1
+      done
+    done
+    "$py" scripts/results_table.py "$out_root" decouple ;;
+  fsa)
+    for p in exp step; do
+      run="$out_root/$p-erm"
+      [[ -f "$run/results.json" ]] || { echo "== $p-erm: not finished, skipped"; continue; }
+      echo "== $p-erm: FSA phase II"
+      mkdir -p "$run/fsa"
+      OMP_WAIT_POLICY=PASSIVE "$bin" --profile "$p" --held-out 10 --threads 2 --quiet \
+        --fsa-phase2 "$run/checkpoint.safetensors" "${fsa_grid[@]}" --out "$run/fsa" >"$run/fsa/stdout.log" 2>&1
+    done
+    "$py" scripts/results_table.py "$out_root" decouple ;;
+  figures)
+    dir="${1:-docs/figures}"
+    cdt="$("$py" scripts/results_table.py "$out_root" select exp-cdt)"
+    mfw="$("$py" scripts/results_table.py "$out_root" select exp-mfw)"
+    "$py" scripts/plot_analysis.py --out "$dir" --compare "ERM=$out_root/exp-erm" "CDT=$out_root/$cdt" \
+      "MFW=$out_root/$mfw" ;;
+  *) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 2 ;;
 esac

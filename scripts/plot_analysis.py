@@ -2,6 +2,7 @@
 """Renders the per-class analysis of an ltlearn run as PNG figures (SPEC §11).
 
     scripts/plot_analysis.py RUN_DIR [--out DIR]     (Debian's /usr/bin/python3)
+    scripts/plot_analysis.py --compare NAME=RUN_DIR NAME=RUN_DIR ... --out DIR
 
 Reads, when present in RUN_DIR:
   analysis.json   one report of a checkpoint      (decouple --analysis)
@@ -11,6 +12,9 @@ and writes into DIR (default RUN_DIR/figures):
   per_class_accuracy.png, classifier_norms.png, feature_deviation.png, gradient_norms.png,
   classification_ratio.png, confusion.png  (last report), *_epochs.png (per-epoch curves),
   tau_curves.png (accuracy versus tau of every tuned post-hoc rule).
+With --compare, the last per-epoch report of each run side by side: compare_per_class_test.png,
+compare_per_class_train.png, compare_feature_deviation.png, and compare_feature_deviation_epochs.png
+(one panel per run, shared axes).
 
 Needs Debian's python3-matplotlib (optional: the library and its tests never need Python).
 """
@@ -148,19 +152,72 @@ def tau_chart(dec, path):
     finish(fig, path)
 
 
+def read_reports(run_dir):
+    path = os.path.join(run_dir, "analysis.jsonl")
+    if not os.path.exists(path):
+        sys.exit(f"plot_analysis.py: no analysis.jsonl in {run_dir} (train with --analysis-every k)")
+    with open(path) as f:
+        reports = [json.loads(line) for line in f if line.strip()]
+    # A resumed run may repeat an epoch; keep the last report of each.
+    by_epoch = {r["epoch"]: r for r in reports}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def compare(runs, out):
+    """Side-by-side figures of several runs (e.g. ERM vs CDT vs MFW) from their analysis.jsonl."""
+    named = []
+    for spec in runs:
+        name, sep, run_dir = spec.partition("=")
+        if not sep:
+            sys.exit(f"plot_analysis.py: --compare takes NAME=RUN_DIR, got '{spec}'")
+        named.append((name, read_reports(run_dir)))
+    last = named[0][1][-1]
+    if any(r[-1]["train_counts"] != last["train_counts"] for _, r in named):
+        sys.exit("plot_analysis.py: --compare needs runs on the same training set")
+    tag = lambda r: f"epoch {r[-1]['epoch'] + 1}"
+    bar_chart(last, [(f"{n} ({100 * r[-1]['test_top1']:.1f}%)", r[-1]["test_accuracy"]) for n, r in named],
+              "test accuracy (%)", "per-class test accuracy (" + ", ".join(f"{n}: {tag(r)}" for n, r in named) + ")",
+              os.path.join(out, "compare_per_class_test.png"), percent=True)
+    bar_chart(last, [(n, r[-1]["train_accuracy"]) for n, r in named], "training accuracy (%)",
+              "per-class training accuracy", os.path.join(out, "compare_per_class_train.png"), percent=True)
+    if all(r[-1].get("feature_deviation") for _, r in named):
+        bar_chart(last, [(n, r[-1]["feature_deviation"]) for n, r in named], "dis(c)",
+                  "feature deviation dis(c) of train and test means", os.path.join(out, "compare_feature_deviation.png"))
+        C = len(last["train_counts"])
+        fig, axes = plt.subplots(1, len(named), figsize=(4.2 * len(named), 3.8), squeeze=False, sharey=True)
+        colour = (lambda c: plt.get_cmap("tab10")(c)) if C <= 10 else (lambda c: plt.get_cmap("viridis")(c / (C - 1)))
+        for ax, (name, reps) in zip(axes[0], named):
+            epochs = [r["epoch"] + 1 for r in reps]
+            for c in range(C):
+                ax.plot(epochs, [nan(r["feature_deviation"][c]) for r in reps], marker="o", ms=3, color=colour(c),
+                        label=f"{c} ({int(last['train_counts'][c])})")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_title(f"{name}: feature deviation")
+            ax.set_xlabel("epoch")
+        axes[0][0].set_ylabel("dis(c)")
+        axes[0][-1].legend(fontsize=7, ncol=2, title="class (N_c)", title_fontsize=7)
+        finish(fig, os.path.join(out, "compare_feature_deviation_epochs.png"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
+    ap.add_argument("run_dir", nargs="?")
     ap.add_argument("--out", help="output directory (default RUN_DIR/figures)")
+    ap.add_argument("--compare", nargs="+", metavar="NAME=RUN_DIR", help="side-by-side figures of several runs")
     a = ap.parse_args()
+    if a.compare:
+        if not a.out:
+            sys.exit("plot_analysis.py: --compare needs --out DIR")
+        os.makedirs(a.out, exist_ok=True)
+        compare(a.compare, a.out)
+        return
+    if not a.run_dir:
+        ap.error("give RUN_DIR or --compare")
     out = a.out or os.path.join(a.run_dir, "figures")
     os.makedirs(out, exist_ok=True)
     p = lambda name: os.path.join(a.run_dir, name)
 
-    reports = []
-    if os.path.exists(p("analysis.jsonl")):
-        with open(p("analysis.jsonl")) as f:
-            reports = [json.loads(line) for line in f if line.strip()]
+    reports = read_reports(a.run_dir) if os.path.exists(p("analysis.jsonl")) else []
     last = None
     if os.path.exists(p("analysis.json")):
         with open(p("analysis.json")) as f:

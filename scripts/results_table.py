@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""Markdown tables of the measured runs (scripts/experiments.sh), standard library only.
+
+    results_table.py RUNS_ROOT table      one table per profile; grids reduced to the chosen setting
+    results_table.py RUNS_ROOT select P   the run of group P (e.g. exp-cdt) chosen on the held-out split
+    results_table.py RUNS_ROOT decouple   stage-2 rows (RUN/decouple.json) of ERM and CDT, FSA phase II (RUN/fsa/)
+
+Hyper-parameter grids (runs named GROUP-VALUE, e.g. exp-cdt-0.2) are decided by the held-out
+split's mean per-class accuracy (the "val" report), never by the test set; a tie goes to the
+grid's first value in the order experiments.sh lists it.
+"""
+import json
+import pathlib
+import sys
+
+GRIDS = {"cdt": ["0.1", "0.2", "0.3", "0.5"], "mfw": ["0.5", "1", "2"]}
+METHODS = [  # (run suffix or grid, label, hyper-parameters)
+    ("erm", "ERM (cross-entropy, instance-balanced)", ""),
+    ("cb-sampling", "class-balanced sampling", "q = 0, two-stage draw"),
+    ("sqrt-sampling", "square-root sampling", "q = 1/2"),
+    ("progressive", "progressively-balanced sampling", "q from 1 to 0 over the epochs"),
+    ("cb-focal", "CB-focal", "focal gamma 1, CB beta 0.9999"),
+    ("ldam-drw", "LDAM-DRW", "m_max 0.5, s 30, cosine classifier, DRW from epoch 16"),
+    ("cdt", "CDT", "gamma {v}"),
+    ("la", "logit-adjusted loss", "tau 1"),
+    ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
+    ("mfw-drw", "MFW + DRW", "alpha 1, beta {beta}, DRW from epoch 16"),
+]
+
+
+def load(path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(v):
+    return "—" if v is None else f"{100 * v:.2f}"
+
+
+def val_score(res):
+    v = (res or {}).get("val")
+    return None if v is None else v["mean_per_class"]
+
+
+def select(root, group):
+    """(value, results) of the grid run with the best held-out mean per-class accuracy."""
+    profile, _, method = group.partition("-")
+    best = None
+    for v in GRIDS[method]:
+        res = load(root / f"{group}-{v}" / "results.json")
+        if res is None or val_score(res) is None:
+            continue
+        if best is None or val_score(res) > val_score(best[1]):
+            best = (v, res)
+    return best
+
+
+def grid_note(root, group):
+    parts = []
+    for v in GRIDS[group.partition("-")[2]]:
+        res = load(root / f"{group}-{v}" / "results.json")
+        if res is not None:
+            parts.append(f"{v}: {pct(val_score(res))} / {pct(res['test']['top1'])}")
+    return "; ".join(parts)
+
+
+def table(root):
+    for profile, beta in (("exp", 2), ("step", 0.01)):
+        rows, notes = [], []
+        for key, label, hp in METHODS:
+            if key in GRIDS:
+                chosen = select(root, f"{profile}-{key}")
+                if chosen is None:
+                    continue
+                v, res = chosen
+                hp = hp.format(v=v, beta=beta) + " (chosen on held-out)"
+                notes.append(f"{label} grid, held-out mean per-class / test top-1 (%): {grid_note(root, f'{profile}-{key}')}")
+            else:
+                res = load(root / f"{profile}-{key}" / "results.json")
+                if res is None:
+                    continue
+                hp = hp.format(beta=beta)
+            t = res["test"]
+            pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
+            rows.append(f"| {label} | {hp} | {pct(val_score(res))} | **{pct(t['top1'])}** | {pct(t['many'])} | "
+                        f"{pct(t['medium'])} | {pc} | {res['seconds_per_epoch']:.0f} |")
+        if not rows:
+            continue
+        print(f"\n#### Profile {profile}, rho = 100\n")
+        print("| method | hyper-parameters | held-out mean/class | test top-1 | many | medium | "
+              "per-class test accuracy, classes 0–9 (%) | s/epoch |")
+        print("|---|---|---:|---:|---:|---:|---|---:|")
+        print("\n".join(rows))
+        if notes:
+            print()
+            for n in notes:
+                print(f"- {n}")
+
+
+def decouple(root):
+    for profile in ("exp", "step"):
+        stage1 = [("ERM", root / f"{profile}-erm")]
+        cdt = select(root, f"{profile}-cdt")
+        if cdt is not None:
+            stage1.append((f"CDT (gamma {cdt[0]})", root / f"{profile}-cdt-{cdt[0]}"))
+        rows = []
+        for name, d in stage1:
+            dec = load(d / "decouple.json")
+            if dec is None:
+                continue
+            for r in dec["table"]:
+                tau = "" if r["tau"] is None else f"{r['tau']:.2f}"
+                pc = " ".join(f"{100 * a:.1f}" for a in r["test"]["per_class"])
+                rows.append(f"| {name} | {r['classifier']} | {tau} | **{pct(r['all'])}** | {pct(r['many'])} | "
+                            f"{pct(r['medium'])} | {pc} |")
+            fsa = load(d / "fsa" / "fsa_results.json")
+            if fsa is not None and fsa.get("selected") is not None:
+                cfg = fsa["configs"][fsa["selected"]]
+                t = cfg["test"]
+                pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
+                hp = (f"h_r {cfg['h_r']}, tau_s {cfg['tau_s']}, tau_g {cfg['tau_g']}, N_a {cfg['N_a']}, "
+                      f"N_f {cfg['N_f']}")
+                rows.append(f"| {name} | FSA phase II ({hp}) | | **{pct(t['top1'])}** | {pct(t['many'])} | "
+                            f"{pct(t['medium'])} | {pc} |")
+        if not rows:
+            continue
+        print(f"\n#### Stage 2 on profile {profile}, rho = 100 (tau chosen on the held-out split)\n")
+        print("| stage 1 | classifier | tau | test top-1 | many | medium | per-class test accuracy (%) |")
+        print("|---|---|---:|---:|---:|---:|---|")
+        print("\n".join(rows))
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    root, cmd = pathlib.Path(sys.argv[1]), sys.argv[2]
+    if cmd == "table":
+        table(root)
+    elif cmd == "select" and len(sys.argv) == 4:
+        chosen = select(root, sys.argv[3])
+        if chosen is None:
+            sys.exit(f"results_table.py: no finished run of {sys.argv[3]} with a held-out report")
+        print(f"{sys.argv[3]}-{chosen[0]}")
+    elif cmd == "decouple":
+        decouple(root)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
