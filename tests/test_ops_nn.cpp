@@ -222,6 +222,54 @@ TEST_CASE("direct 3x3 kernels match the reference for every tile width and chann
   }
 }
 
+TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2", "[ops][conv]") {
+  // Output channels 3, 16, 17, 33, 64 and 70 select 1-, 2- and 4-vector tiles, partial vectors
+  // and several row blocks (the weight gradient: 1 × 3 or 2 × 1 blocks, input-channel
+  // remainders); planes of 5..16 at stride 2 (odd and even: the input gradient's four parity
+  // phases, used from two vectors of input channels, have unequal sizes) and small stride-1 planes leave partial position tiles; 40
+  // samples of 64×8×8 span several weight-gradient sample groups.
+  struct config {
+    shape x;
+    ltl::index_t cout, stride;
+  };
+  const std::vector<config> configs{{{3, 4, 9, 9}, 3, 2},    {{2, 16, 16, 16}, 32, 2}, {{1, 5, 8, 8}, 17, 2},
+                                    {{3, 7, 5, 11}, 33, 2},  {{2, 32, 14, 14}, 64, 2}, {{2, 6, 7, 7}, 70, 1},
+                                    {{40, 64, 8, 8}, 64, 1}, {{2, 9, 3, 10}, 16, 1}, {{2, 40, 9, 7}, 24, 2}};
+  std::uint64_t seed = 90;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout << " stride " << c.stride);
+    const ltl::conv2d_options o{.stride = c.stride, .padding = 1};
+    const shape ws{c.cout, c.x[1], 3, 3};
+    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
+    REQUIRE(geo.direct3x3_cv());
+    const TD x = random_tensor(c.x, ++seed), w = random_tensor(ws, ++seed), b = random_tensor({c.cout}, ++seed);
+    require_close(ltl::cpu::conv2d_forward(x, w, b, o), ltl_ref::conv2d(x, w, b, o), 1e-12);
+    const TD dy = random_tensor(geo.output_shape(), ++seed);
+    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
+                  1e-12);
+    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, ws, o);
+    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, ws, o), 1e-11);
+    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, ws, o).to_vector() == dw.to_vector());
+    const TF xf = random_tensor<float>(c.x, ++seed), wf = random_tensor<float>(ws, ++seed);
+    const TF bf = random_tensor<float>({c.cout}, ++seed);
+    const TF yf = ltl::cpu::conv2d_forward(xf, wf, bf, o);
+    require_close(yf, ltl_ref::conv2d(xf, wf, bf, o), 2e-5, 1e-5);
+    const TF dyf = random_tensor<float>(yf.sizes(), ++seed);
+    require_close(ltl::cpu::conv2d_backward_weight(dyf, xf, ws, o), ltl_ref::conv2d_grad_weight(dyf, xf, ws, o), 1e-3,
+                  1e-4);
+    require_close(ltl::cpu::conv2d_backward_input(dyf, wf, xf.sizes(), o),
+                  ltl_ref::conv2d_grad_input(dyf, wf, xf.sizes(), o), 2e-5, 1e-5);
+    if (c.stride == 1) {
+      // Same summation order as the row-vectorised kernel: bit-identical outputs.
+      TF row(yf.sizes());
+      const auto wpk = ltl::detail::direct3x3::pack_weights(wf.data(), c.cout, c.x[1], false);
+      ltl::cpu::direct3x3::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], wpk, c.cout, bf.data(), row.data(),
+                               [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+      REQUIRE(row.to_vector() == yf.to_vector());
+    }
+  }
+}
+
 TEST_CASE("conv2d accepts non-contiguous inputs", "[ops][conv]") {
   const TD base = random_tensor({2, 3, 6, 5}, 60);
   const TD x = base.transpose(2, 3);  // [2, 3, 5, 6], strided

@@ -11,9 +11,12 @@
 /// caching allocator, so steady-state training allocates nothing); with a single sample the
 /// loop stays serial and Eigen parallelises the GEMM itself. 1×1 stride-1 unpadded
 /// convolutions use the input plane as the column matrix directly, and 3×3 stride-1 padding-1
-/// ungrouped ones (most of a ResNet) run the direct kernels of conv3x3.hpp instead.
+/// ungrouped ones (most of a ResNet) run the direct kernels of conv3x3.hpp instead; those with
+/// small output planes, and 3×3 stride-2 padding-1 ones, the channel-vectorised kernels of
+/// conv3x3_cv.hpp (forward, input and weight gradients).
 
 #include "ltlearn/backends/cpu/conv3x3.hpp"
+#include "ltlearn/backends/cpu/conv3x3_cv.hpp"
 #include "ltlearn/backends/cpu/gemm.hpp"
 #include "ltlearn/backends/cpu/reduce.hpp"
 
@@ -60,6 +63,23 @@ struct conv2d_geometry {
   /// True for the "same" 3×3 convolution the direct kernels handle (stride 1, padding 1).
   [[nodiscard]] bool direct3x3() const noexcept {
     return kh == 3 && kw == 3 && stride == pair2d(1) && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
+  }
+  /// Output planes up to this size run the channel-vectorised kernel even at stride 1: the row
+  /// kernel's padded grid wastes 22–25 % of each vector on 7×7 and 8×8 planes (benchmarks/).
+  static constexpr index_t cv_max_plane = 100;
+  /// The channel-vectorised weight gradient needs no horizontal sums and wins on larger planes
+  /// (from two vectors of output channels at stride 1: see conv3x3_cv::wide_rows).
+  static constexpr index_t cv_wgrad_max_plane = 1024;
+  /// True when the channel-vectorised kernel computes the forward pass: a 3×3, padding-1,
+  /// ungrouped convolution at stride 2, or at stride 1 with a small output plane.
+  [[nodiscard]] bool direct3x3_cv() const noexcept {
+    const bool shape3x3 = kh == 3 && kw == 3 && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
+    return shape3x3 && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_max_plane));
+  }
+  /// True when the channel-vectorised kernel computes the weight gradient.
+  [[nodiscard]] bool direct3x3_cv_wgrad() const noexcept {
+    const bool shape3x3 = kh == 3 && kw == 3 && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
+    return shape3x3 && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_wgrad_max_plane));
   }
 };
 
@@ -205,6 +225,12 @@ host_tensor<T> conv2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& 
   const host_tensor<T> x = x_in.contiguous(), w = w_in.contiguous();
   const host_tensor<T> b = bias.defined() ? bias.contiguous() : host_tensor<T>();
   host_tensor<T> y(g.output_shape());
+  if (g.direct3x3_cv()) {
+    conv3x3_cv::run(x.data(), g.n, g.cin, g.h, g.w, g.stride.h, w.data(), g.cout, g.cin, false, g.cout,
+                    b.defined() ? b.data() : nullptr, y.data(),
+                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+    return y;
+  }
   if (g.direct3x3()) {
     const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, false);
     direct3x3::run(x.data(), g.n, g.cin, g.h, g.w, wpk, g.cout, b.defined() ? b.data() : nullptr, y.data(),
@@ -246,6 +272,19 @@ host_tensor<T> conv2d_backward_input(const host_tensor<T>& dy_in, const host_ten
   LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
             "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
   const host_tensor<T> dy = dy_in.contiguous(), w = w_in.contiguous();
+  if (g.direct3x3_cv() && g.stride == pair2d(2) && ltl::detail::conv3x3_cv::wide_rows<T>(g.cin)) {
+    host_tensor<T> dx(x_shape);
+    conv3x3_cv::input_grad_stride2(dy.data(), g.n, g.cout, w.data(), g.cin, g.h, g.w, dx.data(),
+                                   [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+    return dx;
+  }
+  if (g.direct3x3() && g.direct3x3_cv()) {  // stride 1: the adjoint is the same convolution
+    host_tensor<T> dx(x_shape);
+    conv3x3_cv::run(dy.data(), g.n, g.cout, g.h, g.w, index_t{1}, w.data(), g.cout, g.cin, true, g.cin,
+                    static_cast<const T*>(nullptr), dx.data(),
+                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+    return dx;
+  }
   if (g.direct3x3()) {
     host_tensor<T> dx(x_shape);
     const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, true);
@@ -286,6 +325,10 @@ host_tensor<T> conv2d_backward_weight(const host_tensor<T>& dy_in, const host_te
   LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
             "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
   const host_tensor<T> dy = dy_in.contiguous(), x = x_in.contiguous();
+  if (g.direct3x3_cv_wgrad() && (g.stride == pair2d(2) || ltl::detail::conv3x3_cv::wide_rows<T>(g.cout)))
+    return conv3x3_cv::weight_grad(dy.data(), x.data(), g.n, g.cin, g.cout, g.h, g.w, g.stride.h, num_threads(),
+                                   [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); })
+        .reshape(w_shape);
   if (g.direct3x3())
     return direct3x3::weight_grad(dy.data(), x.data(), g.n, g.cin, g.cout, g.h, g.w, num_threads(),
                                   [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); })
