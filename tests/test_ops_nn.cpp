@@ -157,6 +157,17 @@ TEST_CASE("conv2d matches a naive direct convolution on a ResNet-32 layer, float
   require_close(ltl::cpu::conv2d_backward_weight(dyf, xf, wf.sizes(), o), want_dw, 2e-3, 1e-4);
 }
 
+/// conv2d's forward (with bias), input and weight gradients in double against the reference,
+/// and the weight gradient's run-to-run determinism (per-thread sums added in thread order).
+static void check_conv_double(const TD& x, const TD& w, const TD& b, const ltl::conv2d_options& o, const TD& dy) {
+  require_close(ltl::cpu::conv2d_forward(x, w, b, o), ltl_ref::conv2d(x, w, b, o), 1e-12);
+  require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
+                1e-12);
+  const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), o);
+  require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, w.sizes(), o), 1e-11);
+  REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), o).to_vector() == dw.to_vector());
+}
+
 TEST_CASE("conv2d kernels match the reference for strided, grouped and odd batches", "[ops][conv]") {
   struct config {
     shape x, w;
@@ -173,15 +184,7 @@ TEST_CASE("conv2d kernels match the reference for strided, grouped and odd batch
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w));
     const TD x = random_tensor(c.x, ++seed), w = random_tensor(c.w, ++seed), b = random_tensor({c.w[0]}, ++seed);
-    const TD y = ltl::cpu::conv2d_forward(x, w, b, c.o);
-    require_close(y, ltl_ref::conv2d(x, w, b, c.o), 1e-12);
-    const TD dy = random_tensor(y.sizes(), ++seed);
-    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), c.o),
-                  ltl_ref::conv2d_grad_input(dy, w, x.sizes(), c.o), 1e-12);
-    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), c.o);
-    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, w.sizes(), c.o), 1e-11);
-    // Per-thread partial sums are combined in thread order: repeated runs agree bit for bit.
-    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), c.o).to_vector() == dw.to_vector());
+    check_conv_double(x, w, b, c.o, random_tensor(ltl::make_conv2d_geometry(c.x, c.w, c.o).output_shape(), ++seed));
   }
 }
 
@@ -203,14 +206,9 @@ TEST_CASE("direct 3x3 kernels match the reference for every tile width and chann
     const shape ws{c.cout, c.x[1], 3, 3};
     REQUIRE(ltl::make_conv2d_geometry(c.x, ws, o).direct3x3());
     const TD x = random_tensor(c.x, ++seed), w = random_tensor(ws, ++seed), b = random_tensor({c.cout}, ++seed);
-    require_close(ltl::cpu::conv2d_forward(x, w, b, o), ltl_ref::conv2d(x, w, b, o), 1e-12);
     require_close(ltl::cpu::conv2d_forward(x, w, TD(), o), ltl_ref::conv2d(x, w, TD(), o), 1e-12);
     const TD dy = random_tensor(shape{c.x[0], c.cout, c.x[2], c.x[3]}, ++seed);
-    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
-                  1e-12);
-    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, ws, o);
-    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, ws, o), 1e-11);
-    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, ws, o).to_vector() == dw.to_vector());
+    check_conv_double(x, w, b, o, dy);
     // Float: the same kernels with 16-lane vectors.
     const TF xf = random_tensor<float>(c.x, ++seed), wf = random_tensor<float>(ws, ++seed);
     const TF dyf = random_tensor<float>(dy.sizes(), ++seed);
@@ -243,13 +241,7 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
     const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
     REQUIRE(geo.direct3x3_cv());
     const TD x = random_tensor(c.x, ++seed), w = random_tensor(ws, ++seed), b = random_tensor({c.cout}, ++seed);
-    require_close(ltl::cpu::conv2d_forward(x, w, b, o), ltl_ref::conv2d(x, w, b, o), 1e-12);
-    const TD dy = random_tensor(geo.output_shape(), ++seed);
-    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
-                  1e-12);
-    const TD dw = ltl::cpu::conv2d_backward_weight(dy, x, ws, o);
-    require_close(dw, ltl_ref::conv2d_grad_weight(dy, x, ws, o), 1e-11);
-    REQUIRE(ltl::cpu::conv2d_backward_weight(dy, x, ws, o).to_vector() == dw.to_vector());
+    check_conv_double(x, w, b, o, random_tensor(geo.output_shape(), ++seed));
     const TF xf = random_tensor<float>(c.x, ++seed), wf = random_tensor<float>(ws, ++seed);
     const TF bf = random_tensor<float>({c.cout}, ++seed);
     const TF yf = ltl::cpu::conv2d_forward(xf, wf, bf, o);

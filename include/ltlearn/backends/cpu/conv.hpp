@@ -353,17 +353,7 @@ host_tensor<T> conv2d_backward_weight(const host_tensor<T>& dy_in, const host_te
     }
     partial[static_cast<std::size_t>(t)] = std::move(dw);
   });
-  host_tensor<T> total;
-  for (auto& part : partial) {
-    if (!part.defined()) continue;
-    if (!total.defined()) {
-      total = std::move(part);
-    } else {
-      accumulate(total, part);
-    }
-  }
-  if (!total.defined()) total = host_tensor<T>::zeros(shape{g.groups, og, k});  // empty batch
-  return total.reshape(w_shape);
+  return ltl::detail::direct3x3::sum_in_thread_order(partial, shape{g.groups, og, k}).reshape(w_shape);
 }
 
 /// Gradient of conv2d with respect to its bias: db [Cout] = Σ over N, Ho, Wo of dy (in double).

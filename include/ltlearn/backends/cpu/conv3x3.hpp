@@ -39,6 +39,24 @@ using ltl::detail::simd;
 /// Output channels per register tile.
 inline constexpr int tile_rows = 8;
 
+/// Sum of per-thread partial buffers (undefined ones skipped) in thread order, so a reduction
+/// is deterministic for a given thread count; zeros of `empty` when every part is undefined.
+template <class T>
+cpu::host_tensor<T> sum_in_thread_order(std::vector<cpu::host_tensor<T>>& partial, const shape& empty) {
+  cpu::host_tensor<T> total;
+  for (auto& p : partial) {
+    if (!p.defined()) continue;
+    if (!total.defined()) {
+      total = std::move(p);
+    } else {
+      T* a = total.data();
+      const T* b = p.data();
+      for (index_t i = 0; i < total.numel(); ++i) a[i] += b[i];
+    }
+  }
+  return total.defined() ? total : cpu::host_tensor<T>::zeros(empty);
+}
+
 /// Geometry of one sample on the padded grid.
 struct grid {
   index_t h, w;   ///< real plane
@@ -252,19 +270,7 @@ host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, inde
     }
     partial[static_cast<std::size_t>(tid)] = std::move(dw);
   });
-  host_tensor<T> total;
-  for (auto& p : partial) {
-    if (!p.defined()) continue;
-    if (!total.defined()) {
-      total = std::move(p);
-    } else {
-      T* a = total.data();
-      const T* b = p.data();
-      for (index_t i = 0; i < total.numel(); ++i) a[i] += b[i];
-    }
-  }
-  if (!total.defined()) total = host_tensor<T>::zeros(shape{cout, cin * 9});
-  return total;
+  return d3::sum_in_thread_order(partial, shape{cout, cin * 9});
 }
 
 }  // namespace ltl::cpu::direct3x3

@@ -371,19 +371,7 @@ host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, inde
           dw.data()[(co * cin + ci) * 9 + t] = acc.data()[(((co / width) * cin + ci) * 9 + t) * width + co % width];
     partial[static_cast<std::size_t>(tid)] = std::move(dw);
   });
-  host_tensor<T> total;
-  for (auto& p : partial) {
-    if (!p.defined()) continue;
-    if (!total.defined()) {
-      total = std::move(p);
-    } else {
-      T* a = total.data();
-      const T* b = p.data();
-      for (index_t i = 0; i < total.numel(); ++i) a[i] += b[i];
-    }
-  }
-  if (!total.defined()) total = host_tensor<T>::zeros(shape{cout, cin * 9});
-  return total;
+  return ltl::detail::direct3x3::sum_in_thread_order(partial, shape{cout, cin * 9});
 }
 
 }  // namespace ltl::cpu::conv3x3_cv
