@@ -10,6 +10,7 @@
 #   bash scripts/experiments.sh decouple        stage 2 (examples/decouple) on the ERM and chosen CDT runs
 #   bash scripts/experiments.sh fsa             FSA phase II on the ERM runs (grid on the held-out split)
 #   bash scripts/experiments.sh figures [DIR]   ERM vs CDT vs MFW figures (default docs/figures)
+#   bash scripts/experiments.sh collect [DIR]   copy the runs' logs and reports, not checkpoints (default results/table)
 #
 # Runs are resumable: a finished run has runs/table/NAME/results.json and is skipped; an
 # interrupted one continues from its checkpoint (written every 50 steps), bit for bit.
@@ -122,6 +123,15 @@ case "$cmd" in
       mkdir -p "$run/fsa"
       OMP_WAIT_POLICY=PASSIVE "$bin" --profile "$p" --held-out 10 --threads 2 --quiet \
         --fsa-phase2 "$run/checkpoint.safetensors" "${fsa_grid[@]}" --out "$run/fsa" >"$run/fsa/stdout.log" 2>&1
+      # Ablation: the selected configuration without augmented samples (N_a = 0), i.e. only the
+      # head/tail-balanced fine-tuning of the classifier.
+      read -r hr ts tg nf < <("$py" -c 'import json, sys
+r = json.load(open(sys.argv[1])); c = r["configs"][r["selected"]]
+print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
+      mkdir -p "$run/fsa-na0"
+      OMP_WAIT_POLICY=PASSIVE "$bin" --profile "$p" --held-out 10 --threads 2 --quiet \
+        --fsa-phase2 "$run/checkpoint.safetensors" --fsa-hr "$hr" --fsa-ts "$ts" --fsa-tg "$tg" --fsa-na 0 \
+        --fsa-nf "$nf" --out "$run/fsa-na0" >"$run/fsa-na0/stdout.log" 2>&1
     done
     "$py" scripts/results_table.py "$out_root" decouple ;;
   figures)
@@ -130,5 +140,17 @@ case "$cmd" in
     mfw="$("$py" scripts/results_table.py "$out_root" select exp-mfw)"
     "$py" scripts/plot_analysis.py --out "$dir" --compare "ERM=$out_root/exp-erm" "CDT=$out_root/$cdt" \
       "MFW=$out_root/$mfw" ;;
-  *) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 2 ;;
+  collect)
+    dir="${1:-results/table}"
+    for run in "$out_root"/*/; do
+      name="$(basename "$run")"
+      # Reports and logs only: checkpoints are 3.7 MB each and rebuilt by `run`.
+      (cd "$run" && find . -type f \( -name '*.json' -o -name '*.jsonl' -o -name '*.log' -o -name commit \) \
+        ! -name driver.log -print0) | while IFS= read -r -d '' f; do
+        mkdir -p "$dir/$name/$(dirname "$f")"
+        cp "$run/$f" "$dir/$name/$f"
+      done
+    done
+    echo "copied the reports of $(find "$dir" -name results.json | wc -l) finished runs to $dir" ;;
+  *) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 2 ;;
 esac

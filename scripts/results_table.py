@@ -112,14 +112,16 @@ def decouple(root):
                 pc = " ".join(f"{100 * a:.1f}" for a in r["test"]["per_class"])
                 rows.append(f"| {name} | {r['classifier']} | {tau} | **{pct(r['all'])}** | {pct(r['many'])} | "
                             f"{pct(r['medium'])} | {pc} |")
-            fsa = load(d / "fsa" / "fsa_results.json")
-            if fsa is not None and fsa.get("selected") is not None:
+            for sub, label in (("fsa", "FSA phase II"), ("fsa-na0", "FSA phase II without augmentation")):
+                fsa = load(d / sub / "fsa_results.json")
+                if fsa is None or fsa.get("selected") is None:
+                    continue
                 cfg = fsa["configs"][fsa["selected"]]
                 t = cfg["test"]
                 pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
                 hp = (f"h_r {cfg['h_r']}, tau_s {cfg['tau_s']}, tau_g {cfg['tau_g']}, N_a {cfg['N_a']}, "
                       f"N_f {cfg['N_f']}")
-                rows.append(f"| {name} | FSA phase II ({hp}) | | **{pct(t['top1'])}** | {pct(t['many'])} | "
+                rows.append(f"| {name} | {label} ({hp}) | | **{pct(t['top1'])}** | {pct(t['many'])} | "
                             f"{pct(t['medium'])} | {pc} |")
         if not rows:
             continue
