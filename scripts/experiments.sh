@@ -25,7 +25,7 @@ bin="${LTL_BIN:-build/release/examples/fmnist_lt}"
 decouple_bin="${LTL_DECOUPLE_BIN:-build/release/examples/decouple}"
 py=/usr/bin/python3
 # FSA phase II grid (Chu et al.: h_r 0.9, N_a = N_f = 3, lr 0.001, 6,400 iterations).
-fsa_grid=(--fsa-hr 0.8,0.9 --fsa-ts 0.5,0.7 --fsa-tg 0.3,0.5 --fsa-na 3 --fsa-nf 1,3)
+fsa_grid=(--fsa-hr 0.8,0.9 --fsa-ts 0.5,0.7 --fsa-tg 0.3,0.5 --fsa-na 1,3,5 --fsa-nf 1,3)
 common=(--epochs 20 --threads 2 --held-out 10 --test-every 5 --quiet)
 # Feature deviation, norms, per-class train/test accuracy and gradient norms every 4 epochs for the
 # runs behind the figures (ERM vs CDT vs MFW, long-tailed profile).
@@ -138,8 +138,16 @@ print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
     dir="${1:-docs/figures}"
     cdt="$("$py" scripts/results_table.py "$out_root" select exp-cdt)"
     mfw="$("$py" scripts/results_table.py "$out_root" select exp-mfw)"
-    "$py" scripts/plot_analysis.py --out "$dir" --compare "ERM=$out_root/exp-erm" "CDT=$out_root/$cdt" \
-      "MFW=$out_root/$mfw" ;;
+    "$py" scripts/plot_analysis.py --out "$dir" --compare "ERM=$out_root/exp-erm" "CDT (γ ${cdt##*-})=$out_root/$cdt" \
+      "MFW (α ${mfw##*-})=$out_root/$mfw"
+    # Single-run figures: the post-hoc rules' tau curves on ERM, MFW's feature-gradient norms.
+    tmp="$(mktemp -d)"
+    "$py" scripts/plot_analysis.py "$out_root/exp-erm" --out "$tmp/erm" >/dev/null
+    "$py" scripts/plot_analysis.py "$out_root/$mfw" --out "$tmp/mfw" >/dev/null
+    cp "$tmp/erm/tau_curves.png" "$dir/erm_tau_curves.png"
+    cp "$tmp/mfw/gradient_norms_epochs.png" "$dir/mfw_gradient_norms_epochs.png"
+    rm -rf "$tmp"
+    echo "wrote $dir/erm_tau_curves.png and $dir/mfw_gradient_norms_epochs.png" ;;
   collect)
     dir="${1:-results/table}"
     for run in "$out_root"/*/; do

@@ -54,8 +54,12 @@ def shade_groups(ax, rep):
 def group_legend(ax, rep, handles):
     from matplotlib.patches import Patch
     present = [g for g in ("many", "medium", "few") if g in rep.get("shot_group", [])]
+    several = len(handles) > 0  # several series: bars reach the top, so the legend goes below
     handles = handles + [Patch(color=GROUP_COLOURS[g], alpha=0.35, label=f"{g}-shot") for g in present]
-    ax.legend(handles=handles, fontsize=8)
+    if several:
+        ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(handles))
+    else:
+        ax.legend(handles=handles, fontsize=8)
 
 
 def finish(fig, path):
