@@ -105,6 +105,21 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     mult_f.assign(mult.begin(), mult.end());
     if (has_off) off_f.assign(t.offsets.begin(), t.offsets.end());
   }
+  // Row i's loss from q = p_y and log p_y (added to the thread's acc and stored per row if
+  // asked); returns the gradient's scale k: ∂ℓ/∂z'_c = k·(p_c − [c = y])·mult_c.
+  auto loss_of_row = [&](index_t i, std::size_t yi, double q, double logq, double& acc) {
+    const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
+    double focal_w = 1.0, F = 1.0;
+    if (phi != 0.0) {
+      const double one_q = std::max(0.0, 1.0 - q);
+      focal_w = std::pow(one_q, phi);
+      F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
+    }
+    const double li = -w * focal_w * logq;
+    acc += li;
+    if (pr) pr[i] = static_cast<T>(li);
+    return w * F * inv_wsum;
+  };
 #if LTL_LOSS_SIMD
   auto rows_float = [&](index_t r0, index_t r1, int tid) {
     namespace ls = ltl::detail::loss_simd;
@@ -122,19 +137,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     auto finish = [&](index_t i, double logq, double s, double e_y, const float* e) {
       const auto yi = static_cast<std::size_t>(py[i]);
       const double q = e_y / s;
-      const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
-      double focal_w = 1.0, F = 1.0;
-      if (phi != 0.0) {
-        const double one_q = std::max(0.0, 1.0 - q);
-        focal_w = std::pow(one_q, phi);
-        F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
-      }
-      const double li = -w * focal_w * logq;
-      acc += li;
-      if (pr) pr[i] = static_cast<T>(li);
+      const double k = loss_of_row(i, yi, q, logq, acc);
       if (pd) {
         float* drow = reinterpret_cast<float*>(pd) + i * C;
-        const double k = w * F * inv_wsum;
         ls::write_grad(e, mult_f.data(), static_cast<float>(k / s), drow, C, stream);
         drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
       }
@@ -178,19 +183,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
           const double se_l = l < 8 ? s_lo[l] : s_hi[l - 8], lg = l < 8 ? lg_lo[l] : lg_hi[l - 8];
           const double logq = zy[l] - static_cast<double>(mx[l]) - lg;
           const double q = static_cast<double>(zt[yi][l]) / se_l;
-          const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
-          double focal_w = 1.0, F = 1.0;
-          if (phi != 0.0) {
-            const double one_q = std::max(0.0, 1.0 - q);
-            focal_w = std::pow(one_q, phi);
-            F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
-          }
-          const double li = -w * focal_w * logq;
-          acc += li;
-          if (pr) pr[i] = static_cast<T>(li);
+          const double k = loss_of_row(i, yi, q, logq, acc);
           if (pd) {
             float* drow = reinterpret_cast<float*>(pd) + i * C;
-            const double k = w * F * inv_wsum;
             const auto kf = static_cast<float>(k / se_l);
             for (index_t c = 0; c < C; ++c) drow[c] = zt[c][l] * mult_f[static_cast<std::size_t>(c)] * kf;
             drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
@@ -263,20 +258,11 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
       }
       const double logq = zy - mx - std::log(se);
       const double q = std::exp(logq);
-      const double w = (has_w ? t.weights[yi] : 1.0) * (psw ? static_cast<double>(psw[i]) : 1.0);
-      double focal_w = 1.0, F = 1.0;
-      if (phi != 0.0) {
-        const double one_q = std::max(0.0, 1.0 - q);
-        focal_w = std::pow(one_q, phi);
-        F = one_q > 0 ? focal_w - phi * q * std::pow(one_q, phi - 1.0) * logq : 0.0;
-      }
-      const double li = -w * focal_w * logq;
-      acc += li;
-      if (pr) pr[i] = static_cast<T>(li);
+      const double k = loss_of_row(i, yi, q, logq, acc);
       // pass 3: gradient
       if (pd) {
         T* drow = pd + i * C;
-        const double k = w * F * inv_wsum, inv_se = 1.0 / se;
+        const double inv_se = 1.0 / se;
         for (index_t c = 0; c < C; ++c) {
           const auto cu = static_cast<std::size_t>(c);
           const double p = zp[cu] * inv_se;
