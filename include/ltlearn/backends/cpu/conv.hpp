@@ -61,8 +61,10 @@ struct conv2d_geometry {
     return kh == 1 && kw == 1 && stride == pair2d(1) && padding == pair2d(0);
   }
   /// True for the "same" 3×3 convolution the direct kernels handle (stride 1, padding 1).
-  [[nodiscard]] bool direct3x3() const noexcept {
-    return kh == 3 && kw == 3 && stride == pair2d(1) && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
+  [[nodiscard]] bool direct3x3() const noexcept { return padded3x3() && stride == pair2d(1); }
+  /// A 3×3, padding-1, undilated, ungrouped convolution (any stride).
+  [[nodiscard]] bool padded3x3() const noexcept {
+    return kh == 3 && kw == 3 && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
   }
   /// Output planes up to this size run the channel-vectorised kernel even at stride 1: the row
   /// kernel's padded grid wastes 22–25 % of each vector on 7×7 and 8×8 planes (benchmarks/).
@@ -73,13 +75,11 @@ struct conv2d_geometry {
   /// True when the channel-vectorised kernel computes the forward pass: a 3×3, padding-1,
   /// ungrouped convolution at stride 2, or at stride 1 with a small output plane.
   [[nodiscard]] bool direct3x3_cv() const noexcept {
-    const bool shape3x3 = kh == 3 && kw == 3 && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
-    return shape3x3 && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_max_plane));
+    return padded3x3() && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_max_plane));
   }
   /// True when the channel-vectorised kernel computes the weight gradient.
   [[nodiscard]] bool direct3x3_cv_wgrad() const noexcept {
-    const bool shape3x3 = kh == 3 && kw == 3 && padding == pair2d(1) && dilation == pair2d(1) && groups == 1;
-    return shape3x3 && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_wgrad_max_plane));
+    return padded3x3() && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_wgrad_max_plane));
   }
 };
 
