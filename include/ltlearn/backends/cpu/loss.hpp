@@ -5,13 +5,16 @@
 ///   z'_c = s·(z_c − m_c·[c = y]) / a_c + b_c,  p = softmax(z'),  ℓ = w_y·(1 − p_y)^φ·(−log p_y),
 ///   L = Σ_i ℓ_i / Σ_i w_{y_i}.
 /// With q = p_y:  ∂ℓ/∂z'_c = w_y·F·(p_c − [c = y]),  F = (1 − q)^φ − φ·q·(1 − q)^(φ−1)·log q,
-/// and ∂z'_c/∂z_c = s / a_c. Each row of z is read from memory once (the three passes over a
-/// row run in cache) and ∂z is written once; no one-hot matrix is formed.
+/// and ∂z'_c/∂z_c = s / a_c. Each row of z is read from memory once (the max, exponentials and
+/// gradient passes over a row run in cache) and ∂z is written once; no one-hot matrix is formed.
 ///
 /// float logits take a vectorised path: adjusted logits, max and exponentials in float with a
 /// polynomial exp (≈ 1 ulp), Σ exp accumulated in double, the label's own terms (log p_y,
-/// p_y − 1, margin) in double — so the loss and ∂z keep ~1e-6 relative accuracy while the
-/// kernel runs at memory speed. double logits run the scalar path in double throughout.
+/// p_y − 1, margin) in double — so the loss and ∂z keep ~1e-6 relative accuracy. Rows longer
+/// than one vector run as a pipeline of three rows per thread (loss_simd.hpp's row_sweep), so
+/// that reading the next row and writing the previous row's gradient overlap the exponentials;
+/// rows of at most 16 classes run sixteen at a time, one per lane. double logits run the
+/// scalar path in double throughout.
 
 // nvcc's front end (which parses host code in .cu files) cannot handle the vector extensions of
 // the float path; such translation units use the scalar path for float too.
@@ -105,6 +108,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     mult_f.assign(mult.begin(), mult.end());
     if (has_off) off_f.assign(t.offsets.begin(), t.offsets.end());
   }
+  // Without temperatures every class has the multiplier s: the float path then multiplies by
+  // one broadcast value instead of loading a per-class vector.
+  const bool uniform_mult = t.temperatures.empty();
   // Row i's loss from q = p_y and log p_y (added to the thread's acc and stored per row if
   // asked); returns the gradient's scale k: ∂ℓ/∂z'_c = k·(p_c − [c = y])·mult_c.
   auto loss_of_row = [&](index_t i, std::size_t yi, double q, double logq, double& acc) {
@@ -125,24 +131,30 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     namespace ls = ltl::detail::loss_simd;
     const index_t cpad = (C + ls::lanes - 1) / ls::lanes * ls::lanes;
     std::vector<float> zp(static_cast<std::size_t>(cpad));
-    // Short rows batch their logarithms eight rows at a time (the row's exponentials wait in
-    // dz); long rows take one scalar log each while the row is still in cache.
-    const bool batched = C < 256;
     // Gradients larger than the last-level share of one core are streamed past the cache.
-    const bool stream = !batched && B * C * static_cast<index_t>(sizeof(float)) > (index_t{8} << 20);
-    std::vector<double> se, zrel, ey;
-    if (batched) se.resize(static_cast<std::size_t>(r1 - r0)), zrel = se, ey = se;
+    const bool stream = B * C * static_cast<index_t>(sizeof(float)) > (index_t{8} << 20);
     double acc = 0;
-    // Loss and gradient of row i from log p_y, Σ e, e_y and the row's exponentials e.
-    auto finish = [&](index_t i, double logq, double s, double e_y, const float* e) {
+    const float* offp = has_off ? off_f.data() : nullptr;
+    const float* mult_grad = uniform_mult ? nullptr : mult_f.data();
+    auto sweep = [&](bool m, bool e, bool g, const float* z_next, float& max_next, const float* z, float mx, float* ev,
+                     const float* e_prev, float k, float* d) {
+      auto with = [&](auto adj) {
+        return ls::row_sweep(m, e, g, adj, C, z_next, max_next, z, mx, ev, e_prev, mult_grad, k, d, stream);
+      };
+      const auto su = static_cast<float>(t.scale);
+      if (uniform_mult)
+        return has_off ? with(ls::adjust<true, true>{nullptr, su, offp}) : with(ls::adjust<true, false>{nullptr, su, nullptr});
+      return has_off ? with(ls::adjust<false, true>{mult_f.data(), 0.0f, offp})
+                     : with(ls::adjust<false, false>{mult_f.data(), 0.0f, nullptr});
+    };
+    // Loss of row i from log p_y, Σ e and e_y; returns the gradient's factor k with
+    // ∂z_c = k·e_c·mult_c off the label, and sets d_y, the label's own entry.
+    auto finish = [&](index_t i, double logq, double s, double e_y, float& d_y) {
       const auto yi = static_cast<std::size_t>(py[i]);
       const double q = e_y / s;
       const double k = loss_of_row(i, yi, q, logq, acc);
-      if (pd) {
-        float* drow = reinterpret_cast<float*>(pd) + i * C;
-        ls::write_grad(e, mult_f.data(), static_cast<float>(k / s), drow, C, stream);
-        drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
-      }
+      d_y = static_cast<float>(k * (q - 1.0) * mult[yi]);
+      return static_cast<float>(uniform_mult ? k / s * t.scale : k / s);
     };
     if (C <= ls::lanes) {
       // Rows no longer than one vector: sixteen rows at a time, one row per lane, so that the
@@ -195,37 +207,41 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
       partial[static_cast<std::size_t>(tid)] += acc;
       return;
     }
+    // Rows r0..r1 as a pipeline (ls::row_sweep): the sweep for row i computes its exponentials
+    // while reading row i+1 for its max and writing row i−1's gradient. Two exponential buffers
+    // alternate between rows i and i−1.
+    std::vector<float> zp2(static_cast<std::size_t>(cpad));
+    float* ebuf[2] = {zp.data(), zp2.data()};
+    float max_next = 0, k_prev = 0, dy_prev = 0;
+    float* d_prev = nullptr;
+    std::size_t y_prev = 0;
+    sweep(true, false, false, reinterpret_cast<const float*>(pz) + r0 * C, max_next, nullptr, 0, nullptr, nullptr, 0,
+          nullptr);
     for (index_t i = r0; i < r1; ++i) {
       const float* row = reinterpret_cast<const float*>(pz) + i * C;
       const auto yi = static_cast<std::size_t>(py[i]);
-      float mx = ls::adjust_max(row, mult_f.data(), has_off ? off_f.data() : nullptr, zp.data(), C, cpad);
-      // The label's adjusted logit in double, with its margin.
+      // The label's adjusted logit in double, with its margin; a negative margin may raise it
+      // above the other classes' max.
       const double zy = (static_cast<double>(row[yi]) - (has_m ? t.margins[yi] : 0.0)) * mult[yi] +
                         (has_off ? t.offsets[yi] : 0.0);
-      zp[yi] = static_cast<float>(zy);
-      mx = std::max(mx, zp[yi]);  // a negative margin may raise the label's logit above the max
-      const double s = ls::exp_sum(zp.data(), mx, cpad, i + 1 < r1 ? row + C : nullptr);
-      if (!batched) {
-        finish(i, zy - static_cast<double>(mx) - std::log(s), s, static_cast<double>(zp[yi]), zp.data());
-        continue;
+      const float mx = std::max(max_next, static_cast<float>(zy));
+      float* e = ebuf[(i - r0) & 1];
+      const bool prev = pd && i > r0;
+      double s = sweep(i + 1 < r1, true, prev, row + C, max_next, row, mx, e, ebuf[(i - r0 + 1) & 1], k_prev, d_prev);
+      if (prev) d_prev[y_prev] = dy_prev;
+      // The sweep took the label's logit without its margin: replace its exponential.
+      if (has_m) {
+        const auto e_m = static_cast<float>(std::exp(static_cast<double>(static_cast<float>(zy)) - mx));
+        s += static_cast<double>(e_m) - static_cast<double>(e[yi]);
+        e[yi] = e_m;
       }
-      const auto j = static_cast<std::size_t>(i - r0);
-      se[j] = s, zrel[j] = zy - static_cast<double>(mx), ey[j] = static_cast<double>(zp[yi]);
-      if (pd) std::copy(zp.data(), zp.data() + C, reinterpret_cast<float*>(pd) + i * C);
+      k_prev = finish(i, zy - static_cast<double>(mx) - std::log(s), s, static_cast<double>(e[yi]), dy_prev);
+      d_prev = pd ? reinterpret_cast<float*>(pd) + i * C : nullptr;
+      y_prev = yi;
     }
-    if (batched) {
-      for (index_t i0 = r0; i0 < r1; i0 += 8) {
-        const auto j0 = static_cast<std::size_t>(i0 - r0);
-        const index_t n = std::min<index_t>(8, r1 - i0);
-        ltl::detail::double8 v;
-        for (int l = 0; l < 8; ++l) v[l] = l < n ? se[j0 + static_cast<std::size_t>(l)] : 1.0;
-        const ltl::detail::double8 lg = ls::log_positive(v);
-        for (index_t l = 0; l < n; ++l) {
-          const std::size_t j = j0 + static_cast<std::size_t>(l);
-          const index_t i = i0 + l;
-          finish(i, zrel[j] - lg[l], se[j], ey[j], pd ? reinterpret_cast<const float*>(pd) + i * C : nullptr);
-        }
-      }
+    if (d_prev) {  // drain: the last row's gradient
+      sweep(false, false, true, nullptr, max_next, nullptr, 0, nullptr, ebuf[(r1 - 1 - r0) & 1], k_prev, d_prev);
+      d_prev[y_prev] = dy_prev;
     }
     if (stream) ls::stream_fence();
     partial[static_cast<std::size_t>(tid)] += acc;
