@@ -417,6 +417,34 @@ TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused 
     require_close(b1.grad(), b2.grad(), 1e-4, 1e-4);
     require_close(r1.grad(), r2.grad(), 0);
   }
+  SECTION("float backward (vectorised sums, masked gradient in the same pass) equals double") {
+    // 32×32 planes (64 vectors per plane) and a mean far from zero relative to the spread, so
+    // that x − mean in float against the rounded mean would show if uncorrected.
+    using VF = ltl::variable<float>;
+    const TF xf0 = random_tensor<float>({3, 4, 32, 32}, 96, 40, 44), rf0 = random_tensor<float>({3, 4, 32, 32}, 97);
+    const TF dyf = random_tensor<float>({3, 4, 32, 32}, 98);
+    const TF wf0 = random_tensor<float>({4}, 99, 0.5, 2), bf0 = random_tensor<float>({4}, 100);
+    auto to_double = [](const TF& t) {
+      TD d(t.sizes());
+      for (ltl::index_t i = 0; i < t.numel(); ++i) d.data()[i] = static_cast<double>(t.data()[i]);
+      return d;
+    };
+    for (bool fused : {false, true}) {
+      INFO("fused residual + ReLU " << fused);
+      VF xf(xf0.clone(), true), wf(wf0.clone(), true), bf(bf0.clone(), true), rf(rf0.clone(), true);
+      V xd(to_double(xf0), true), wd(to_double(wf0), true), bd(to_double(bf0), true), rd(to_double(rf0), true);
+      const ltl::batch_norm_options o{.training = true, .relu = fused};
+      auto yf = ltl::batch_norm2d(xf, wf, bf, TF(), TF(), o, fused ? rf : VF());
+      auto yd = ltl::batch_norm2d(xd, wd, bd, TD(), TD(), o, fused ? rd : V());
+      require_close(yf.value(), yd.value(), 2e-5, 1e-5);
+      yf.backward(dyf);
+      yd.backward(to_double(dyf));
+      require_close(xf.grad(), xd.grad(), 1e-5, 1e-4);
+      require_close(wf.grad(), wd.grad(), 2e-4, 1e-5);
+      require_close(bf.grad(), bd.grad(), 2e-4, 1e-5);
+      if (fused) require_close(rf.grad(), rd.grad(), 1e-7);
+    }
+  }
   SECTION("a residual of the wrong shape is rejected") {
     const V x(TD::zeros({2, 3, 4, 4})), r(TD::zeros({2, 3, 4, 5}));
     REQUIRE_THROWS_AS(ltl::batch_norm2d(x, V(), V(), TD(), TD(), {.training = true}, r), ltl::shape_error);

@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cmath>
+#include <type_traits>
 
 namespace ltl {
 
@@ -103,25 +104,69 @@ void shifted_sums(const T* p, index_t n, double k, double& s1, double& s2) {
   s2 += t2;
 }
 
-/// sg += Σ g', sgx += Σ g'·(x − mu) over n values, with g' = g·[y > 0] when y is given.
+/// sg += Σ g', sgx += Σ g'·(x − mu) over n values, with g' = g·[y > 0] when y is given; writes
+/// g' to `masked` when non-null (the fused residual's gradient, in the same pass).
+/// float data: 16-lane float arithmetic with x − mu taken against mu rounded to float (the
+/// difference, mu − float(mu), is applied to the double sums: Σ g'·(x − mu) =
+/// Σ g'·(x − mu_f) − (mu − mu_f)·Σ g'); blocks of four vectors are added in float, then
+/// widened and summed in double in a fixed order. Other types: eight-lane double vectors.
 template <class T>
-void grad_sums(const T* g, const T* x, const T* y, index_t n, double mu, double& sg, double& sgx) {
+void grad_sums(const T* g, const T* x, const T* y, index_t n, double mu, double& sg, double& sgx, T* masked) {
   using ltl::detail::double8;
+  index_t j = 0;
+  double t1 = 0, t2 = 0;
+#if !defined(__CUDACC__)  // nvcc's front end does not parse the vector ?: below
+  if constexpr (std::is_same_v<T, float>) {
+    using vf = ltl::detail::simd<float>::type;
+    constexpr int L = ltl::detail::simd<float>::lanes;
+    const auto mu_f = static_cast<float>(mu);
+    double8 a1{}, a2{};
+    auto widen_add = [](double8& a, const vf& v) {
+      a += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8) +
+           __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
+    };
+    vf b1{}, b2{};
+    index_t k = 0;
+    for (; j + L <= n; j += L, ++k) {
+      vf gv = ltl::detail::load(g + j);
+      if (y) gv = ltl::detail::load(y + j) > 0.0f ? gv : vf{};
+      if (masked) ltl::detail::store(masked + j, gv);
+      const vf t = gv * (ltl::detail::load(x + j) - mu_f);
+      b1 = (k & 3) == 0 ? gv : b1 + gv;
+      b2 = (k & 3) == 0 ? t : b2 + t;
+      if ((k & 3) == 3) widen_add(a1, b1), widen_add(a2, b2);
+    }
+    if ((k & 3) != 0) widen_add(a1, b1), widen_add(a2, b2);
+    t1 = ltl::detail::hsum(a1);
+    t2 = ltl::detail::hsum(a2);
+    for (; j < n; ++j) {
+      const float gv = (!y || y[j] > 0.0f) ? g[j] : 0.0f;
+      if (masked) masked[j] = gv;
+      t1 += static_cast<double>(gv);
+      t2 += static_cast<double>(gv * (x[j] - mu_f));
+    }
+    sg += t1;
+    sgx += t2 - (mu - static_cast<double>(mu_f)) * t1;
+    return;
+  }
+#endif
   using W = ltl::detail::widen8<T>;
   double8 a1{}, a2{};
-  index_t j = 0;
   for (; j + 8 <= n; j += 8) {
     double8 gv = W::load(g + j);
     if (y) {  // lane-wise select, written so that nvcc's front end (no vector ?:) parses it too
       const double8 yv = W::load(y + j);
       for (int l = 0; l < 8; ++l) gv[l] = yv[l] > 0.0 ? gv[l] : 0.0;
     }
+    if (masked)
+      for (int l = 0; l < 8; ++l) masked[j + l] = static_cast<T>(gv[l]);
     a1 += gv;
     a2 += gv * (W::load(x + j) - mu);
   }
-  double t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
+  t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
   for (; j < n; ++j) {
     const double gv = (!y || y[j] > T(0)) ? static_cast<double>(g[j]) : 0.0;
+    if (masked) masked[j] = static_cast<T>(gv);
     t1 += gv;
     t2 += gv * (static_cast<double>(x[j]) - mu);
   }
@@ -255,18 +300,21 @@ batch_norm_backward_result<T, device> batch_norm2d_backward(const host_tensor<T>
         for (index_t ch = c0; ch < c1; ++ch) {
           const double mu = static_cast<double>(mu_t.data()[ch]), inv = static_cast<double>(inv_t.data()[ch]);
           double sum_g = 0, sum_gx = 0;  // Σ dy' and Σ dy'·(x − mean), dy' the masked gradient
+          // The masked gradient dy' is written in the sums' pass, and then read in dx's pass in
+          // place of dy and the ReLU output.
           if (need_sums)
             for (index_t i = 0; i < n; ++i) {
               const index_t base = (i * c + ch) * hw;
-              bn_detail::grad_sums(pg + base, px + base, py ? py + base : nullptr, hw, mu, sum_g, sum_gx);
+              bn_detail::grad_sums(pg + base, px + base, py ? py + base : nullptr, hw, mu, sum_g, sum_gx,
+                                   pm ? pm + base : nullptr);
             }
-          if (need[1]) r.dweight.data()[ch] = static_cast<T>(sum_gx * inv);
-          if (need[2]) r.dbias.data()[ch] = static_cast<T>(sum_g);
-          if (pm)
+          else if (pm)
             for (index_t i = 0; i < n; ++i) {
               const index_t base = (i * c + ch) * hw;
               for (index_t j = 0; j < hw; ++j) pm[base + j] = py[base + j] > T(0) ? pg[base + j] : T(0);
             }
+          if (need[1]) r.dweight.data()[ch] = static_cast<T>(sum_gx * inv);
+          if (need[2]) r.dbias.data()[ch] = static_cast<T>(sum_g);
           if (!need[0]) continue;
           const double w = pw ? static_cast<double>(pw[ch * ws]) : 1.0;
           const T scale = static_cast<T>(w * inv);
@@ -281,7 +329,10 @@ batch_norm_backward_result<T, device> batch_norm2d_backward(const host_tensor<T>
             const T* g = pg + base;
             const T* p = px + base;
             T* d = q + base;
-            if (py) {
+            if (pm) {
+              const T* gm = pm + base;
+              for (index_t j = 0; j < hw; ++j) d[j] = scale * (gm[j] - g_mean - (p[j] - mu1) * x_coef);
+            } else if (py) {
               const T* yy = py + base;
               for (index_t j = 0; j < hw; ++j)
                 d[j] = scale * ((yy[j] > T(0) ? g[j] : T(0)) - g_mean - (p[j] - mu1) * x_coef);
