@@ -2,6 +2,7 @@
 // gradient checks, shape errors, and the im2col/GEMM kernels against a naive direct convolution.
 #include <catch2/catch.hpp>
 #include <ltlearn/autograd/gradcheck.hpp>
+#include <ltlearn/ops/activation.hpp>
 #include <ltlearn/ops/conv.hpp>
 #include <ltlearn/ops/elementwise.hpp>
 #include <ltlearn/ops/norm.hpp>
@@ -255,11 +256,55 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
       // Same summation order as the row-vectorised kernel: bit-identical outputs.
       TF row(yf.sizes());
       const auto wpk = ltl::detail::direct3x3::pack_weights(wf.data(), c.cout, c.x[1], false);
-      ltl::cpu::direct3x3::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], wpk, c.cout, bf.data(), row.data(),
+      ltl::cpu::direct3x3::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], wpk, c.cout,
+                               ltl::detail::conv_epilogue<float>{.shift = bf.data()}, row.data(),
                                [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
       REQUIRE(row.to_vector() == yf.to_vector());
     }
   }
+}
+
+TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {
+  // One shape per forward kernel: channel-vectorised (stride 2; stride 1 on an 8×8 plane), the
+  // row-vectorised direct kernel (16×16 plane) and im2col + GEMM (5×5 kernel, 1×1 kernel).
+  struct config {
+    shape x;
+    ltl::index_t cout, k, stride, pad;
+  };
+  const std::vector<config> configs{{{3, 16, 16, 16}, 32, 3, 2, 1}, {{2, 32, 8, 8}, 32, 3, 1, 1},
+                                    {{2, 16, 16, 16}, 16, 3, 1, 1}, {{2, 5, 9, 9}, 7, 5, 1, 2},
+                                    {{2, 8, 6, 6}, 12, 1, 1, 0}};
+  std::uint64_t seed = 300;
+  for (const auto& c : configs) {
+    for (bool with_res : {false, true}) {
+      INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout << " k " << c.k << " residual " << with_res);
+      using VF = ltl::variable<float>;
+      const ltl::conv2d_options o{.stride = c.stride, .padding = c.pad};
+      const shape ws{c.cout, c.x[1], c.k, c.k};
+      const auto out = ltl::make_conv2d_geometry(c.x, ws, o).output_shape();
+      const TF x = random_tensor<float>(c.x, ++seed), w = random_tensor<float>(ws, ++seed, -0.3, 0.3);
+      const TF cb = random_tensor<float>({c.cout}, ++seed), g = random_tensor<float>({c.cout}, ++seed, 0.5, 2);
+      const TF b = random_tensor<float>({c.cout}, ++seed), rm = random_tensor<float>({c.cout}, ++seed);
+      const TF rv = random_tensor<float>({c.cout}, ++seed, 0.2, 3), res = random_tensor<float>(out, ++seed);
+      ltl::no_grad_guard ng;
+      const VF r = with_res ? VF(res) : VF();
+      const auto fused = ltl::conv2d_bn_inference(VF(x), VF(w), VF(cb), VF(g), VF(b), rm, rv, 1e-5, o, true, r);
+      TF rm2 = rm.clone(), rv2 = rv.clone();
+      auto plain = ltl::batch_norm2d(ltl::conv2d(VF(x), VF(w), VF(cb), o), VF(g), VF(b), rm2, rv2,
+                                     {.training = false, .eps = 1e-5});
+      if (with_res) plain = plain + r;
+      require_close(fused.value(), ltl::relu(plain).value(), 2e-5, 1e-5);
+    }
+  }
+  // Gradients are not computed: asking for them is an error, not silently dropped.
+  const TF x = random_tensor<float>({1, 2, 4, 4}, 1), w = random_tensor<float>({2, 2, 3, 3}, 2);
+  const ltl::variable<float> xv(x, true);
+  REQUIRE_THROWS_AS(ltl::conv2d_bn_inference(xv, ltl::variable<float>(w), {}, {}, {}, TF::zeros({2}), TF::ones({2}),
+                                             1e-5, {.padding = 1}, true),
+                    ltl::value_error);
+  REQUIRE_THROWS_AS(ltl::conv2d_bn_inference(ltl::variable<float>(x), ltl::variable<float>(w), {}, {}, {},
+                                             TF::zeros({3}), TF::ones({3}), 1e-5, {.padding = 1}, true),
+                    ltl::shape_error);
 }
 
 TEST_CASE("conv2d accepts non-contiguous inputs", "[ops][conv]") {

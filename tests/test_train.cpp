@@ -107,8 +107,21 @@ TEST_CASE("resnet_cifar: parameter counts, points and a training-mode backward",
   auto bn_mean = m.state_dict().at("stem.1.running_mean").clone();
   REQUIRE(bn_mean.to_vector() != std::vector<float>(16, 0.0f));
   m.eval();
-  (void)m.forward(in);
+  const auto z_eval = m.forward(in).value();
   REQUIRE(m.state_dict().at("stem.1.running_mean").to_vector() == bn_mean.to_vector());
+  // Inference (eval + no_grad) folds batch norm into the convolutions' epilogues: the same
+  // logits as eval mode with gradients enabled (separate batch-norm passes), to float rounding.
+  // The running statistics moved in the steps above; make them far from (0, 1) to matter.
+  for (auto& [name, t] : m.state_dict()) {
+    if (name.find("running_var") != std::string::npos) t.fill_(2.5f);
+    if (name.find("running_mean") != std::string::npos) t.fill_(-0.3f);
+  }
+  const auto z_grad = m.forward(in).value();
+  ltl::no_grad_guard ng;
+  const auto z_inf = m.forward(in).value();
+  const auto a = z_grad.to_vector(), b = z_inf.to_vector();
+  REQUIRE(a != z_eval.to_vector());
+  for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-5));
 }
 
 #include <ltlearn/data/loader.hpp>

@@ -32,6 +32,8 @@ class batch_norm2d : public unary_module<T, D> {
                              residual);
   }
 
+  [[nodiscard]] double eps() const noexcept { return eps_; }
+
   var weight, bias;                       ///< [C]
   tensor<T, D> running_mean, running_var;  ///< [C] buffers, updated in place in training mode
 

@@ -7,6 +7,7 @@
 #include "ltlearn/backends/cpu/conv.hpp"
 #include "ltlearn/ops/elementwise.hpp"
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,58 @@ variable<T, D> conv2d(const variable<T, D>& x, const variable<T, D>& weight, con
     return r;
   };
   return make_result<T, D>(std::move(y), "conv2d", {&x, &weight, &b}, std::move(bw));
+}
+
+/// Inference only (no gradient): act(bn(conv2d(x, weight) + conv_bias) + residual) with batch
+/// norm in evaluation mode, i.e. its running statistics: the batch norm folds into a scale and
+/// shift per output channel, s = γ/√(var + ε) and t = β + (b − mean)·s, which the convolution
+/// applies as it stores its sums, together with the residual and the ReLU — one pass over the
+/// output instead of two. conv_bias, bn_weight (γ), bn_bias (β) and residual may be undefined.
+/// CPU tensors. Throws value_error if gradients are enabled and an input requires one.
+template <real_scalar T>
+variable<T, cpu::device> conv2d_bn_inference(const variable<T, cpu::device>& x, const variable<T, cpu::device>& weight,
+                                             const variable<T, cpu::device>& conv_bias,
+                                             const variable<T, cpu::device>& bn_weight,
+                                             const variable<T, cpu::device>& bn_bias,
+                                             const tensor<T, cpu::device>& running_mean,
+                                             const tensor<T, cpu::device>& running_var, double eps,
+                                             const conv2d_options& opt, bool relu,
+                                             const variable<T, cpu::device>& residual = {}) {
+  const bool wants_grad = x.requires_grad() || weight.requires_grad() ||
+                          (conv_bias.defined() && conv_bias.requires_grad()) ||
+                          (bn_weight.defined() && bn_weight.requires_grad()) ||
+                          (bn_bias.defined() && bn_bias.requires_grad()) ||
+                          (residual.defined() && residual.requires_grad());
+  LTL_CHECK(!(grad_enabled() && wants_grad), value_error,
+            "conv2d_bn_inference: computes no gradients; call it under no_grad (input {})", x.sizes());
+  const index_t cout = weight.size(0);
+  LTL_CHECK(running_mean.defined() && running_var.defined() && running_mean.dim() == 1 && running_var.dim() == 1 &&
+                running_mean.size(0) == cout && running_var.size(0) == cout,
+            shape_error, "conv2d_bn_inference: running statistics {} and {} do not match weight {} (expects [Cout])",
+            running_mean.defined() ? running_mean.sizes() : shape{}, running_var.defined() ? running_var.sizes() : shape{},
+            weight.sizes());
+  LTL_CHECK(eps > 0 && std::isfinite(eps), value_error, "conv2d_bn_inference: eps must be positive, got {}", eps);
+  auto per_channel = [&](const variable<T, cpu::device>& v, const char* what) {
+    if (!v.defined()) return tensor<T, cpu::device>();
+    LTL_CHECK(v.dim() == 1 && v.size(0) == cout, shape_error, "conv2d_bn_inference: {} {} does not match weight {}",
+              what, v.sizes(), weight.sizes());
+    return v.value().contiguous();
+  };
+  const auto cb = per_channel(conv_bias, "conv bias"), g = per_channel(bn_weight, "bn weight"),
+             b = per_channel(bn_bias, "bn bias");
+  const auto rm = running_mean.contiguous(), rv = running_var.contiguous();
+  tensor<T, cpu::device> scale(shape{cout}), shift(shape{cout});
+  for (index_t c = 0; c < cout; ++c) {
+    auto val = [c](const tensor<T, cpu::device>& t, double neutral) {
+      return t.defined() ? static_cast<double>(t.data()[c]) : neutral;
+    };
+    const double s = val(g, 1.0) / std::sqrt(static_cast<double>(rv.data()[c]) + eps);
+    scale.data()[c] = static_cast<T>(s);
+    shift.data()[c] = static_cast<T>(val(b, 0.0) + (val(cb, 0.0) - static_cast<double>(rm.data()[c])) * s);
+  }
+  auto y = cpu::conv2d_forward_epilogue(x.value(), weight.value(), opt, scale, shift,
+                                        residual.defined() ? residual.value() : tensor<T, cpu::device>(), relu);
+  return variable<T, cpu::device>(std::move(y), false);
 }
 
 }  // namespace ltl

@@ -29,14 +29,18 @@ class progress_bar {
     const bool final = done >= total_;
     if (tty_) {
       if (!final && now - last_draw_ < std::chrono::milliseconds(100)) return;
-      std::fputs(("\r" + line(done, loss, lr, now)).c_str(), out_);
+      // Separate puts rather than "\r" + line(…): GCC 12 misreports that concatenation under
+      // -Wrestrict (its bug 105329) once the caller is inlined deeply enough.
+      std::fputc('\r', out_);
+      std::fputs(line(done, loss, lr, now).c_str(), out_);
       if (final) std::fputc('\n', out_);
       std::fflush(out_);
     } else {
       const long step = std::max(1L, total_ / 10);
       if (!final && done / step == last_tick_) return;
       last_tick_ = done / step;
-      std::fputs((line(done, loss, lr, now) + "\n").c_str(), out_);
+      std::fputs(line(done, loss, lr, now).c_str(), out_);
+      std::fputc('\n', out_);
       std::fflush(out_);
     }
     last_draw_ = now;

@@ -215,30 +215,44 @@ void col2im(const T* col, T* dx, const conv2d_geometry& g) {
 
 namespace cpu {
 
-/// y [N, Cout, Ho, Wo] = conv2d(x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW]) + bias [Cout]
-/// (bias may be undefined).
+/// y [N, Cout, Ho, Wo] = act(conv2d(x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW])·scale
+/// + shift + residual), per output channel (detail::conv_epilogue): scale and shift [Cout],
+/// residual [N, Cout, Ho, Wo] and ReLU are each optional (undefined tensors, relu false). The
+/// direct 3×3 kernels apply the epilogue as they store their sums; the im2col path after each
+/// sample's GEMM, while the sample's output is in cache.
 template <class T>
-host_tensor<T> conv2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& w_in, const host_tensor<T>& bias,
-                              const conv2d_options& opt) {
+host_tensor<T> conv2d_forward_epilogue(const host_tensor<T>& x_in, const host_tensor<T>& w_in,
+                                       const conv2d_options& opt, const host_tensor<T>& scale,
+                                       const host_tensor<T>& shift, const host_tensor<T>& residual, bool relu) {
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_in.sizes(), opt);
-  if (bias.defined()) check_conv2d_bias(bias.sizes(), w_in.sizes());
+  if (shift.defined()) check_conv2d_bias(shift.sizes(), w_in.sizes());
+  LTL_CHECK(!scale.defined() || (scale.dim() == 1 && scale.size(0) == w_in.size(0)), shape_error,
+            "conv2d: epilogue scale {} does not match weight {} (expects [Cout])",
+            scale.defined() ? scale.sizes() : shape{}, w_in.sizes());
+  LTL_CHECK(!residual.defined() || residual.sizes() == g.output_shape(), shape_error,
+            "conv2d: residual {} does not match the output {}", residual.defined() ? residual.sizes() : shape{},
+            g.output_shape());
   const host_tensor<T> x = x_in.contiguous(), w = w_in.contiguous();
-  const host_tensor<T> b = bias.defined() ? bias.contiguous() : host_tensor<T>();
+  const host_tensor<T> sc = scale.defined() ? scale.contiguous() : host_tensor<T>();
+  const host_tensor<T> sh = shift.defined() ? shift.contiguous() : host_tensor<T>();
+  const host_tensor<T> res = residual.defined() ? residual.contiguous() : host_tensor<T>();
+  const ltl::detail::conv_epilogue<T> ep{sc.defined() ? sc.data() : nullptr, sh.defined() ? sh.data() : nullptr,
+                                         res.defined() ? res.data() : nullptr, relu};
   host_tensor<T> y(g.output_shape());
   if (g.direct3x3_cv()) {
-    conv3x3_cv::run(x.data(), g.n, g.cin, g.h, g.w, g.stride.h, w.data(), g.cout, g.cin, false, g.cout,
-                    b.defined() ? b.data() : nullptr, y.data(),
+    conv3x3_cv::run(x.data(), g.n, g.cin, g.h, g.w, g.stride.h, w.data(), g.cout, g.cin, false, g.cout, ep, y.data(),
                     [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
     return y;
   }
   if (g.direct3x3()) {
     const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, false);
-    direct3x3::run(x.data(), g.n, g.cin, g.h, g.w, wpk, g.cout, b.defined() ? b.data() : nullptr, y.data(),
+    direct3x3::run(x.data(), g.n, g.cin, g.h, g.w, wpk, g.cout, ep, y.data(),
                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
     return y;
   }
   const index_t cg = g.cin_per_group(), og = g.cout_per_group(), k = g.col_rows(), p = g.out_plane();
   const host_tensor<T> wmat = w.reshape(shape{g.groups, og, k});
+  const bool any = ep.scale || ep.shift || ep.residual || ep.relu;
   ltl::detail::for_each_sample_chunk(g.n, [&](int, index_t n0, index_t n1) {
     host_tensor<T> col = g.pointwise() ? host_tensor<T>() : host_tensor<T>(shape{k, p});
     for (index_t n = n0; n < n1; ++n) {
@@ -251,17 +265,24 @@ host_tensor<T> conv2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& 
           ltl::detail::im2col(xg.data(), col.data(), g);
           gemm(wmat.select(0, gi), col, yg, T(1), T(0));
         }
-        if (b.defined()) {
-          T* py = yg.data();
-          for (index_t o = 0; o < og; ++o) {
-            const T bo = b.data()[gi * og + o];
-            for (index_t i = 0; i < p; ++i) py[o * p + i] += bo;
-          }
+        if (!any) continue;
+        T* py = yg.data();
+        for (index_t o = 0; o < og; ++o) {
+          const index_t at = (n * g.cout + gi * og + o) * p;
+          ep.store(py + o * p, py + o * p, 1, p, gi * og + o, ep.residual ? ep.residual + at : nullptr);
         }
       }
     }
   });
   return y;
+}
+
+/// y [N, Cout, Ho, Wo] = conv2d(x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW]) + bias [Cout]
+/// (bias may be undefined).
+template <class T>
+host_tensor<T> conv2d_forward(const host_tensor<T>& x_in, const host_tensor<T>& w_in, const host_tensor<T>& bias,
+                              const conv2d_options& opt) {
+  return conv2d_forward_epilogue(x_in, w_in, opt, host_tensor<T>(), bias, host_tensor<T>(), false);
 }
 
 /// Gradient of conv2d with respect to its input: dx [N, Cin, H, W] from dy [N, Cout, Ho, Wo].
@@ -281,14 +302,14 @@ host_tensor<T> conv2d_backward_input(const host_tensor<T>& dy_in, const host_ten
   if (g.direct3x3() && g.direct3x3_cv()) {  // stride 1: the adjoint is the same convolution
     host_tensor<T> dx(x_shape);
     conv3x3_cv::run(dy.data(), g.n, g.cout, g.h, g.w, index_t{1}, w.data(), g.cout, g.cin, true, g.cin,
-                    static_cast<const T*>(nullptr), dx.data(),
+                    ltl::detail::conv_epilogue<T>{}, dx.data(),
                     [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
     return dx;
   }
   if (g.direct3x3()) {
     host_tensor<T> dx(x_shape);
     const auto wpk = ltl::detail::direct3x3::pack_weights(w.data(), g.cout, g.cin, true);
-    direct3x3::run(dy.data(), g.n, g.cout, g.h, g.w, wpk, g.cin, static_cast<const T*>(nullptr), dx.data(),
+    direct3x3::run(dy.data(), g.n, g.cout, g.h, g.w, wpk, g.cin, ltl::detail::conv_epilogue<T>{}, dx.data(),
                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
     return dx;
   }

@@ -31,6 +31,37 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+namespace ltl::detail {
+
+/// What a convolution kernel does with each output sum a of channel r before storing it:
+/// y = act(a·scale[r] + shift[r] + residual), every part optional. A bias alone is `shift`;
+/// batch norm in evaluation folds into scale and shift (inference: one pass over the output
+/// fewer per layer), and a ResNet block's residual add and ReLU follow in the same store.
+template <class T>
+struct conv_epilogue {
+  const T* scale = nullptr;     ///< [rows] (null: 1)
+  const T* shift = nullptr;     ///< [rows] (null: 0)
+  const T* residual = nullptr;  ///< laid out as the whole output y (null: none)
+  bool relu = false;            ///< max(0, ·) last
+
+  /// dst[k] = epilogue(src[k·ss]) for k < n, of channel r; `res` is the residual at dst's place.
+  void store(T* dst, const T* src, index_t ss, index_t n, index_t r, const T* res) const noexcept {
+    const T sh = shift ? shift[r] : T(0);
+    if (!scale && !res && !relu) {  // bias (or nothing): the plain store
+      for (index_t k = 0; k < n; ++k) dst[k] = src[k * ss] + sh;
+      return;
+    }
+    const T sc = scale ? scale[r] : T(1);
+    for (index_t k = 0; k < n; ++k) {
+      T v = src[k * ss] * sc + sh;
+      if (res) v += res[k];
+      dst[k] = relu ? std::max(T(0), v) : v;
+    }
+  }
+};
+
+}  // namespace ltl::detail
+
 namespace ltl::detail::direct3x3 {
 
 using ltl::detail::load;
@@ -145,10 +176,11 @@ void tile(const T* xp, index_t len, index_t cin, const T* w, const index_t* off,
     for (int j = 0; j < NV; ++j) std::memcpy(out + r * os + j * L, &acc[r][j], sizeof(V));
 }
 
-/// One sample: y [rows, H, W] (+ bias) from padded planes xp [cin, len] and packed weights.
-/// `yg` is scratch of 8 × qr.
+/// One sample: y [rows, H, W] = epilogue(conv) from padded planes xp [cin, len] and packed
+/// weights; `res` is the sample's residual (if the epilogue has one). `yg` is scratch of 8 × qr.
 template <class T>
-void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const T* bias, T* y, T* yg, const grid& g) {
+void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const conv_epilogue<T>& ep, const T* res,
+                    T* y, T* yg, const grid& g) {
   constexpr int L = simd<T>::lanes;
   index_t off[9];
   for (int t = 0; t < 9; ++t) off[t] = (t / 3) * g.wp + t % 3;
@@ -166,12 +198,12 @@ void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const 
     for (index_t r = 0; r < nr; ++r) {
       const T* src = yg + r * g.qr;
       T* dst = y + (r0 + r) * plane;
-      if (bias) {
-        const T bv = bias[r0 + r];
-        for (index_t i = 0; i < g.h; ++i)
-          for (index_t j = 0; j < g.w; ++j) dst[i * g.w + j] = src[i * g.wp + j] + bv;
-      } else {
+      const T* rr = res ? res + (r0 + r) * plane : nullptr;
+      if (!ep.shift && !ep.scale && !rr && !ep.relu) {
         for (index_t i = 0; i < g.h; ++i) copy_row(src + i * g.wp, dst + i * g.w, g.w);
+      } else {
+        for (index_t i = 0; i < g.h; ++i)
+          ep.store(dst + i * g.w, src + i * g.wp, 1, g.w, r0 + r, rr ? rr + i * g.w : nullptr);
       }
     }
   }
@@ -213,18 +245,21 @@ namespace ltl::cpu::direct3x3 {
 
 namespace d3 = ltl::detail::direct3x3;
 
-/// y [N, rows, H, W] = conv3x3(x [N, cin, H, W]) with weights packed by pack_weights, + bias.
-/// Serves the forward pass (rows = Cout) and the input gradient (x = dy, rows = Cin).
+/// y [N, rows, H, W] = epilogue(conv3x3(x [N, cin, H, W])) with weights packed by
+/// pack_weights. Serves the forward pass (rows = Cout) and the input gradient (x = dy,
+/// rows = Cin, no epilogue).
 template <class T, class ForEachChunk>
 void run(const T* x, index_t n, index_t cin, index_t h, index_t w, const std::vector<T>& wpk, index_t rows,
-         const T* bias, T* y, ForEachChunk&& for_each_chunk) {
+         const ltl::detail::conv_epilogue<T>& ep, T* y, ForEachChunk&& for_each_chunk) {
   const d3::grid g = d3::make_grid(h, w, d3::simd<T>::lanes);
   for_each_chunk(n, [&](int, index_t n0, index_t n1) {
     host_tensor<T> xp = host_tensor<T>::zeros(shape{cin * g.len});
     host_tensor<T> yg(shape{d3::tile_rows * g.qr});
     for (index_t s = n0; s < n1; ++s) {
       d3::pad_planes(x + s * cin * h * w, xp.data(), cin, g);
-      d3::sample_forward(xp.data(), cin, wpk.data(), rows, bias, y + s * rows * h * w, yg.data(), g);
+      const index_t at = s * rows * h * w;
+      d3::sample_forward(xp.data(), cin, wpk.data(), rows, ep, ep.residual ? ep.residual + at : nullptr, y + at,
+                         yg.data(), g);
     }
   });
 }

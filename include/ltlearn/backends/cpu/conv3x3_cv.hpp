@@ -118,10 +118,11 @@ void pad_planes(const T* x, T* xp, index_t c, const layout& g) {
       ltl::detail::direct3x3::copy_row(x + (ch * g.h + i) * g.w, xp + ch * g.len + (i + 1) * g.wp + 1, g.w);
 }
 
-/// One sample: y [rows, Ho, Wo] (+ bias) from padded planes xp [cin, len]. `buf` holds P·CV·lanes.
+/// One sample: y [rows, Ho, Wo] = epilogue(conv) from padded planes xp [cin, len]; `res` is the
+/// sample's residual (if the epilogue has one). `buf` holds P·CV·lanes.
 template <class T, int CV>
-void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const T* bias, T* y, T* buf,
-                    const layout& g) {
+void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const conv_epilogue<T>& ep, const T* res,
+                    T* y, T* buf, const layout& g) {
   constexpr int L = simd<T>::lanes, P = positions<CV>, width = CV * L;
   index_t off[9];
   for (int t = 0; t < 9; ++t) off[t] = (t / 3) * g.wp + t % 3;
@@ -132,11 +133,8 @@ void sample_forward(const T* xp, index_t cin, const T* wpk, index_t rows, const 
     for (index_t p0 = 0; p0 < npos; p0 += P) {
       tile<T, CV, P>(xp, g.len, cin, wb, off, g.pos.data() + p0, buf);
       const index_t np = std::min<index_t>(P, plane - p0);
-      for (index_t r = 0; r < nr; ++r) {
-        T* dst = y + (r0 + r) * plane + p0;
-        const T bv = bias ? bias[r0 + r] : T(0);
-        for (index_t p = 0; p < np; ++p) dst[p] = buf[p * width + r] + bv;
-      }
+      for (index_t r = 0; r < nr; ++r)
+        ep.store(y + (r0 + r) * plane + p0, buf + r, width, np, r0 + r, res ? res + (r0 + r) * plane + p0 : nullptr);
     }
   }
 }
@@ -231,12 +229,13 @@ namespace ltl::cpu::conv3x3_cv {
 
 namespace cv3 = ltl::detail::conv3x3_cv;
 
-/// y [N, rows, Ho, Wo] = conv3x3(x [N, cin, H, W], padding 1, `stride`) + bias, from `weight`
-/// [A, B, 3, 3] (forward: A = rows = Cout; with `adjoint`, the input gradient of a stride-1
-/// layer: x = dy, B = rows = Cin). Work is split over samples.
+/// y [N, rows, Ho, Wo] = epilogue(conv3x3(x [N, cin, H, W], padding 1, `stride`)), from
+/// `weight` [A, B, 3, 3] (forward: A = rows = Cout; with `adjoint`, the input gradient of a
+/// stride-1 layer: x = dy, B = rows = Cin, no epilogue). Work is split over samples.
 template <class T, class ForEachChunk>
 void run(const T* x, index_t n, index_t cin, index_t h, index_t w, index_t stride, const T* weight, index_t a,
-         index_t b, bool adjoint, index_t rows, const T* bias, T* y, ForEachChunk&& for_each_chunk) {
+         index_t b, bool adjoint, index_t rows, const ltl::detail::conv_epilogue<T>& ep, T* y,
+         ForEachChunk&& for_each_chunk) {
   constexpr int L = cv3::simd<T>::lanes;
   auto go = [&]<int CV>() {
     const cv3::layout g = cv3::make_layout(h, w, stride, cv3::positions<CV>, L);
@@ -247,7 +246,9 @@ void run(const T* x, index_t n, index_t cin, index_t h, index_t w, index_t strid
       host_tensor<T> buf(shape{cv3::positions<CV> * CV * L});
       for (index_t s = n0; s < n1; ++s) {
         cv3::pad_planes(x + s * cin * h * w, xp.data(), cin, g);
-        cv3::sample_forward<T, CV>(xp.data(), cin, wpk.data(), rows, bias, y + s * out_sample, buf.data(), g);
+        const index_t at = s * out_sample;
+        cv3::sample_forward<T, CV>(xp.data(), cin, wpk.data(), rows, ep, ep.residual ? ep.residual + at : nullptr,
+                                   y + at, buf.data(), g);
       }
     });
   };
