@@ -83,12 +83,46 @@ inline index_t channel_grain(index_t per_channel) {
   return std::max<index_t>(1, parallel_grain / std::max<index_t>(1, per_channel));
 }
 
-/// s1 += Σ (p − k), s2 += Σ (p − k)² over n values, in double.
+/// s1 += Σ (p − k), s2 += Σ (p − k)² over n values, in double. float data with k a float
+/// (the channel's first value): d = p − k and d² in 16-lane float vectors, blocks of four
+/// vectors added in float, then widened and summed in double in a fixed order.
 template <class T>
 void shifted_sums(const T* p, index_t n, double k, double& s1, double& s2) {
   using ltl::detail::double8;
-  double8 a1{}, a2{};
   index_t j = 0;
+#if !defined(__CUDACC__)
+  if constexpr (std::is_same_v<T, float>) {
+    const auto kf = static_cast<float>(k);
+    if (static_cast<double>(kf) == k) {
+      using vf = ltl::detail::simd<float>::type;
+      constexpr int L = ltl::detail::simd<float>::lanes;
+      double8 a1{}, a2{};
+      auto widen_add = [](double8& a, const vf& v) {
+        a += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8) +
+             __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
+      };
+      vf b1{}, b2{};
+      index_t blk = 0;
+      for (; j + L <= n; j += L, ++blk) {
+        const vf d = ltl::detail::load(p + j) - kf;
+        b1 = (blk & 3) == 0 ? d : b1 + d;
+        b2 = (blk & 3) == 0 ? d * d : b2 + d * d;
+        if ((blk & 3) == 3) widen_add(a1, b1), widen_add(a2, b2);
+      }
+      if ((blk & 3) != 0) widen_add(a1, b1), widen_add(a2, b2);
+      double t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
+      for (; j < n; ++j) {
+        const float d = p[j] - kf;
+        t1 += static_cast<double>(d);
+        t2 += static_cast<double>(d * d);
+      }
+      s1 += t1;
+      s2 += t2;
+      return;
+    }
+  }
+#endif
+  double8 a1{}, a2{};
   for (; j + 8 <= n; j += 8) {
     const double8 d = ltl::detail::widen8<T>::load(p + j) - k;
     a1 += d;
