@@ -21,7 +21,9 @@
 
 #include <array>
 #include <cmath>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 
 namespace ltl {
 
@@ -83,6 +85,35 @@ inline index_t channel_grain(index_t per_channel) {
   return std::max<index_t>(1, parallel_grain / std::max<index_t>(1, per_channel));
 }
 
+#if !defined(__CUDACC__)  // nvcc's front end does not parse the vector extensions used here
+/// Two running sums of 16-lane float vectors, kept in double in a fixed order: blocks of four
+/// vectors are added in float (three roundings relative to four terms), then widened.
+struct float_block_sums {
+  using vf = ltl::detail::simd<float>::type;
+  ltl::detail::double8 a1{}, a2{};
+  vf b1{}, b2{};
+  index_t k = 0;
+  void add(const vf& x1, const vf& x2) noexcept {
+    b1 = (k & 3) == 0 ? x1 : b1 + x1;
+    b2 = (k & 3) == 0 ? x2 : b2 + x2;
+    if ((k++ & 3) == 3) flush();
+  }
+  /// The two totals (the last, partial block included).
+  std::pair<double, double> totals() noexcept {
+    if ((k & 3) != 0) flush(), k = 0;
+    return {ltl::detail::hsum(a1), ltl::detail::hsum(a2)};
+  }
+
+ private:
+  static void widen_add(ltl::detail::double8& a, const vf& v) noexcept {
+    using ltl::detail::double8;
+    a += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8) +
+         __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
+  }
+  void flush() noexcept { widen_add(a1, b1), widen_add(a2, b2); }
+};
+#endif
+
 /// s1 += Σ (p − k), s2 += Σ (p − k)² over n values, in double. float data with k a float
 /// (the channel's first value): d = p − k and d² in 16-lane float vectors, blocks of four
 /// vectors added in float, then widened and summed in double in a fixed order.
@@ -94,23 +125,13 @@ void shifted_sums(const T* p, index_t n, double k, double& s1, double& s2) {
   if constexpr (std::is_same_v<T, float>) {
     const auto kf = static_cast<float>(k);
     if (static_cast<double>(kf) == k) {
-      using vf = ltl::detail::simd<float>::type;
       constexpr int L = ltl::detail::simd<float>::lanes;
-      double8 a1{}, a2{};
-      auto widen_add = [](double8& a, const vf& v) {
-        a += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8) +
-             __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
-      };
-      vf b1{}, b2{};
-      index_t blk = 0;
-      for (; j + L <= n; j += L, ++blk) {
-        const vf d = ltl::detail::load(p + j) - kf;
-        b1 = (blk & 3) == 0 ? d : b1 + d;
-        b2 = (blk & 3) == 0 ? d * d : b2 + d * d;
-        if ((blk & 3) == 3) widen_add(a1, b1), widen_add(a2, b2);
+      float_block_sums acc;
+      for (; j + L <= n; j += L) {
+        const auto d = ltl::detail::load(p + j) - kf;
+        acc.add(d, d * d);
       }
-      if ((blk & 3) != 0) widen_add(a1, b1), widen_add(a2, b2);
-      double t1 = ltl::detail::hsum(a1), t2 = ltl::detail::hsum(a2);
+      auto [t1, t2] = acc.totals();
       for (; j < n; ++j) {
         const float d = p[j] - kf;
         t1 += static_cast<double>(d);
@@ -149,30 +170,19 @@ void grad_sums(const T* g, const T* x, const T* y, index_t n, double mu, double&
   using ltl::detail::double8;
   index_t j = 0;
   double t1 = 0, t2 = 0;
-#if !defined(__CUDACC__)  // nvcc's front end does not parse the vector ?: below
+#if !defined(__CUDACC__)
   if constexpr (std::is_same_v<T, float>) {
     using vf = ltl::detail::simd<float>::type;
     constexpr int L = ltl::detail::simd<float>::lanes;
     const auto mu_f = static_cast<float>(mu);
-    double8 a1{}, a2{};
-    auto widen_add = [](double8& a, const vf& v) {
-      a += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), double8) +
-           __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), double8);
-    };
-    vf b1{}, b2{};
-    index_t k = 0;
-    for (; j + L <= n; j += L, ++k) {
+    float_block_sums acc;
+    for (; j + L <= n; j += L) {
       vf gv = ltl::detail::load(g + j);
       if (y) gv = ltl::detail::load(y + j) > 0.0f ? gv : vf{};
       if (masked) ltl::detail::store(masked + j, gv);
-      const vf t = gv * (ltl::detail::load(x + j) - mu_f);
-      b1 = (k & 3) == 0 ? gv : b1 + gv;
-      b2 = (k & 3) == 0 ? t : b2 + t;
-      if ((k & 3) == 3) widen_add(a1, b1), widen_add(a2, b2);
+      acc.add(gv, gv * (ltl::detail::load(x + j) - mu_f));
     }
-    if ((k & 3) != 0) widen_add(a1, b1), widen_add(a2, b2);
-    t1 = ltl::detail::hsum(a1);
-    t2 = ltl::detail::hsum(a2);
+    std::tie(t1, t2) = acc.totals();
     for (; j < n; ++j) {
       const float gv = (!y || y[j] > 0.0f) ? g[j] : 0.0f;
       if (masked) masked[j] = gv;
