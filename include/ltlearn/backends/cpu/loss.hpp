@@ -300,7 +300,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
 #endif
   };
 #if LTL_HAS_OPENMP
-  if (B * C >= 2 * parallel_grain && nt > 1) {
+  // Each logit costs an exponential (~20 operations), so the loss splits over threads from a
+  // quarter of the elementwise kernels' grain: (128, 100) runs on two threads, (128, 10) on one.
+  if (B * C >= parallel_grain / 4 && B >= 2 && nt > 1) {
 #pragma omp parallel num_threads(nt)
     {
       const index_t n = omp_get_num_threads(), tid = omp_get_thread_num();
