@@ -66,6 +66,14 @@ void check_eval_keeps_running_stats(Model& m, const ltl::variable<float>& x) {
     REQUIRE(b.to_vector() == before.at(name));
   }
   REQUIRE(z1 == z2);  // eval mode is a deterministic function of the input
+  {
+    // Inference (eval + no_grad) folds batch norm into the convolutions (nn::conv_bn): the same
+    // logits to float rounding, and the running statistics untouched.
+    ltl::no_grad_guard ng;
+    const auto z3 = m.forward(x).value().to_vector();
+    REQUIRE(z3.size() == z1.size());
+    for (std::size_t i = 0; i < z1.size(); ++i) REQUIRE(z3[i] == Approx(z1[i]).epsilon(1e-4).margin(1e-5));
+  }
   m.train();
 }
 

@@ -26,9 +26,11 @@ class batch_norm2d : public unary_module<T, D> {
   }
   /// relu(bn(x) + residual) in one fused op (`residual` may be undefined): a ResNet block's
   /// epilogue without separate add and ReLU passes.
-  var forward_relu(const var& x, const var& residual = {}) {
+  var forward_relu(const var& x, const var& residual = {}) { return forward_fused(x, residual, true); }
+  /// bn(x) + residual, then max(0, ·) if `relu`, in one fused op (`residual` may be undefined).
+  var forward_fused(const var& x, const var& residual, bool relu) {
     return ltl::batch_norm2d(x, weight, bias, running_mean, running_var,
-                             {.training = this->is_training(), .momentum = momentum_, .eps = eps_, .relu = true},
+                             {.training = this->is_training(), .momentum = momentum_, .eps = eps_, .relu = relu},
                              residual);
   }
 

@@ -18,6 +18,7 @@
 #include "ltlearn/nn/activation.hpp"
 #include "ltlearn/nn/batchnorm.hpp"
 #include "ltlearn/nn/conv.hpp"
+#include "ltlearn/nn/conv_bn.hpp"
 #include "ltlearn/nn/init.hpp"
 #include "ltlearn/nn/linear.hpp"
 #include "ltlearn/nn/pool.hpp"
@@ -123,9 +124,8 @@ class basic_block : public unary_module<T, D> {
       downsample = this->register_module("downsample", detail::projection_shortcut<T, D>(in, planes, stride, g));
   }
   var forward(const var& x) override {
-    var h = ltl::relu(bn1->forward(conv1->forward(x)));
-    h = bn2->forward(conv2->forward(h));
-    return ltl::relu(h + (downsample ? downsample->forward(x) : x));
+    var h = conv_bn(*conv1, *bn1, x, true);  // batch norm, residual add and ReLU fused (nn::conv_bn)
+    return conv_bn(*conv2, *bn2, h, true, downsample ? downsample->forward(x) : x);
   }
   /// The BN whose output meets the shortcut (zeroed by zero_init_residual).
   [[nodiscard]] batch_norm2d<T, D>& last_bn() noexcept { return *bn2; }
@@ -159,10 +159,9 @@ class bottleneck_block : public unary_module<T, D> {
       downsample = this->register_module("downsample", detail::projection_shortcut<T, D>(in, out, stride, g));
   }
   var forward(const var& x) override {
-    var h = ltl::relu(bn1->forward(conv1->forward(x)));
-    h = ltl::relu(bn2->forward(conv2->forward(h)));
-    h = bn3->forward(conv3->forward(h));
-    return ltl::relu(h + (downsample ? downsample->forward(x) : x));
+    var h = conv_bn(*conv1, *bn1, x, true);  // batch norm, residual add and ReLU fused (nn::conv_bn)
+    h = conv_bn(*conv2, *bn2, h, true);
+    return conv_bn(*conv3, *bn3, h, true, downsample ? downsample->forward(x) : x);
   }
   /// The BN whose output meets the shortcut (zeroed by zero_init_residual).
   [[nodiscard]] batch_norm2d<T, D>& last_bn() noexcept { return *bn3; }

@@ -9,6 +9,7 @@
 #include "ltlearn/nn/activation.hpp"
 #include "ltlearn/nn/batchnorm.hpp"
 #include "ltlearn/nn/conv.hpp"
+#include "ltlearn/nn/conv_bn.hpp"
 #include "ltlearn/nn/linear.hpp"
 #include "ltlearn/nn/pool.hpp"
 #include "ltlearn/nn/sequential.hpp"
@@ -16,7 +17,6 @@
 #include "ltlearn/ops/shape_ops.hpp"
 
 #include <cstdint>
-#include <type_traits>
 
 namespace ltl::nn {
 
@@ -49,29 +49,16 @@ class basic_block_a : public unary_module<T, D> {
     identity_ = stride == 1 && in == out;
   }
   var forward(const var& x) override {
-    if constexpr (std::is_same_v<D, cpu::device>) {
-      // Inference (eval mode, no gradients): batch norm folds into the convolutions, whose
-      // kernels apply it with the residual and the ReLU as they store (ltl::conv2d_bn_inference).
-      if (!this->is_training() && !grad_enabled()) {
-        var h = folded(*conv1, *bn1, x, {});
-        return folded(*conv2, *bn2, h, identity_ ? x : ltl::shortcut_a(x, out_, stride_));
-      }
-    }
-    // Batch norm, residual add and ReLU run fused (nn::batch_norm2d::forward_relu).
-    var h = bn1->forward_relu(conv1->forward(x));
-    return bn2->forward_relu(conv2->forward(h), identity_ ? x : ltl::shortcut_a(x, out_, stride_));
+    // Batch norm, residual add and ReLU fused (nn::conv_bn: into batch norm in training, into
+    // the convolution's store at inference).
+    var h = conv_bn(*conv1, *bn1, x, true);
+    return conv_bn(*conv2, *bn2, h, true, identity_ ? x : ltl::shortcut_a(x, out_, stride_));
   }
 
   std::shared_ptr<conv2d<T, D>> conv1, conv2;
   std::shared_ptr<batch_norm2d<T, D>> bn1, bn2;
 
  private:
-  static var folded(const conv2d<T, D>& c, const batch_norm2d<T, D>& b, const var& in, const var& residual) {
-    const auto& o = c.options();
-    return ltl::conv2d_bn_inference(in, c.weight, c.bias, b.weight, b.bias, b.running_mean, b.running_var, b.eps(),
-                                    {.stride = o.stride, .padding = o.padding, .groups = o.groups}, true, residual);
-  }
-
   index_t out_, stride_;
   bool identity_ = true;
 };

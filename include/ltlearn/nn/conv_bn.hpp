@@ -1,0 +1,33 @@
+#pragma once
+/// \file
+/// conv → batch norm (→ + residual → ReLU), the unit of the ResNet blocks, through the fastest
+/// path the mode allows.
+
+#include "ltlearn/autograd/grad_mode.hpp"
+#include "ltlearn/nn/batchnorm.hpp"
+#include "ltlearn/nn/conv.hpp"
+
+#include <type_traits>
+
+namespace ltl::nn {
+
+/// relu(bn(conv(x)) + residual) if `relu`, else bn(conv(x)) + residual (`residual` may be
+/// undefined). Training, or gradients enabled: the convolution, then batch norm with the
+/// residual add and the ReLU fused into it (batch_norm2d::forward_fused). Inference on the CPU
+/// (batch norm in eval mode, no_grad): batch norm folds into the convolution, which applies it
+/// with the residual and the ReLU as it stores its output (ltl::conv2d_bn_inference).
+template <real_scalar T, device D>
+variable<T, D> conv_bn(conv2d<T, D>& conv, batch_norm2d<T, D>& bn, const variable<T, D>& x, bool relu,
+                       const variable<T, D>& residual = {}) {
+  if constexpr (std::is_same_v<D, cpu::device>) {
+    if (!bn.is_training() && !grad_enabled()) {
+      const auto& o = conv.options();
+      return ltl::conv2d_bn_inference(x, conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean,
+                                      bn.running_var, bn.eps(),
+                                      {.stride = o.stride, .padding = o.padding, .groups = o.groups}, relu, residual);
+    }
+  }
+  return bn.forward_fused(conv.forward(x), residual, relu);
+}
+
+}  // namespace ltl::nn
