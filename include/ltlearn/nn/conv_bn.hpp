@@ -7,6 +7,7 @@
 #include "ltlearn/nn/batchnorm.hpp"
 #include "ltlearn/nn/conv.hpp"
 
+#include <memory>
 #include <type_traits>
 
 namespace ltl::nn {
@@ -29,5 +30,22 @@ variable<T, D> conv_bn(conv2d<T, D>& conv, batch_norm2d<T, D>& bn, const variabl
   }
   return bn.forward_fused(conv.forward(x), residual, relu);
 }
+
+/// conv → batch norm → ReLU as one module (a ResNet stem) through nn::conv_bn. Its children
+/// are named as a sequential of the three would name them ("0" the convolution, "1" the batch
+/// norm; the ReLU holds no state), so its tensors keep the same checkpoint names.
+template <real_scalar T, device D = cpu::device>
+class conv_bn_relu : public unary_module<T, D> {
+ public:
+  using typename module<T, D>::var;
+  conv_bn_relu(const conv2d_layer_options& o, rng& g) {
+    conv = this->register_module("0", std::make_shared<conv2d<T, D>>(o, g));
+    bn = this->register_module("1", std::make_shared<batch_norm2d<T, D>>(o.out_channels));
+  }
+  var forward(const var& x) override { return conv_bn(*conv, *bn, x, true); }
+
+  std::shared_ptr<conv2d<T, D>> conv;
+  std::shared_ptr<batch_norm2d<T, D>> bn;
+};
 
 }  // namespace ltl::nn

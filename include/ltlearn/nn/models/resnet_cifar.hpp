@@ -74,12 +74,11 @@ class resnet_cifar : public staged_model<T, D> {
               o.in_channels, o.width);
     rng g(o.seed);
     const int n = (o.depth - 2) / 6;
-    auto stem = std::make_shared<sequential<T, D>>();
-    stem->template emplace<conv2d<T, D>>(
-        conv2d_layer_options{.in_channels = o.in_channels, .out_channels = o.width, .kernel = 3, .padding = 1}, g);
-    stem->template emplace<batch_norm2d<T, D>>(o.width);
-    stem->template emplace<relu<T, D>>();
-    this->add_stage("stem", stem);
+    // conv → BN → ReLU; tensors named stem.0.* and stem.1.* as in the reference code's layout.
+    this->add_stage("stem", std::make_shared<conv_bn_relu<T, D>>(
+                                conv2d_layer_options{.in_channels = o.in_channels, .out_channels = o.width, .kernel = 3,
+                                                     .padding = 1},
+                                g));
     index_t in = o.width;
     for (int s = 0; s < 3; ++s) {
       const index_t out = o.width << s;
