@@ -63,6 +63,10 @@ runs=(
   "step-ldam-drw|--profile step --loss ldam --drw-epoch 16"
   "step-la|--profile step --loss la --tau 1.0"
   "step-mfw-drw|--profile step --mix mfw --alpha 1 --beta 0.01 --loss ce --drw-epoch 16"
+  # The MFW direction check (README): ERM and MFW (the held-out α) on a 3× longer schedule — the
+  # paper trains 200–300 epochs and notes that MFW needs more epochs to converge.
+  "long-erm|--profile exp --epochs 60"
+  "long-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --epochs 60"
 )
 
 status_of() {
@@ -81,10 +85,11 @@ run_one() {
   esac
   mkdir -p "$dir"
   [[ -n "${LTL_COMMIT:-}" ]] && echo "$LTL_COMMIT" >>"$dir/commit"
-  local extra=()
+  local extra=() base=("${common[@]}")
   if [[ "$flags" == *@analysis* ]]; then flags="${flags/ @analysis/}"; extra=("${analysis[@]}"); fi
+  if [[ "$flags" == *--epochs* ]]; then base=("${common[@]:2}"); fi  # the run sets its own epochs
   # shellcheck disable=SC2086  # flags are a word list by design
-  OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$bin" "${common[@]}" "${extra[@]}" $flags --out "$dir" "$@" \
+  OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" "$bin" "${base[@]}" "${extra[@]}" $flags --out "$dir" "$@" \
     >>"$dir/stdout.log" 2>&1
 }
 

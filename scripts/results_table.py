@@ -94,6 +94,21 @@ def table(root):
             print()
             for n in notes:
                 print(f"- {n}")
+    # The MFW direction check: the same recipe on a 3× longer schedule (runs long-*).
+    rows = []
+    for name, label in (("long-erm", "ERM, 60 epochs"), ("long-mfw-0.5", "MFW (after stage 1), alpha 0.5, beta 2, 60 epochs")):
+        res = load(root / name / "results.json")
+        if res is None:
+            continue
+        t = res["test"]
+        pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
+        rows.append(f"| {label} | {pct(val_score(res))} | **{pct(t['top1'])}** | {pct(t['many'])} | {pct(t['medium'])} | "
+                    f"{pc} |")
+    if rows:
+        print("\n#### Profile exp, rho = 100, 60 epochs (MFW direction check)\n")
+        print("| method | held-out mean/class | test top-1 | many | medium | per-class test accuracy, classes 0–9 (%) |")
+        print("|---|---:|---:|---:|---:|---|")
+        print("\n".join(rows))
 
 
 def decouple(root):
