@@ -191,15 +191,16 @@ TEST_CASE("conv2d kernels match the reference for strided, grouped and odd batch
 
 TEST_CASE("direct 3x3 kernels match the reference for every tile width and channel remainder", "[ops][conv]") {
   // Plane widths select 1-, 2- and 3-vector tiles; channel counts leave partial 8-row blocks and
-  // an odd last row for the weight gradient; batches of 1 and 5 give unequal thread chunks and
-  // several sample groups (7x7: 1024 / 64 = 16 samples per group).
+  // an odd last row for the weight gradient; batches of 1 and 5 give unequal thread chunks, and
+  // 7 samples of 32×32 several weight-gradient sample groups (~1,100 grid positions a sample:
+  // 3 samples per group of 4,096).
   struct config {
     shape x;
     ltl::index_t cout;
   };
   const std::vector<config> configs{{{2, 3, 32, 32}, 16}, {{5, 16, 7, 7}, 8},  {{1, 5, 8, 8}, 11},
                                     {{3, 9, 14, 14}, 3},  {{2, 1, 28, 28}, 4}, {{3, 2, 5, 11}, 9},
-                                    {{20, 4, 7, 7}, 5}};
+                                    {{20, 4, 7, 7}, 5},   {{7, 2, 32, 32}, 5}};
   const ltl::conv2d_options o{.padding = 1};
   std::uint64_t seed = 70;
   for (const auto& c : configs) {

@@ -274,7 +274,7 @@ host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, inde
   index_t off[9];
   for (int t = 0; t < 9; ++t) off[t] = (t / 3) * g.wp + t % 3;
   // Samples per group: enough grid positions per reduction to amortise the horizontal sums.
-  const index_t group_max = std::max<index_t>(1, 1024 / g.qr);
+  const index_t group_max = std::max<index_t>(1, 4096 / g.qr);
   std::vector<host_tensor<T>> partial(static_cast<std::size_t>(std::max(threads, 1)));
   for_each_chunk(n, [&](int tid, index_t n0, index_t n1) {
     const index_t gcap = std::min(group_max, n1 - n0);
