@@ -254,15 +254,59 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
     require_close(ltl::cpu::conv2d_backward_input(dyf, wf, xf.sizes(), o),
                   ltl_ref::conv2d_grad_input(dyf, wf, xf.sizes(), o), 2e-5, 1e-5);
     if (c.stride == 1) {
-      // Same summation order as the row-vectorised kernel: bit-identical outputs.
-      TF row(yf.sizes());
+      // Same summation order as the row-vectorised kernel: bit-identical outputs. (Called
+      // directly: conv2d_forward sends 64-channel layers to Winograd.)
+      auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
+      const ltl::detail::conv_epilogue<float> ep{.shift = bf.data()};
+      TF row(yf.sizes()), cv(yf.sizes());
       const auto wpk = ltl::detail::direct3x3::pack_weights(wf.data(), c.cout, c.x[1], false);
-      ltl::cpu::direct3x3::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], wpk, c.cout,
-                               ltl::detail::conv_epilogue<float>{.shift = bf.data()}, row.data(),
-                               [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
-      REQUIRE(row.to_vector() == yf.to_vector());
+      ltl::cpu::direct3x3::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], wpk, c.cout, ep, row.data(), chunks);
+      ltl::cpu::conv3x3_cv::run(xf.data(), c.x[0], c.x[1], c.x[2], c.x[3], ltl::index_t{1}, wf.data(), c.cout, c.x[1],
+                                false, c.cout, ep, cv.data(), chunks);
+      REQUIRE(row.to_vector() == cv.to_vector());
+      require_close(cv, ltl_ref::conv2d(xf, wf, bf, o), 2e-5, 1e-5);
     }
   }
+}
+
+TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and input gradient", "[ops][conv]") {
+  // Even and odd planes (odd ones end in partial tiles over the zero border), unequal channel
+  // counts in and out (the input gradient swaps them), chunks of 28 tiles with a remainder
+  // (10×10: 25 tiles; 5×9: 15 tiles) and both register tiles (80 = 2·2 + 1 vectors).
+  struct config {
+    shape x;
+    ltl::index_t cout;
+  };
+  const std::vector<config> configs{{{2, 64, 8, 8}, 64}, {{3, 64, 7, 7}, 80}, {{2, 80, 5, 9}, 64}, {{1, 64, 10, 10}, 96}};
+  std::uint64_t seed = 400;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
+    const ltl::conv2d_options o{.padding = 1};
+    const shape ws{c.cout, c.x[1], 3, 3};
+    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
+    REQUIRE(geo.winograd3x3());
+    const TF x = random_tensor<float>(c.x, ++seed), w = random_tensor<float>(ws, ++seed);
+    const TF b = random_tensor<float>({c.cout}, ++seed), sc = random_tensor<float>({c.cout}, ++seed, 0.5, 2);
+    const TF res = random_tensor<float>(geo.output_shape(), ++seed);
+    const auto ref = ltl_ref::conv2d(x, w, b, o);
+    require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
+    // The epilogue: relu(conv·scale + shift + residual) with shift = the bias.
+    TD want(ref.sizes());
+    const ltl::index_t plane = geo.out_plane();
+    for (ltl::index_t i = 0; i < ref.numel(); ++i) {
+      const ltl::index_t k = (i / plane) % c.cout;
+      const double conv = double(ref.data()[i]) - double(b.data()[k]);
+      want.data()[i] = std::max(0.0, conv * sc.data()[k] + b.data()[k] + res.data()[i]);
+    }
+    require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
+    const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
+    require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
+                  2e-5, 1e-5);
+  }
+  // Below 64 channels, or on larger planes, the direct kernels stay.
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 32, 8, 8}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 16, 16}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 8, 8}, {64, 64, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3());
 }
 
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {

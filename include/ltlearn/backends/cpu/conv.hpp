@@ -19,7 +19,9 @@
 #include "ltlearn/backends/cpu/conv3x3_cv.hpp"
 #include "ltlearn/backends/cpu/gemm.hpp"
 #include "ltlearn/backends/cpu/reduce.hpp"
+#include "ltlearn/backends/cpu/winograd.hpp"
 
+#include <type_traits>
 #include <vector>
 
 namespace ltl {
@@ -76,6 +78,15 @@ struct conv2d_geometry {
   /// ungrouped convolution at stride 2, or at stride 1 with a small output plane.
   [[nodiscard]] bool direct3x3_cv() const noexcept {
     return padded3x3() && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_max_plane));
+  }
+  /// Winograd F(2×2, 3×3) (backends/cpu/winograd.hpp, float) serves stride-1 layers from this
+  /// many channels in and out on planes up to cv_max_plane: 1.3–1.5× the channel-vectorised
+  /// kernel on ResNet-32's 64-channel 8×8 layers; the 16- and 32-channel layers measured no
+  /// faster (their products are too short to hide the transforms).
+  static constexpr index_t winograd_min_channels = 64;
+  [[nodiscard]] bool winograd3x3() const noexcept {
+    return direct3x3() && ho * wo <= cv_max_plane && cin >= winograd_min_channels &&
+           cout >= winograd_min_channels && cin % 16 == 0 && cout % 16 == 0;
   }
   /// True when the channel-vectorised kernel computes the weight gradient.
   [[nodiscard]] bool direct3x3_cv_wgrad() const noexcept {
@@ -239,6 +250,13 @@ host_tensor<T> conv2d_forward_epilogue(const host_tensor<T>& x_in, const host_te
   const ltl::detail::conv_epilogue<T> ep{sc.defined() ? sc.data() : nullptr, sh.defined() ? sh.data() : nullptr,
                                          res.defined() ? res.data() : nullptr, relu};
   host_tensor<T> y(g.output_shape());
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.winograd3x3()) {
+      winograd::run(x.data(), g.n, g.cin, g.h, g.w, w.data(), g.cout, g.cin, false, g.cout, ep, y.data(),
+                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+      return y;
+    }
+  }
   if (g.direct3x3_cv()) {
     conv3x3_cv::run(x.data(), g.n, g.cin, g.h, g.w, g.stride.h, w.data(), g.cout, g.cin, false, g.cout, ep, y.data(),
                     [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
@@ -298,6 +316,15 @@ host_tensor<T> conv2d_backward_input(const host_tensor<T>& dy_in, const host_ten
     conv3x3_cv::input_grad_stride2(dy.data(), g.n, g.cout, w.data(), g.cin, g.h, g.w, dx.data(),
                                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
     return dx;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.winograd3x3()) {  // stride 1: the adjoint is the same convolution
+      host_tensor<T> dx(x_shape);
+      winograd::run(dy.data(), g.n, g.cout, g.h, g.w, w.data(), g.cout, g.cin, true, g.cin,
+                    ltl::detail::conv_epilogue<T>{}, dx.data(),
+                    [](index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); });
+      return dx;
+    }
   }
   if (g.direct3x3() && g.direct3x3_cv()) {  // stride 1: the adjoint is the same convolution
     host_tensor<T> dx(x_shape);

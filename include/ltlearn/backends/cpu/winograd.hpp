@@ -1,0 +1,196 @@
+#pragma once
+/// \file
+/// Winograd F(2×2, 3×3) for stride-1, padding-1 3×3 convolutions in float (Lavin & Gray):
+/// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile, 16 products per tile and channel pair
+/// instead of 36 — 2.25× fewer multiplications than the direct kernels. Used where it measured
+/// faster (64 and more channels on small planes, see cpu::conv2d_geometry::winograd3x3).
+///
+/// Per sample: the input is transposed to channels-last, zero-bordered planes; tiles run in
+/// chunks of `chunk` (transforms and products stay in L1/L2): V[ξ][t][c] = (Bᵀ d B)[ξ] with the
+/// channels as vector lanes, M[ξ][t][k] = Σ_c V[ξ][t][c]·U[ξ][c][k] (output channels as lanes,
+/// a register tile of P tiles × KV vectors), then Y = Aᵀ M A into a channels-last buffer, which
+/// the epilogue (detail::conv_epilogue) stores transposed back to [K, H, W]. Channel counts
+/// must be multiples of 16 (one vector); odd planes run partial tiles over the zero border.
+
+#include "ltlearn/backends/cpu/conv3x3.hpp"
+#include "ltlearn/backends/cpu/simd.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+namespace ltl::detail::winograd {
+
+using vf = simd<float>::type;
+inline constexpr int lanes = simd<float>::lanes;
+inline constexpr int chunk = 28;  ///< tiles per chunk: a multiple of both register tiles' P
+
+/// U[ξ][c][k] = (G g Gᵀ)[ξ] for the 3×3 kernel g of (input c, output k). Forward: weight
+/// [K, C, 3, 3]; `adjoint` (input gradient): weight [C_out = C, K, 3, 3]-shaped as [a, b, 3, 3]
+/// with a = C and b = K, kernel rotated by 180°.
+inline std::vector<float> transform_weights(const float* weight, index_t a, index_t b, bool adjoint) {
+  const index_t K = adjoint ? b : a, C = adjoint ? a : b;
+  std::vector<float> U(static_cast<std::size_t>(16 * C * K));
+  for (index_t k = 0; k < K; ++k)
+    for (index_t c = 0; c < C; ++c) {
+      float g[9];
+      for (int t = 0; t < 9; ++t) g[t] = adjoint ? weight[(c * b + k) * 9 + (8 - t)] : weight[(k * b + c) * 9 + t];
+      float r[4][3];  // G g
+      for (int j = 0; j < 3; ++j) {
+        r[0][j] = g[j];
+        r[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        r[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        r[3][j] = g[6 + j];
+      }
+      for (int i = 0; i < 4; ++i) {
+        const float u[4] = {r[i][0], 0.5f * (r[i][0] + r[i][1] + r[i][2]), 0.5f * (r[i][0] - r[i][1] + r[i][2]),
+                            r[i][2]};
+        for (int j = 0; j < 4; ++j) U[static_cast<std::size_t>(((i * 4 + j) * C + c) * K + k)] = u[j];
+      }
+    }
+  return U;
+}
+
+/// M[t][k] (k-vectors kv0 … kv0 + KV) for tiles t0 … t0 + P of a chunk, from V [chunk][C] and
+/// U [C][K] of one ξ.
+template <int KV, int P>
+inline void product_block(const float* V, const float* U, float* M, index_t C, index_t K, index_t t0, index_t kv0) {
+  vf acc[P][KV] = {};
+  for (index_t c = 0; c < C; ++c) {
+    vf u[KV];
+    for (int v = 0; v < KV; ++v) u[v] = load(U + c * K + (kv0 + v) * lanes);
+#pragma GCC unroll 32
+    for (int p = 0; p < P; ++p) {
+      const float x = V[(t0 + p) * C + c];
+#pragma GCC unroll 4
+      for (int v = 0; v < KV; ++v) acc[p][v] += x * u[v];
+    }
+  }
+  for (int p = 0; p < P; ++p)
+    for (int v = 0; v < KV; ++v) store(M + (t0 + p) * K + (kv0 + v) * lanes, acc[p][v]);
+}
+
+/// Work space of one thread.
+struct workspace {
+  std::vector<float> xt, V, M, yt;
+  workspace(index_t C, index_t K, index_t th, index_t tw)
+      : xt(static_cast<std::size_t>((2 * th + 2) * (2 * tw + 2) * C)),
+        V(static_cast<std::size_t>(16 * chunk * C)),
+        M(static_cast<std::size_t>(16 * chunk * K)),
+        yt(static_cast<std::size_t>(4 * th * tw * K)) {}
+};
+
+/// One sample: y [K, H, W] = epilogue(conv3x3(x [C, H, W])) with U from transform_weights;
+/// `res` is the sample's residual (if the epilogue has one).
+inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, const float* U,
+                   const conv_epilogue<float>& ep, const float* res, float* y, workspace& ws) {
+  const index_t th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw, Wp = 2 * tw + 2, Wo = 2 * tw;
+  float* xt = ws.xt.data();
+  // Channels-last, zero-bordered input, row by row (a row's lines stay in L1).
+  std::fill(ws.xt.begin(), ws.xt.end(), 0.0f);
+  for (index_t h = 0; h < H; ++h)
+    for (index_t c = 0; c < C; ++c) {
+      const float* src = x + (c * H + h) * W;
+      float* dst = xt + ((h + 1) * Wp + 1) * C + c;
+      for (index_t w = 0; w < W; ++w) dst[w * C] = src[w];
+    }
+  float* V = ws.V.data();
+  float* M = ws.M.data();
+  float* yt = ws.yt.data();
+  for (index_t t0 = 0; t0 < T; t0 += chunk) {
+    const index_t tb = std::min<index_t>(chunk, T - t0);
+    // V = Bᵀ d B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+    for (index_t tt = 0; tt < tb; ++tt) {
+      const index_t t = t0 + tt, ty = t / tw, tx = t % tw;
+      const float* base = xt + (2 * ty * Wp + 2 * tx) * C;
+      for (index_t cv = 0; cv < C; cv += lanes) {
+        vf d[4][4], e[4][4];
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) d[i][j] = load(base + (i * Wp + j) * C + cv);
+        for (int i = 0; i < 4; ++i) {
+          e[i][0] = d[i][0] - d[i][2];
+          e[i][1] = d[i][1] + d[i][2];
+          e[i][2] = d[i][2] - d[i][1];
+          e[i][3] = d[i][1] - d[i][3];
+        }
+        for (int j = 0; j < 4; ++j) {
+          store(V + ((0 * 4 + j) * chunk + tt) * C + cv, e[0][j] - e[2][j]);
+          store(V + ((1 * 4 + j) * chunk + tt) * C + cv, e[1][j] + e[2][j]);
+          store(V + ((2 * 4 + j) * chunk + tt) * C + cv, e[2][j] - e[1][j]);
+          store(V + ((3 * 4 + j) * chunk + tt) * C + cv, e[1][j] - e[3][j]);
+        }
+      }
+    }
+    // M[ξ] = V[ξ]·U[ξ], register tiles of 14 tiles × 2 vectors (or 28 × 1 for 16 channels).
+    for (int xi = 0; xi < 16; ++xi) {
+      const float* Vx = V + xi * chunk * C;
+      const float* Ux = U + xi * C * K;
+      float* Mx = M + xi * chunk * K;
+      const index_t kvs = K / lanes;
+      index_t kv = 0;
+      for (; kv + 2 <= kvs; kv += 2) {
+        index_t p = 0;
+        for (; p + 14 <= tb; p += 14) product_block<2, 14>(Vx, Ux, Mx, C, K, p, kv);
+        for (; p < tb; ++p) product_block<2, 1>(Vx, Ux, Mx, C, K, p, kv);
+      }
+      if (kv < kvs) {
+        index_t p = 0;
+        for (; p + 28 <= tb; p += 28) product_block<1, 28>(Vx, Ux, Mx, C, K, p, kv);
+        for (; p < tb; ++p) product_block<1, 1>(Vx, Ux, Mx, C, K, p, kv);
+      }
+    }
+    // Y = Aᵀ M A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], into yt [2·th][2·tw][K].
+    for (index_t tt = 0; tt < tb; ++tt) {
+      const index_t t = t0 + tt, ty = t / tw, tx = t % tw;
+      for (index_t kv = 0; kv < K; kv += lanes) {
+        vf m[4][4], s[4][2];
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) m[i][j] = load(M + ((i * 4 + j) * chunk + tt) * K + kv);
+        for (int i = 0; i < 4; ++i) {
+          s[i][0] = m[i][0] + m[i][1] + m[i][2];
+          s[i][1] = m[i][1] - m[i][2] - m[i][3];
+        }
+        for (int b = 0; b < 2; ++b) {
+          store(yt + ((2 * ty) * Wo + 2 * tx + b) * K + kv, s[0][b] + s[1][b] + s[2][b]);
+          store(yt + ((2 * ty + 1) * Wo + 2 * tx + b) * K + kv, s[1][b] - s[2][b] - s[3][b]);
+        }
+      }
+    }
+  }
+  // Back to [K, H, W] through the epilogue, row by row.
+  for (index_t h = 0; h < H; ++h)
+    for (index_t k = 0; k < K; ++k)
+      ep.store(y + (k * H + h) * W, yt + (h * Wo) * K + k, K, W, k, res ? res + (k * H + h) * W : nullptr);
+}
+
+}  // namespace ltl::detail::winograd
+
+namespace ltl::cpu::winograd {
+
+/// y [N, rows, H, W] = epilogue(conv3x3(x [N, cin, H, W], stride 1, padding 1)) from `weight`
+/// [A, B, 3, 3] (forward: A = rows = Cout; with `adjoint`, the input gradient: x = dy,
+/// B = rows = Cin). float; cin and rows multiples of 16. Work is split over samples.
+template <class ForEachChunk>
+void run(const float* x, index_t n, index_t cin, index_t h, index_t w, const float* weight, index_t a, index_t b,
+         bool adjoint, index_t rows, const ltl::detail::conv_epilogue<float>& ep, float* y,
+         ForEachChunk&& for_each_chunk) {
+  namespace wg = ltl::detail::winograd;
+  const auto U = wg::transform_weights(weight, a, b, adjoint);
+  const index_t th = (h + 1) / 2, tw = (w + 1) / 2, in_sample = cin * h * w, out_sample = rows * h * w;
+  for_each_chunk(n, [&](int, index_t n0, index_t n1) {
+    wg::workspace ws(cin, rows, th, tw);
+    for (index_t s = n0; s < n1; ++s)
+      wg::sample(x + s * in_sample, cin, rows, h, w, U.data(), ep, ep.residual ? ep.residual + s * out_sample : nullptr,
+                 y + s * out_sample, ws);
+  });
+}
+
+}  // namespace ltl::cpu::winograd
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
