@@ -133,8 +133,14 @@ inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, c
       const index_t kvs = K / lanes;
       index_t kv = 0;
       for (; kv + 2 <= kvs; kv += 2) {
+        // 14-tile blocks for full chunks; otherwise 8- and 4-tile blocks, so that the 16 tiles
+        // of a 7×7 or 8×8 plane run as 8 + 8 rather than 14 + 1 + 1 (one tile per block is
+        // load-bound).
         index_t p = 0;
-        for (; p + 14 <= tb; p += 14) product_block<2, 14>(Vx, Ux, Mx, C, K, p, kv);
+        if (tb % 14 == 0)
+          for (; p + 14 <= tb; p += 14) product_block<2, 14>(Vx, Ux, Mx, C, K, p, kv);
+        for (; p + 8 <= tb; p += 8) product_block<2, 8>(Vx, Ux, Mx, C, K, p, kv);
+        for (; p + 4 <= tb; p += 4) product_block<2, 4>(Vx, Ux, Mx, C, K, p, kv);
         for (; p < tb; ++p) product_block<2, 1>(Vx, Ux, Mx, C, K, p, kv);
       }
       if (kv < kvs) {
