@@ -272,12 +272,14 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
 TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and input gradient", "[ops][conv]") {
   // Even and odd planes (odd ones end in partial tiles over the zero border), unequal channel
   // counts in and out (the input gradient swaps them), chunks of 28 tiles with a remainder
-  // (10×10: 25 tiles; 5×9: 15 tiles) and both register tiles (80 = 2·2 + 1 vectors).
+  // (10×10: 25 tiles; 5×9: 15 tiles; 17×15: 72 tiles, 28 + 28 + 16) and both register tiles
+  // (80 = 2·2 + 1 vectors).
   struct config {
     shape x;
     ltl::index_t cout;
   };
-  const std::vector<config> configs{{{2, 64, 8, 8}, 64}, {{3, 64, 7, 7}, 80}, {{2, 80, 5, 9}, 64}, {{1, 64, 10, 10}, 96}};
+  const std::vector<config> configs{{{2, 64, 8, 8}, 64},    {{3, 64, 7, 7}, 80}, {{2, 80, 5, 9}, 64},
+                                    {{1, 64, 10, 10}, 96}, {{1, 64, 17, 15}, 64}};
   std::uint64_t seed = 400;
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
@@ -303,9 +305,9 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and inp
     require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
                   2e-5, 1e-5);
   }
-  // Below 64 channels, or on larger planes, the direct kernels stay.
+  // Below 64 channels, on planes over 32×32 or at stride 2, the direct kernels stay.
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 32, 8, 8}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3());
-  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 16, 16}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 40, 40}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3());
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 8, 8}, {64, 64, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3());
 }
 

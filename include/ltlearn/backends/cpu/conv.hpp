@@ -80,12 +80,14 @@ struct conv2d_geometry {
     return padded3x3() && (stride == pair2d(2) || (stride == pair2d(1) && ho * wo <= cv_max_plane));
   }
   /// Winograd F(2×2, 3×3) (backends/cpu/winograd.hpp, float) serves stride-1 layers from this
-  /// many channels in and out on planes up to cv_max_plane: 1.3–1.5× the channel-vectorised
-  /// kernel on ResNet-32's 64-channel 8×8 layers; the 16- and 32-channel layers measured no
-  /// faster (their products are too short to hide the transforms).
+  /// many channels in and out on planes up to winograd_max_plane (measured: 64→64 at 8×8
+  /// 1.4× the channel-vectorised kernel, at 16×16 and 32×32 1.33× and 1.19× the row kernel,
+  /// 128→128 at 16×16 1.4×); the 16- and 32-channel layers measured no faster (their products
+  /// are too short to hide the transforms), larger planes were not measured.
   static constexpr index_t winograd_min_channels = 64;
+  static constexpr index_t winograd_max_plane = 1024;
   [[nodiscard]] bool winograd3x3() const noexcept {
-    return direct3x3() && ho * wo <= cv_max_plane && cin >= winograd_min_channels &&
+    return direct3x3() && ho * wo <= winograd_max_plane && cin >= winograd_min_channels &&
            cout >= winograd_min_channels && cin % 16 == 0 && cout % 16 == 0;
   }
   /// True when the channel-vectorised kernel computes the weight gradient.

@@ -3,7 +3,7 @@
 /// Winograd F(2×2, 3×3) for stride-1, padding-1 3×3 convolutions in float (Lavin & Gray):
 /// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile, 16 products per tile and channel pair
 /// instead of 36 — 2.25× fewer multiplications than the direct kernels. Used where it measured
-/// faster (64 and more channels on small planes, see cpu::conv2d_geometry::winograd3x3).
+/// faster (64 and more channels, planes up to 32×32: cpu::conv2d_geometry::winograd3x3).
 ///
 /// Per sample: the input is transposed to channels-last, zero-bordered planes; tiles run in
 /// chunks of `chunk` (transforms and products stay in L1/L2): V[ξ][t][c] = (Bᵀ d B)[ξ] with the
