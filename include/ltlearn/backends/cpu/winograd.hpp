@@ -23,6 +23,15 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+// Full unrolling of the register-tile loops (GCC and Clang; nvcc's front end, which parses
+// this header's host code in .cu files, does not know the pragma).
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define LTL_WINOGRAD_PRAGMA(x) _Pragma(#x)
+#define LTL_WINOGRAD_UNROLL(n) LTL_WINOGRAD_PRAGMA(GCC unroll n)
+#else
+#define LTL_WINOGRAD_UNROLL(n)
+#endif
+
 namespace ltl::detail::winograd {
 
 using vf = simd<float>::type;
@@ -63,10 +72,10 @@ inline void product_block(const float* V, const float* U, float* M, index_t C, i
   for (index_t c = 0; c < C; ++c) {
     vf u[KV];
     for (int v = 0; v < KV; ++v) u[v] = load(U + c * K + (kv0 + v) * lanes);
-#pragma GCC unroll 32
+    LTL_WINOGRAD_UNROLL(32)
     for (int p = 0; p < P; ++p) {
       const float x = V[(t0 + p) * C + c];
-#pragma GCC unroll 4
+      LTL_WINOGRAD_UNROLL(4)
       for (int v = 0; v < KV; ++v) acc[p][v] += x * u[v];
     }
   }
@@ -196,6 +205,9 @@ void run(const float* x, index_t n, index_t cin, index_t h, index_t w, const flo
 }
 
 }  // namespace ltl::cpu::winograd
+
+#undef LTL_WINOGRAD_UNROLL
+#undef LTL_WINOGRAD_PRAGMA
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
