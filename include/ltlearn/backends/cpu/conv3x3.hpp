@@ -137,20 +137,27 @@ void pad_planes(const T* x, T* xp, index_t c, const grid& g) {
     for (index_t i = 0; i < g.h; ++i) copy_row(x + (ch * g.h + i) * g.w, xp + ch * g.len + (i + 1) * g.wp + 1, g.w);
 }
 
-/// Packs weights for the tile kernel: wp[block][ci][t][r] = w(block·8 + r, ci, t), zero for
-/// rows past `rows`. With `adjoint`, w(r, ci, t) = weight[ci, r, 8 − t] (the input gradient's
-/// flipped, transposed kernel); otherwise weight[r, ci, t]. weight is [A, B, 3, 3] contiguous.
+/// Tap t of the 3×3 kernel from input channel ci to output row r: weight[r, ci, t], or with
+/// `adjoint` (the input gradient's flipped, transposed kernel) weight[ci, r, 8 − t]; weight is
+/// [A, B, 3, 3] contiguous.
 template <class T>
-std::vector<T> pack_weights(const T* weight, index_t a, index_t b, bool adjoint) {
+inline T kernel_tap(const T* weight, index_t b, index_t r, index_t ci, int t, bool adjoint) noexcept {
+  return adjoint ? weight[(ci * b + r) * 9 + (8 - t)] : weight[(r * b + ci) * 9 + t];
+}
+
+/// Packs weights in blocks of `width` output rows: wp[block][ci][t][r] = kernel_tap(r = block·
+/// width + r', ci, t), zero for rows past `rows` (rows = B with `adjoint`, else A). The row
+/// kernel uses tile_rows, the channel-vectorised kernel CV vectors.
+template <class T>
+std::vector<T> pack_weights(const T* weight, index_t a, index_t b, bool adjoint, index_t width = tile_rows) {
   const index_t rows = adjoint ? b : a, cin = adjoint ? a : b;
-  const index_t blocks = (rows + tile_rows - 1) / tile_rows;
-  std::vector<T> wp(static_cast<std::size_t>(blocks * cin * 9 * tile_rows), T(0));
+  const index_t blocks = (rows + width - 1) / width;
+  std::vector<T> wp(static_cast<std::size_t>(blocks * cin * 9 * width), T(0));
   for (index_t r = 0; r < rows; ++r)
     for (index_t ci = 0; ci < cin; ++ci)
-      for (int t = 0; t < 9; ++t) {
-        const T v = adjoint ? weight[(ci * b + r) * 9 + (8 - t)] : weight[(r * b + ci) * 9 + t];
-        wp[static_cast<std::size_t>((((r / tile_rows) * cin + ci) * 9 + t) * tile_rows + r % tile_rows)] = v;
-      }
+      for (int t = 0; t < 9; ++t)
+        wp[static_cast<std::size_t>((((r / width) * cin + ci) * 9 + t) * width + r % width)] =
+            kernel_tap(weight, b, r, ci, t, adjoint);
   return wp;
 }
 

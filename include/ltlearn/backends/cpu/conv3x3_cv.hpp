@@ -52,21 +52,11 @@ constexpr bool wide_rows(index_t rows) noexcept {
 template <int CV>
 inline constexpr int positions = 28 / CV;
 
-/// Packs weights as wp[block][ci][t][CV·lanes]: block b holds output rows b·CV·lanes + r, zero
-/// past `rows`. With `adjoint`, w(r, ci, t) = weight[ci, r, 8 − t] (input gradient of a stride-1
-/// layer); otherwise weight[r, ci, t]. weight is [A, B, 3, 3] contiguous.
+/// Packs weights as wp[block][ci][t][CV·lanes] (direct3x3::pack_weights with blocks of CV
+/// vectors of output rows).
 template <class T>
 std::vector<T> pack_weights(const T* weight, index_t a, index_t b, bool adjoint, int cv) {
-  const index_t rows = adjoint ? b : a, cin = adjoint ? a : b, width = cv * simd<T>::lanes;
-  const index_t blocks = (rows + width - 1) / width;
-  std::vector<T> wp(static_cast<std::size_t>(blocks * cin * 9 * width), T(0));
-  for (index_t r = 0; r < rows; ++r)
-    for (index_t ci = 0; ci < cin; ++ci)
-      for (int t = 0; t < 9; ++t) {
-        const T v = adjoint ? weight[(ci * b + r) * 9 + (8 - t)] : weight[(r * b + ci) * 9 + t];
-        wp[static_cast<std::size_t>((((r / width) * cin + ci) * 9 + t) * width + r % width)] = v;
-      }
-  return wp;
+  return ltl::detail::direct3x3::pack_weights(weight, a, b, adjoint, cv * simd<T>::lanes);
 }
 
 /// out[p][v·lanes + l] = Σ_ci Σ_t w[ci][t][v·lanes + l] · xp[ci·len + off[t] + pos[p]] over NT taps.

@@ -130,7 +130,6 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
   auto rows_float = [&](index_t r0, index_t r1, int tid) {
     namespace ls = ltl::detail::loss_simd;
     const index_t cpad = (C + ls::lanes - 1) / ls::lanes * ls::lanes;
-    std::vector<float> zp(static_cast<std::size_t>(cpad));
     // Gradients larger than the last-level share of one core are streamed past the cache.
     const bool stream = B * C * static_cast<index_t>(sizeof(float)) > (index_t{8} << 20);
     double acc = 0;
@@ -210,8 +209,8 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     // Rows r0..r1 as a pipeline (ls::row_sweep): the sweep for row i computes its exponentials
     // while reading row i+1 for its max and writing row i−1's gradient. Two exponential buffers
     // alternate between rows i and i−1.
-    std::vector<float> zp2(static_cast<std::size_t>(cpad));
-    float* ebuf[2] = {zp.data(), zp2.data()};
+    std::vector<float> e0(static_cast<std::size_t>(cpad)), e1(static_cast<std::size_t>(cpad));
+    float* ebuf[2] = {e0.data(), e1.data()};
     float max_next = 0, k_prev = 0, dy_prev = 0;
     float* d_prev = nullptr;
     std::size_t y_prev = 0;

@@ -47,7 +47,7 @@ inline std::vector<float> transform_weights(const float* weight, index_t a, inde
   for (index_t k = 0; k < K; ++k)
     for (index_t c = 0; c < C; ++c) {
       float g[9];
-      for (int t = 0; t < 9; ++t) g[t] = adjoint ? weight[(c * b + k) * 9 + (8 - t)] : weight[(k * b + c) * 9 + t];
+      for (int t = 0; t < 9; ++t) g[t] = direct3x3::kernel_tap(weight, b, k, c, t, adjoint);
       float r[4][3];  // G g
       for (int j = 0; j < 3; ++j) {
         r[0][j] = g[j];
