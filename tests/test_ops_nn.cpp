@@ -311,6 +311,69 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and inp
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 8, 8}, {64, 64, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3());
 }
 
+TEST_CASE("Winograd's planar form matches the reference on every lane-group layout", "[ops][conv]") {
+  // The dispatch's shapes (16×16 planes: two tile rows of 8 per group; 32×32: one row of 16),
+  // with channel counts that are not multiples of a vector; then the kernel called directly on
+  // the layouts dispatch leaves to the direct kernels: partial groups (28×28: 14 of 16 lanes;
+  // 40×40: groups of 16 + 4), odd planes whose last tiles cover the zero border, an odd number
+  // of tile rows on a narrow plane (7×7, 5×9), three input channels and tails of 4 and 1
+  // output channels in the products.
+  struct config {
+    shape x;
+    ltl::index_t cout;
+    bool dispatched;
+  };
+  const std::vector<config> configs{{{2, 16, 16, 16}, 16, true},  {{2, 16, 32, 32}, 32, true},
+                                    {{1, 24, 16, 16}, 40, true},  {{1, 48, 32, 32}, 17, true},
+                                    {{2, 16, 28, 28}, 16, false}, {{1, 16, 40, 40}, 21, false},
+                                    {{1, 16, 7, 7}, 24, false},   {{2, 3, 5, 9}, 5, false},
+                                    {{1, 20, 17, 15}, 12, false}};
+  const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
+  std::uint64_t seed = 700;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
+    const ltl::conv2d_options o{.padding = 1};
+    const shape ws{c.cout, c.x[1], 3, 3};
+    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
+    REQUIRE(geo.winograd3x3_planar() == c.dispatched);
+    const TF x = random_tensor<float>(c.x, ++seed), w = random_tensor<float>(ws, ++seed);
+    const TF b = random_tensor<float>({c.cout}, ++seed), sc = random_tensor<float>({c.cout}, ++seed, 0.5, 2);
+    const TF res = random_tensor<float>(geo.output_shape(), ++seed);
+    const auto ref = ltl_ref::conv2d(x, w, b, o);
+    TD want(ref.sizes());
+    const ltl::index_t plane = geo.out_plane();
+    for (ltl::index_t i = 0; i < ref.numel(); ++i) {
+      const ltl::index_t k = (i / plane) % c.cout;
+      const double conv = double(ref.data()[i]) - double(b.data()[k]);
+      want.data()[i] = std::max(0.0, conv * sc.data()[k] + b.data()[k] + res.data()[i]);
+    }
+    const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
+    const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
+    if (c.dispatched) {
+      require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
+      require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
+      require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), dx_ref, 2e-5, 1e-5);
+      continue;
+    }
+    TF y(ref.sizes()), yep(ref.sizes()), dx(x.sizes());
+    ltl::cpu::winograd::run_planar(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
+                                   ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
+    require_close(y, ref, 2e-5, 1e-5);
+    ltl::cpu::winograd::run_planar(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
+                                   ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true}, yep.data(),
+                                   chunks);
+    require_close(yep, want, 2e-5, 1e-5);
+    ltl::cpu::winograd::run_planar(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
+                                   ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
+    require_close(dx, dx_ref, 2e-5, 1e-5);
+  }
+  // From 64 channels the channels-last form, below 16 and at stride 2 the direct kernels.
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 16, 16}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_planar());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 8, 32, 32}, {16, 8, 3, 3}, {.padding = 1}).winograd3x3_planar());
+  REQUIRE_FALSE(
+      ltl::make_conv2d_geometry({2, 16, 32, 32}, {16, 16, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_planar());
+}
+
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {
   // One shape per forward kernel: channel-vectorised (stride 2; stride 1 on an 8×8 plane), the
   // row-vectorised direct kernel (16×16 plane) and im2col + GEMM (5×5 kernel, 1×1 kernel).

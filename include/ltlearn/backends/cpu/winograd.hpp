@@ -2,10 +2,12 @@
 /// \file
 /// Winograd F(2×2, 3×3) for stride-1, padding-1 3×3 convolutions in float (Lavin & Gray):
 /// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile, 16 products per tile and channel pair
-/// instead of 36 — 2.25× fewer multiplications than the direct kernels. Used where it measured
-/// faster (64 and more channels, planes up to 32×32: cpu::conv2d_geometry::winograd3x3).
+/// instead of 36 — 2.25× fewer multiplications than the direct kernels. Two forms, each used
+/// where it measured faster than the direct kernels: channels-last for 64 and more channels on
+/// planes up to 32×32 (cpu::conv2d_geometry::winograd3x3), planar (namespace planar below) for
+/// 16–63 channels on planes its lane groups fill (winograd3x3_planar).
 ///
-/// Per sample: the input is transposed to channels-last, zero-bordered planes; tiles run in
+/// Channels-last, per sample: the input is transposed to channels-last, zero-bordered planes; tiles run in
 /// chunks of `chunk` (transforms and products stay in L1/L2): V[ξ][t][c] = (Bᵀ d B)[ξ] with the
 /// channels as vector lanes, M[ξ][t][k] = Σ_c V[ξ][t][c]·U[ξ][c][k] (output channels as lanes,
 /// a register tile of P tiles × KV vectors), then Y = Aᵀ M A into a channels-last buffer, which
@@ -182,6 +184,230 @@ inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, c
       ep.store(y + (k * H + h) * W, yt + (h * Wo) * K + k, K, W, k, res ? res + (k * H + h) * W : nullptr);
 }
 
+
+/// The planar variant for layers with few channels (below 64), where the channels-last form's
+/// transposes cost as much as its products. Tiles are the vector lanes and the data stay
+/// [C, H, W]: a lane group is 16 tiles — up to 16 of one tile row, or, on planes of ≤ 16
+/// columns, up to 8 of each of two tile rows — whose 4×4 inputs come from two unaligned loads
+/// and one even-lane permutation per (i, j); the products broadcast U[ξ][c][k] against V[ξ][c]
+/// (any channel counts); the outputs of a lane pair interleave back into rows and are stored
+/// through the epilogue as vectors.
+namespace planar {
+
+using vi = int __attribute__((vector_size(64)));
+
+/// Lanes (a[0], a[2], …, a[14], b[0], b[2], …, b[14]).
+inline vf evens(vf a, vf b) noexcept {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#elif defined(__GNUC__) && !defined(__CUDACC__)
+  return __builtin_shuffle(a, b, vi{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+#else
+  vf r;
+  for (int l = 0; l < 8; ++l) r[l] = a[2 * l], r[8 + l] = b[2 * l];
+  return r;
+#endif
+}
+
+/// Lanes (a[1], a[3], …, a[15], b[1], b[3], …, b[15]).
+inline vf odds(vf a, vf b) noexcept {
+#if defined(__clang__)
+  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#elif defined(__GNUC__) && !defined(__CUDACC__)
+  return __builtin_shuffle(a, b, vi{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+#else
+  vf r;
+  for (int l = 0; l < 8; ++l) r[l] = a[2 * l + 1], r[8 + l] = b[2 * l + 1];
+  return r;
+#endif
+}
+
+/// Interleaves a and b: `high` false gives (a[0], b[0], …, a[7], b[7]), true (a[8], b[8], …).
+inline vf interleave(vf a, vf b, bool high) noexcept {
+#if defined(__clang__)
+  return high ? __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+              : __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+#elif defined(__GNUC__) && !defined(__CUDACC__)
+  return high ? __builtin_shuffle(a, b, vi{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+              : __builtin_shuffle(a, b, vi{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+#else
+  vf r;
+  const int o = high ? 8 : 0;
+  for (int l = 0; l < 8; ++l) r[2 * l] = a[o + l], r[2 * l + 1] = b[o + l];
+  return r;
+#endif
+}
+
+/// One lane group: input offsets of the two loads' rows (within a padded channel plane) and
+/// the two output runs (row, column, length; length 0: none) its interleaved halves fill.
+struct group {
+  index_t in_a, in_b;
+  index_t row[2], col[2], len[2];
+};
+
+/// Lane groups of an H×W plane whose padded copy has rows of `wp` floats.
+inline std::vector<group> groups(index_t h, index_t w, index_t wp) {
+  const index_t th = (h + 1) / 2, tw = (w + 1) / 2;
+  std::vector<group> g;
+  if (tw > 8) {
+    for (index_t ty = 0; ty < th; ++ty)
+      for (index_t x0 = 0; x0 < tw; x0 += 16) {
+        const index_t in = 2 * ty * wp + 2 * x0, c0 = 2 * x0;
+        g.push_back({in, in + 16, {2 * ty, 2 * ty}, {c0, c0 + 16},
+                     {std::min<index_t>(16, w - c0), std::max<index_t>(0, std::min<index_t>(16, w - c0 - 16))}});
+      }
+  } else {
+    for (index_t ty = 0; ty < th; ty += 2) {
+      const bool second = ty + 1 < th;
+      const index_t in = 2 * ty * wp;
+      g.push_back({in, second ? in + 2 * wp : in, {2 * ty, 2 * ty + 2}, {0, 0}, {w, second ? w : 0}});
+    }
+  }
+  return g;
+}
+
+/// Stores the first n lanes of v through the epilogue (channel k) at dst; res: the residual at
+/// dst's place (or null).
+inline void put(float* dst, vf v, index_t n, index_t k, const conv_epilogue<float>& ep, const float* res) noexcept {
+  if (ep.scale) v *= ep.scale[k];
+  if (ep.shift) v += ep.shift[k];
+  if (res) {
+    if (n == lanes) {
+      v += load(res);
+    } else {
+      alignas(64) float r[lanes] = {};
+      std::copy_n(res, n, r);
+      v += load(r);
+    }
+  }
+  if (ep.relu) v = v > 0.0f ? v : 0.0f;
+  if (n == lanes) {
+    store(dst, v);
+  } else {
+    alignas(64) float tmp[lanes];
+    store(tmp, v);
+    std::copy_n(tmp, n, dst);
+  }
+}
+
+/// M[ξ][k] = Σ_c U[ξ][c][k]·V[ξ][c] for output channels k0 … k0 + KB of one lane group (vectors
+/// of V and M indexed ξ·C + c and ξ·K + k). A register tile of KB accumulators against one
+/// vector of V, U broadcast from memory.
+template <int KB>
+inline void product(const float* V, const float* U, float* M, index_t C, index_t K, index_t k0) {
+  for (int xi = 0; xi < 16; ++xi) {
+    vf acc[KB] = {};
+    const float* Vx = V + xi * C * lanes;
+    const float* Ux = U + xi * C * K + k0;
+    for (index_t c = 0; c < C; ++c) {
+      const vf v = load(Vx + c * lanes);
+      LTL_WINOGRAD_UNROLL(16)
+      for (int kk = 0; kk < KB; ++kk) acc[kk] += Ux[c * K + kk] * v;
+    }
+    LTL_WINOGRAD_UNROLL(16)
+    for (int kk = 0; kk < KB; ++kk) store(M + (xi * K + k0 + kk) * lanes, acc[kk]);
+  }
+}
+
+/// Work space of one thread: the zero-bordered input copy (its border is never written) and
+/// the transformed inputs and products of one lane group (16 KiB each at 16 channels: one
+/// group at a time measured faster than two, whose 64 KiB spilled from L1).
+struct workspace {
+  index_t wp, plane;
+  std::vector<float> xp, V, M;
+  workspace(index_t C, index_t K, index_t h, index_t w)
+      : wp(2 * ((w + 1) / 2) + 2),
+        plane((2 * ((h + 1) / 2) + 2) * wp),
+        xp(static_cast<std::size_t>(C * plane + 2 * lanes + 4)),  // the last loads run past the end
+        V(static_cast<std::size_t>(16 * C * lanes)),
+        M(static_cast<std::size_t>(16 * K * lanes)) {}
+};
+
+/// One lane group of one sample: transform, products, inverse transform and epilogue.
+inline void run_group(const group& gr, index_t C, index_t K, index_t H, index_t W, const float* U,
+                      const conv_epilogue<float>& ep, const float* res, float* y, workspace& ws) {
+  const index_t wp = ws.wp, plane = ws.plane;
+  float* V = ws.V.data();
+  float* M = ws.M.data();
+  // V = Bᵀ d B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+  for (index_t c = 0; c < C; ++c) {
+    const float* pa = ws.xp.data() + c * plane + gr.in_a;
+    const float* pb = ws.xp.data() + c * plane + gr.in_b;
+    vf e[4][4];
+    for (int i = 0; i < 4; ++i) {
+      // Columns 2t + j of the lanes' tiles: j = 0, 1 from the loads at 0 and j = 2, 3 from
+      // those at 2 (the odd columns are the evens of the loads shifted by one).
+      vf d[4];
+      for (int j = 0; j < 4; j += 2) {
+        const vf a = load(pa + i * wp + j), b = load(pb + i * wp + j);
+        d[j] = evens(a, b);
+        d[j + 1] = odds(a, b);
+      }
+      e[i][0] = d[0] - d[2];
+      e[i][1] = d[1] + d[2];
+      e[i][2] = d[2] - d[1];
+      e[i][3] = d[1] - d[3];
+    }
+    float* v = V + c * lanes;
+    const index_t step = C * lanes;  // between consecutive ξ
+    for (int j = 0; j < 4; ++j) {
+      store(v + (0 * 4 + j) * step, e[0][j] - e[2][j]);
+      store(v + (1 * 4 + j) * step, e[1][j] + e[2][j]);
+      store(v + (2 * 4 + j) * step, e[2][j] - e[1][j]);
+      store(v + (3 * 4 + j) * step, e[1][j] - e[3][j]);
+    }
+  }
+  index_t k0 = 0;
+  for (; k0 + 16 <= K; k0 += 16) product<16>(V, U, M, C, K, k0);
+  for (; k0 + 8 <= K; k0 += 8) product<8>(V, U, M, C, K, k0);
+  for (; k0 + 4 <= K; k0 += 4) product<4>(V, U, M, C, K, k0);
+  for (; k0 < K; ++k0) product<1>(V, U, M, C, K, k0);
+  // Y = Aᵀ M A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]]; o[b] holds output (2ty + r, 2tx + b).
+  const index_t step = K * lanes;
+  for (index_t k = 0; k < K; ++k) {
+    const float* m0 = M + k * lanes;
+    vf s[4][2];
+    for (int i = 0; i < 4; ++i) {
+      const vf m1 = load(m0 + (i * 4 + 1) * step), m2 = load(m0 + (i * 4 + 2) * step);
+      s[i][0] = load(m0 + (i * 4) * step) + m1 + m2;
+      s[i][1] = m1 - m2 - load(m0 + (i * 4 + 3) * step);
+    }
+    for (int r = 0; r < 2; ++r) {
+      const vf o0 = r == 0 ? s[0][0] + s[1][0] + s[2][0] : s[1][0] - s[2][0] - s[3][0];
+      const vf o1 = r == 0 ? s[0][1] + s[1][1] + s[2][1] : s[1][1] - s[2][1] - s[3][1];
+      for (int half = 0; half < 2; ++half) {
+        const index_t row = gr.row[half] + r;
+        if (gr.len[half] <= 0 || row >= H) continue;
+        const index_t at = (k * H + row) * W + gr.col[half];
+        put(y + at, interleave(o0, o1, half == 1), gr.len[half], k, ep, res ? res + at : nullptr);
+      }
+    }
+  }
+}
+
+/// One sample: y [K, H, W] = epilogue(conv3x3(x [C, H, W])), U from transform_weights.
+inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, const float* U,
+                   const std::vector<group>& gs, const conv_epilogue<float>& ep, const float* res, float* y,
+                   workspace& ws) {
+  for (index_t c = 0; c < C; ++c)
+    for (index_t h = 0; h < H; ++h) {
+      const float* src = x + (c * H + h) * W;
+      float* dst = ws.xp.data() + c * ws.plane + (h + 1) * ws.wp + 1;
+      index_t i = 0;
+      for (; i + lanes <= W; i += lanes) store(dst + i, load(src + i));
+      for (; i < W; ++i) dst[i] = src[i];
+    }
+  for (const group& gr : gs) run_group(gr, C, K, H, W, U, ep, res, y, ws);
+}
+
+/// Share of lanes the groups of an H×W plane fill (1 on 16×16 and 32×32 planes).
+inline double lane_use(index_t h, index_t w) {
+  const index_t tiles = ((h + 1) / 2) * ((w + 1) / 2);
+  return double(tiles) / double(lanes * static_cast<index_t>(groups(h, w, 2 * ((w + 1) / 2) + 2).size()));
+}
+
+}  // namespace planar
+
 }  // namespace ltl::detail::winograd
 
 namespace ltl::cpu::winograd {
@@ -201,6 +427,23 @@ void run(const float* x, index_t n, index_t cin, index_t h, index_t w, const flo
     for (index_t s = n0; s < n1; ++s)
       wg::sample(x + s * in_sample, cin, rows, h, w, U.data(), ep, ep.residual ? ep.residual + s * out_sample : nullptr,
                  y + s * out_sample, ws);
+  });
+}
+
+/// The planar form (detail::winograd::planar) of run: any channel counts.
+template <class ForEachChunk>
+void run_planar(const float* x, index_t n, index_t cin, index_t h, index_t w, const float* weight, index_t a,
+                index_t b, bool adjoint, index_t rows, const ltl::detail::conv_epilogue<float>& ep, float* y,
+                ForEachChunk&& for_each_chunk) {
+  namespace pl = ltl::detail::winograd::planar;
+  const auto U = ltl::detail::winograd::transform_weights(weight, a, b, adjoint);
+  const index_t in_sample = cin * h * w, out_sample = rows * h * w;
+  for_each_chunk(n, [&](int, index_t n0, index_t n1) {
+    pl::workspace ws(cin, rows, h, w);
+    const auto gs = pl::groups(h, w, ws.wp);
+    for (index_t s = n0; s < n1; ++s)
+      pl::sample(x + s * in_sample, cin, rows, h, w, U.data(), gs, ep,
+                 ep.residual ? ep.residual + s * out_sample : nullptr, y + s * out_sample, ws);
   });
 }
 
