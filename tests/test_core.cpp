@@ -117,6 +117,35 @@ TEST_CASE("autograd accumulates, releases and reports misuse", "[autograd]") {
   REQUIRE_THROWS_AS(ltl::sum(c).backward(), ltl::autograd_error);
 }
 
+TEST_CASE("gradients summed in place never write into a buffer another input still holds", "[autograd]") {
+  // add's backward hands the same gradient to both inputs; x then receives a second
+  // contribution. Summing it into the shared buffer would give y the gradient c + 5.
+  // Both orders of the sum, so that either contribution reaches x first.
+  auto x = leaf({4}, 11), y = leaf({4}, 12), c = leaf({4}, 13);
+  for (int order = 0; order < 2; ++order) {
+    x.zero_grad();
+    y.zero_grad();
+    // y also takes a long path (so its gradient is still pending while x's completes).
+    auto ylong = ltl::sum(((((y * 2.0) * 2.0) * 2.0) * 2.0) * 0.5);
+    auto loss = order == 0 ? ltl::sum((x + y) * c) + ltl::sum(x * 5.0) + ylong
+                           : ylong + ltl::sum(x * 5.0) + ltl::sum((x + y) * c);
+    loss.backward();
+    for (int i = 0; i < 4; ++i) {
+      REQUIRE(y.grad().data()[i] == Approx(c.value().data()[i] + 8));
+      REQUIRE(x.grad().data()[i] == Approx(c.value().data()[i] + 5));
+    }
+  }
+  // A fan-out of fresh gradients (the in-place path): a = 2x feeds three products.
+  auto a = x * 2.0;
+  auto l2 = ltl::sum(a * a) + ltl::sum(a * 3.0) + ltl::sum(a * c);
+  x.zero_grad();
+  l2.backward();
+  for (int i = 0; i < 4; ++i) {
+    const double xi = x.value().data()[i], ci = c.value().data()[i];
+    REQUIRE(x.grad().data()[i] == Approx(2 * (2 * 2 * xi + 3 + ci)));
+  }
+}
+
 TEST_CASE("saved buffers are released as soon as backward used them", "[autograd]") {
   auto& alloc = ltl::caching_allocator<ltl::cpu::device>::instance();
   V x(TD::zeros({256, 1024}), true);  // 2 MiB

@@ -171,7 +171,13 @@ void run_backward(const std::shared_ptr<node<T, D>>& root, const tensor<T, D>& s
                   "backward of '{}' produced a gradient of shape {} for input {} of shape {}", n->name(), gi.sizes(),
                   i, n->input_shapes[i]);
         auto& acc = pending[nx.get()];
-        acc = acc.defined() ? add(acc, gi) : std::move(gi);
+        if (!acc.defined()) {
+          acc = std::move(gi);
+        } else if (acc.storage_use_count() == 1 && acc.is_contiguous()) {
+          accumulate(acc, gi);  // the sum's own buffer (nothing else sees it): summed in place
+        } else {
+          acc = add(acc, gi);
+        }
       }
       if (--deps[nx.get()] == 0) ready.push_back(nx.get());
     }
