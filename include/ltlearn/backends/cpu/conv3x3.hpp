@@ -180,7 +180,7 @@ void tile(const T* xp, index_t len, index_t cin, const T* w, const index_t* off,
     }
   }
   for (int r = 0; r < tile_rows; ++r)
-    for (int j = 0; j < NV; ++j) std::memcpy(out + r * os + j * L, &acc[r][j], sizeof(V));
+    for (int j = 0; j < NV; ++j) store(out + r * os + j * L, acc[r][j]);
 }
 
 /// One sample: y [rows, H, W] = epilogue(conv) from padded planes xp [cin, len] and packed

@@ -79,7 +79,7 @@ void tile(const T* xp, index_t len, index_t cin, const T* w, const index_t* off,
     }
   }
   for (int p = 0; p < P; ++p)
-    for (int v = 0; v < CV; ++v) std::memcpy(out + (p * CV + v) * L, &acc[p][v], sizeof(V));
+    for (int v = 0; v < CV; ++v) store(out + (p * CV + v) * L, acc[p][v]);
 }
 
 /// Geometry of one sample: padded planes and the output positions as offsets into them.
