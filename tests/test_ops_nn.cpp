@@ -269,6 +269,30 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
   }
 }
 
+namespace {
+/// A 3×3 convolution's operands for the kernel tests: x, weight, bias, an epilogue scale and
+/// residual, the reference conv + bias, and the expected relu(conv·scale + bias + residual).
+struct epilogue_case {
+  TF x, w, b, sc, res;
+  TD ref, want;
+  epilogue_case(const shape& xs, ltl::index_t cout, std::uint64_t& seed, const ltl::conv2d_options& o) {
+    const shape ws{cout, xs[1], 3, 3};
+    const auto geo = ltl::make_conv2d_geometry(xs, ws, o);
+    x = random_tensor<float>(xs, ++seed), w = random_tensor<float>(ws, ++seed);
+    b = random_tensor<float>({cout}, ++seed), sc = random_tensor<float>({cout}, ++seed, 0.5, 2);
+    res = random_tensor<float>(geo.output_shape(), ++seed);
+    ref = ltl_ref::conv2d(x, w, b, o);
+    want = TD(ref.sizes());
+    const ltl::index_t plane = geo.out_plane();
+    for (ltl::index_t i = 0; i < ref.numel(); ++i) {
+      const ltl::index_t k = (i / plane) % cout;
+      const double conv = double(ref.data()[i]) - double(b.data()[k]);
+      want.data()[i] = std::max(0.0, conv * sc.data()[k] + b.data()[k] + res.data()[i]);
+    }
+  }
+};
+}  // namespace
+
 TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and input gradient", "[ops][conv]") {
   // Even and odd planes (odd ones end in partial tiles over the zero border), unequal channel
   // counts in and out (the input gradient swaps them), chunks of 28 tiles with a remainder
@@ -287,19 +311,10 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and inp
     const shape ws{c.cout, c.x[1], 3, 3};
     const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
     REQUIRE(geo.winograd3x3());
-    const TF x = random_tensor<float>(c.x, ++seed), w = random_tensor<float>(ws, ++seed);
-    const TF b = random_tensor<float>({c.cout}, ++seed), sc = random_tensor<float>({c.cout}, ++seed, 0.5, 2);
-    const TF res = random_tensor<float>(geo.output_shape(), ++seed);
-    const auto ref = ltl_ref::conv2d(x, w, b, o);
+    const epilogue_case e(c.x, c.cout, seed, o);
+    const auto& [x, w, b, sc, res, ref, want] = e;
     require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
     // The epilogue: relu(conv·scale + shift + residual) with shift = the bias.
-    TD want(ref.sizes());
-    const ltl::index_t plane = geo.out_plane();
-    for (ltl::index_t i = 0; i < ref.numel(); ++i) {
-      const ltl::index_t k = (i / plane) % c.cout;
-      const double conv = double(ref.data()[i]) - double(b.data()[k]);
-      want.data()[i] = std::max(0.0, conv * sc.data()[k] + b.data()[k] + res.data()[i]);
-    }
     require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
     const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
     require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o),
@@ -336,17 +351,8 @@ TEST_CASE("Winograd's planar form matches the reference on every lane-group layo
     const shape ws{c.cout, c.x[1], 3, 3};
     const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
     REQUIRE(geo.winograd3x3_planar() == c.dispatched);
-    const TF x = random_tensor<float>(c.x, ++seed), w = random_tensor<float>(ws, ++seed);
-    const TF b = random_tensor<float>({c.cout}, ++seed), sc = random_tensor<float>({c.cout}, ++seed, 0.5, 2);
-    const TF res = random_tensor<float>(geo.output_shape(), ++seed);
-    const auto ref = ltl_ref::conv2d(x, w, b, o);
-    TD want(ref.sizes());
-    const ltl::index_t plane = geo.out_plane();
-    for (ltl::index_t i = 0; i < ref.numel(); ++i) {
-      const ltl::index_t k = (i / plane) % c.cout;
-      const double conv = double(ref.data()[i]) - double(b.data()[k]);
-      want.data()[i] = std::max(0.0, conv * sc.data()[k] + b.data()[k] + res.data()[i]);
-    }
+    const epilogue_case e(c.x, c.cout, seed, o);
+    const auto& [x, w, b, sc, res, ref, want] = e;
     const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
     const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
     if (c.dispatched) {

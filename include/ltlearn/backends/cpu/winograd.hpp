@@ -196,31 +196,24 @@ namespace planar {
 
 using vi = int __attribute__((vector_size(64)));
 
-/// Lanes (a[0], a[2], …, a[14], b[0], b[2], …, b[14]).
-inline vf evens(vf a, vf b) noexcept {
+/// Every other lane of a then of b, from lane F (0 or 1): (a[F], a[F + 2], …, a[F + 14],
+/// b[F], …, b[F + 14]).
+template <int F>
+inline vf every_other(vf a, vf b) noexcept {
 #if defined(__clang__)
-  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return __builtin_shufflevector(a, b, F, F + 2, F + 4, F + 6, F + 8, F + 10, F + 12, F + 14, F + 16, F + 18, F + 20,
+                                 F + 22, F + 24, F + 26, F + 28, F + 30);
 #elif defined(__GNUC__) && !defined(__CUDACC__)
-  return __builtin_shuffle(a, b, vi{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+  return __builtin_shuffle(a, b, vi{F, F + 2, F + 4, F + 6, F + 8, F + 10, F + 12, F + 14, F + 16, F + 18, F + 20,
+                                    F + 22, F + 24, F + 26, F + 28, F + 30});
 #else
   vf r;
-  for (int l = 0; l < 8; ++l) r[l] = a[2 * l], r[8 + l] = b[2 * l];
+  for (int l = 0; l < 8; ++l) r[l] = a[2 * l + F], r[8 + l] = b[2 * l + F];
   return r;
 #endif
 }
-
-/// Lanes (a[1], a[3], …, a[15], b[1], b[3], …, b[15]).
-inline vf odds(vf a, vf b) noexcept {
-#if defined(__clang__)
-  return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-#elif defined(__GNUC__) && !defined(__CUDACC__)
-  return __builtin_shuffle(a, b, vi{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
-#else
-  vf r;
-  for (int l = 0; l < 8; ++l) r[l] = a[2 * l + 1], r[8 + l] = b[2 * l + 1];
-  return r;
-#endif
-}
+inline vf evens(vf a, vf b) noexcept { return every_other<0>(a, b); }
+inline vf odds(vf a, vf b) noexcept { return every_other<1>(a, b); }
 
 /// Interleaves a and b: `high` false gives (a[0], b[0], …, a[7], b[7]), true (a[8], b[8], …).
 inline vf interleave(vf a, vf b, bool high) noexcept {
