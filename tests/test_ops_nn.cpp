@@ -273,11 +273,12 @@ namespace {
 /// A 3×3 convolution's operands for the kernel tests: x, weight, bias, an epilogue scale and
 /// residual, the reference conv + bias, and the expected relu(conv·scale + bias + residual).
 struct epilogue_case {
+  ltl::conv2d_geometry geo;
   TF x, w, b, sc, res;
   TD ref, want;
-  epilogue_case(const shape& xs, ltl::index_t cout, std::uint64_t& seed, const ltl::conv2d_options& o) {
+  epilogue_case(const shape& xs, ltl::index_t cout, std::uint64_t& seed, const ltl::conv2d_options& o)
+      : geo(ltl::make_conv2d_geometry(xs, {cout, xs[1], 3, 3}, o)) {
     const shape ws{cout, xs[1], 3, 3};
-    const auto geo = ltl::make_conv2d_geometry(xs, ws, o);
     x = random_tensor<float>(xs, ++seed), w = random_tensor<float>(ws, ++seed);
     b = random_tensor<float>({cout}, ++seed), sc = random_tensor<float>({cout}, ++seed, 0.5, 2);
     res = random_tensor<float>(geo.output_shape(), ++seed);
@@ -308,11 +309,9 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and inp
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
     const ltl::conv2d_options o{.padding = 1};
-    const shape ws{c.cout, c.x[1], 3, 3};
-    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
-    REQUIRE(geo.winograd3x3());
     const epilogue_case e(c.x, c.cout, seed, o);
-    const auto& [x, w, b, sc, res, ref, want] = e;
+    const auto& [geo, x, w, b, sc, res, ref, want] = e;
+    REQUIRE(geo.winograd3x3());
     require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
     // The epilogue: relu(conv·scale + shift + residual) with shift = the bias.
     require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
@@ -348,11 +347,9 @@ TEST_CASE("Winograd's planar form matches the reference on every lane-group layo
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
     const ltl::conv2d_options o{.padding = 1};
-    const shape ws{c.cout, c.x[1], 3, 3};
-    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
-    REQUIRE(geo.winograd3x3_planar() == c.dispatched);
     const epilogue_case e(c.x, c.cout, seed, o);
-    const auto& [x, w, b, sc, res, ref, want] = e;
+    const auto& [geo, x, w, b, sc, res, ref, want] = e;
+    REQUIRE(geo.winograd3x3_planar() == c.dispatched);
     const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
     const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
     if (c.dispatched) {
