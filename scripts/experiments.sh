@@ -47,7 +47,7 @@ runs=(
   "exp-cb-focal|--profile exp --loss cb-focal --gamma 1.0"
   "exp-ldam-drw|--profile exp --loss ldam --drw-epoch 16"
   "exp-la|--profile exp --loss la --tau 1.0"
-  "exp-mfw-drw|--profile exp --mix mfw --alpha 1 --beta 2 --loss ce --drw-epoch 16"
+  "exp-mfw-drw|--profile exp --mix mfw --alpha @mfw-alpha --beta 2 --loss ce --drw-epoch 16"
   "step-erm|--profile step"
   "step-cdt-0.1|--profile step --loss cdt --gamma 0.1"
   "step-cdt-0.2|--profile step --loss cdt --gamma 0.2"
@@ -62,7 +62,7 @@ runs=(
   "step-cb-focal|--profile step --loss cb-focal --gamma 1.0"
   "step-ldam-drw|--profile step --loss ldam --drw-epoch 16"
   "step-la|--profile step --loss la --tau 1.0"
-  "step-mfw-drw|--profile step --mix mfw --alpha 1 --beta 0.01 --loss ce --drw-epoch 16"
+  "step-mfw-drw|--profile step --mix mfw --alpha @mfw-alpha --beta 0.01 --loss ce --drw-epoch 16"
   # The MFW direction check (README): ERM and MFW (the held-out α) on a 3× longer schedule — the
   # paper trains 200–300 epochs and notes that MFW needs more epochs to converge.
   "long-erm|--profile exp --epochs 60"
@@ -85,6 +85,13 @@ run_one() {
   esac
   mkdir -p "$dir"
   [[ -n "${LTL_COMMIT:-}" ]] && echo "$LTL_COMMIT" >>"$dir/commit"
+  # MFW + DRW takes the α chosen for MFW on the same profile's held-out split.
+  if [[ "$flags" == *@mfw-alpha* ]]; then
+    local sel
+    sel="$("$py" scripts/results_table.py "$out_root" select "${name%%-*}-mfw")" ||
+      { echo "== $name: skipped, the ${name%%-*}-mfw grid has not finished"; return; }
+    flags="${flags/@mfw-alpha/${sel##*-}}"
+  fi
   local extra=() base=("${common[@]}")
   if [[ "$flags" == *@analysis* ]]; then flags="${flags/ @analysis/}"; extra=("${analysis[@]}"); fi
   if [[ "$flags" == *--epochs* ]]; then base=("${common[@]:2}"); fi  # the run sets its own epochs

@@ -24,7 +24,7 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("cdt", "CDT", "gamma {v}"),
     ("la", "logit-adjusted loss", "tau 1"),
     ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
-    ("mfw-drw", "MFW + DRW", "alpha 1, beta {beta}, DRW from epoch 16"),
+    ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
 ]
 
 
@@ -34,6 +34,15 @@ def load(path):
 
 def pct(v):
     return "—" if v is None else f"{100 * v:.2f}"
+
+
+def run_arg(res, key):
+    """The value of one trainer option as the run recorded it (results.json "args", key=value lines)."""
+    for line in res.get("args", "").splitlines():
+        k, _, v = line.partition("=")
+        if k.strip() == key:
+            return v.strip().strip('"')
+    return "?"
 
 
 def val_score(res):
@@ -78,7 +87,7 @@ def table(root):
                 res = load(root / f"{profile}-{key}" / "results.json")
                 if res is None:
                     continue
-                hp = hp.format(beta=beta)
+                hp = hp.format(beta=beta, alpha=run_arg(res, "alpha"))
             t = res["test"]
             pc = " ".join(f"{100 * a:.1f}" for a in t["per_class"])
             rows.append(f"| {label} | {hp} | {pct(val_score(res))} | **{pct(t['top1'])}** | {pct(t['many'])} | "
