@@ -127,6 +127,12 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     return w * F * inv_wsum;
   };
 #if LTL_LOSS_SIMD
+  // log p_y from the label's adjusted logit zy (double), the row's max mx and lg = log Σ e,
+  // where the label's own exponential was taken at float(zy): the first-order correction
+  // −q·(zy − float(zy)) makes the sum consistent with zy (a one-class row gives exactly 0).
+  auto label_log_p = [](double zy, float mx, double lg, double q) {
+    return zy - static_cast<double>(mx) - lg - q * (zy - static_cast<double>(static_cast<float>(zy)));
+  };
   auto rows_float = [&](index_t r0, index_t r1, int tid) {
     namespace ls = ltl::detail::loss_simd;
     const index_t cpad = (C + ls::lanes - 1) / ls::lanes * ls::lanes;
@@ -156,33 +162,63 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
       return static_cast<float>(uniform_mult ? k / s * t.scale : k / s);
     };
     if (C <= ls::lanes) {
-      // Rows no longer than one vector: sixteen rows at a time, one row per lane, so that the
-      // exponentials and logarithms of a block are a handful of vector operations.
+      // Rows no longer than one vector: sixteen rows at a time, one row per lane. The block is
+      // loaded row by row and transposed in registers (class c of row i0 + l in zt[c][l]), so
+      // that the adjustment, max, exponentials and logarithms of sixteen rows are a handful of
+      // vector operations; the gradient is formed in the same layout and transposed back.
       constexpr int L = ls::lanes;
-      alignas(64) float zt[ls::lanes][ls::lanes];  // zt[c][l]: class c of row i0 + l
-      double zy[ls::lanes];
+      using ltl::detail::load;
+      using ltl::detail::store;
+      const float* zbase = reinterpret_cast<const float*>(pz);
+      const index_t total = B * C;
+      alignas(64) float kf[L], dyv[L], zyf[L], tail[L];
+      alignas(64) int ycls[L];
+      double zy[L];
       for (index_t i0 = r0; i0 < r1; i0 += L) {
         const index_t n = std::min<index_t>(L, r1 - i0);
-        const float* rows0 = reinterpret_cast<const float*>(pz) + i0 * C;
-        for (index_t c = 0; c < C; ++c) {
-          const float m = mult_f[static_cast<std::size_t>(c)], o = has_off ? off_f[static_cast<std::size_t>(c)] : 0.0f;
-          for (index_t l = 0; l < L; ++l) zt[c][l] = l < n ? rows0[l * C + c] * m + o : 0.0f;
+        const float* rows0 = zbase + i0 * C;
+        ls::vf zt[L];
+        for (index_t l = 0; l < L; ++l) {
+          if (l >= n) {
+            zt[l] = ls::vf{};
+          } else if ((i0 + l) * C + L <= total) {
+            zt[l] = load(rows0 + l * C);  // lanes past C belong to the next rows: ignored
+          } else {  // a whole vector would read past the logits
+            std::fill_n(tail, L, 0.0f);
+            std::copy_n(rows0 + l * C, C, tail);
+            zt[l] = load(tail);
+          }
         }
-        for (index_t l = 0; l < n; ++l) {
+        ls::transpose16(zt);
+        for (index_t l = 0; l < L; ++l) {
+          if (l >= n) {
+            ycls[l] = -1;
+            zyf[l] = 0.0f;
+            continue;
+          }
           const auto yi = static_cast<std::size_t>(py[i0 + l]);
+          ycls[l] = static_cast<int>(yi);
           zy[l] = (static_cast<double>(rows0[l * C + static_cast<index_t>(yi)]) - (has_m ? t.margins[yi] : 0.0)) *
                       mult[yi] + (has_off ? t.offsets[yi] : 0.0);
-          zt[yi][l] = static_cast<float>(zy[l]);
+          zyf[l] = static_cast<float>(zy[l]);
         }
-        ls::vf mx = ltl::detail::load(zt[0]);
-        for (index_t c = 1; c < C; ++c) {
-          const ls::vf v = ltl::detail::load(zt[c]);
-          mx = mx > v ? mx : v;
+        const ls::vi yv = load(ycls);
+        const ls::vf zyv = load(zyf);
+        // Adjusted logits (the label's with its margin, computed in double above), their max.
+        ls::vf mx{};
+        for (index_t c = 0; c < C; ++c) {
+          const auto cu = static_cast<std::size_t>(c);
+          ls::vf v = zt[c] * mult_f[cu] + (has_off ? off_f[cu] : 0.0f);
+          v = yv == static_cast<int>(c) ? zyv : v;
+          zt[c] = v;
+          mx = c == 0 ? v : (mx > v ? mx : v);
         }
         ltl::detail::double8 s_lo{}, s_hi{};
+        ls::vf ey{};
         for (index_t c = 0; c < C; ++c) {
-          const ls::vf e = ls::exp_nonpositive(ltl::detail::load(zt[c]) - mx);
-          ltl::detail::store(zt[c], e);
+          const ls::vf e = ls::exp_nonpositive(zt[c] - mx);
+          zt[c] = e;
+          ey = yv == static_cast<int>(c) ? e : ey;
           s_lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), ltl::detail::double8);
           s_hi += __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15),
                                           ltl::detail::double8);
@@ -190,16 +226,32 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
         const ltl::detail::double8 lg_lo = ls::log_positive(s_lo), lg_hi = ls::log_positive(s_hi);
         for (index_t l = 0; l < n; ++l) {
           const index_t i = i0 + l;
-          const auto yi = static_cast<std::size_t>(py[i]);
+          const auto yi = static_cast<std::size_t>(ycls[l]);
           const double se_l = l < 8 ? s_lo[l] : s_hi[l - 8], lg = l < 8 ? lg_lo[l] : lg_hi[l - 8];
-          const double logq = zy[l] - static_cast<double>(mx[l]) - lg;
-          const double q = static_cast<double>(zt[yi][l]) / se_l;
+          const double q = static_cast<double>(ey[l]) / se_l;
+          const double logq = label_log_p(zy[l], mx[l], lg, q);
           const double k = loss_of_row(i, yi, q, logq, acc);
-          if (pd) {
-            float* drow = reinterpret_cast<float*>(pd) + i * C;
-            const auto kf = static_cast<float>(k / se_l);
-            for (index_t c = 0; c < C; ++c) drow[c] = zt[c][l] * mult_f[static_cast<std::size_t>(c)] * kf;
-            drow[yi] = static_cast<float>(k * (q - 1.0) * mult[yi]);
+          kf[l] = static_cast<float>(k / se_l);
+          dyv[l] = static_cast<float>(k * (q - 1.0) * mult[yi]);
+        }
+        if (!pd) continue;
+        // ∂z_c = k·p_c·mult_c, the label's entry k·(q − 1)·mult_y; back to rows.
+        const ls::vf kv = load(kf), dv = load(dyv);
+        for (index_t c = 0; c < C; ++c) {
+          const ls::vf g = zt[c] * kv * mult_f[static_cast<std::size_t>(c)];
+          zt[c] = yv == static_cast<int>(c) ? dv : g;
+        }
+        ls::transpose16(zt);
+        // Whole vectors in row order where the vector stays inside the block's rows (it spills
+        // into the following rows, whose own stores then overwrite it); the rest exactly, so
+        // that no store reaches past the block.
+        float* d0 = reinterpret_cast<float*>(pd) + i0 * C;
+        for (index_t l = 0; l < n; ++l) {
+          if (l * C + L <= n * C) {
+            store(d0 + l * C, zt[l]);
+          } else {
+            store(tail, zt[l]);
+            std::copy_n(tail, C, d0 + l * C);
           }
         }
       }
@@ -234,7 +286,8 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
         s += static_cast<double>(e_m) - static_cast<double>(e[yi]);
         e[yi] = e_m;
       }
-      k_prev = finish(i, zy - static_cast<double>(mx) - std::log(s), s, static_cast<double>(e[yi]), dy_prev);
+      k_prev = finish(i, label_log_p(zy, mx, std::log(s), static_cast<double>(e[yi]) / s), s,
+                      static_cast<double>(e[yi]), dy_prev);
       d_prev = pd ? reinterpret_cast<float*>(pd) + i * C : nullptr;
       y_prev = yi;
     }
