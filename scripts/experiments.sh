@@ -65,6 +65,10 @@ runs=(
   "step-mfw-drw|--profile step --mix mfw --alpha @mfw-alpha --beta 0.01 --loss ce --drw-epoch 16"
   # The MFW direction check (README): ERM and MFW (the held-out α) on a 3× longer schedule — the
   # paper trains 200–300 epochs and notes that MFW needs more epochs to converge.
+  # The same check against run-to-run noise: ERM and MFW (α 0.5) again with another seed (which
+  # also draws another held-out split and batch order).
+  "seed1-erm|--profile exp --seed 1"
+  "seed1-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --seed 1"
   "long-erm|--profile exp --epochs 60"
   "long-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --epochs 60"
 )
