@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -218,29 +219,26 @@ inline double row_sweep(bool m, bool e, bool g, const Adjust& adj, index_t C, co
   return g ? run(F{}, F{}, T{}) : 0.0;
 }
 
+/// One stage of transpose16: for the pairs of rows (i, i + K) with bit K of i clear, the lanes
+/// with bit K set of row i and those with it clear of row i + K trade places.
+template <int K, int... J>
+inline void transpose_stage(vf* r, std::integer_sequence<int, J...>) noexcept {
+  for (int i = 0; i < lanes; ++i)
+    if ((i & K) == 0) {
+      const vf a = r[i], b = r[i + K];
+      r[i] = __builtin_shufflevector(a, b, ((J & K) ? lanes + J - K : J)...);
+      r[i + K] = __builtin_shufflevector(a, b, ((J & K) ? lanes + J : J + K)...);
+    }
+}
+
 /// Transposes the 16 × 16 floats in r (r[i][j] ↔ r[j][i]) in registers: four stages swap the
 /// off-diagonal blocks of 8, 4, 2 and 1 lanes, 64 two-vector permutations in all.
 inline void transpose16(vf* r) noexcept {
-  const auto stage = [r](int k, auto lo, auto hi) {
-    for (int i = 0; i < lanes; ++i)
-      if ((i & k) == 0) {
-        const vf a = r[i], b = r[i + k];
-        r[i] = lo(a, b);
-        r[i + k] = hi(a, b);
-      }
-  };
-  stage(
-      8, [](vf a, vf b) { return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); },
-      [](vf a, vf b) { return __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31); });
-  stage(
-      4, [](vf a, vf b) { return __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27); },
-      [](vf a, vf b) { return __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31); });
-  stage(
-      2, [](vf a, vf b) { return __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29); },
-      [](vf a, vf b) { return __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31); });
-  stage(
-      1, [](vf a, vf b) { return __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30); },
-      [](vf a, vf b) { return __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31); });
+  constexpr auto lanes_seq = std::make_integer_sequence<int, lanes>{};
+  transpose_stage<8>(r, lanes_seq);
+  transpose_stage<4>(r, lanes_seq);
+  transpose_stage<2>(r, lanes_seq);
+  transpose_stage<1>(r, lanes_seq);
 }
 
 /// Orders streamed stores before what follows (a no-op without AVX-512).
