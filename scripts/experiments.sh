@@ -65,6 +65,9 @@ runs=(
   "step-mfw-drw|--profile step --mix mfw --alpha @mfw-alpha --beta 0.01 --loss ce --drw-epoch 16"
   # The MFW direction check (README): ERM and MFW (the held-out α) on a 3× longer schedule — the
   # paper trains 200–300 epochs and notes that MFW needs more epochs to converge.
+  # MFW + DRW's control: the same deferred re-weighting on plain cross-entropy.
+  "exp-ce-drw|--profile exp --loss ce --drw-epoch 16"
+  "step-ce-drw|--profile step --loss ce --drw-epoch 16"
   # The same check against run-to-run noise: ERM and MFW (α 0.5) again with another seed (which
   # also draws another held-out split and batch order).
   "seed1-erm|--profile exp --seed 1"

@@ -24,6 +24,7 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("cdt", "CDT", "gamma {v}"),
     ("la", "logit-adjusted loss", "tau 1"),
     ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
+    ("ce-drw", "cross-entropy + DRW (MFW + DRW's control)", "CB weights (beta 0.9999) from epoch 16"),
     ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
 ]
 
