@@ -383,13 +383,8 @@ inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, c
                    const std::vector<group>& gs, const conv_epilogue<float>& ep, const float* res, float* y,
                    workspace& ws) {
   for (index_t c = 0; c < C; ++c)
-    for (index_t h = 0; h < H; ++h) {
-      const float* src = x + (c * H + h) * W;
-      float* dst = ws.xp.data() + c * ws.plane + (h + 1) * ws.wp + 1;
-      index_t i = 0;
-      for (; i + lanes <= W; i += lanes) store(dst + i, load(src + i));
-      for (; i < W; ++i) dst[i] = src[i];
-    }
+    for (index_t h = 0; h < H; ++h)
+      direct3x3::copy_row(x + (c * H + h) * W, ws.xp.data() + c * ws.plane + (h + 1) * ws.wp + 1, W);
   for (const group& gr : gs) run_group(gr, C, K, H, W, U, ep, res, y, ws);
 }
 
