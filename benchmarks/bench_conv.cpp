@@ -1,7 +1,8 @@
 // conv2d forward and backward (input and weight gradients) for each 3×3 layer shape of
 // ResNet-32 at batch 128: CIFAR 32×32 (3→16 stem, 16→16, 16→32/s2, 32→32, 32→64/s2, 64→64) and
 // the Fashion-MNIST 28×28 equivalents with a 1-channel stem. The GFLOPS counter counts 2 flops
-// per multiply-add of the direct convolution (backward: both products).
+// per multiply-add of the direct convolution (backward: both products). Also batch norm in
+// training (forward + backward) at each activation shape, in GB/s.
 #include "bench_common.hpp"
 
 #include <benchmark/benchmark.h>
@@ -68,5 +69,42 @@ void BM_conv_backward(benchmark::State& state) {
       benchmark::Counter(4 * c.macs() * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_conv_backward)->Apply(register_layers);
+
+}  // namespace
+
+namespace {
+
+// Batch norm in training, forward then backward, as a ResNet block's second batch norm runs it
+// (residual added and ReLU fused; backward also returns the residual's gradient), at each
+// activation shape of ResNet-32 at batch 128. GB/s counts one read of x per pass it needs
+// (forward: x twice, residual, y written; backward: dy, x and y in the sums' pass, the masked
+// gradient written; dx's pass: masked gradient and x read, dx written): 11 tensor passes.
+void BM_batch_norm_train(benchmark::State& state) {
+  const index_t n = state.range(0), c = state.range(1), hw = state.range(2);
+  const ltl::shape sz{n, c, hw, hw};
+  const auto x = ltl_bench::randn(sz, 1), r = ltl_bench::randn(sz, 2), dy = ltl_bench::randn(sz, 3);
+  const auto w = ltl_bench::randn(ltl::shape{c}, 4), b = ltl_bench::randn(ltl::shape{c}, 5);
+  ltl::tensor<float> rm = ltl_bench::randn(ltl::shape{c}, 6), rv = ltl_bench::randn(ltl::shape{c}, 7, 0.0);
+  const ltl::batch_norm_options opt{.training = true, .relu = true};
+  for (auto _ : state) {
+    auto f = ltl::cpu::batch_norm2d_forward(x, w, b, rm, rv, opt, r);
+    auto g = ltl::cpu::batch_norm2d_backward(dy, x, w, f.mean, f.invstd, true, {true, true, true}, f.y, true);
+    benchmark::DoNotOptimize(g.dx.data());
+    benchmark::DoNotOptimize(g.dmasked.data());
+  }
+  const double bytes = 11.0 * static_cast<double>(sz.numel()) * sizeof(float);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes * static_cast<double>(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_batch_norm_train)
+    ->ArgNames({"N", "C", "HW"})
+    ->Args({128, 16, 32})
+    ->Args({128, 32, 16})
+    ->Args({128, 64, 8})
+    ->Args({128, 16, 28})
+    ->Args({128, 32, 14})
+    ->Args({128, 64, 7})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace

@@ -377,6 +377,63 @@ TEST_CASE("Winograd's planar form matches the reference on every lane-group layo
       ltl::make_conv2d_geometry({2, 16, 32, 32}, {16, 16, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_planar());
 }
 
+TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, epilogue, gradient", "[ops][conv]") {
+  // The dispatch's shapes (32→32 at 14×14 as in the 28×28 ResNet-32; 16→16 at 14×14; 48
+  // channels in, 40 out at 28×28), whose batches end in a partial block of samples (37: 16 +
+  // 16 + 5; 40: 16 + 16 + 8); then the kernel called directly on shapes dispatch leaves to other
+  // kernels: odd planes whose last tiles cover the zero border (7×7 with 49 values, runs of 16
+  // overlapping at the end; 5×9), a plane of exactly 16 values (4×4), three input channels, a
+  // single sample (15 empty lanes), and output-channel tails of 4 and 1.
+  struct config {
+    shape x;
+    ltl::index_t cout;
+    bool dispatched;
+  };
+  const std::vector<config> configs{{{37, 32, 14, 14}, 32, true}, {{40, 16, 14, 14}, 16, true},
+                                    {{33, 48, 28, 28}, 40, true}, {{35, 16, 7, 7}, 21, false},
+                                    {{2, 3, 5, 9}, 5, false},     {{1, 20, 4, 4}, 12, false},
+                                    {{17, 16, 28, 28}, 16, false}};
+  const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
+  std::uint64_t seed = 900;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
+    const ltl::conv2d_options o{.padding = 1};
+    const epilogue_case e(c.x, c.cout, seed, o);
+    const auto& [geo, x, w, b, sc, res, ref, want] = e;
+    REQUIRE(geo.winograd3x3_batched() == c.dispatched);
+    const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
+    const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
+    if (c.dispatched) {
+      require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
+      require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
+      require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), dx_ref, 2e-5, 1e-5);
+      continue;
+    }
+    TF y(ref.sizes()), yep(ref.sizes()), dx(x.sizes());
+    ltl::cpu::winograd::run_batched(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
+                                    ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
+    require_close(y, ref, 2e-5, 1e-5);
+    ltl::cpu::winograd::run_batched(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false,
+                                    c.cout, ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true},
+                                    yep.data(), chunks);
+    require_close(yep, want, 2e-5, 1e-5);
+    ltl::cpu::winograd::run_batched(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
+                                    ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
+    require_close(dx, dx_ref, 2e-5, 1e-5);
+  }
+  // Planes the planar form fills, from 64 channels, small batches and stride 2 go elsewhere;
+  // planes under 16 values are refused by the kernel itself.
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 16, 16, 16}, {16, 16, 3, 3}, {.padding = 1}).winograd3x3_batched());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 64, 14, 14}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_batched());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({31, 32, 14, 14}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3_batched());
+  REQUIRE_FALSE(
+      ltl::make_conv2d_geometry({64, 32, 28, 28}, {32, 32, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_batched());
+  TF tiny({2, 16, 3, 3}), wt({16, 16, 3, 3}), out({2, 16, 3, 3});
+  REQUIRE_THROWS_AS(ltl::cpu::winograd::run_batched(tiny.data(), 2, 16, 3, 3, wt.data(), 16, 16, false, 16,
+                                                    ltl::detail::conv_epilogue<float>{}, out.data(), chunks),
+                    ltl::shape_error);
+}
+
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {
   // One shape per forward kernel: channel-vectorised (stride 2; stride 1 on an 8×8 plane), the
   // row-vectorised direct kernel (16×16 plane) and im2col + GEMM (5×5 kernel, 1×1 kernel).

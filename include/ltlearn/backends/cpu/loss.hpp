@@ -189,7 +189,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
             zt[l] = load(tail);
           }
         }
-        ls::transpose16(zt);
+        ltl::detail::transpose16(zt);
         for (index_t l = 0; l < L; ++l) {
           if (l >= n) {
             ycls[l] = -1;
@@ -241,7 +241,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
           const ls::vf g = zt[c] * kv * mult_f[static_cast<std::size_t>(c)];
           zt[c] = yv == static_cast<int>(c) ? dv : g;
         }
-        ls::transpose16(zt);
+        ltl::detail::transpose16(zt);
         // Whole vectors in row order where the vector stays inside the block's rows (it spills
         // into the following rows, whose own stores then overwrite it); the rest exactly, so
         // that no store reaches past the block.

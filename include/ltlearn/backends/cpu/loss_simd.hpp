@@ -219,28 +219,6 @@ inline double row_sweep(bool m, bool e, bool g, const Adjust& adj, index_t C, co
   return g ? run(F{}, F{}, T{}) : 0.0;
 }
 
-/// One stage of transpose16: for the pairs of rows (i, i + K) with bit K of i clear, the lanes
-/// with bit K set of row i and those with it clear of row i + K trade places.
-template <int K, int... J>
-inline void transpose_stage(vf* r, std::integer_sequence<int, J...>) noexcept {
-  for (int i = 0; i < lanes; ++i)
-    if ((i & K) == 0) {
-      const vf a = r[i], b = r[i + K];
-      r[i] = __builtin_shufflevector(a, b, ((J & K) ? lanes + J - K : J)...);
-      r[i + K] = __builtin_shufflevector(a, b, ((J & K) ? lanes + J : J + K)...);
-    }
-}
-
-/// Transposes the 16 × 16 floats in r (r[i][j] ↔ r[j][i]) in registers: four stages swap the
-/// off-diagonal blocks of 8, 4, 2 and 1 lanes, 64 two-vector permutations in all.
-inline void transpose16(vf* r) noexcept {
-  constexpr auto lanes_seq = std::make_integer_sequence<int, lanes>{};
-  transpose_stage<8>(r, lanes_seq);
-  transpose_stage<4>(r, lanes_seq);
-  transpose_stage<2>(r, lanes_seq);
-  transpose_stage<1>(r, lanes_seq);
-}
-
 /// Orders streamed stores before what follows (a no-op without AVX-512).
 inline void stream_fence() noexcept {
 #if defined(__AVX512F__)
