@@ -434,6 +434,56 @@ TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, ep
                     ltl::shape_error);
 }
 
+TEST_CASE("Winograd's sample-lane weight gradient matches the reference", "[ops][conv]") {
+  // Dispatched shapes (32→32 at 14×14 with a last block of 5 samples; 48→48 at 16×16: one
+  // vector of output channels per register tile, 24 + 24 input channels), then direct calls:
+  // input-channel tails (20 = 16 + 4; 40 = 12 + 12 + 12 + 4; 3 = 1 + 1 + 1), two and four
+  // vectors of output channels, odd planes whose last tiles' outputs fall outside (9×9, 5×9,
+  // 7×7), one sample, and work split into blocks summed from two partial results.
+  struct config {
+    shape x;
+    ltl::index_t cout;
+    bool dispatched;
+  };
+  const std::vector<config> configs{{{37, 32, 14, 14}, 32, true}, {{34, 48, 16, 16}, 48, true},
+                                    {{17, 20, 9, 9}, 48, false},  {{16, 40, 5, 9}, 32, false},
+                                    {{3, 3, 7, 7}, 64, false},    {{1, 16, 6, 6}, 16, false}};
+  std::uint64_t seed = 1100;
+  for (const auto& c : configs) {
+    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
+    const ltl::conv2d_options o{.padding = 1};
+    const shape ws{c.cout, c.x[1], 3, 3};
+    const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
+    REQUIRE(geo.winograd3x3_wgrad() == c.dispatched);
+    const TF x = random_tensor<float>(c.x, ++seed), dy = random_tensor<float>(geo.output_shape(), ++seed);
+    const auto want = ltl_ref::conv2d_grad_weight(dy, x, ws, o);
+    if (c.dispatched) {
+      require_close(ltl::cpu::conv2d_backward_weight(dy, x, ws, o), want, 1e-3, 1e-4);
+      continue;
+    }
+    // Thread 0 takes the first block, thread 1 the rest (one block in all when n ≤ 16).
+    const auto two_parts = [](ltl::index_t nb, auto&& f) {
+      f(0, ltl::index_t{0}, std::min<ltl::index_t>(1, nb));
+      if (nb > 1) f(1, ltl::index_t{1}, nb);
+    };
+    const auto dw = ltl::cpu::winograd::weight_grad_batched(dy.data(), x.data(), c.x[0], c.x[1], c.cout, c.x[2],
+                                                            c.x[3], 2, two_parts);
+    require_close(dw.reshape(ws), want, 1e-3, 1e-4);
+  }
+  // Output channels in whole vectors, planes of 16 values or more; 16 channels, 64 channels and
+  // stride 2 stay on the direct kernels.
+  TF x({2, 16, 8, 8}), dy({2, 24, 8, 8}), tiny({2, 16, 3, 3}), dtiny({2, 16, 3, 3});
+  const auto one = [](ltl::index_t nb, auto&& f) { f(0, ltl::index_t{0}, nb); };
+  REQUIRE_THROWS_AS(ltl::cpu::winograd::weight_grad_batched(dy.data(), x.data(), 2, 16, 24, 8, 8, 1, one),
+                    ltl::shape_error);
+  REQUIRE_THROWS_AS(ltl::cpu::winograd::weight_grad_batched(dtiny.data(), tiny.data(), 2, 16, 16, 3, 3, 1, one),
+                    ltl::shape_error);
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 16, 28, 28}, {16, 16, 3, 3}, {.padding = 1}).winograd3x3_wgrad());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 64, 14, 14}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_wgrad());
+  REQUIRE_FALSE(
+      ltl::make_conv2d_geometry({64, 32, 28, 28}, {32, 32, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_wgrad());
+}
+
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {
   // One shape per forward kernel: channel-vectorised (stride 2; stride 1 on an 8×8 plane), the
   // row-vectorised direct kernel (16×16 plane) and im2col + GEMM (5×5 kernel, 1×1 kernel).
