@@ -41,14 +41,19 @@ using vf = simd<float>::type;
 inline constexpr int lanes = simd<float>::lanes;
 inline constexpr int chunk = 28;  ///< tiles per chunk: a multiple of both register tiles' P
 
+/// Start of the i-th run of 16 in a flattened plane of `len` ≥ 16 values: runs at 0, 16, …,
+/// the last moved back to end at len (it overlaps the one before; both write the same values).
+inline index_t run_start(index_t i, index_t len) noexcept { return std::min(i * lanes, len - lanes); }
+inline index_t run_count(index_t len) noexcept { return (len + lanes - 1) / lanes; }
+
 /// U[ξ][c][k] = (G g Gᵀ)[ξ] for the 3×3 kernel g of (input c, output k). Forward: weight
 /// [K, C, 3, 3]; `adjoint` (input gradient): weight [C_out = C, K, 3, 3]-shaped as [a, b, 3, 3]
 /// with a = C and b = K, kernel rotated by 180°.
 inline std::vector<float> transform_weights(const float* weight, index_t a, index_t b, bool adjoint) {
   const index_t K = adjoint ? b : a, C = adjoint ? a : b;
   std::vector<float> U(static_cast<std::size_t>(16 * C * K));
-  for (index_t k = 0; k < K; ++k)
-    for (index_t c = 0; c < C; ++c) {
+  for (index_t c = 0; c < C; ++c)  // k innermost: U's rows are written in order
+    for (index_t k = 0; k < K; ++k) {
       float g[9];
       for (int t = 0; t < 9; ++t) g[t] = direct3x3::kernel_tap(weight, b, k, c, t, adjoint);
       float r[4][3];  // G g
@@ -102,14 +107,29 @@ inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, c
                    const conv_epilogue<float>& ep, const float* res, float* y, workspace& ws) {
   const index_t th = (H + 1) / 2, tw = (W + 1) / 2, T = th * tw, Wp = 2 * tw + 2, Wo = 2 * tw;
   float* xt = ws.xt.data();
-  // Channels-last, zero-bordered input, row by row (a row's lines stay in L1).
-  std::fill(ws.xt.begin(), ws.xt.end(), 0.0f);
-  for (index_t h = 0; h < H; ++h)
-    for (index_t c = 0; c < C; ++c) {
-      const float* src = x + (c * H + h) * W;
-      float* dst = xt + ((h + 1) * Wp + 1) * C + c;
-      for (index_t w = 0; w < W; ++w) dst[w * C] = src[w];
-    }
+  // Channels-last, zero-bordered input (the border, zeroed with the work space, is never
+  // written): 16 channels × a run of 16 values of the flattened plane per register transpose.
+  const index_t len = H * W;
+  if (len >= lanes) {
+    for (index_t c0 = 0; c0 < C; c0 += lanes)
+      for (index_t i = 0, n = run_count(len); i < n; ++i) {
+        const index_t p0 = run_start(i, len);
+        vf r[lanes];
+        for (int k = 0; k < lanes; ++k) r[k] = load(x + (c0 + k) * len + p0);
+        transpose16(r);
+        for (int j = 0; j < lanes; ++j) {
+          const index_t p = p0 + j;
+          store(xt + ((p / W + 1) * Wp + p % W + 1) * C + c0, r[j]);
+        }
+      }
+  } else {
+    for (index_t h = 0; h < H; ++h)
+      for (index_t c = 0; c < C; ++c) {
+        const float* src = x + (c * H + h) * W;
+        float* dst = xt + ((h + 1) * Wp + 1) * C + c;
+        for (index_t w = 0; w < W; ++w) dst[w * C] = src[w];
+      }
+  }
   float* V = ws.V.data();
   float* M = ws.M.data();
   float* yt = ws.yt.data();
@@ -438,11 +458,6 @@ struct workspace {
   }
 };
 
-/// Start of the i-th run of 16 in a flattened plane of `len` ≥ 16 values: runs at 0, 16, …,
-/// the last moved back to end at len (it overlaps the one before; both write the same values).
-inline index_t run_start(index_t i, index_t len) noexcept { return std::min(i * lanes, len - lanes); }
-inline index_t run_count(index_t len) noexcept { return (len + lanes - 1) / lanes; }
-
 /// xs[c][h + 1][w + 1][s] = x_s[c][h][w] for the ns (≤ 16) samples at x (sample stride
 /// `stride`); lanes ns … 15 are zero. The plane must hold at least 16 values.
 inline void gather(const float* x, index_t ns, index_t stride, index_t C, index_t H, index_t W, workspace& ws) {
@@ -582,8 +597,8 @@ inline void gather_channels_last(const float* dy, index_t ns, index_t stride, in
                                  workspace& ws) {
   for (index_t s = 0; s < ns; ++s)
     for (index_t k0 = 0; k0 < K; k0 += lanes)
-      for (index_t i = 0, n = batched::run_count(len); i < n; ++i) {
-        const index_t p0 = batched::run_start(i, len);
+      for (index_t i = 0, n = run_count(len); i < n; ++i) {
+        const index_t p0 = run_start(i, len);
         vf r[lanes];
         for (int kk = 0; kk < lanes; ++kk) r[kk] = load(dy + s * stride + (k0 + kk) * len + p0);
         transpose16(r);
