@@ -325,31 +325,25 @@ TEST_CASE("Winograd F(2x2, 3x3) matches the reference: forward, epilogue and inp
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 8, 8}, {64, 64, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3());
 }
 
-TEST_CASE("Winograd's planar form matches the reference on every lane-group layout", "[ops][conv]") {
-  // The dispatch's shapes (16×16 planes: two tile rows of 8 per group; 32×32: one row of 16),
-  // with channel counts that are not multiples of a vector; then the kernel called directly on
-  // the layouts dispatch leaves to the direct kernels: partial groups (28×28: 14 of 16 lanes;
-  // 40×40: groups of 16 + 4), odd planes whose last tiles cover the zero border, an odd number
-  // of tile rows on a narrow plane (7×7, 5×9), three input channels and tails of 4 and 1
-  // output channels in the products.
-  struct config {
-    shape x;
-    ltl::index_t cout;
-    bool dispatched;
-  };
-  const std::vector<config> configs{{{2, 16, 16, 16}, 16, true},  {{2, 16, 32, 32}, 32, true},
-                                    {{1, 24, 16, 16}, 40, true},  {{1, 48, 32, 32}, 17, true},
-                                    {{2, 16, 28, 28}, 16, false}, {{1, 16, 40, 40}, 21, false},
-                                    {{1, 16, 7, 7}, 24, false},   {{2, 3, 5, 9}, 5, false},
-                                    {{1, 20, 17, 15}, 12, false}};
+namespace {
+struct winograd_config {
+  shape x;
+  ltl::index_t cout;
+  bool dispatched;  ///< the form's dispatch predicate holds (checked through conv2d's entry points)
+};
+
+/// Checks one Winograd form against the reference on each config: forward, the epilogue and the
+/// input gradient — through conv2d's entry points where `picks(geometry)` (which must match
+/// `dispatched`), else by calling `run` (the form's cpu::winograd::run_* signature) directly.
+template <class Picks, class Run>
+void check_winograd_form(const std::vector<winograd_config>& configs, std::uint64_t seed, Picks picks, Run run) {
   const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
-  std::uint64_t seed = 700;
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
     const ltl::conv2d_options o{.padding = 1};
     const epilogue_case e(c.x, c.cout, seed, o);
     const auto& [geo, x, w, b, sc, res, ref, want] = e;
-    REQUIRE(geo.winograd3x3_planar() == c.dispatched);
+    REQUIRE(picks(geo) == c.dispatched);
     const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
     const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
     if (c.dispatched) {
@@ -359,17 +353,37 @@ TEST_CASE("Winograd's planar form matches the reference on every lane-group layo
       continue;
     }
     TF y(ref.sizes()), yep(ref.sizes()), dx(x.sizes());
-    ltl::cpu::winograd::run_planar(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
-                                   ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
+    run(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
+        ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
     require_close(y, ref, 2e-5, 1e-5);
-    ltl::cpu::winograd::run_planar(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
-                                   ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true}, yep.data(),
-                                   chunks);
+    run(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
+        ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true}, yep.data(), chunks);
     require_close(yep, want, 2e-5, 1e-5);
-    ltl::cpu::winograd::run_planar(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
-                                   ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
+    run(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
+        ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
     require_close(dx, dx_ref, 2e-5, 1e-5);
   }
+}
+}  // namespace
+
+TEST_CASE("Winograd's planar form matches the reference on every lane-group layout", "[ops][conv]") {
+  // The dispatch's shapes (16×16 planes: two tile rows of 8 per group; 32×32: one row of 16),
+  // with channel counts that are not multiples of a vector; then the kernel called directly on
+  // the layouts dispatch leaves to the direct kernels: partial groups (28×28: 14 of 16 lanes;
+  // 40×40: groups of 16 + 4), odd planes whose last tiles cover the zero border, an odd number
+  // of tile rows on a narrow plane (7×7, 5×9), three input channels and tails of 4 and 1
+  // output channels in the products.
+  check_winograd_form({{{2, 16, 16, 16}, 16, true},
+                       {{2, 16, 32, 32}, 32, true},
+                       {{1, 24, 16, 16}, 40, true},
+                       {{1, 48, 32, 32}, 17, true},
+                       {{2, 16, 28, 28}, 16, false},
+                       {{1, 16, 40, 40}, 21, false},
+                       {{1, 16, 7, 7}, 24, false},
+                       {{2, 3, 5, 9}, 5, false},
+                       {{1, 20, 17, 15}, 12, false}},
+                      700, [](const ltl::conv2d_geometry& g) { return g.winograd3x3_planar(); },
+                      [](auto&&... a) { ltl::cpu::winograd::run_planar(a...); });
   // From 64 channels the channels-last form, below 16 and at stride 2 the direct kernels.
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 64, 16, 16}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_planar());
   REQUIRE_FALSE(ltl::make_conv2d_geometry({2, 8, 32, 32}, {16, 8, 3, 3}, {.padding = 1}).winograd3x3_planar());
@@ -384,43 +398,15 @@ TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, ep
   // kernels: odd planes whose last tiles cover the zero border (7×7 with 49 values, runs of 16
   // overlapping at the end; 5×9), a plane of exactly 16 values (4×4), three input channels, a
   // single sample (15 empty lanes), and output-channel tails of 4 and 1.
-  struct config {
-    shape x;
-    ltl::index_t cout;
-    bool dispatched;
-  };
-  const std::vector<config> configs{{{37, 32, 14, 14}, 32, true}, {{40, 16, 14, 14}, 16, true},
-                                    {{33, 48, 28, 28}, 40, true}, {{35, 16, 7, 7}, 21, false},
-                                    {{2, 3, 5, 9}, 5, false},     {{1, 20, 4, 4}, 12, false},
-                                    {{17, 16, 28, 28}, 16, false}};
-  const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
-  std::uint64_t seed = 900;
-  for (const auto& c : configs) {
-    INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
-    const ltl::conv2d_options o{.padding = 1};
-    const epilogue_case e(c.x, c.cout, seed, o);
-    const auto& [geo, x, w, b, sc, res, ref, want] = e;
-    REQUIRE(geo.winograd3x3_batched() == c.dispatched);
-    const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
-    const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
-    if (c.dispatched) {
-      require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
-      require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
-      require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), dx_ref, 2e-5, 1e-5);
-      continue;
-    }
-    TF y(ref.sizes()), yep(ref.sizes()), dx(x.sizes());
-    ltl::cpu::winograd::run_batched(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
-                                    ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
-    require_close(y, ref, 2e-5, 1e-5);
-    ltl::cpu::winograd::run_batched(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false,
-                                    c.cout, ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true},
-                                    yep.data(), chunks);
-    require_close(yep, want, 2e-5, 1e-5);
-    ltl::cpu::winograd::run_batched(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
-                                    ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
-    require_close(dx, dx_ref, 2e-5, 1e-5);
-  }
+  check_winograd_form({{{37, 32, 14, 14}, 32, true},
+                       {{40, 16, 14, 14}, 16, true},
+                       {{33, 48, 28, 28}, 40, true},
+                       {{35, 16, 7, 7}, 21, false},
+                       {{2, 3, 5, 9}, 5, false},
+                       {{1, 20, 4, 4}, 12, false},
+                       {{17, 16, 28, 28}, 16, false}},
+                      900, [](const ltl::conv2d_geometry& g) { return g.winograd3x3_batched(); },
+                      [](auto&&... a) { ltl::cpu::winograd::run_batched(a...); });
   // Planes the planar form fills, from 64 channels, small batches and stride 2 go elsewhere;
   // planes under 16 values are refused by the kernel itself.
   REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 16, 16, 16}, {16, 16, 3, 3}, {.padding = 1}).winograd3x3_batched());
@@ -428,6 +414,7 @@ TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, ep
   REQUIRE_FALSE(ltl::make_conv2d_geometry({31, 32, 14, 14}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3_batched());
   REQUIRE_FALSE(
       ltl::make_conv2d_geometry({64, 32, 28, 28}, {32, 32, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_batched());
+  const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
   TF tiny({2, 16, 3, 3}), wt({16, 16, 3, 3}), out({2, 16, 3, 3});
   REQUIRE_THROWS_AS(ltl::cpu::winograd::run_batched(tiny.data(), 2, 16, 3, 3, wt.data(), 16, 16, false, 16,
                                                     ltl::detail::conv_epilogue<float>{}, out.data(), chunks),
