@@ -226,15 +226,16 @@ TEST_CASE("channel-vectorised 3x3 kernel matches the reference at stride 1 and 2
   // Output channels 3, 16, 17, 33, 64 and 70 select 1-, 2- and 4-vector tiles, partial vectors
   // and several row blocks (the weight gradient: 1 × 3 or 2 × 1 blocks, input-channel
   // remainders); planes of 5..16 at stride 2 (odd and even: the input gradient's four parity
-  // phases, used from two vectors of input channels, have unequal sizes) and small stride-1 planes leave partial position tiles; 40
-  // samples of 64×8×8 span several weight-gradient sample groups.
+  // phases, used from two vectors of input channels, have unequal sizes) and small stride-1 planes leave
+  // partial position tiles; 31 samples of 64×8×8 span several weight-gradient sample groups (~12 samples;
+  // under 32, so that Winograd F(4×4) does not take the float forward pass).
   struct config {
     shape x;
     ltl::index_t cout, stride;
   };
   const std::vector<config> configs{{{3, 4, 9, 9}, 3, 2},    {{2, 16, 16, 16}, 32, 2}, {{1, 5, 8, 8}, 17, 2},
                                     {{3, 7, 5, 11}, 33, 2},  {{2, 32, 14, 14}, 64, 2}, {{2, 6, 7, 7}, 70, 1},
-                                    {{40, 64, 8, 8}, 64, 1}, {{2, 9, 3, 10}, 16, 1}, {{2, 40, 9, 7}, 24, 2}};
+                                    {{31, 64, 8, 8}, 64, 1}, {{2, 9, 3, 10}, 16, 1}, {{2, 40, 9, 7}, 24, 2}};
   std::uint64_t seed = 90;
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout << " stride " << c.stride);
@@ -335,8 +336,10 @@ struct winograd_config {
 /// Checks one Winograd form against the reference on each config: forward, the epilogue and the
 /// input gradient — through conv2d's entry points where `picks(geometry)` (which must match
 /// `dispatched`), else by calling `run` (the form's cpu::winograd::run_* signature) directly.
+/// Tolerances: |got − want| ≤ atol + 1e-5·|want|.
 template <class Picks, class Run>
-void check_winograd_form(const std::vector<winograd_config>& configs, std::uint64_t seed, Picks picks, Run run) {
+void check_winograd_form(const std::vector<winograd_config>& configs, std::uint64_t seed, Picks picks, Run run,
+                         double atol = 2e-5) {
   const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
@@ -347,21 +350,21 @@ void check_winograd_form(const std::vector<winograd_config>& configs, std::uint6
     const TF dy = random_tensor<float>(geo.output_shape(), ++seed);
     const auto dx_ref = ltl_ref::conv2d_grad_input(dy, w, x.sizes(), o);
     if (c.dispatched) {
-      require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, 2e-5, 1e-5);
-      require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, 2e-5, 1e-5);
-      require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), dx_ref, 2e-5, 1e-5);
+      require_close(ltl::cpu::conv2d_forward(x, w, b, o), ref, atol, 1e-5);
+      require_close(ltl::cpu::conv2d_forward_epilogue(x, w, o, sc, b, res, true), want, atol, 1e-5);
+      require_close(ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), o), dx_ref, atol, 1e-5);
       continue;
     }
     TF y(ref.sizes()), yep(ref.sizes()), dx(x.sizes());
     run(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
         ltl::detail::conv_epilogue<float>{.shift = b.data()}, y.data(), chunks);
-    require_close(y, ref, 2e-5, 1e-5);
+    require_close(y, ref, atol, 1e-5);
     run(x.data(), c.x[0], c.x[1], c.x[2], c.x[3], w.data(), c.cout, c.x[1], false, c.cout,
         ltl::detail::conv_epilogue<float>{sc.data(), b.data(), res.data(), true}, yep.data(), chunks);
-    require_close(yep, want, 2e-5, 1e-5);
+    require_close(yep, want, atol, 1e-5);
     run(dy.data(), c.x[0], c.cout, c.x[2], c.x[3], w.data(), c.cout, c.x[1], true, c.x[1],
         ltl::detail::conv_epilogue<float>{}, dx.data(), chunks);
-    require_close(dx, dx_ref, 2e-5, 1e-5);
+    require_close(dx, dx_ref, atol, 1e-5);
   }
 }
 }  // namespace
@@ -392,15 +395,15 @@ TEST_CASE("Winograd's planar form matches the reference on every lane-group layo
 }
 
 TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, epilogue, gradient", "[ops][conv]") {
-  // The dispatch's shapes (32→32 at 14×14 as in the 28×28 ResNet-32; 16→16 at 14×14; 48
-  // channels in, 40 out at 28×28), whose batches end in a partial block of samples (37: 16 +
-  // 16 + 5; 40: 16 + 16 + 8); then the kernel called directly on shapes dispatch leaves to other
-  // kernels: odd planes whose last tiles cover the zero border (7×7 with 49 values, runs of 16
-  // overlapping at the end; 5×9), a plane of exactly 16 values (4×4), three input channels, a
+  // F(2×2). The dispatch's shapes (32→32 and 48→40 on planes above F(4×4)'s 28×28), whose
+  // batches end in a partial block of samples (37: 16 + 16 + 5; 33: 16 + 16 + 1); then the
+  // kernel called directly on shapes dispatch leaves to other kernels: 16→16 at 14×14 (a last
+  // block of 8), odd planes whose last tiles cover the zero border (7×7 with 49 values, runs of
+  // 16 overlapping at the end; 5×9), a plane of exactly 16 values (4×4), three input channels, a
   // single sample (15 empty lanes), and output-channel tails of 4 and 1.
-  check_winograd_form({{{37, 32, 14, 14}, 32, true},
-                       {{40, 16, 14, 14}, 16, true},
-                       {{33, 48, 28, 28}, 40, true},
+  check_winograd_form({{{37, 32, 30, 30}, 32, true},
+                       {{33, 48, 36, 36}, 40, true},
+                       {{40, 16, 14, 14}, 16, false},
                        {{35, 16, 7, 7}, 21, false},
                        {{2, 3, 5, 9}, 5, false},
                        {{1, 20, 4, 4}, 12, false},
@@ -411,7 +414,8 @@ TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, ep
   // planes under 16 values are refused by the kernel itself.
   REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 16, 16, 16}, {16, 16, 3, 3}, {.padding = 1}).winograd3x3_batched());
   REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 64, 14, 14}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_batched());
-  REQUIRE_FALSE(ltl::make_conv2d_geometry({31, 32, 14, 14}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3_batched());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({31, 32, 30, 30}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3_batched());
+  REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 32, 14, 14}, {32, 32, 3, 3}, {.padding = 1}).winograd3x3_batched());
   REQUIRE_FALSE(
       ltl::make_conv2d_geometry({64, 32, 28, 28}, {32, 32, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_batched());
   const auto chunks = [](ltl::index_t n, auto&& f) { ltl::detail::for_each_sample_chunk(n, f); };
@@ -419,6 +423,41 @@ TEST_CASE("Winograd's sample-lane form matches the reference: blocks, planes, ep
   REQUIRE_THROWS_AS(ltl::cpu::winograd::run_batched(tiny.data(), 2, 16, 3, 3, wt.data(), 16, 16, false, 16,
                                                     ltl::detail::conv_epilogue<float>{}, out.data(), chunks),
                     ltl::shape_error);
+}
+
+TEST_CASE("Winograd F(4x4, 3x3) in sample-lane form matches the reference", "[ops][conv]") {
+  // The dispatch's shapes: 16→16 at 28×28 (7 × 7 whole tiles) and 32→32 at 14×14 (a last tile
+  // row and column of 2 outputs) with partial sample blocks (37 = 16 + 16 + 5, 40 = 16 + 16 +
+  // 8), 64→64 at 7×7 (partial tiles of 3), 48→40 at 16×16, 16→24 at 7×7; then direct calls:
+  // a plane of exactly one tile (4×4), 6×6 and 5×9 planes (partial tiles of 2 and 1), three
+  // input channels, one sample, and output-channel tails of 4 and 1. F(4×4)'s round-off is
+  // about ten times F(2×2)'s: up to ~1e-4 on these O(10) outputs (10-16 channels × 9 taps of
+  // products of uniform(−1, 1) values), so the tolerance is 3e-4 — a wrong transform entry
+  // gives errors of order one.
+  check_winograd_form({{{37, 16, 28, 28}, 16, true},
+                       {{40, 32, 14, 14}, 32, true},
+                       {{33, 64, 7, 7}, 64, true},
+                       {{32, 48, 16, 16}, 40, true},
+                       {{34, 16, 7, 7}, 24, true},
+                       {{1, 20, 4, 4}, 12, false},
+                       {{17, 16, 6, 6}, 21, false},
+                       {{2, 3, 5, 9}, 5, false}},
+                      1100, [](const ltl::conv2d_geometry& g) { return g.winograd3x3_f4(); },
+                      [](auto&&... a) { ltl::cpu::winograd::run_batched<4>(a...); }, 3e-4);
+  // At 64 channels only planes 4×4 tiles cover as tightly as 2×2 tiles; none above 28×28, no
+  // small batches, stride 2, or fewer than 16 / more than 64 channels.
+  const auto f4 = [](shape x, ltl::index_t cout, ltl::index_t stride = 1) {
+    return ltl::make_conv2d_geometry(x, {cout, x[1], 3, 3}, {.stride = stride, .padding = 1}).winograd3x3_f4();
+  };
+  REQUIRE(f4({32, 64, 8, 8}, 64));
+  REQUIRE(f4({32, 64, 16, 16}, 32));
+  REQUIRE_FALSE(f4({32, 64, 14, 14}, 64));
+  REQUIRE_FALSE(f4({32, 16, 32, 32}, 16));
+  REQUIRE_FALSE(f4({31, 16, 28, 28}, 16));
+  REQUIRE_FALSE(f4({32, 16, 28, 28}, 16, 2));
+  REQUIRE_FALSE(f4({32, 8, 28, 28}, 16));
+  REQUIRE_FALSE(f4({32, 128, 8, 8}, 128));
+  REQUIRE_FALSE(f4({32, 16, 3, 3}, 16));
 }
 
 TEST_CASE("Winograd's sample-lane weight gradient matches the reference", "[ops][conv]") {

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -46,27 +47,98 @@ inline constexpr int chunk = 28;  ///< tiles per chunk: a multiple of both regis
 inline index_t run_start(index_t i, index_t len) noexcept { return std::min(i * lanes, len - lanes); }
 inline index_t run_count(index_t len) noexcept { return (len + lanes - 1) / lanes; }
 
-/// U[ξ][c][k] = (G g Gᵀ)[ξ] for the 3×3 kernel g of (input c, output k). Forward: weight
-/// [K, C, 3, 3]; `adjoint` (input gradient): weight [C_out = C, K, 3, 3]-shaped as [a, b, 3, 3]
-/// with a = C and b = K, kernel rotated by 180°.
+/// The one-dimensional transforms of F(m, 3) on lines of a = m + 2 values: the input's Bᵀd,
+/// the output's Aᵀs and the kernel's G g. m = 2 uses the points 0, ±1, ∞ (Lavin & Gray);
+/// m = 4 the points 0, ±1, ±2, ∞, with
+///   Bᵀ = [[4, 0, −5, 0, 1, 0], [0, −4, −4, 1, 1, 0], [0, 4, −4, −1, 1, 0],
+///         [0, −2, −1, 2, 1, 0], [0, 2, −1, −2, 1, 0], [0, 4, 0, −5, 0, 1]],
+///   Aᵀ = [[1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]],
+///   G  = [[¼, 0, 0], [−⅙, −⅙, −⅙], [−⅙, ⅙, −⅙], [1/24, 1/12, ⅙], [1/24, −1/12, ⅙], [0, 0, 1]].
+/// The two-dimensional transforms apply them along rows, then along columns.
+template <int Mt>
+struct tile;
+
+template <>
+struct tile<2> {
+  static constexpr int m = 2, a = 4;
+  template <class V>
+  static void input(const V* d, V* t) noexcept {
+    t[0] = d[0] - d[2];
+    t[1] = d[1] + d[2];
+    t[2] = d[2] - d[1];
+    t[3] = d[1] - d[3];
+  }
+  template <class V>
+  static void output(const V* s, V* y) noexcept {
+    y[0] = s[0] + s[1] + s[2];
+    y[1] = s[1] - s[2] - s[3];
+  }
+  template <class T>
+  static void kernel(const T* g, T* u) noexcept {
+    u[0] = g[0];
+    u[1] = T(0.5) * (g[0] + g[1] + g[2]);
+    u[2] = T(0.5) * (g[0] - g[1] + g[2]);
+    u[3] = g[2];
+  }
+};
+
+template <>
+struct tile<4> {
+  static constexpr int m = 4, a = 6;
+  template <class V>
+  static void input(const V* d, V* t) noexcept {
+    const V p = d[3] + d[4], q = d[4] - d[3], r = d[4] - d[2], s = d[3] - d[1];
+    t[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    t[1] = p - 4.0f * (d[1] + d[2]);
+    t[2] = q + 4.0f * (d[1] - d[2]);
+    t[3] = r + 2.0f * s;
+    t[4] = r - 2.0f * s;
+    t[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+  }
+  template <class V>
+  static void output(const V* s, V* y) noexcept {
+    const V p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
+    y[0] = s[0] + p + r;
+    y[1] = q + 2.0f * t;
+    y[2] = p + 4.0f * r;
+    y[3] = q + 8.0f * t + s[5];
+  }
+  template <class T>
+  static void kernel(const T* g, T* u) noexcept {
+    u[0] = g[0] / T(4);
+    u[1] = -(g[0] + g[1] + g[2]) / T(6);
+    u[2] = -(g[0] - g[1] + g[2]) / T(6);
+    u[3] = g[0] / T(24) + g[1] / T(12) + g[2] / T(6);
+    u[4] = g[0] / T(24) - g[1] / T(12) + g[2] / T(6);
+    u[5] = g[2];
+  }
+};
+
+/// U[ξ][c][k] = (G g Gᵀ)[ξ] (ξ over the a × a transformed tile) for the 3×3 kernel g of (input
+/// c, output k). Forward: weight [K, C, 3, 3]; `adjoint` (input gradient): weight
+/// [C_out = C, K, 3, 3]-shaped as [a, b, 3, 3] with a = C and b = K, kernel rotated by 180°.
+/// F(2×2) in float (as measured and tested since it was written), F(4×4) in double — its
+/// fractions are not exact in float.
+template <int Mt = 2>
 inline std::vector<float> transform_weights(const float* weight, index_t a, index_t b, bool adjoint) {
+  using T = std::conditional_t<Mt == 2, float, double>;
+  constexpr int A = tile<Mt>::a;
   const index_t K = adjoint ? b : a, C = adjoint ? a : b;
-  std::vector<float> U(static_cast<std::size_t>(16 * C * K));
+  std::vector<float> U(static_cast<std::size_t>(A * A * C * K));
   for (index_t c = 0; c < C; ++c)  // k innermost: U's rows are written in order
     for (index_t k = 0; k < K; ++k) {
-      float g[9];
-      for (int t = 0; t < 9; ++t) g[t] = direct3x3::kernel_tap(weight, b, k, c, t, adjoint);
-      float r[4][3];  // G g
-      for (int j = 0; j < 3; ++j) {
-        r[0][j] = g[j];
-        r[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        r[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        r[3][j] = g[6 + j];
+      T g[3][3], r[3][A], col[3], u[A];
+      for (int t = 0; t < 9; ++t) g[t / 3][t % 3] = direct3x3::kernel_tap(weight, b, k, c, t, adjoint);
+      for (int j = 0; j < 3; ++j) {  // G g, column by column
+        for (int i = 0; i < 3; ++i) col[i] = g[i][j];
+        tile<Mt>::kernel(col, u);
+        for (int i = 0; i < A; ++i) r[j][i] = u[i];
       }
-      for (int i = 0; i < 4; ++i) {
-        const float u[4] = {r[i][0], 0.5f * (r[i][0] + r[i][1] + r[i][2]), 0.5f * (r[i][0] - r[i][1] + r[i][2]),
-                            r[i][2]};
-        for (int j = 0; j < 4; ++j) U[static_cast<std::size_t>(((i * 4 + j) * C + c) * K + k)] = u[j];
+      for (int i = 0; i < A; ++i) {  // (G g) Gᵀ, row by row
+        const T row[3] = {r[0][i], r[1][i], r[2][i]};
+        tile<Mt>::kernel(row, u);
+        for (int j = 0; j < A; ++j)
+          U[static_cast<std::size_t>(((i * A + j) * C + c) * K + k)] = static_cast<float>(u[j]);
       }
     }
   return U;
@@ -305,11 +377,11 @@ inline void put(float* dst, vf v, index_t n, index_t k, const conv_epilogue<floa
 }
 
 /// M[ξ][k] = Σ_c U[ξ][c][k]·V[ξ][c] for output channels k0 … k0 + KB of one lane group (vectors
-/// of V and M indexed ξ·C + c and ξ·K + k). A register tile of KB accumulators against one
-/// vector of V, U broadcast from memory.
-template <int KB>
+/// of V and M indexed ξ·C + c and ξ·K + k; XI values of ξ: 16 for F(2×2), 36 for F(4×4)). A
+/// register tile of KB accumulators against one vector of V, U broadcast from memory.
+template <int KB, int XI>
 inline void product(const float* V, const float* U, float* M, index_t C, index_t K, index_t k0) {
-  for (int xi = 0; xi < 16; ++xi) {
+  for (int xi = 0; xi < XI; ++xi) {
     vf acc[KB] = {};
     const float* Vx = V + xi * C * lanes;
     const float* Ux = U + xi * C * K + k0;
@@ -324,12 +396,13 @@ inline void product(const float* V, const float* U, float* M, index_t C, index_t
 }
 
 /// M[ξ][k] = Σ_c U[ξ][c][k]·V[ξ][c] for every output channel: register tiles of 16, 8, 4, 1.
+template <int XI = 16>
 inline void products(const float* V, const float* U, float* M, index_t C, index_t K) {
   index_t k0 = 0;
-  for (; k0 + 16 <= K; k0 += 16) product<16>(V, U, M, C, K, k0);
-  for (; k0 + 8 <= K; k0 += 8) product<8>(V, U, M, C, K, k0);
-  for (; k0 + 4 <= K; k0 += 4) product<4>(V, U, M, C, K, k0);
-  for (; k0 < K; ++k0) product<1>(V, U, M, C, K, k0);
+  for (; k0 + 16 <= K; k0 += 16) product<16, XI>(V, U, M, C, K, k0);
+  for (; k0 + 8 <= K; k0 += 8) product<8, XI>(V, U, M, C, K, k0);
+  for (; k0 + 4 <= K; k0 += 4) product<4, XI>(V, U, M, C, K, k0);
+  for (; k0 < K; ++k0) product<1, XI>(V, U, M, C, K, k0);
 }
 
 /// Work space of one thread: the zero-bordered input copy (its border is never written) and
@@ -433,27 +506,29 @@ inline double lane_use(index_t h, index_t w) {
 /// measured 3–7 % slower; register tiles over two to four tiles at once, 0–20 % slower.)
 namespace batched {
 
-/// Work space of one thread (zero-initialised; the input copy's border is never written).
+/// Work space of one thread for F(m×m, 3×3), m = 2 or 4 (zero-initialised; the input copy's
+/// border is never written).
 struct workspace {
-  index_t hp, wp, th, tw;
+  index_t m, hp, wp, th, tw;
   std::vector<float> xs, V, M, ys;
-  workspace(index_t C, index_t K, index_t h, index_t w)
-      : hp(2 * ((h + 1) / 2) + 2),
-        wp(2 * ((w + 1) / 2) + 2),
-        th((h + 1) / 2),
-        tw((w + 1) / 2),
+  workspace(index_t C, index_t K, index_t h, index_t w, index_t mt = 2)
+      : m(mt),
+        hp(mt * ((h + mt - 1) / mt) + 2),
+        wp(mt * ((w + mt - 1) / mt) + 2),
+        th((h + mt - 1) / mt),
+        tw((w + mt - 1) / mt),
         xs(static_cast<std::size_t>(C * hp * wp * lanes)),
-        V(static_cast<std::size_t>(16 * C * lanes)),
-        M(static_cast<std::size_t>(16 * K * lanes)),
+        V(static_cast<std::size_t>((mt + 2) * (mt + 2) * C * lanes)),
+        M(static_cast<std::size_t>((mt + 2) * (mt + 2) * K * lanes)),
         ys(static_cast<std::size_t>(K * h * w * lanes)),
-        key{C, K, h, w} {}
-  std::array<index_t, 4> key;
+        key{C, K, h, w, mt} {}
+  std::array<index_t, 5> key;
 
   /// The calling thread's work space for this geometry, kept between calls (a new geometry
   /// replaces it): allocating and zeroing its ~2 MiB per call cost 10 % of a layer's time.
-  static workspace& of_thread(index_t C, index_t K, index_t h, index_t w) {
+  static workspace& of_thread(index_t C, index_t K, index_t h, index_t w, index_t mt = 2) {
     thread_local workspace ws(0, 0, 0, 0);
-    if (ws.key != std::array<index_t, 4>{C, K, h, w}) ws = workspace(C, K, h, w);
+    if (ws.key != std::array<index_t, 5>{C, K, h, w, mt}) ws = workspace(C, K, h, w, mt);
     return ws;
   }
 };
@@ -475,50 +550,65 @@ inline void gather(const float* x, index_t ns, index_t stride, index_t C, index_
     }
 }
 
-/// V[ξ][c] = (Bᵀ d B)[ξ] of channel c for tile t (row-major tile order): vectors at
-/// V + ξ·step + c·16 (step = C·16 by default: the products' layout).
+/// V[ξ][c] = (Bᵀ d B)[ξ] of channel c for tile t (row-major tile order) of F(Mt×Mt, 3×3):
+/// vectors at V + ξ·step + c·16 (step = C·16 by default: the products' layout).
+template <int Mt = 2>
 inline void transform_inputs(index_t t, index_t C, const workspace& ws, float* V, index_t step) {
+  using tl = tile<Mt>;
+  constexpr int A = tl::a;
   const index_t ty = t / ws.tw, tx = t % ws.tw;
   for (index_t c = 0; c < C; ++c) {
-    const float* base = ws.xs.data() + ((c * ws.hp + 2 * ty) * ws.wp + 2 * tx) * lanes;
-    vf e[4][4];
-    for (int i = 0; i < 4; ++i) {
-      vf d[4];
-      for (int j = 0; j < 4; ++j) d[j] = load(base + (i * ws.wp + j) * lanes);
-      e[i][0] = d[0] - d[2];
-      e[i][1] = d[1] + d[2];
-      e[i][2] = d[2] - d[1];
-      e[i][3] = d[1] - d[3];
+    const float* base = ws.xs.data() + ((c * ws.hp + Mt * ty) * ws.wp + Mt * tx) * lanes;
+    vf e[A][A];
+    LTL_WINOGRAD_UNROLL(6)
+    for (int i = 0; i < A; ++i) {
+      vf d[A];
+      LTL_WINOGRAD_UNROLL(6)
+      for (int j = 0; j < A; ++j) d[j] = load(base + (i * ws.wp + j) * lanes);
+      tl::input(d, e[i]);
     }
     float* v = V + c * lanes;
-    for (int j = 0; j < 4; ++j) {
-      store(v + (0 * 4 + j) * step, e[0][j] - e[2][j]);
-      store(v + (1 * 4 + j) * step, e[1][j] + e[2][j]);
-      store(v + (2 * 4 + j) * step, e[2][j] - e[1][j]);
-      store(v + (3 * 4 + j) * step, e[1][j] - e[3][j]);
+    LTL_WINOGRAD_UNROLL(6)
+    for (int j = 0; j < A; ++j) {
+      vf col[A], o[A];
+      LTL_WINOGRAD_UNROLL(6)
+      for (int i = 0; i < A; ++i) col[i] = e[i][j];
+      tl::input(col, o);
+      LTL_WINOGRAD_UNROLL(6)
+      for (int i = 0; i < A; ++i) store(v + (i * A + j) * step, o[i]);
     }
   }
 }
 
-/// ys[2ty + r][2tx + b][k] = (Aᵀ M A)[r][b] for tile t (outputs past H, W dropped).
+/// ys[Mt·ty + r][Mt·tx + b][k] = (Aᵀ M A)[r][b] for tile t (outputs past H, W dropped).
+template <int Mt = 2>
 inline void transform_outputs(index_t t, index_t K, index_t H, index_t W, workspace& ws) {
+  using tl = tile<Mt>;
+  constexpr int A = tl::a;
   const index_t ty = t / ws.tw, tx = t % ws.tw;
-  const bool row2 = 2 * ty + 1 < H, col2 = 2 * tx + 1 < W;
+  const index_t rows = std::min<index_t>(Mt, H - Mt * ty), cols = std::min<index_t>(Mt, W - Mt * tx);
   const index_t step = K * lanes;
   for (index_t k = 0; k < K; ++k) {
     const float* m0 = ws.M.data() + k * lanes;
-    vf s[4][2];
-    for (int i = 0; i < 4; ++i) {
-      const vf m1 = load(m0 + (i * 4 + 1) * step), m2 = load(m0 + (i * 4 + 2) * step);
-      s[i][0] = load(m0 + (i * 4) * step) + m1 + m2;
-      s[i][1] = m1 - m2 - load(m0 + (i * 4 + 3) * step);
+    vf s[A][Mt];
+    LTL_WINOGRAD_UNROLL(6)
+    for (int i = 0; i < A; ++i) {
+      vf m[A];
+      LTL_WINOGRAD_UNROLL(6)
+      for (int j = 0; j < A; ++j) m[j] = load(m0 + (i * A + j) * step);
+      tl::output(m, s[i]);
     }
-    float* y0 = ws.ys.data() + ((2 * ty * W + 2 * tx) * K + k) * lanes;
-    store(y0, s[0][0] + s[1][0] + s[2][0]);
-    if (col2) store(y0 + K * lanes, s[0][1] + s[1][1] + s[2][1]);
-    if (row2) {
-      store(y0 + W * K * lanes, s[1][0] - s[2][0] - s[3][0]);
-      if (col2) store(y0 + (W + 1) * K * lanes, s[1][1] - s[2][1] - s[3][1]);
+    float* y0 = ws.ys.data() + (k * H * W + Mt * ty * W + Mt * tx) * lanes;
+    LTL_WINOGRAD_UNROLL(6)
+    for (int b = 0; b < Mt; ++b) {
+      if (b >= cols) break;
+      vf col[A], o[Mt];
+      LTL_WINOGRAD_UNROLL(6)
+      for (int i = 0; i < A; ++i) col[i] = s[i][b];
+      tl::output(col, o);
+      LTL_WINOGRAD_UNROLL(6)
+      for (int r = 0; r < Mt; ++r)
+        if (r < rows) store(y0 + (r * W + b) * lanes, o[r]);
     }
   }
 }
@@ -532,7 +622,7 @@ inline void scatter(float* y, const float* res, index_t ns, index_t stride, inde
     for (index_t i = 0, n = run_count(len); i < n; ++i) {
       const index_t p0 = run_start(i, len);
       vf r[lanes];
-      for (int j = 0; j < lanes; ++j) r[j] = load(ws.ys.data() + ((p0 + j) * K + k) * lanes);
+      for (int j = 0; j < lanes; ++j) r[j] = load(ws.ys.data() + (k * len + p0 + j) * lanes);
       transpose16(r);
       for (index_t s = 0; s < ns; ++s) {
         const index_t at = s * stride + k * len + p0;
@@ -541,15 +631,18 @@ inline void scatter(float* y, const float* res, index_t ns, index_t stride, inde
     }
 }
 
-/// One block of ns ≤ 16 samples: y = epilogue(conv3x3(x)), U from transform_weights.
+/// One block of ns ≤ 16 samples: y = epilogue(conv3x3(x)) by F(Mt×Mt, 3×3), U from
+/// transform_weights<Mt>, ws built for Mt.
+template <int Mt = 2>
 inline void block(const float* x, index_t ns, index_t in_stride, index_t C, index_t K, index_t H, index_t W,
                   const float* U, const conv_epilogue<float>& ep, const float* res, float* y, index_t out_stride,
                   workspace& ws) {
+  constexpr int A = tile<Mt>::a;
   gather(x, ns, in_stride, C, H, W, ws);
   for (index_t t = 0, T = ws.th * ws.tw; t < T; ++t) {
-    transform_inputs(t, C, ws, ws.V.data(), C * lanes);
-    planar::products(ws.V.data(), U, ws.M.data(), C, K);
-    transform_outputs(t, K, H, W, ws);
+    transform_inputs<Mt>(t, C, ws, ws.V.data(), C * lanes);
+    planar::products<A * A>(ws.V.data(), U, ws.M.data(), C, K);
+    transform_outputs<Mt>(t, K, H, W, ws);
   }
   scatter(y, res, ns, out_stride, K, H, W, ep, ws);
 }
@@ -759,7 +852,7 @@ void run_planar(const float* x, index_t n, index_t cin, index_t h, index_t w, co
 
 /// The sample-lane form (detail::winograd::batched) of run: any channel counts, planes of at
 /// least 16 values (else shape_error); blocks of 16 samples are split over the threads.
-template <class ForEachChunk>
+template <int Mt = 2, class ForEachChunk>
 void run_batched(const float* x, index_t n, index_t cin, index_t h, index_t w, const float* weight, index_t a,
                  index_t b, bool adjoint, index_t rows, const ltl::detail::conv_epilogue<float>& ep, float* y,
                  ForEachChunk&& for_each_chunk) {
@@ -767,13 +860,13 @@ void run_batched(const float* x, index_t n, index_t cin, index_t h, index_t w, c
   constexpr index_t L = ltl::detail::winograd::lanes;
   LTL_CHECK(h * w >= L, shape_error, "conv2d: Winograd's sample-lane form needs planes of at least {} values, got {}x{}",
             L, h, w);
-  const auto U = ltl::detail::winograd::transform_weights(weight, a, b, adjoint);
+  const auto U = ltl::detail::winograd::transform_weights<Mt>(weight, a, b, adjoint);
   const index_t in_sample = cin * h * w, out_sample = rows * h * w, blocks = (n + L - 1) / L;
   for_each_chunk(blocks, [&](int, index_t b0, index_t b1) {
-    bt::workspace& ws = bt::workspace::of_thread(cin, rows, h, w);
+    bt::workspace& ws = bt::workspace::of_thread(cin, rows, h, w, Mt);
     for (index_t bi = b0; bi < b1; ++bi) {
       const index_t s0 = bi * L, ns = std::min(L, n - s0);
-      bt::block(x + s0 * in_sample, ns, in_sample, cin, rows, h, w, U.data(), ep,
+      bt::block<Mt>(x + s0 * in_sample, ns, in_sample, cin, rows, h, w, U.data(), ep,
                 ep.residual ? ep.residual + s0 * out_sample : nullptr, y + s0 * out_sample, out_sample, ws);
     }
   });
