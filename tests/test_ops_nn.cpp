@@ -460,42 +460,54 @@ TEST_CASE("Winograd F(4x4, 3x3) in sample-lane form matches the reference", "[op
   REQUIRE_FALSE(f4({32, 16, 3, 3}, 16));
 }
 
-TEST_CASE("Winograd's sample-lane weight gradient matches the reference", "[ops][conv]") {
-  // Dispatched shapes (32→32 at 14×14 with a last block of 5 samples; 48→48 at 16×16: one
-  // vector of output channels per register tile, 24 + 24 input channels), then direct calls:
-  // input-channel tails (20 = 16 + 4; 40 = 12 + 12 + 12 + 4; 3 = 1 + 1 + 1), two and four
-  // vectors of output channels, odd planes whose last tiles' outputs fall outside (9×9, 5×9,
-  // 7×7), one sample, and work split into blocks summed from two partial results.
-  struct config {
-    shape x;
-    ltl::index_t cout;
-    bool dispatched;
-  };
-  const std::vector<config> configs{{{37, 32, 14, 14}, 32, true}, {{34, 48, 16, 16}, 48, true},
-                                    {{17, 20, 9, 9}, 48, false},  {{16, 40, 5, 9}, 32, false},
-                                    {{3, 3, 7, 7}, 64, false},    {{1, 16, 6, 6}, 16, false}};
-  std::uint64_t seed = 1100;
+namespace {
+struct wgrad_config {
+  shape x;
+  ltl::index_t cout;
+  bool dispatched;  ///< the form's dispatch predicate holds (checked through conv2d_backward_weight)
+};
+
+/// Checks a sample-lane Winograd weight gradient (F(Mt×Mt, 3×3)) against the reference: through
+/// conv2d_backward_weight where `picks(geometry)` (which must match `dispatched`), else called
+/// directly with the work split in two parts (thread 0 the first block, thread 1 the rest).
+template <int Mt, class Picks>
+void check_winograd_wgrad(const std::vector<wgrad_config>& configs, std::uint64_t seed, Picks picks, double atol) {
   for (const auto& c : configs) {
     INFO("x " << fmt::format("{}", c.x) << " cout " << c.cout);
     const ltl::conv2d_options o{.padding = 1};
     const shape ws{c.cout, c.x[1], 3, 3};
     const auto geo = ltl::make_conv2d_geometry(c.x, ws, o);
-    REQUIRE(geo.winograd3x3_wgrad() == c.dispatched);
+    REQUIRE(picks(geo) == c.dispatched);
     const TF x = random_tensor<float>(c.x, ++seed), dy = random_tensor<float>(geo.output_shape(), ++seed);
     const auto want = ltl_ref::conv2d_grad_weight(dy, x, ws, o);
     if (c.dispatched) {
-      require_close(ltl::cpu::conv2d_backward_weight(dy, x, ws, o), want, 1e-3, 1e-4);
+      require_close(ltl::cpu::conv2d_backward_weight(dy, x, ws, o), want, atol, 1e-4);
       continue;
     }
-    // Thread 0 takes the first block, thread 1 the rest (one block in all when n ≤ 16).
     const auto two_parts = [](ltl::index_t nb, auto&& f) {
       f(0, ltl::index_t{0}, std::min<ltl::index_t>(1, nb));
       if (nb > 1) f(1, ltl::index_t{1}, nb);
     };
-    const auto dw = ltl::cpu::winograd::weight_grad_batched(dy.data(), x.data(), c.x[0], c.x[1], c.cout, c.x[2],
-                                                            c.x[3], 2, two_parts);
-    require_close(dw.reshape(ws), want, 1e-3, 1e-4);
+    const auto dw = ltl::cpu::winograd::weight_grad_batched<Mt>(dy.data(), x.data(), c.x[0], c.x[1], c.cout, c.x[2],
+                                                                c.x[3], 2, two_parts);
+    require_close(dw.reshape(ws), want, atol, 1e-4);
   }
+}
+}  // namespace
+
+TEST_CASE("Winograd's sample-lane weight gradient matches the reference", "[ops][conv]") {
+  // F(2×2). Dispatched shapes (32→32 at 14×14 with a last block of 5 samples; 48→48 at 14×14:
+  // one vector of output channels per register tile, 24 + 24 input channels), then direct
+  // calls: input-channel tails (20 = 16 + 4; 40 = 12 + 12 + 12 + 4; 3 = 1 + 1 + 1), two and four
+  // vectors of output channels, odd planes whose last tiles' outputs fall outside (9×9, 5×9,
+  // 7×7), one sample, and work split into blocks summed from two partial results.
+  check_winograd_wgrad<2>({{{37, 32, 14, 14}, 32, true},
+                           {{34, 48, 14, 14}, 48, true},
+                           {{17, 20, 9, 9}, 48, false},
+                           {{16, 40, 5, 9}, 32, false},
+                           {{3, 3, 7, 7}, 64, false},
+                           {{1, 16, 6, 6}, 16, false}},
+                          1100, [](const ltl::conv2d_geometry& g) { return g.winograd3x3_wgrad(); }, 1e-3);
   // Output channels in whole vectors, planes of 16 values or more; 16 channels, 64 channels and
   // stride 2 stay on the direct kernels.
   TF x({2, 16, 8, 8}), dy({2, 24, 8, 8}), tiny({2, 16, 3, 3}), dtiny({2, 16, 3, 3});
@@ -504,10 +516,40 @@ TEST_CASE("Winograd's sample-lane weight gradient matches the reference", "[ops]
                     ltl::shape_error);
   REQUIRE_THROWS_AS(ltl::cpu::winograd::weight_grad_batched(dtiny.data(), tiny.data(), 2, 16, 16, 3, 3, 1, one),
                     ltl::shape_error);
+  REQUIRE_THROWS_AS(ltl::cpu::winograd::weight_grad_batched<4>(dy.data(), x.data(), 2, 16, 24, 8, 8, 1, one),
+                    ltl::shape_error);
   REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 16, 28, 28}, {16, 16, 3, 3}, {.padding = 1}).winograd3x3_wgrad());
   REQUIRE_FALSE(ltl::make_conv2d_geometry({64, 64, 14, 14}, {64, 64, 3, 3}, {.padding = 1}).winograd3x3_wgrad());
   REQUIRE_FALSE(
       ltl::make_conv2d_geometry({64, 32, 28, 28}, {32, 32, 3, 3}, {.stride = 2, .padding = 1}).winograd3x3_wgrad());
+}
+
+TEST_CASE("Winograd F(4x4, 3x3) weight gradient matches the reference", "[ops][conv]") {
+  // Dispatched shapes: 16→16 at 28×28 (7 × 7 whole tiles, a last block of 5 samples), 16→16
+  // at 14×14 (last tiles half outside), 64→64 at 8×8 (four vectors of output channels), 48→32
+  // at 16×16 (two vectors, 12 + 12 + 12 + 12 input channels); then direct calls: input-channel
+  // tails, odd planes, one tile (4×4), one sample, two partial sums. Round-off grows with
+  // F(4×4)'s larger transform entries (about 2e-5 of the largest entry, against 4e-6 for
+  // F(2×2)), so the absolute tolerance is 5e-3 on entries of order 50–100.
+  check_winograd_wgrad<4>({{{37, 16, 28, 28}, 16, true},
+                           {{40, 16, 14, 14}, 16, true},
+                           {{33, 64, 8, 8}, 64, true},
+                           {{32, 48, 16, 16}, 32, true},
+                           {{17, 20, 9, 9}, 48, false},
+                           {{16, 40, 5, 9}, 32, false},
+                           {{3, 3, 7, 7}, 64, false},
+                           {{2, 24, 4, 4}, 16, false},
+                           {{1, 16, 6, 6}, 16, false}},
+                          1200, [](const ltl::conv2d_geometry& g) { return g.winograd3x3_wgrad_f4(); }, 5e-3);
+  const auto f4 = [](shape x, ltl::index_t cout) {
+    return ltl::make_conv2d_geometry(x, {cout, x[1], 3, 3}, {.padding = 1}).winograd3x3_wgrad_f4();
+  };
+  REQUIRE_FALSE(f4({64, 32, 14, 14}, 32));  // 16×16 computed for 14×14 from 32 channels: F(2×2)
+  REQUIRE_FALSE(f4({64, 16, 28, 28}, 24));  // output channels not in whole vectors
+  REQUIRE_FALSE(f4({64, 16, 40, 40}, 16));
+  REQUIRE_FALSE(f4({31, 16, 28, 28}, 16));
+  REQUIRE_FALSE(f4({64, 128, 8, 8}, 128));
+  REQUIRE(f4({64, 32, 28, 28}, 32));
 }
 
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {

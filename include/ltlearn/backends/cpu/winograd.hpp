@@ -2,13 +2,19 @@
 /// \file
 /// Winograd F(2×2, 3×3) for stride-1, padding-1 3×3 convolutions in float (Lavin & Gray):
 /// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A per 2×2 output tile, 16 products per tile and channel pair
-/// instead of 36 — 2.25× fewer multiplications than the direct kernels. Two forms, each used
-/// where it measured faster than the direct kernels: channels-last for 64 and more channels on
-/// planes up to 32×32 (cpu::conv2d_geometry::winograd3x3), planar (namespace planar below) for
-/// 16–63 channels on planes its lane groups fill (winograd3x3_planar).
+/// instead of 36 — 2.25× fewer multiplications than the direct kernels — and F(4×4, 3×3)
+/// (36 products per 4×4 tile: 4× fewer; struct tile holds both). Forms, each used where it
+/// measured fastest (cpu::conv2d_geometry says where): channels-last F(2×2) for 64 and more
+/// channels on planes up to 32×32 (winograd3x3), planar F(2×2) (namespace planar) for 16–63
+/// channels on planes its lane groups fill (winograd3x3_planar), and the sample-lane form
+/// (namespace batched, the vector lanes are 16 samples) in F(4×4) for 16–64 channels on planes
+/// up to 28×28 (winograd3x3_f4) and F(2×2) on larger ones (winograd3x3_batched); the weight
+/// gradient in sample-lane form (namespace wgrad), F(4×4) or F(2×2) (winograd3x3_wgrad_f4,
+/// winograd3x3_wgrad).
 ///
-/// Channels-last, per sample: the input is transposed to channels-last, zero-bordered planes; tiles run in
-/// chunks of `chunk` (transforms and products stay in L1/L2): V[ξ][t][c] = (Bᵀ d B)[ξ] with the
+/// Channels-last, per sample: the input is transposed to channels-last, zero-bordered planes;
+/// tiles run in chunks of `chunk` (transforms and products stay in L1/L2): V[ξ][t][c] =
+/// (Bᵀ d B)[ξ] with the
 /// channels as vector lanes, M[ξ][t][k] = Σ_c V[ξ][t][c]·U[ξ][c][k] (output channels as lanes,
 /// a register tile of P tiles × KV vectors), then Y = Aᵀ M A into a channels-last buffer, which
 /// the epilogue (detail::conv_epilogue) stores transposed back to [K, H, W]. Channel counts
@@ -80,6 +86,21 @@ struct tile<2> {
     u[2] = T(0.5) * (g[0] - g[1] + g[2]);
     u[3] = g[2];
   }
+  /// A δ for a line of m output gradients (the adjoint of output; the weight gradient's D).
+  template <class V>
+  static void output_adjoint(const V* d, V* e) noexcept {
+    e[0] = d[0];
+    e[1] = d[0] + d[1];
+    e[2] = d[0] - d[1];
+    e[3] = -d[1];
+  }
+  /// Gᵀ m for a line of a values (the adjoint of kernel: the weight gradient from dU).
+  template <class T>
+  static void kernel_adjoint(const T* m, T* g) noexcept {
+    g[0] = m[0] + T(0.5) * (m[1] + m[2]);
+    g[1] = T(0.5) * (m[1] - m[2]);
+    g[2] = T(0.5) * (m[1] + m[2]) + m[3];
+  }
 };
 
 template <>
@@ -111,6 +132,23 @@ struct tile<4> {
     u[3] = g[0] / T(24) + g[1] / T(12) + g[2] / T(6);
     u[4] = g[0] / T(24) - g[1] / T(12) + g[2] / T(6);
     u[5] = g[2];
+  }
+  template <class V>
+  static void output_adjoint(const V* d, V* e) noexcept {
+    const V p = d[0] + d[2], q = d[1] + d[3], r = d[0] + 4.0f * d[2], s = 2.0f * d[1] + 8.0f * d[3];
+    e[0] = d[0];
+    e[1] = p + q;
+    e[2] = p - q;
+    e[3] = r + s;
+    e[4] = r - s;
+    e[5] = d[3];
+  }
+  template <class T>
+  static void kernel_adjoint(const T* m, T* g) noexcept {
+    const T p = m[1] + m[2], q = m[2] - m[1], r = m[3] + m[4], t = m[3] - m[4];
+    g[0] = m[0] / T(4) - p / T(6) + r / T(24);
+    g[1] = q / T(6) + t / T(12);
+    g[2] = (r - p) / T(6) + m[5];
   }
 };
 
@@ -503,7 +541,9 @@ inline double lane_use(index_t h, index_t w) {
 /// tile's 4×4 inputs are then 16 aligned loads, the products are the planar form's (U broadcast
 /// against V[ξ][c]), and the outputs go to an [H][W][K][16] buffer that is transposed back, 16
 /// flattened outputs per sample at a time, through the epilogue. (Channels-inner input copies
-/// measured 3–7 % slower; register tiles over two to four tiles at once, 0–20 % slower.)
+/// measured 3–7 % slower; register tiles over two to four tiles at once, 0–20 % slower.) F(4×4)
+/// tiles read 6×6 inputs and give 4×4 outputs per 36 products (F(2×2): 2×2 per 16), for the
+/// same transform work per output.
 namespace batched {
 
 /// Work space of one thread for F(m×m, 3×3), m = 2 or 4 (zero-initialised; the input copy's
@@ -651,7 +691,7 @@ inline void block(const float* x, index_t ns, index_t in_stride, index_t C, inde
 
 
 /// The weight gradient in sample-lane form: dW = Gᵀ [Σ over tiles and samples (A δ Aᵀ) ⊙
-/// (Bᵀ d B)] G, δ the 2×2 output gradient and d the 4×4 input of a tile. Per block of 16
+/// (Bᵀ d B)] G, δ the m×m output gradient and d the (m + 2)×(m + 2) input of a tile (m = 2, 4). Per block of 16
 /// samples, x is gathered and transformed as in the forward pass (V[ξ][c] vectors over the
 /// samples) and dy is transposed to channels-last per sample (ds[position][sample][k]), so that
 /// D = A δ Aᵀ comes out as vectors of 16 output channels. Per tile and ξ, dU[ξ][c][k]
@@ -666,19 +706,19 @@ namespace wgrad {
 struct workspace {
   batched::workspace fw;
   std::vector<float> ds, D, dU;
-  workspace(index_t C, index_t K, index_t h, index_t w)
-      : fw(C, 0, h, w),
+  workspace(index_t C, index_t K, index_t h, index_t w, index_t mt = 2)
+      : fw(C, 0, h, w, mt),
         ds(static_cast<std::size_t>(h * w * lanes * K)),
-        D(static_cast<std::size_t>(16 * lanes * K)),
-        dU(static_cast<std::size_t>(16 * C * K)),
-        key{C, K, h, w} {}
-  std::array<index_t, 4> key;
+        D(static_cast<std::size_t>((mt + 2) * (mt + 2) * lanes * K)),
+        dU(static_cast<std::size_t>((mt + 2) * (mt + 2) * C * K)),
+        key{C, K, h, w, mt} {}
+  std::array<index_t, 5> key;
 
   /// The calling thread's work space for this geometry, kept between calls like the forward
   /// pass's (batched::workspace::of_thread), with dU zeroed.
-  static workspace& of_thread(index_t C, index_t K, index_t h, index_t w) {
+  static workspace& of_thread(index_t C, index_t K, index_t h, index_t w, index_t mt = 2) {
     thread_local workspace ws(0, 0, 0, 0);
-    if (ws.key != std::array<index_t, 4>{C, K, h, w}) ws = workspace(C, K, h, w);
+    if (ws.key != std::array<index_t, 5>{C, K, h, w, mt}) ws = workspace(C, K, h, w, mt);
     std::fill(ws.dU.begin(), ws.dU.end(), 0.0f);
     return ws;
   }
@@ -699,35 +739,46 @@ inline void gather_channels_last(const float* dy, index_t ns, index_t stride, in
       }
 }
 
-/// D[ξ][s][k] = (A δ Aᵀ)[ξ] of tile t for the ns samples, A = [[1, 0], [1, 1], [1, −1], [0, −1]];
-/// outputs past H, W count as zero.
+/// D[ξ][s][k] = (A δ Aᵀ)[ξ] of tile t for the ns samples (δ the tile's Mt × Mt output
+/// gradients, A the transpose of the forward pass's Aᵀ); outputs past H, W count as zero.
+template <int Mt = 2>
 inline void transform_grads(index_t t, index_t ns, index_t K, index_t H, index_t W, workspace& ws) {
+  using tl = tile<Mt>;
+  constexpr int A = tl::a;
   const index_t ty = t / ws.fw.tw, tx = t % ws.fw.tw;
-  const bool row2 = 2 * ty + 1 < H, col2 = 2 * tx + 1 < W;
-  const float* g0 = ws.ds.data() + (2 * ty * W + 2 * tx) * lanes * K;
+  const index_t rows = std::min<index_t>(Mt, H - Mt * ty), cols = std::min<index_t>(Mt, W - Mt * tx);
+  const float* g0 = ws.ds.data() + (Mt * ty * W + Mt * tx) * lanes * K;
   const index_t right = lanes * K, down = W * lanes * K, step = lanes * K;
   for (index_t s = 0; s < ns; ++s)
     for (index_t kv = 0; kv < K; kv += lanes) {
       const float* g = g0 + s * K + kv;
-      const vf d00 = load(g), d01 = col2 ? load(g + right) : vf{};
-      const vf d10 = row2 ? load(g + down) : vf{}, d11 = row2 && col2 ? load(g + down + right) : vf{};
-      const vf e[4][2] = {{d00, d01}, {d00 + d10, d01 + d11}, {d00 - d10, d01 - d11}, {-d10, -d11}};
+      vf e[Mt][A];
+      LTL_WINOGRAD_UNROLL(6)
+      for (int r = 0; r < Mt; ++r) {
+        vf d[Mt];
+        LTL_WINOGRAD_UNROLL(6)
+        for (int b = 0; b < Mt; ++b) d[b] = r < rows && b < cols ? load(g + r * down + b * right) : vf{};
+        tl::output_adjoint(d, e[r]);
+      }
       float* o = ws.D.data() + s * K + kv;
-      for (int i = 0; i < 4; ++i) {
-        store(o + (i * 4 + 0) * step, e[i][0]);
-        store(o + (i * 4 + 1) * step, e[i][0] + e[i][1]);
-        store(o + (i * 4 + 2) * step, e[i][0] - e[i][1]);
-        store(o + (i * 4 + 3) * step, -e[i][1]);
+      LTL_WINOGRAD_UNROLL(6)
+      for (int j = 0; j < A; ++j) {
+        vf col[Mt], out[A];
+        LTL_WINOGRAD_UNROLL(6)
+        for (int r = 0; r < Mt; ++r) col[r] = e[r][j];
+        tl::output_adjoint(col, out);
+        LTL_WINOGRAD_UNROLL(6)
+        for (int i = 0; i < A; ++i) store(o + (i * A + j) * step, out[i]);
       }
     }
 }
 
 /// dU[ξ][c][k] += Σ_s V[ξ][c][s]·D[ξ][s][k] over the ns samples, for c0 … c0 + CB and the KV
-/// vectors of k from k0.
-template <int CB, int KV>
+/// vectors of k from k0; XI values of ξ (16 for F(2×2), 36 for F(4×4)).
+template <int CB, int KV, int XI>
 inline void accumulate(const float* V, const float* D, float* dU, index_t ns, index_t C, index_t K, index_t c0,
                        index_t k0) {
-  for (int xi = 0; xi < 16; ++xi) {
+  for (int xi = 0; xi < XI; ++xi) {
     float* u = dU + (xi * C + c0) * K + k0;
     vf acc[CB][KV];
     LTL_WINOGRAD_UNROLL(24)
@@ -756,54 +807,58 @@ inline void accumulate(const float* V, const float* D, float* dU, index_t ns, in
 
 /// All (c, k) of one tile: register tiles of 24/KV input channels, then 16/KV, 8/KV (where
 /// above 4), 4 and 1.
-template <int KV>
+template <int KV, int XI>
 inline void accumulate_all(const float* V, const float* D, float* dU, index_t ns, index_t C, index_t K) {
   constexpr int CB = 24 / KV, CB2 = 16 / KV, CB3 = 8 / KV > 4 ? 8 / KV : 4;
   for (index_t k0 = 0; k0 < K; k0 += KV * lanes) {
     index_t c0 = 0;
-    for (; c0 + CB <= C; c0 += CB) accumulate<CB, KV>(V, D, dU, ns, C, K, c0, k0);
-    for (; c0 + CB2 <= C; c0 += CB2) accumulate<CB2, KV>(V, D, dU, ns, C, K, c0, k0);
-    for (; c0 + CB3 <= C; c0 += CB3) accumulate<CB3, KV>(V, D, dU, ns, C, K, c0, k0);
-    for (; c0 + 4 <= C; c0 += 4) accumulate<4, KV>(V, D, dU, ns, C, K, c0, k0);
-    for (; c0 < C; ++c0) accumulate<1, KV>(V, D, dU, ns, C, K, c0, k0);
+    for (; c0 + CB <= C; c0 += CB) accumulate<CB, KV, XI>(V, D, dU, ns, C, K, c0, k0);
+    for (; c0 + CB2 <= C; c0 += CB2) accumulate<CB2, KV, XI>(V, D, dU, ns, C, K, c0, k0);
+    for (; c0 + CB3 <= C; c0 += CB3) accumulate<CB3, KV, XI>(V, D, dU, ns, C, K, c0, k0);
+    for (; c0 + 4 <= C; c0 += 4) accumulate<4, KV, XI>(V, D, dU, ns, C, K, c0, k0);
+    for (; c0 < C; ++c0) accumulate<1, KV, XI>(V, D, dU, ns, C, K, c0, k0);
   }
 }
 
-/// Adds one block of ns ≤ 16 samples into ws.dU.
+/// Adds one block of ns ≤ 16 samples into ws.dU (F(Mt×Mt, 3×3); ws built for Mt).
+template <int Mt = 2>
 inline void block(const float* x, const float* dy, index_t ns, index_t C, index_t K, index_t H, index_t W,
                   workspace& ws) {
+  constexpr int XI = tile<Mt>::a * tile<Mt>::a;
   batched::gather(x, ns, C * H * W, C, H, W, ws.fw);
   gather_channels_last(dy, ns, K * H * W, K, H * W, ws);
   const float* V = ws.fw.V.data();
   for (index_t t = 0, T = ws.fw.th * ws.fw.tw; t < T; ++t) {
-    batched::transform_inputs(t, C, ws.fw, ws.fw.V.data(), C * lanes);
-    transform_grads(t, ns, K, H, W, ws);
+    batched::transform_inputs<Mt>(t, C, ws.fw, ws.fw.V.data(), C * lanes);
+    transform_grads<Mt>(t, ns, K, H, W, ws);
     if (K % (4 * lanes) == 0)
-      accumulate_all<4>(V, ws.D.data(), ws.dU.data(), ns, C, K);
+      accumulate_all<4, XI>(V, ws.D.data(), ws.dU.data(), ns, C, K);
     else if (K % (2 * lanes) == 0)
-      accumulate_all<2>(V, ws.D.data(), ws.dU.data(), ns, C, K);
+      accumulate_all<2, XI>(V, ws.D.data(), ws.dU.data(), ns, C, K);
     else
-      accumulate_all<1>(V, ws.D.data(), ws.dU.data(), ns, C, K);
+      accumulate_all<1, XI>(V, ws.D.data(), ws.dU.data(), ns, C, K);
   }
 }
 
-/// dW[k][c] (3×3, into dw [K, C·9]) = Gᵀ dU[·][c][k] G, G = [[1, 0, 0], [½, ½, ½], [½, −½, ½],
-/// [0, 0, 1]], from dU summed in double.
+/// dW[k][c] (3×3, into dw [K, C·9]) = Gᵀ dU[·][c][k] G from dU summed in double (G of
+/// F(Mt×Mt, 3×3): tile<Mt>::kernel_adjoint along both axes).
+template <int Mt = 2>
 inline void transform_back(const double* dU, index_t C, index_t K, float* dw) {
+  using tl = tile<Mt>;
+  constexpr int A = tl::a;
   for (index_t c = 0; c < C; ++c)
     for (index_t k = 0; k < K; ++k) {
-      double m[4][4], r[3][4];
-      for (int xi = 0; xi < 16; ++xi) m[xi / 4][xi % 4] = dU[(xi * C + c) * K + k];
-      for (int j = 0; j < 4; ++j) {  // Gᵀ m
-        r[0][j] = m[0][j] + 0.5 * (m[1][j] + m[2][j]);
-        r[1][j] = 0.5 * (m[1][j] - m[2][j]);
-        r[2][j] = 0.5 * (m[1][j] + m[2][j]) + m[3][j];
+      double m[A][A], r[3][A], col[A], g[3];
+      for (int xi = 0; xi < A * A; ++xi) m[xi / A][xi % A] = dU[(xi * C + c) * K + k];
+      for (int j = 0; j < A; ++j) {  // Gᵀ m, column by column
+        for (int i = 0; i < A; ++i) col[i] = m[i][j];
+        tl::kernel_adjoint(col, g);
+        for (int i = 0; i < 3; ++i) r[i][j] = g[i];
       }
       float* o = dw + (k * C + c) * 9;
-      for (int i = 0; i < 3; ++i) {  // (Gᵀ m) G
-        o[i * 3 + 0] = static_cast<float>(r[i][0] + 0.5 * (r[i][1] + r[i][2]));
-        o[i * 3 + 1] = static_cast<float>(0.5 * (r[i][1] - r[i][2]));
-        o[i * 3 + 2] = static_cast<float>(0.5 * (r[i][1] + r[i][2]) + r[i][3]);
+      for (int i = 0; i < 3; ++i) {  // (Gᵀ m) G, row by row
+        tl::kernel_adjoint(r[i], g);
+        for (int j = 0; j < 3; ++j) o[i * 3 + j] = static_cast<float>(g[j]);
       }
     }
 }
@@ -878,7 +933,7 @@ void run_batched(const float* x, index_t n, index_t cin, index_t h, index_t w, c
 /// planes of at least 16 values (else shape_error). Blocks of 16 samples are split over the
 /// threads; each thread's dU is added in thread order (in double), so the result depends on
 /// the thread count only.
-template <class ForEachChunk>
+template <int Mt = 2, class ForEachChunk>
 cpu::host_tensor<float> weight_grad_batched(const float* dy, const float* x, index_t n, index_t cin, index_t cout,
                                             index_t h, index_t w, int threads, ForEachChunk&& for_each_chunk) {
   namespace wg = ltl::detail::winograd::wgrad;
@@ -890,18 +945,19 @@ cpu::host_tensor<float> weight_grad_batched(const float* dy, const float* x, ind
   const index_t blocks = (n + L - 1) / L, in_sample = cin * h * w, out_sample = cout * h * w;
   std::vector<std::vector<float>> partial(static_cast<std::size_t>(std::max(threads, 1)));
   for_each_chunk(blocks, [&](int t, index_t b0, index_t b1) {
-    wg::workspace& ws = wg::workspace::of_thread(cin, cout, h, w);
+    wg::workspace& ws = wg::workspace::of_thread(cin, cout, h, w, Mt);
     for (index_t bi = b0; bi < b1; ++bi) {
       const index_t s0 = bi * L;
-      wg::block(x + s0 * in_sample, dy + s0 * out_sample, std::min(L, n - s0), cin, cout, h, w, ws);
+      wg::block<Mt>(x + s0 * in_sample, dy + s0 * out_sample, std::min(L, n - s0), cin, cout, h, w, ws);
     }
     partial[static_cast<std::size_t>(t)] = ws.dU;
   });
-  std::vector<double> dU(static_cast<std::size_t>(16 * cin * cout), 0.0);
+  constexpr index_t A = ltl::detail::winograd::tile<Mt>::a;
+  std::vector<double> dU(static_cast<std::size_t>(A * A * cin * cout), 0.0);
   for (const auto& p : partial)
     for (std::size_t i = 0; i < p.size(); ++i) dU[i] += static_cast<double>(p[i]);
   cpu::host_tensor<float> dw(shape{cout, cin * 9});
-  wg::transform_back(dU.data(), cin, cout, dw.data());
+  wg::transform_back<Mt>(dU.data(), cin, cout, dw.data());
   return dw;
 }
 
