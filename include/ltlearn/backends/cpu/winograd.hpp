@@ -157,6 +157,22 @@ struct tile<4> {
   }
 };
 
+/// The second half of a separable two-dimensional transform: column j of e (R lines already
+/// transformed along the row, A values each) through `line` (R values in, A out), stored for
+/// ξ = i·A + j at o + ξ·step.
+template <int R, int A, class Line>
+inline void columns_to_xi(const vf (&e)[R][A], float* o, index_t step, Line line) noexcept {
+  LTL_WINOGRAD_UNROLL(6)
+  for (int j = 0; j < A; ++j) {
+    vf col[R], out[A];
+    LTL_WINOGRAD_UNROLL(6)
+    for (int i = 0; i < R; ++i) col[i] = e[i][j];
+    line(col, out);
+    LTL_WINOGRAD_UNROLL(6)
+    for (int i = 0; i < A; ++i) store(o + (i * A + j) * step, out[i]);
+  }
+}
+
 /// U[ξ][c][k] = (G g Gᵀ)[ξ] (ξ over the a × a transformed tile) for the 3×3 kernel g of (input
 /// c, output k). Forward: weight [K, C, 3, 3]; `adjoint` (input gradient): weight
 /// [C_out = C, K, 3, 3]-shaped as [a, b, 3, 3] with a = C and b = K, kernel rotated by 180°.
@@ -634,16 +650,7 @@ inline void transform_inputs(index_t t, index_t C, const workspace& ws, float* V
       for (int j = 0; j < A; ++j) d[j] = load(base + (i * ws.wp + j) * lanes);
       tl::input(d, e[i]);
     }
-    float* v = V + c * lanes;
-    LTL_WINOGRAD_UNROLL(6)
-    for (int j = 0; j < A; ++j) {
-      vf col[A], o[A];
-      LTL_WINOGRAD_UNROLL(6)
-      for (int i = 0; i < A; ++i) col[i] = e[i][j];
-      tl::input(col, o);
-      LTL_WINOGRAD_UNROLL(6)
-      for (int i = 0; i < A; ++i) store(v + (i * A + j) * step, o[i]);
-    }
+    columns_to_xi(e, V + c * lanes, step, [](const vf* in, vf* out) { tl::input(in, out); });
   }
 }
 
@@ -787,16 +794,7 @@ inline void transform_grads(index_t t, index_t ns, index_t K, index_t H, index_t
         for (int b = 0; b < Mt; ++b) d[b] = r < rows && b < cols ? load(g + r * down + b * right) : vf{};
         tl::output_adjoint(d, e[r]);
       }
-      float* o = ws.D.data() + s * K + kv;
-      LTL_WINOGRAD_UNROLL(6)
-      for (int j = 0; j < A; ++j) {
-        vf col[Mt], out[A];
-        LTL_WINOGRAD_UNROLL(6)
-        for (int r = 0; r < Mt; ++r) col[r] = e[r][j];
-        tl::output_adjoint(col, out);
-        LTL_WINOGRAD_UNROLL(6)
-        for (int i = 0; i < A; ++i) store(o + (i * A + j) * step, out[i]);
-      }
+      columns_to_xi(e, ws.D.data() + s * K + kv, step, [](const vf* in, vf* out) { tl::output_adjoint(in, out); });
     }
 }
 
