@@ -54,6 +54,24 @@ inline constexpr int chunk = 28;  ///< tiles per chunk: a multiple of both regis
 inline index_t run_start(index_t i, index_t len) noexcept { return std::min(i * lanes, len - lanes); }
 inline index_t run_count(index_t len) noexcept { return (len + lanes - 1) / lanes; }
 
+/// The layout changes between planes and vector-lane forms: for each run of 16 values of a
+/// flattened plane of len ≥ 16 (run_start), loads the 16 vectors src(q, p0) (q < `rows`; the
+/// others are zero), transposes them in registers — vector j then holds value p0 + j of every
+/// source — and hands vector j to put(j, p0, v).
+template <class Src, class Put>
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+inline void transpose_runs(index_t len, index_t rows, Src src, Put put) {
+  for (index_t i = 0, n = run_count(len); i < n; ++i) {
+    const index_t p0 = run_start(i, len);
+    vf r[lanes];
+    for (int q = 0; q < lanes; ++q) r[q] = q < rows ? load(src(q, p0)) : vf{};
+    transpose16(r);
+    for (int j = 0; j < lanes; ++j) put(j, p0, r[j]);
+  }
+}
+
 /// The one-dimensional transforms of F(m, 3) on lines of a = m + 2 values: the input's Bᵀd,
 /// the output's Aᵀs and the kernel's G g. m = 2 uses the points 0, ±1, ∞ (Lavin & Gray);
 /// m = 4 the points 0, ±1, ±2, ∞, with
@@ -265,16 +283,9 @@ inline void sample(const float* x, index_t C, index_t K, index_t H, index_t W, c
   const index_t len = H * W;
   if (len >= lanes) {
     for (index_t c0 = 0; c0 < C; c0 += lanes)
-      for (index_t i = 0, n = run_count(len); i < n; ++i) {
-        const index_t p0 = run_start(i, len);
-        vf r[lanes];
-        for (int k = 0; k < lanes; ++k) r[k] = load(x + (c0 + k) * len + p0);
-        transpose16(r);
-        for (int j = 0; j < lanes; ++j) {
-          const index_t p = p0 + j;
-          store(xt + ((p / W + 1) * Wp + p % W + 1) * C + c0, r[j]);
-        }
-      }
+      transpose_runs(
+          len, lanes, [&](int k, index_t p0) { return x + (c0 + k) * len + p0; },
+          [&](int j, index_t p0, vf v) { store(xt + (((p0 + j) / W + 1) * Wp + (p0 + j) % W + 1) * C + c0, v); });
   } else {
     for (index_t h = 0; h < H; ++h)
       for (index_t c = 0; c < C; ++c) {
@@ -621,16 +632,12 @@ struct workspace {
 inline void gather(const float* x, index_t ns, index_t stride, index_t C, index_t H, index_t W, workspace& ws) {
   const index_t len = H * W;
   for (index_t c = 0; c < C; ++c)
-    for (index_t i = 0, n = run_count(len); i < n; ++i) {
-      const index_t p0 = run_start(i, len);
-      vf r[lanes];
-      for (index_t s = 0; s < lanes; ++s) r[s] = s < ns ? load(x + s * stride + c * len + p0) : vf{};
-      transpose16(r);
-      for (int j = 0; j < lanes; ++j) {
-        const index_t p = p0 + j, h = p / W, w = p % W;
-        store(ws.xs.data() + ((c * ws.hp + h + 1) * ws.wp + w + 1) * lanes, r[j]);
-      }
-    }
+    transpose_runs(
+        len, ns, [&](int s, index_t p0) { return x + s * stride + c * len + p0; },
+        [&](int j, index_t p0, vf v) {
+          const index_t p = p0 + j, h = p / W, w = p % W;
+          store(ws.xs.data() + ((c * ws.hp + h + 1) * ws.wp + w + 1) * lanes, v);
+        });
 }
 
 /// V[ξ][c] = (Bᵀ d B)[ξ] of channel c for tile t (row-major tile order) of F(Mt×Mt, 3×3):
@@ -693,16 +700,13 @@ inline void scatter(float* y, const float* res, index_t ns, index_t stride, inde
                     const conv_epilogue<float>& ep, const workspace& ws) {
   const index_t len = H * W;
   for (index_t k = 0; k < K; ++k)
-    for (index_t i = 0, n = run_count(len); i < n; ++i) {
-      const index_t p0 = run_start(i, len);
-      vf r[lanes];
-      for (int j = 0; j < lanes; ++j) r[j] = load(ws.ys.data() + (k * len + p0 + j) * lanes);
-      transpose16(r);
-      for (index_t s = 0; s < ns; ++s) {
-        const index_t at = s * stride + k * len + p0;
-        planar::put(y + at, r[s], lanes, k, ep, res ? res + at : nullptr);
-      }
-    }
+    transpose_runs(
+        len, lanes, [&](int q, index_t p0) { return ws.ys.data() + (k * len + p0 + q) * lanes; },
+        [&](int s, index_t p0, vf v) {
+          if (s >= ns) return;
+          const index_t at = s * stride + k * len + p0;
+          planar::put(y + at, v, lanes, k, ep, res ? res + at : nullptr);
+        });
 }
 
 /// One block of ns ≤ 16 samples: y = epilogue(conv3x3(x)) by F(Mt×Mt, 3×3), U from
@@ -764,13 +768,9 @@ inline void gather_channels_last(const float* dy, index_t ns, index_t stride, in
                                  workspace& ws) {
   for (index_t s = 0; s < ns; ++s)
     for (index_t k0 = 0; k0 < K; k0 += lanes)
-      for (index_t i = 0, n = run_count(len); i < n; ++i) {
-        const index_t p0 = run_start(i, len);
-        vf r[lanes];
-        for (int kk = 0; kk < lanes; ++kk) r[kk] = load(dy + s * stride + (k0 + kk) * len + p0);
-        transpose16(r);
-        for (int j = 0; j < lanes; ++j) store(ws.ds.data() + ((p0 + j) * lanes + s) * K + k0, r[j]);
-      }
+      transpose_runs(
+          len, lanes, [&](int q, index_t p0) { return dy + s * stride + (k0 + q) * len + p0; },
+          [&](int j, index_t p0, vf v) { store(ws.ds.data() + ((p0 + j) * lanes + s) * K + k0, v); });
 }
 
 /// D[ξ][s][k] = (A δ Aᵀ)[ξ] of tile t for the ns samples (δ the tile's Mt × Mt output
