@@ -12,19 +12,44 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace ltl {
 
 namespace cpu {
-/// The host CPU. Memory is 64-byte aligned so that SIMD loads never straddle cache lines.
+/// The host CPU. Memory is 64-byte aligned so that SIMD loads never straddle cache lines;
+/// on Linux, blocks from 4 MiB are 2 MiB-aligned and advised for transparent huge pages (the
+/// fused loss at (512, 8142) measured 5–16 % faster with them, copies 4 %; benchmarks/README.md).
+/// deallocate must get the size allocate got (the caching allocator passes its bucket size).
 struct device {
   static constexpr const char* name = "cpu";
   static constexpr bool is_host = true;
   static constexpr std::size_t alignment = 64;
 
+  /// Allocations from this size are aligned to 2 MiB and marked for transparent huge pages.
+  static constexpr std::size_t huge_from = std::size_t{4} << 20, huge_page = std::size_t{2} << 20;
+
   /// Raw aligned allocation of `bytes` (> 0); throws std::bad_alloc on failure.
-  static void* allocate(std::size_t bytes) { return ::operator new(bytes, std::align_val_t{alignment}); }
-  static void deallocate(void* p, std::size_t /*bytes*/) noexcept {
+  static void* allocate(std::size_t bytes) {
+#if defined(__linux__)
+    if (bytes >= huge_from) {
+      void* p = ::operator new(bytes, std::align_val_t{huge_page});
+      // A hint: if the kernel refuses it, the block is an ordinary one.
+      ::madvise(p, (bytes + huge_page - 1) / huge_page * huge_page, MADV_HUGEPAGE);
+      return p;
+    }
+#endif
+    return ::operator new(bytes, std::align_val_t{alignment});
+  }
+  static void deallocate(void* p, std::size_t bytes) noexcept {
+#if defined(__linux__)
+    if (bytes >= huge_from) {
+      ::operator delete(p, std::align_val_t{huge_page});
+      return;
+    }
+#endif
     ::operator delete(p, std::align_val_t{alignment});
   }
   static void copy(void* dst, const void* src, std::size_t bytes) {
