@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <ltlearn/ltlearn.hpp>
 
 #include "support.hpp"
@@ -28,6 +29,28 @@ TEST_CASE("caching allocator reuses freed blocks", "[tensor]") {
   const auto after = alloc.stats();
   REQUIRE(after.cache_hits == before.cache_hits + 1);
   REQUIRE(reinterpret_cast<std::uintptr_t>(first) % 64 == 0);
+}
+
+TEST_CASE("the CPU device aligns large blocks for huge pages and frees them by size", "[tensor]") {
+  using D = ltl::cpu::device;
+  // Below the threshold: 64-byte alignment; from it (Linux): 2 MiB, the huge-page size. Both
+  // blocks are written end to end and freed with the size they were allocated with.
+  for (const std::size_t bytes : {std::size_t{1000}, D::huge_from - 64, D::huge_from, D::huge_from + 12345}) {
+    INFO("bytes " << bytes);
+    auto* p = static_cast<unsigned char*>(D::allocate(bytes));
+    const auto at = reinterpret_cast<std::uintptr_t>(p);
+    REQUIRE(at % D::alignment == 0);
+#if defined(__linux__)
+    if (bytes >= D::huge_from) REQUIRE(at % D::huge_page == 0);
+#endif
+    std::memset(p, 0xab, bytes);
+    REQUIRE((p[0] == 0xab && p[bytes - 1] == 0xab));
+    D::deallocate(p, bytes);
+  }
+  // A large tensor through the caching allocator.
+  T big(shape{static_cast<ltl::index_t>(D::huge_from / sizeof(float)) + 7});
+  big.fill_(2.0f);
+  REQUIRE(big.data()[big.numel() - 1] == 2.0f);
 }
 
 TEST_CASE("views alias their storage", "[tensor]") {
