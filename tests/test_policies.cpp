@@ -151,12 +151,18 @@ TEST_CASE("fused loss equals the unfused reference for every variant", "[losses]
   };
   // Besides the issue's grid: one row of the pipelined path (prologue, one sweep, drain), rows
   // with a partial last vector, and a [260, 8142] gradient (8.5 MB) that is streamed past the
-  // cache with unaligned row starts (for the first variants only, to keep the reference cheap).
+  // cache with unaligned row starts (the threshold set to 8 MiB for it, as on a machine with a
+  // 21 MiB last-level cache; for the first variants only, to keep the reference cheap).
   // Rows of ≤ 16 classes run in transposed blocks of sixteen: whole and partial blocks, one
   // class, exactly sixteen, and (520, 11) split over two threads at a row that is not a block
   // boundary (260 = 16·16 + 4).
   const std::pair<index_t, index_t> sizes[] = {{4, 3},    {16, 10},  {37, 16},   {5, 1},     {520, 11},
                                                {8, 100},  {3, 8142}, {1, 300},   {7, 1001},  {260, 8142}};
+  namespace ls = ltl::detail::loss_simd;
+  struct restore {
+    index_t bytes;
+    ~restore() { ls::set_stream_threshold(bytes); }
+  } restore_threshold{ls::set_stream_threshold(index_t{8} << 20)};
   for (auto [B, C] : sizes) {
     ltl::rng g(B * 1000 + C);
     std::vector<double> n(static_cast<std::size_t>(C));

@@ -136,8 +136,8 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
   auto rows_float = [&](index_t r0, index_t r1, int tid) {
     namespace ls = ltl::detail::loss_simd;
     const index_t cpad = (C + ls::lanes - 1) / ls::lanes * ls::lanes;
-    // Gradients larger than the last-level share of one core are streamed past the cache.
-    const bool stream = B * C * static_cast<index_t>(sizeof(float)) > (index_t{8} << 20);
+    // Gradients that would not stay in the last-level cache are streamed past it.
+    const bool stream = B * C * static_cast<index_t>(sizeof(float)) > ls::stream_threshold();
     double acc = 0;
     const float* offp = has_off ? off_f.data() : nullptr;
     const float* mult_grad = uniform_mult ? nullptr : mult_f.data();
