@@ -99,14 +99,19 @@ struct conv2d_geometry {
   /// 64 channels it needs planes its 4×4 tiles cover as tightly as 2×2 tiles (64→64 at 14×14,
   /// 16×16 computed for 14×14: 0.94×); at 32×32 it ties with the planar form (0.96×). Its
   /// round-off is ~10× F(2×2)'s (about 4·10⁻⁶ of the largest output at 16–64 channels).
+  /// True when 4×4 tiles cover the output plane as tightly as 2×2 tiles (no extra rows or
+  /// columns computed for F(4×4) beyond F(2×2)'s).
+  [[nodiscard]] bool f4_tiles_tight() const noexcept {
+    const auto tight = [](index_t e) { return (e + 3) / 4 * 4 == (e + 1) / 2 * 2; };
+    return tight(ho) && tight(wo);
+  }
   static constexpr index_t winograd_f4_max_channels = 64;
   static constexpr index_t winograd_f4_max_plane = 784;
   [[nodiscard]] bool winograd3x3_f4() const noexcept {
-    const auto tight = [](index_t e) { return (e + 3) / 4 * 4 == (e + 1) / 2 * 2; };
     return direct3x3() && cin >= 16 && cout >= 16 && cin <= winograd_f4_max_channels &&
            cout <= winograd_f4_max_channels && ho * wo >= 16 && ho * wo <= winograd_f4_max_plane &&
            n >= winograd_batched_min_samples &&
-           (std::max(cin, cout) < winograd_f4_max_channels || (tight(ho) && tight(wo)));
+           (std::max(cin, cout) < winograd_f4_max_channels || f4_tiles_tight());
   }
   /// Winograd's planar form (tiles as vector lanes, any channel count) serves the stride-1
   /// layers with 16 to 63 channels in and out on planes whose tiles fill its lane groups
@@ -149,11 +154,10 @@ struct conv2d_geometry {
   /// 16×16, F(2×2)); 32→32 at 14×14, 16×16 computed for 14×14, stays on F(2×2) (0.95×).
   static constexpr index_t winograd_wgrad_f4_max_plane = 1024;
   [[nodiscard]] bool winograd3x3_wgrad_f4() const noexcept {
-    const auto tight = [](index_t e) { return (e + 3) / 4 * 4 == (e + 1) / 2 * 2; };
     return direct3x3() && cin >= 16 && cout >= 16 && cin <= winograd_f4_max_channels &&
            cout <= winograd_f4_max_channels && cout % 16 == 0 && ho * wo >= 16 &&
            ho * wo <= winograd_wgrad_f4_max_plane && n >= winograd_batched_min_samples &&
-           ((tight(ho) && tight(wo)) || std::max(cin, cout) < 32);
+           (f4_tiles_tight() || std::max(cin, cout) < 32);
   }
   /// True when the channel-vectorised kernel computes the weight gradient.
   [[nodiscard]] bool direct3x3_cv_wgrad() const noexcept {
