@@ -276,11 +276,28 @@ TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train]
   const auto [resumed, end] = run(d2, -1, true);
   REQUIRE(end == steps);
   REQUIRE(resumed == full);
-  // the JSON-lines log has one line per completed epoch
-  std::ifstream log(d1 / "log.jsonl");
-  int lines = 0;
-  for (std::string l; std::getline(log, l);) lines += !l.empty();
-  REQUIRE(lines == 3);
+  // The JSON-lines log has one line per completed epoch, and the epoch the resume split reports
+  // the whole epoch's loss, accuracy and image count, as the uninterrupted run does.
+  auto read_log = [](const std::filesystem::path& f) {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(f);
+    for (std::string l; std::getline(in, l);)
+      if (!l.empty()) out.push_back(nlohmann::json::parse(l));
+    return out;
+  };
+  const auto log_full = read_log(d1 / "log.jsonl"), log_resumed = read_log(d2 / "log.jsonl");
+  REQUIRE(log_full.size() == 3);
+  REQUIRE(log_resumed.size() == 3);
+  for (std::size_t e = 0; e < 3; ++e) {
+    INFO("epoch " << e);
+    REQUIRE(log_resumed[e]["epoch"] == log_full[e]["epoch"]);
+    REQUIRE(log_resumed[e]["train_loss"].get<double>() == log_full[e]["train_loss"].get<double>());
+    REQUIRE(log_resumed[e]["train_acc"].get<double>() == log_full[e]["train_acc"].get<double>());
+    const auto images = [](const nlohmann::json& j) {
+      return std::llround(j["images_per_sec"].get<double>() * j["seconds"].get<double>());
+    };
+    REQUIRE(images(log_resumed[e]) == images(log_full[e]));
+  }
   std::filesystem::remove_all(d1);
   std::filesystem::remove_all(d2);
 }

@@ -111,7 +111,8 @@ class trainer {
       const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
       if (test_ && test_now) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
       state_.epoch = epoch + 1;
-      state_.extra["batch_in_epoch"] = 0;
+      for (const char* k : {"batch_in_epoch", "epoch_seen", "epoch_correct"}) state_.extra[k] = index_t{0};
+      for (const char* k : {"epoch_loss_sum", "epoch_seconds"}) state_.extra[k] = 0.0;
       save();
       log(*summary);
       if (on_epoch_end) on_epoch_end(*summary);
@@ -136,8 +137,12 @@ class trainer {
     const int point = mixing && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
     progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(run->size()), stderr,
                      opt_.progress);
-    double loss_sum = 0, lr = 0;
-    index_t seen = 0, correct = 0, steps = 0;
+    // The epoch's running totals travel in the checkpoint, so an epoch split by a resume reports
+    // the same loss and accuracy as an uninterrupted one, and its time as the sum of its parts.
+    const auto& ex = state_.extra;
+    double loss_sum = ex.value("epoch_loss_sum", 0.0), lr = 0;
+    const double seconds_before = ex.value("epoch_seconds", 0.0);
+    index_t seen = ex.value("epoch_seen", index_t{0}), correct = ex.value("epoch_correct", index_t{0});
     while (auto b = run->next()) {
       lr = schedule_(state_.iteration);
       variable<T> x(b->images);
@@ -166,12 +171,15 @@ class trainer {
       loss.backward();
       sgd_.step(lr);
       ++state_.iteration;
-      ++steps;
       const index_t B = b->labels.numel();
       loss_sum += lv * static_cast<double>(B);
       seen += B;
       correct += count_correct(z.value(), b->labels);
       state_.extra["batch_in_epoch"] = run->position();
+      state_.extra["epoch_loss_sum"] = loss_sum;
+      state_.extra["epoch_seen"] = seen;
+      state_.extra["epoch_correct"] = correct;
+      state_.extra["epoch_seconds"] = seconds_before + bar.elapsed();
       bar.update(static_cast<long>(run->position()), static_cast<long>(seen), loss_sum / static_cast<double>(seen), lr);
       if (opt_.checkpoint_every_steps > 0 && state_.iteration % opt_.checkpoint_every_steps == 0) save();
       if (opt_.stop_after_steps >= 0 && state_.iteration >= opt_.stop_after_steps) {
@@ -182,11 +190,10 @@ class trainer {
     epoch_summary s;
     s.epoch = epoch;
     s.lr = lr;
-    s.seconds = bar.elapsed();
+    s.seconds = seconds_before + bar.elapsed();
     s.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
     s.train_acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0;
     s.images_per_sec = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
-    (void)steps;
     return s;
   }
 
