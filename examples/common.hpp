@@ -118,7 +118,7 @@ struct policy_flags {
 
 /// Flags of a long-tailed training run shared by the example trainers.
 struct run_flags {
-  std::string profile = "exp", out, resume;
+  std::string profile = "exp", out, resume, evaluate;
   double rho = 100, lr = 0.1;
   index_t epochs = 20, batch = 128, held_out = 0, train_limit = 0, warmup = 1, checkpoint_every = 50,
           analysis_every = 0, test_every = 1;
@@ -143,6 +143,10 @@ struct run_flags {
     app.add_option("--train-limit", train_limit, "use only N evenly spaced images of the long-tailed set (smoke tests)");
     app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
     app.add_option("--resume", resume, "checkpoint to resume from");
+    app.add_option("--evaluate", evaluate,
+                   "no training: evaluate this checkpoint (of a run with the same --profile, --seed, --held-out, "
+                   "--depth, --loss) on the test and held-out splits; report with the confusion matrix in "
+                   "<out>/eval.json");
     app.add_option("--checkpoint-every", checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
         ->capture_default_str();
     app.add_option("--test-every", test_every, "evaluate the test set every N epochs (and after the last)")
@@ -186,6 +190,31 @@ inline ltl::nn::resnet_cifar_options model_options(const run_flags& f, index_t n
           .normed_classifier = f.policy.loss == "ldam", .seed = f.seed};
 }
 
+/// The --evaluate mode: loads `f.evaluate` into `model` and reports it on `test` (and `val`),
+/// confusion matrices included, in <out>/eval.json. The training set only gives the shot groups.
+inline int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float>& model,
+                               const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
+                               const ltl::data::image_dataset& test, const ltl::data::normalize& norm) {
+  const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float>&>(model), nullptr);
+  fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
+  std::vector<double> counts(train.num_classes(), 0.0);
+  for (auto y : train.labels()) counts[static_cast<std::size_t>(y)] += 1;
+  nlohmann::json res;
+  res["checkpoint"] = f.evaluate;
+  res["epoch"] = st.epoch;
+  res["iteration"] = st.iteration;
+  for (auto [name, ds] : {std::pair{"val", val}, std::pair{"test", &test}}) {
+    if (ds == nullptr) continue;
+    const auto r = ltl::train::evaluate(model, *ds, norm, counts);
+    print_report(name, r, counts);
+    print_confusion(r);
+    res[name] = r.to_json(/*with_confusion=*/r.per_class.size() <= 100);
+  }
+  std::filesystem::create_directories(f.out);
+  write_json_atomically(std::filesystem::path(f.out) / "eval.json", res);
+  return 0;
+}
+
 /// Builds the long-tailed training set (and held-out split) from `full`, trains a CIFAR ResNet
 /// with the chosen policies, evaluates on `test` every epoch and prints the final report.
 /// `n_max` is the head-class size of the profile; `aug_pad` the crop padding.
@@ -197,6 +226,7 @@ inline int run_long_tailed(const run_flags& f, const ltl::data::image_dataset& f
   fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
              f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
   ltl::nn::resnet_cifar<float> model(model_options(f, C, test.channels()));
+  if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, f.held_out > 0 ? &val : nullptr, test, norm);
   if (f.fsa.enabled())
     return run_fsa_phase2(f.fsa, model, train, f.held_out > 0 ? &val : nullptr, test, norm,
                           {.out = f.out, .batch = f.batch, .seed = f.seed,
@@ -226,12 +256,12 @@ inline int run_long_tailed(const run_flags& f, const ltl::data::image_dataset& f
   const double per_epoch = secs / static_cast<double>(summaries.size());
   fmt::print("  mean training time per epoch: {:.1f} s ({} threads)\n", per_epoch, f.threads);
   nlohmann::json res;
-  res["test"] = last.test->to_json();
+  res["test"] = last.test->to_json(/*with_confusion=*/C <= 100);
   if (last.val) res["val"] = last.val->to_json();
   res["seconds_per_epoch"] = per_epoch;
   res["threads"] = f.threads;
   res["args"] = args_text;
-  std::ofstream(std::filesystem::path(f.out) / "results.json") << res.dump(2) << '\n';
+  write_json_atomically(std::filesystem::path(f.out) / "results.json", res);
   return 0;
 }
 

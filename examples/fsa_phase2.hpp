@@ -256,7 +256,7 @@ inline int run_fsa_phase2(const fsa_flags& ff, ltl::nn::staged_model<float>& mod
   res["args"] = info.args;
   if (!info.out.empty()) {
     std::filesystem::create_directories(info.out);
-    std::ofstream(std::filesystem::path(info.out) / "fsa_results.json") << res.dump(2) << '\n';
+    write_json_atomically(std::filesystem::path(info.out) / "fsa_results.json", res);
   }
   return 0;
 }

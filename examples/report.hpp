@@ -3,6 +3,7 @@
 
 #include <ltlearn/metrics/classification.hpp>
 #include <ltlearn/train/evaluate.hpp>
+#include <ltlearn/train/safetensors.hpp>
 
 #include <fmt/format.h>
 
@@ -10,6 +11,12 @@
 #include <vector>
 
 namespace example {
+
+/// Writes a report file whole or not at all (ltl::io_error on failure).
+inline void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
+  const std::string text = j.dump(2) + '\n';
+  ltl::io::atomic_write(path, text);
+}
 
 /// Prints per-class and shot-group accuracy of a final evaluation.
 inline void print_report(const std::string& title, const ltl::train::eval_report& r, const std::vector<double>& counts) {
@@ -20,6 +27,21 @@ inline void print_report(const std::string& title, const ltl::train::eval_report
   fmt::print("  {:>5} {:>8} {:>9}\n", "class", "train n", "accuracy");
   for (std::size_t c = 0; c < r.per_class.size(); ++c)
     fmt::print("  {:>5} {:>8} {:>8.2f}%\n", c, counts[c], 100 * r.per_class[c]);
+}
+
+/// Prints the confusion matrix (rows: true class, columns: predicted class) when it fits a
+/// terminal (at most 20 classes).
+inline void print_confusion(const ltl::train::eval_report& r) {
+  const std::size_t C = r.per_class.size();
+  if (C == 0 || C > 20 || r.confusion.size() != C * C) return;
+  fmt::print("  confusion (rows: true class, columns: predicted class)\n  {:>5}", "");
+  for (std::size_t p = 0; p < C; ++p) fmt::print(" {:>5}", p);
+  fmt::print("\n");
+  for (std::size_t t = 0; t < C; ++t) {
+    fmt::print("  {:>5}", t);
+    for (std::size_t p = 0; p < C; ++p) fmt::print(" {:>5}", r.confusion[t * C + p]);
+    fmt::print("\n");
+  }
 }
 
 }  // namespace example

@@ -95,12 +95,14 @@ train_state load_checkpoint(const std::filesystem::path& path, nn::module<T, D>&
   const auto expected = model.state_dict();
   for (auto& [name, t] : expected) {
     auto it = model_state.find(name);
-    LTL_CHECK(it != model_state.end(), io_error, "{}: tensor 'model.{}' is missing", file, name);
+    LTL_CHECK(it != model_state.end(), io_error,
+              "{}: tensor 'model.{}' is missing (a checkpoint of another architecture?)", file, name);
     LTL_CHECK(it->second.sizes() == t.sizes(), io_error, "{}: tensor 'model.{}' has shape {}, the model expects {}",
               file, name, it->second.sizes(), t.sizes());
   }
   for (auto& [name, t] : model_state)
-    LTL_CHECK(expected.count(name), io_error, "{}: tensor 'model.{}' does not exist in the model", file, name);
+    LTL_CHECK(expected.count(name), io_error,
+              "{}: tensor 'model.{}' does not exist in the model (a checkpoint of another architecture?)", file, name);
 
   std::map<std::string, tensor<T, D>> dev_model, dev_optim;
   for (auto& [n, t] : model_state) dev_model.emplace(n, t.template to<D>());

@@ -46,13 +46,26 @@ struct eval_report {
     return r;
   }
 
-  [[nodiscard]] nlohmann::json to_json() const {
+  /// The report as JSON; with `with_confusion`, also "confusion": C rows (true class) of C counts
+  /// (predicted class) — C² numbers, so left out of per-epoch logs.
+  [[nodiscard]] nlohmann::json to_json(bool with_confusion = false) const {
     auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
     nlohmann::json pc = nlohmann::json::array();
     for (double a : per_class) pc.push_back(std::isnan(a) ? nlohmann::json(nullptr) : nlohmann::json(a));
-    return {{"n", n},          {"loss", loss},   {"top1", top1},           {"top5", top5},
-            {"mean_per_class", mean_per_class}, {"per_class", pc},       {"many", opt(shots.many)},
-            {"medium", opt(shots.medium)},      {"few", opt(shots.few)}, {"ece", ece}};
+    nlohmann::json j{{"n", n},          {"loss", loss},   {"top1", top1},           {"top5", top5},
+                     {"mean_per_class", mean_per_class}, {"per_class", pc},       {"many", opt(shots.many)},
+                     {"medium", opt(shots.medium)},      {"few", opt(shots.few)}, {"ece", ece}};
+    if (with_confusion) {
+      const auto C = per_class.size();
+      LTL_CHECK(confusion.size() == C * C, value_error, "eval_report: the confusion matrix has {} entries, not {}²",
+                confusion.size(), C);
+      nlohmann::json rows = nlohmann::json::array();
+      for (std::size_t t = 0; t < C; ++t)
+        rows.push_back(std::vector<index_t>(confusion.begin() + static_cast<std::ptrdiff_t>(t * C),
+                                            confusion.begin() + static_cast<std::ptrdiff_t>((t + 1) * C)));
+      j["confusion"] = std::move(rows);
+    }
+    return j;
   }
 };
 

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -60,9 +61,11 @@ constexpr const char* dtype_name() {
   else if constexpr (std::is_same_v<T, double>) return "F64";
   else return "I64";
 }
+}  // namespace detail
 
-/// Writes `bytes` to `path` atomically (temp file + fsync + rename + directory fsync).
-inline void atomic_write(const std::filesystem::path& path, const std::vector<char>& bytes) {
+/// Writes `bytes` to `path` whole or not at all: a temporary file in the same directory, fsync,
+/// rename over the target, directory fsync. Failures throw io_error naming the file.
+inline void atomic_write(const std::filesystem::path& path, std::span<const char> bytes) {
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   const auto tmp = dir / (path.filename().string() + ".tmp." + std::to_string(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -94,7 +97,6 @@ inline void atomic_write(const std::filesystem::path& path, const std::vector<ch
     ::close(dfd);
   }
 }
-}  // namespace detail
 
 /// Serialises `data` into safetensors bytes (tensors in name order, header padded to 8 bytes).
 inline std::vector<char> to_safetensors_bytes(const safetensors_data& data) {
@@ -136,7 +138,7 @@ inline std::vector<char> to_safetensors_bytes(const safetensors_data& data) {
 
 /// Writes `data` to `path` atomically.
 inline void save_safetensors(const std::filesystem::path& path, const safetensors_data& data) {
-  detail::atomic_write(path, to_safetensors_bytes(data));
+  atomic_write(path, to_safetensors_bytes(data));
 }
 
 /// Parses safetensors bytes; `file` names the source in errors.
