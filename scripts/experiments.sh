@@ -10,6 +10,8 @@
 #   bash scripts/experiments.sh decouple        stage 2 (examples/decouple) on the ERM and chosen CDT runs
 #   bash scripts/experiments.sh fsa             FSA phase II on the ERM runs (grid on the held-out split)
 #   bash scripts/experiments.sh figures [DIR]   ERM vs CDT vs MFW figures (default docs/figures)
+#   bash scripts/experiments.sh evaluate [NAME...]  re-evaluate finished runs' checkpoints (confusion
+#                                               matrices) into RUN/eval/eval.json, default: all
 #   bash scripts/experiments.sh collect [DIR]   copy the runs' logs and reports, not checkpoints (default results/table)
 #
 # Runs are resumable: a finished run has runs/table/NAME/results.json and is skipped; an
@@ -167,6 +169,25 @@ print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
     cp "$tmp/mfw/gradient_norms_epochs.png" "$dir/mfw_gradient_norms_epochs.png"
     rm -rf "$tmp"
     echo "wrote $dir/erm_tau_curves.png and $dir/mfw_gradient_norms_epochs.png" ;;
+  evaluate)
+    # --evaluate came after the tables' frozen binaries: the current build evaluates (it
+    # reproduces each run's own test report exactly, checked on every run the README cites).
+    eval_bin="${LTL_EVAL_BIN:-build/release/examples/fmnist_lt}"
+    for r in "${runs[@]}"; do
+      name="${r%%|*}"
+      if (($# > 0)); then
+        keep=0
+        for want in "$@"; do [[ "$want" == "$name" ]] && keep=1; done
+        ((keep)) || continue
+      fi
+      [[ -f "$out_root/$name/results.json" ]] || continue
+      # shellcheck disable=SC2046  # the data flags are a word list
+      OMP_WAIT_POLICY=PASSIVE "$eval_bin" $("$py" scripts/results_table.py "$out_root" data-flags "$name") \
+        --threads 2 --quiet --evaluate "$out_root/$name/checkpoint.safetensors" --out "$out_root/$name/eval" \
+        >"$out_root/$name/eval.log" 2>&1 ||
+        { echo "== $name: evaluation failed (see $out_root/$name/eval.log)"; continue; }
+      echo "== $name: $(grep -m1 '^test:' "$out_root/$name/eval.log")"
+    done ;;
   collect)
     dir="${1:-results/table}"
     for run in "$out_root"/*/; do

@@ -4,6 +4,8 @@
     results_table.py RUNS_ROOT table      one table per profile; grids reduced to the chosen setting
     results_table.py RUNS_ROOT select P   the run of group P (e.g. exp-cdt) chosen on the held-out split
     results_table.py RUNS_ROOT decouple   stage-2 rows (RUN/decouple.json) of ERM and CDT, FSA phase II (RUN/fsa/)
+    results_table.py RUNS_ROOT data-flags RUN   the flags that rebuild RUN's data split and model
+                                                (for fmnist_lt --evaluate)
 
 Hyper-parameter grids (runs named GROUP-VALUE, e.g. exp-cdt-0.2) are decided by the held-out
 split's mean per-class accuracy (the "val" report), never by the test set; a tie goes to the
@@ -187,6 +189,11 @@ def main():
         print(f"{sys.argv[3]}-{chosen[0]}")
     elif cmd == "decouple":
         decouple(root)
+    elif cmd == "data-flags" and len(sys.argv) == 4:
+        res = load(root / sys.argv[3] / "results.json")
+        if res is None:
+            sys.exit(f"results_table.py: {sys.argv[3]} has not finished")
+        print(" ".join(f"--{k} {run_arg(res, k)}" for k in ("profile", "rho", "seed", "held-out", "depth", "loss")))
     else:
         sys.exit(__doc__)
 
