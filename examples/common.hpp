@@ -42,6 +42,7 @@ struct policy_flags {
   index_t drs_epoch = -1;            // deferred re-sampling switch epoch (−1: 80 % of the epochs)
   std::string mix = "none";          // none | mfw | mixup | manifold | remix
   std::string mix_point = "stage1";
+  index_t mix_until = -1;            // mixing only in epochs before this one (−1: to the end)
   double alpha = 1.0, mfw_beta = 2.0;
   std::string schedule = "step";  // step | cosine
   double decay_a = 0.1, decay_b = 0.01;  // step schedule: factors from 80 % and 90 % of the epochs
@@ -59,6 +60,7 @@ struct policy_flags {
     app.add_option("--drs-epoch", drs_epoch, "deferred re-sampling switch epoch (-1: 80% of the epochs)")->capture_default_str();
     app.add_option("--mix", mix, "none|mfw|mixup|manifold|remix")->capture_default_str();
     app.add_option("--mix-point", mix_point, "model point to mix at (stem, stage1, ...)")->capture_default_str();
+    app.add_option("--mix-until", mix_until, "mix only in the epochs before this one (-1: all)")->capture_default_str();
     app.add_option("--alpha", alpha, "Beta(alpha, alpha) of the mixing policies")->capture_default_str();
     app.add_option("--beta", mfw_beta, "MFW softness beta (2 long-tailed, 0.01 step)")->capture_default_str();
     app.add_option("--schedule", schedule, "step (warm-up, then decays at 80% and 90% of the epochs) | cosine")->capture_default_str();
@@ -100,10 +102,11 @@ struct policy_flags {
   ltl::mixing::any_mixing<float> make_mixing() const {
     namespace m = ltl::mixing;
     if (mix == "none") return m::none{};
-    if (mix == "mfw") return m::mfw{.alpha = alpha, .beta = mfw_beta, .at = mix_point};
-    if (mix == "mixup") return m::mixup{.alpha = alpha, .at = "input"};
-    if (mix == "manifold") return m::mixup{.alpha = alpha, .at = mix_point};
-    if (mix == "remix") return m::remix{.alpha = alpha, .at = mix_point == "stage1" ? "input" : mix_point};
+    if (mix == "mfw") return m::mfw{.alpha = alpha, .beta = mfw_beta, .at = mix_point, .stop_epoch = mix_until};
+    if (mix == "mixup") return m::mixup{.alpha = alpha, .at = "input", .stop_epoch = mix_until};
+    if (mix == "manifold") return m::mixup{.alpha = alpha, .at = mix_point, .stop_epoch = mix_until};
+    if (mix == "remix")
+      return m::remix{.alpha = alpha, .at = mix_point == "stage1" ? "input" : mix_point, .stop_epoch = mix_until};
     throw ltl::value_error("unknown --mix '" + mix + "'");
   }
 

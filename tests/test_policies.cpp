@@ -4,6 +4,7 @@
 
 #include <ltlearn/losses/fused_loss.hpp>
 #include <ltlearn/losses/policies.hpp>
+#include <ltlearn/mixing/any_mixing.hpp>
 #include <ltlearn/mixing/policies.hpp>
 #include <ltlearn/sampling/samplers.hpp>
 
@@ -310,4 +311,20 @@ TEST_CASE("mixup and Remix label weights", "[mixing]") {
   static_assert(ltl::mixing::mixing_policy<ltl::mixing::mfw>);
   static_assert(ltl::mixing::mixing_policy<ltl::mixing::remix>);
   static_assert(ltl::mixing::mixing_policy<ltl::mixing::none>);
+}
+
+TEST_CASE("mixing policies mix only inside their epoch window", "[mixing]") {
+  namespace m = ltl::mixing;
+  auto window = [](const auto& x) {
+    std::string s;
+    for (ltl::index_t e = 0; e < 6; ++e) s += x.active(e) ? '1' : '0';
+    return s;
+  };
+  REQUIRE(window(m::mfw{}) == "111111");
+  REQUIRE(window(m::mfw{.stop_epoch = 4}) == "111100");  // e.g. MFW off for DRW's epochs
+  REQUIRE(window(m::mfw{.start_epoch = 1, .stop_epoch = 3}) == "011000");
+  REQUIRE(window(m::mixup{.stop_epoch = 2}) == "110000");
+  REQUIRE(window(m::remix{.start_epoch = 5}) == "000001");
+  REQUIRE(window(m::any_mixing<float>(m::mixup{.at = "stage1", .stop_epoch = 3})) == "111000");
+  REQUIRE(window(m::none{}) == "000000");
 }

@@ -61,6 +61,9 @@ struct none {
 };
 
 namespace detail {
+/// Whether epoch e lies in [start, stop) (stop −1: no end) — the mixing policies' active window.
+constexpr bool in_epochs(index_t e, index_t start, index_t stop) { return e >= start && (stop < 0 || e < stop); }
+
 /// A uniformly random permutation of [0, n) as an int64 tensor.
 inline tensor<std::int64_t> random_permutation(index_t n, rng& g) {
   tensor<std::int64_t> p(shape{n});
@@ -112,7 +115,7 @@ struct mfw {
   index_t start_epoch = 0;
   index_t stop_epoch = -1;     ///< −1: until the end
   [[nodiscard]] std::string point() const { return at; }
-  [[nodiscard]] bool active(index_t e) const { return e >= start_epoch && (stop_epoch < 0 || e < stop_epoch); }
+  [[nodiscard]] bool active(index_t e) const { return detail::in_epochs(e, start_epoch, stop_epoch); }
   [[nodiscard]] std::string name() const { return "mfw(alpha=" + std::to_string(alpha) + ",beta=" + std::to_string(beta) + ")"; }
   /// The λ_i of a batch with labels y (exposed for tests and analysis).
   template <class T>
@@ -142,8 +145,10 @@ struct mfw {
 struct mixup {
   double alpha = 1.0;
   std::string at = "input";
+  index_t start_epoch = 0;
+  index_t stop_epoch = -1;  ///< −1: until the end
   [[nodiscard]] std::string point() const { return at; }
-  [[nodiscard]] bool active(index_t) const { return true; }
+  [[nodiscard]] bool active(index_t e) const { return detail::in_epochs(e, start_epoch, stop_epoch); }
   [[nodiscard]] std::string name() const { return (at == "input" ? "mixup(alpha=" : "manifold_mixup(alpha=") + std::to_string(alpha) + ")"; }
   template <real_scalar T>
   mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>&,
@@ -165,8 +170,10 @@ struct remix {
   double kappa = 3.0;
   double tau = 0.5;
   std::string at = "input";
+  index_t start_epoch = 0;
+  index_t stop_epoch = -1;  ///< −1: until the end
   [[nodiscard]] std::string point() const { return at; }
-  [[nodiscard]] bool active(index_t) const { return true; }
+  [[nodiscard]] bool active(index_t e) const { return detail::in_epochs(e, start_epoch, stop_epoch); }
   [[nodiscard]] std::string name() const { return "remix(alpha=" + std::to_string(alpha) + ",kappa=" + std::to_string(kappa) + ",tau=" + std::to_string(tau) + ")"; }
   /// Own-label weight for own class size na, partner class size nb and own share la.
   [[nodiscard]] double label_weight(double na, double nb, double la) const {
