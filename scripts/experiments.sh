@@ -68,14 +68,16 @@ runs=(
   # MFW + DRW's control: the same deferred re-weighting on plain cross-entropy.
   "exp-ce-drw|--profile exp --loss ce --drw-epoch 16"
   "step-ce-drw|--profile step --loss ce --drw-epoch 16"
+  # Step MFW + DRW with MFW switched off when DRW starts (a diagnostic of its step row, README).
+  "step-mfw-drw-mix16|--profile step --mix mfw --alpha 2 --beta 0.01 --loss ce --drw-epoch 16 --mix-until 16"
   # The MFW direction check (README), first against run-to-run noise: ERM and MFW (α 0.5) again
   # with another seed (which also draws another held-out split and batch order) ...
   "seed1-erm|--profile exp --seed 1"
   "seed1-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --seed 1"
-  # ... then on a 2× longer schedule (the learning-rate steps move with it, to epochs 32 and 36):
+  # ... then on a 1.5× longer schedule (the learning-rate steps move with it, to epochs 24 and 27):
   # the paper trains 200–300 epochs and notes that MFW needs more epochs than ERM to converge.
-  "long-erm|--profile exp --epochs 40"
-  "long-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --epochs 40"
+  "long-erm|--profile exp --epochs 30"
+  "long-mfw-0.5|--profile exp --mix mfw --alpha 0.5 --beta 2 --epochs 30"
 )
 
 status_of() {
