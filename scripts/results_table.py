@@ -28,6 +28,8 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
     ("ce-drw", "cross-entropy + DRW (MFW + DRW's control)", "CB weights (beta 0.9999) from epoch 16"),
     ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
+    ("mfw-drw-mix16", "MFW + DRW, MFW off from epoch 16 (diagnostic)",
+     "alpha {alpha}, beta {beta}, MFW in epochs 1–16, DRW from epoch 16"),
 ]
 
 
