@@ -29,7 +29,7 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("ce-drw", "cross-entropy + DRW (MFW + DRW's control)", "CB weights (beta 0.9999) from epoch 16"),
     ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
     ("mfw-drw-mix16", "MFW + DRW, MFW off from epoch 16 (diagnostic)",
-     "alpha {alpha}, beta {beta}, MFW in epochs 1–16, DRW from epoch 16"),
+     "alpha {alpha}, beta {beta}, MFW before epoch 16, DRW from epoch 16"),
 ]
 
 
