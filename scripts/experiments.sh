@@ -111,6 +111,15 @@ run_one() {
     >>"$dir/stdout.log" 2>&1
 }
 
+# selected NAME [WANTED...]: whether NAME is among the wanted runs (all runs when none are named).
+selected() {
+  local name="$1" want
+  shift
+  (($# == 0)) && return 0
+  for want in "$@"; do [[ "$want" == "$name" ]] && return 0; done
+  return 1
+}
+
 cmd="${1:-list}"
 if (($# > 0)); then shift; fi
 case "$cmd" in
@@ -120,11 +129,7 @@ case "$cmd" in
     [[ -x "$bin" ]] || { echo "build $bin first (bash scripts/ltl.sh demo --help builds it)" >&2; exit 1; }
     for r in "${runs[@]}"; do
       name="${r%%|*}"
-      if (($# > 0)); then
-        keep=0
-        for want in "$@"; do [[ "$want" == "$name" ]] && keep=1; done
-        ((keep)) || continue
-      fi
+      selected "$name" "$@" || continue
       run_one "$name" "${r#*|}"
     done ;;
   table) "$py" scripts/results_table.py "$out_root" table ;;
@@ -177,11 +182,7 @@ print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
     eval_bin="${LTL_EVAL_BIN:-build/release/examples/fmnist_lt}"
     for r in "${runs[@]}"; do
       name="${r%%|*}"
-      if (($# > 0)); then
-        keep=0
-        for want in "$@"; do [[ "$want" == "$name" ]] && keep=1; done
-        ((keep)) || continue
-      fi
+      selected "$name" "$@" || continue
       [[ -f "$out_root/$name/results.json" ]] || continue
       # shellcheck disable=SC2046  # the data flags are a word list
       OMP_WAIT_POLICY=PASSIVE "$eval_bin" $("$py" scripts/results_table.py "$out_root" data-flags "$name") \
