@@ -200,8 +200,8 @@ inline int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float>&
                                const ltl::data::image_dataset& test, const ltl::data::normalize& norm) {
   const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float>&>(model), nullptr);
   fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
-  std::vector<double> counts(train.num_classes(), 0.0);
-  for (auto y : train.labels()) counts[static_cast<std::size_t>(y)] += 1;
+  std::vector<double> counts;
+  for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
   nlohmann::json res;
   res["checkpoint"] = f.evaluate;
   res["epoch"] = st.epoch;

@@ -13,6 +13,7 @@ grid's first value in the order experiments.sh lists it.
 """
 import json
 import pathlib
+import statistics
 import sys
 
 GRIDS = {"cdt": ["0.1", "0.2", "0.3", "0.5"], "mfw": ["0.5", "1", "2"]}
@@ -55,11 +56,8 @@ def seconds_per_epoch(run_dir, res):
     (benchmarks, SIGSTOP) stretched and to an epoch a resume split, which binaries before session 7
     timed only from the resume on. Falls back to results.json's mean."""
     log = run_dir / "log.jsonl"
-    secs = sorted(json.loads(l)["seconds"] for l in log.read_text().splitlines() if l.strip()) if log.exists() else []
-    if not secs:
-        return res["seconds_per_epoch"]
-    mid = len(secs) // 2
-    return secs[mid] if len(secs) % 2 else (secs[mid - 1] + secs[mid]) / 2
+    secs = [json.loads(l)["seconds"] for l in log.read_text().splitlines() if l.strip()] if log.exists() else []
+    return statistics.median(secs) if secs else res["seconds_per_epoch"]
 
 
 def val_score(res):
