@@ -1,26 +1,42 @@
 #pragma once
 /// \file
-/// Umbrella header of ltlearn (CPU). `#include <ltlearn/cuda.hpp>` adds the CUDA backend.
+/// Umbrella header of ltlearn (CPU): every public header of the library, so one include gives
+/// a research program the whole API — tensors, autograd, ops, layers and models, the loss,
+/// sampling and mixing policies with their type-erased forms, decoupled classifiers, feature
+/// augmentation, metrics, optimisers and schedules, and the trainer with its checkpoints.
+/// `#include <ltlearn/cuda.hpp>` adds the CUDA backend.
+///
+/// Backend kernels (backends/) and private helpers (detail/) are not listed: the ops reach them.
+/// The test `umbrella_complete` fails when a header under include/ltlearn is not reachable from
+/// here, and `readme_*` compile the README's programs with this include alone.
 
-#include "ltlearn/core/config.hpp"
+// core, tensor
 #include "ltlearn/core/concepts.hpp"
+#include "ltlearn/core/config.hpp"
 #include "ltlearn/core/device.hpp"
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/rng.hpp"
 #include "ltlearn/core/shape.hpp"
+#include "ltlearn/core/shot_groups.hpp"
 #include "ltlearn/tensor/allocator.hpp"
 #include "ltlearn/tensor/format.hpp"
 #include "ltlearn/tensor/storage.hpp"
 #include "ltlearn/tensor/tensor.hpp"
+
+// data, sampling
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/binary_file.hpp"
 #include "ltlearn/data/cifar.hpp"
 #include "ltlearn/data/dataset.hpp"
 #include "ltlearn/data/hash.hpp"
 #include "ltlearn/data/idx.hpp"
+#include "ltlearn/data/loader.hpp"
 #include "ltlearn/data/long_tail.hpp"
-#include "ltlearn/core/shot_groups.hpp"
 #include "ltlearn/data/transforms.hpp"
+#include "ltlearn/sampling/any_sampler.hpp"
+#include "ltlearn/sampling/samplers.hpp"
+
+// autograd, ops
 #include "ltlearn/autograd/grad_mode.hpp"
 #include "ltlearn/autograd/gradcheck.hpp"
 #include "ltlearn/autograd/node.hpp"
@@ -34,13 +50,50 @@
 #include "ltlearn/ops/pool.hpp"
 #include "ltlearn/ops/reduce.hpp"
 #include "ltlearn/ops/shape_ops.hpp"
+
+// nn
+#include "ltlearn/nn/activation.hpp"
+#include "ltlearn/nn/batchnorm.hpp"
+#include "ltlearn/nn/conv.hpp"
+#include "ltlearn/nn/conv_bn.hpp"
+#include "ltlearn/nn/init.hpp"
+#include "ltlearn/nn/linear.hpp"
+#include "ltlearn/nn/module.hpp"
+#include "ltlearn/nn/pool.hpp"
+#include "ltlearn/nn/sequential.hpp"
+#include "ltlearn/nn/staged_model.hpp"
 #include "ltlearn/nn/models/resnet.hpp"
 #include "ltlearn/nn/models/resnet12.hpp"
+#include "ltlearn/nn/models/resnet_cifar.hpp"
+
+// long-tail policies: losses, mixing
+#include "ltlearn/losses/any_policy.hpp"
+#include "ltlearn/losses/fused_loss.hpp"
+#include "ltlearn/losses/policies.hpp"
+#include "ltlearn/mixing/any_mixing.hpp"
+#include "ltlearn/mixing/policies.hpp"
+
+// decoupled classifiers, feature augmentation, metrics
+#include "ltlearn/augment/cam.hpp"
 #include "ltlearn/augment/confusion.hpp"
+#include "ltlearn/augment/feature_bank.hpp"
 #include "ltlearn/augment/finetune.hpp"
+#include "ltlearn/augment/fsa.hpp"
+#include "ltlearn/augment/head_tail.hpp"
 #include "ltlearn/classifier/decoupled.hpp"
 #include "ltlearn/classifier/features.hpp"
 #include "ltlearn/classifier/posthoc.hpp"
 #include "ltlearn/metrics/analysis.hpp"
 #include "ltlearn/metrics/calibration.hpp"
 #include "ltlearn/metrics/class_analysis.hpp"
+#include "ltlearn/metrics/classification.hpp"
+
+// optimisation, training
+#include "ltlearn/optim/any_schedule.hpp"
+#include "ltlearn/optim/schedule.hpp"
+#include "ltlearn/optim/sgd.hpp"
+#include "ltlearn/train/checkpoint.hpp"
+#include "ltlearn/train/evaluate.hpp"
+#include "ltlearn/train/progress.hpp"
+#include "ltlearn/train/safetensors.hpp"
+#include "ltlearn/train/trainer.hpp"

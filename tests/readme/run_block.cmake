@@ -1,0 +1,17 @@
+# Runs one README program (cmake -P) and compares its whole standard output with the expectation
+# its README comment states. Inputs (-D): PROGRAM, EXPECTED (a file holding the expected stdout).
+cmake_minimum_required(VERSION 3.20)
+foreach(var PROGRAM EXPECTED)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "run_block.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+execute_process(COMMAND ${PROGRAM} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+file(READ ${EXPECTED} expected)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${PROGRAM} exited with ${rc}\nstdout:\n${out}\nstderr:\n${err}")
+endif()
+if(NOT out STREQUAL expected)
+  message(FATAL_ERROR "${PROGRAM} printed\n${out}but the README says it prints\n${expected}")
+endif()
+message(STATUS "${PROGRAM}: printed what the README says")
