@@ -1,15 +1,19 @@
 # Umbrella completeness check (cmake -P): every public header under <INCLUDE_ROOT>/ltlearn must be
-# reachable from <INCLUDE_ROOT>/ltlearn/ltlearn.hpp, so `#include <ltlearn/ltlearn.hpp>` really
-# gives the whole library. The compiler's own dependency output (-M) decides reachability, so
-# conditional includes and include paths count exactly as in a build; the header list is globbed
-# when the check runs, so a header added or moved since the last configure is seen too.
+# reachable from the umbrella header, so `#include <ltlearn/ltlearn.hpp>` (or <ltlearn/cuda.hpp>)
+# really gives the whole library. The compiler's own dependency output (-M) decides reachability,
+# so conditional includes and include paths count exactly as in a build; the header list is
+# globbed when the check runs, so a header added or moved since the last configure is seen too.
 #
-# Not required to be reachable: backends/cuda/ and cuda.hpp (nvcc only; <ltlearn/cuda.hpp> adds
-# them) and detail/ (private helpers; the public headers that need them include them). The CPU
-# backend (backends/cpu/) and the device-neutral backend contract are required: the CPU umbrella
-# provides the CPU device, and a backend header that no op reaches is dead code.
+# MODE=cpu (default): the umbrella is ltlearn/ltlearn.hpp, preprocessed as C++. Exempt:
+#   backends/cuda/ and cuda.hpp (nvcc only) and detail/ (private helpers; the public headers that
+#   need them include them). The CPU backend (backends/cpu/) and the device-neutral backend
+#   contract are required: the CPU umbrella provides the CPU device, and a backend header that no
+#   op reaches is dead code.
+# MODE=cuda: the umbrella is ltlearn/cuda.hpp, preprocessed as CUDA (CXX is nvcc); it must reach
+#   ltlearn/ltlearn.hpp and every header under backends/cuda/ (.hpp and kernel .cuh) except a
+#   backends/cuda/detail/. The CPU headers are MODE=cpu's business: nvcc may skip CPU-only code.
 #
-# Inputs (-D): CXX (the compiler), INCLUDE_ROOT (the directory holding ltlearn/),
+# Inputs (-D): CXX (the compiler), INCLUDE_ROOT (the directory holding ltlearn/), MODE,
 #   INCLUDE_DIRS, DEFINES, FLAGS: '|'-separated include directories, definitions (NAME or
 #   NAME=VALUE) and extra compiler flags of a build that uses ltlearn.
 cmake_minimum_required(VERSION 3.20)
@@ -37,15 +41,31 @@ foreach(kind INCLUDE_DIRS DEFINES FLAGS)
   endif()
 endforeach()
 
+if(NOT DEFINED MODE OR MODE STREQUAL "")
+  set(MODE cpu)
+endif()
 cmake_path(SET root NORMALIZE "${INCLUDE_ROOT}/")
-set(umbrella "${root}ltlearn/ltlearn.hpp")
+if(MODE STREQUAL "cpu")
+  set(umbrella "${root}ltlearn/ltlearn.hpp")
+  set(language c++)
+  set(patterns "${root}ltlearn/*.hpp" "${root}ltlearn/*.h")
+  set(exempt "^ltlearn/(backends/cuda/|detail/|cuda\\.hpp$|ltlearn\\.hpp$)")
+elseif(MODE STREQUAL "cuda")
+  set(umbrella "${root}ltlearn/cuda.hpp")
+  set(language cu)
+  set(patterns "${root}ltlearn/ltlearn.hpp" "${root}ltlearn/backends/cuda/*.hpp" "${root}ltlearn/backends/cuda/*.h"
+               "${root}ltlearn/backends/cuda/*.cuh")
+  set(exempt "^ltlearn/backends/cuda/detail/")
+else()
+  message(FATAL_ERROR "check_umbrella.cmake: MODE must be cpu or cuda, not '${MODE}'")
+endif()
 if(NOT EXISTS "${umbrella}")
   message(FATAL_ERROR "check_umbrella.cmake: ${umbrella} does not exist")
 endif()
 
-# -M lists every header the preprocessor opened; -x c++ because the input is a header (its
+# -M lists every header the preprocessor opened; -x because the input is a header (its
 # "#pragma once in main file" warning is expected and harmless).
-execute_process(COMMAND ${CXX} ${args} -I${root} -x c++ -M "${umbrella}"
+execute_process(COMMAND ${CXX} ${args} -I${root} -x ${language} -M "${umbrella}"
   OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "check_umbrella.cmake: preprocessing ${umbrella} failed (${rc}):\n${err}")
@@ -69,8 +89,9 @@ foreach(dep IN LISTS deps)
   endif()
 endforeach()
 
-file(GLOB_RECURSE public RELATIVE "${root}" "${root}ltlearn/*.hpp" "${root}ltlearn/*.h")
-list(FILTER public EXCLUDE REGEX "^ltlearn/(backends/cuda/|detail/|cuda\\.hpp$|ltlearn\\.hpp$)")
+file(GLOB_RECURSE public RELATIVE "${root}" ${patterns})
+list(FILTER public EXCLUDE REGEX "${exempt}")
+list(REMOVE_DUPLICATES public)
 list(SORT public)
 set(missing)
 foreach(header IN LISTS public)
