@@ -12,6 +12,8 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
+#include <span>
 #include <vector>
 
 namespace cl = ltl::classifier;
@@ -122,6 +124,23 @@ TEST_CASE("tau-normalisation, N_c^tau and post-hoc logit adjustment transforms",
   auto nch = cl::nc_tau_normalized(*fc, counts, 0.5);
   REQUIRE_FALSE(nch->bias.defined());
   REQUIRE(nch->forward(x).value().to_vector()[0] == Approx(0.7));
+  // The bias option: dropped (the default, above) or scaled with the weights, (w_c·x + b_c)/N_c^τ.
+  auto ncd = cl::nc_tau_normalized(*fc, counts, 0.5, cl::nc_tau_bias::drop);
+  REQUIRE_FALSE(ncd->bias.defined());
+  REQUIRE(ncd->forward(x).value().to_vector() == nch->forward(x).value().to_vector());
+  auto ncs = cl::nc_tau_normalized(*fc, counts, 0.5, cl::nc_tau_bias::scale);
+  REQUIRE(ncs->bias.defined());
+  const auto zs = ncs->forward(x).value().to_vector();
+  REQUIRE(zs[0] == Approx((7 + 0.1) / 10).epsilon(1e-14));
+  REQUIRE(zs[1] == Approx((2 + 0.2) / std::sqrt(10.0)).epsilon(1e-14));
+  REQUIRE(zs[2] == Approx(1 + 0.3).epsilon(1e-14));
+  REQUIRE(ncs->weight.value().to_vector() == nch->weight.value().to_vector());
+  REQUIRE(fc->bias.value().to_vector() == std::vector<double>{0.1, 0.2, 0.3});  // the source is untouched
+  // A classifier without bias gives the same head either way.
+  auto nobias = cl::make_linear_head(w);
+  auto nsc = cl::nc_tau_normalized(*nobias, counts, 0.5, cl::nc_tau_bias::scale);
+  REQUIRE_FALSE(nsc->bias.defined());
+  REQUIRE(nsc->weight.value().to_vector() == nch->weight.value().to_vector());
 
   // Post-hoc LA: z_c − τ·log π_c with π = (100, 10, 1)/111.
   const auto off = cl::logit_adjustment_offsets(counts, 1.0);
@@ -193,6 +212,47 @@ TEST_CASE("NCM with cosine and Euclidean distances", "[classifier]") {
   REQUIRE_THROWS_AS(cl::make_ncm(empty_class, cl::ncm_metric::cosine), ltl::value_error);
 }
 
+TEST_CASE("NCM cl2n: centred with the training mean, normalised, nearest mean", "[classifier]") {
+  // Training rows: class 0 (4, 0), (2, 2); class 1 (0, 4), (−2, 2). Mean μ = (1, 2); centred rows
+  // (3, −2), (1, 0), (−1, 2), (−3, 0); normalised (3, −2)/√13, (1, 0), (−1, 2)/√5, (−1, 0).
+  const auto t = cl::make_feature_table(TD::from({4, 2}, {4, 0, 2, 2, 0, 4, -2, 2}), TL::from({4}, {0, 0, 1, 1}), 2);
+  const double s13 = std::sqrt(13.0), s5 = std::sqrt(5.0);
+  const std::vector<double> m0{(3 / s13 + 1) / 2, (-2 / s13) / 2}, m1{(-1 / s5 - 1) / 2, (2 / s5) / 2};
+  auto ncm = cl::make_ncm(t, cl::ncm_metric::cl2n);
+  REQUIRE(ncm->metric() == cl::ncm_metric::cl2n);
+  REQUIRE(ncm->center().to_vector() == std::vector<double>{1, 2});
+  for (std::size_t j = 0; j < 2; ++j) {
+    REQUIRE(row(ncm->means(), 0)[j] == Approx(m0[j]).epsilon(1e-14));  // means of the centred unit rows,
+    REQUIRE(row(ncm->means(), 1)[j] == Approx(m1[j]).epsilon(1e-14));  // not re-normalised
+  }
+  // x = (2, 3): centred (1, 1), normalised (r, r); z_c = −‖x̂ − m_c‖.
+  const double r = 1 / std::sqrt(2.0);
+  const auto z = ncm->forward(VD(TD::from({1, 2}, {2, 3}))).value().to_vector();
+  REQUIRE(z[0] == Approx(-std::hypot(r - m0[0], r - m0[1])).epsilon(1e-12));
+  REQUIRE(z[1] == Approx(-std::hypot(r - m1[0], r - m1[1])).epsilon(1e-12));
+  // Test rows are centred with the training μ, not their batch's mean: a row's logits do not
+  // depend on the other rows of its batch.
+  const auto zb = ncm->forward(VD(TD::from({3, 2}, {2, 3, 0.9, 2, 100, -50}))).value().to_vector();
+  REQUIRE(zb[0] == z[0]);
+  REQUIRE(zb[1] == z[1]);
+  // (0.9, 2) centred is (−0.1, 0), x̂ = (−1, 0): nearest to class 1's mean. Without centring
+  // x̂ = (0.9, 2)/‖·‖ lies nearer class 0's mean of the plain unit rows: the centring decides.
+  REQUIRE(zb[3] > zb[2]);
+  REQUIRE(zb[2] == Approx(-std::hypot(-1 - m0[0], m0[1])).epsilon(1e-12));
+  const auto zl = cl::make_ncm(t, cl::ncm_metric::euclidean)->forward(VD(TD::from({1, 2}, {0.9, 2}))).value().to_vector();
+  REQUIRE(zl[0] > zl[1]);
+  // Not trainable: no graph.
+  REQUIRE_FALSE(ncm->forward(VD(TD::from({1, 2}, {2, 3}), true)).requires_grad());
+  // A center belongs to cl2n only; cl2n needs one of the features' dimension.
+  REQUIRE_THROWS_AS(cl::ncm_classifier<double>(ncm->means(), cl::ncm_metric::cosine, ncm->center()), ltl::value_error);
+  REQUIRE_THROWS_AS(cl::ncm_classifier<double>(ncm->means(), cl::ncm_metric::cl2n), ltl::shape_error);
+  REQUIRE_THROWS_AS(cl::ncm_classifier<double>(ncm->means(), cl::ncm_metric::cl2n, TD::from({3}, {0, 0, 0})),
+                    ltl::shape_error);
+  // The buffers travel with the module's state.
+  REQUIRE(ncm->named_buffers().size() == 2);
+  REQUIRE(cl::make_ncm(t, cl::ncm_metric::cosine)->named_buffers().size() == 1);
+}
+
 TEST_CASE("streaming class means", "[classifier]") {
   cl::class_means m(2, 2);
   m.add(TD::from({2, 2}, {3, 4, 1, 1}), TL::from({2}, {0, 1}), false);
@@ -217,7 +277,9 @@ TEST_CASE("cRT reaches the class-balanced optimum in closed form", "[classifier]
   const double lam = 0.05, C = 3;
   const double alpha = bisect(
       [&](double a) { return a - (1 - 1 / (1 + (C - 1) * std::exp(-a * C / (C - 1)))) / (C * lam); }, 0, 1 / (C * lam));
-  const cl::stage2_options o{.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .seed = 3};
+  // One sample per class visit and epochs of N rows (not Kang's defaults) keep every batch balanced.
+  const cl::stage2_options o{.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .per_class = 1,
+                             .length = cl::epoch_length::dataset, .seed = 3};
   auto fc = cl::crt<double>(cl::cached_source<double>(t), o);
   for (index_t c = 0; c < 3; ++c) {
     for (index_t j = 0; j < 3; ++j) REQUIRE(row(fc->weight.value(), c)[static_cast<std::size_t>(j)] == Approx(c == j ? alpha : -alpha / 2).margin(1e-4));
@@ -226,8 +288,79 @@ TEST_CASE("cRT reaches the class-balanced optimum in closed form", "[classifier]
   // Instance-balanced data with two-stage class-balanced draws: still near the optimum.
   auto fc2 = cl::crt<double>(cl::cached_source<double>(t),
                              {.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam,
-                              .sampler = cl::balance::two_stage, .seed = 4});
+                              .sampler = cl::balance::two_stage, .length = cl::epoch_length::dataset, .seed = 4});
   REQUIRE(row(fc2->weight.value(), 2)[2] == Approx(alpha).epsilon(0.1));
+}
+
+namespace {
+/// A cached source that records the rows of every batch, by epoch.
+struct recording_source {
+  const cl::cached_source<double>* inner;
+  std::map<index_t, std::vector<index_t>>* seen;
+  [[nodiscard]] std::span<const std::int64_t> labels() const { return inner->labels(); }
+  [[nodiscard]] index_t num_classes() const { return inner->num_classes(); }
+  [[nodiscard]] index_t dim() const { return inner->dim(); }
+  [[nodiscard]] std::pair<TD, TL> batch(index_t e, index_t b, std::span<const index_t> idx) const {
+    auto& v = (*seen)[e];
+    v.insert(v.end(), idx.begin(), idx.end());
+    return inner->batch(e, b, idx);
+  }
+};
+}  // namespace
+
+TEST_CASE("stage 2 runs Kang et al.'s budget by default", "[classifier]") {
+  // Counts 32, 8, 4: an epoch of max_c N_c × C = 96 draws in visits of 4 samples of one class.
+  const auto t = one_hot_table({32, 8, 4});
+  const cl::cached_source<double> cached(t);
+  static_assert(cl::feature_source<recording_source, double>);
+  const std::vector<std::int64_t> y(t.labels.data(), t.labels.data() + t.size());
+  REQUIRE(cl::stage2_options{}.draws_per_epoch(y, 3) == 96);
+  REQUIRE(cl::stage2_options{.length = cl::epoch_length::dataset}.draws_per_epoch(y, 3) == 44);
+  REQUIRE(cl::stage2_options{.epoch_size = 50}.draws_per_epoch(y, 3) == 50);
+  REQUIRE(cl::stage2_options{}.per_class == 4);
+  REQUIRE(cl::stage2_options{}.sampler == cl::balance::class_aware);
+  REQUIRE(cl::stage2_options{}.epochs_or(cl::crt_epochs) == 10);
+  REQUIRE(cl::stage2_options{.epochs = 3}.epochs_or(cl::lws_epochs) == 3);
+
+  auto check_epochs = [&](const std::map<index_t, std::vector<index_t>>& seen, std::size_t epochs, index_t k) {
+    REQUIRE(seen.size() == epochs);
+    for (const auto& [e, rows] : seen) {
+      INFO("epoch " << e);
+      REQUIRE(rows.size() == 96);
+      std::vector<index_t> per_class(3, 0);
+      for (index_t i : rows) ++per_class[static_cast<std::size_t>(y[static_cast<std::size_t>(i)])];
+      REQUIRE(per_class == std::vector<index_t>{32, 32, 32});  // 24 visits = 8 full rounds
+      const auto kk = static_cast<std::size_t>(k);
+      for (std::size_t v = 0; v * kk < rows.size(); ++v)
+        for (std::size_t j = 1; j < kk; ++j)
+          REQUIRE(y[static_cast<std::size_t>(rows[v * kk + j])] == y[static_cast<std::size_t>(rows[v * kk])]);
+    }
+  };
+  std::map<index_t, std::vector<index_t>> seen;
+  cl::crt<double>(recording_source{&cached, &seen});
+  check_epochs(seen, 10, 4);  // cRT: 10 epochs
+  seen.clear();
+  auto fc = cl::make_linear_head(TD::from({3, 3}, {2, 0, 0, 0, 1, 0, 0, 0, 0.5}), TD::zeros({3}));
+  cl::lws<double>(*fc, recording_source{&cached, &seen});
+  check_epochs(seen, 5, 4);  // LWS: 5 epochs
+  seen.clear();
+  cl::learn_tau<double>(*fc, recording_source{&cached, &seen});
+  check_epochs(seen, 10, 4);  // learned τ follows cRT
+  // Every part of the budget is an option.
+  seen.clear();
+  cl::crt<double>(recording_source{&cached, &seen}, {.epochs = 3, .per_class = 2, .epoch_size = 30});
+  REQUIRE(seen.size() == 3);
+  for (const auto& [e, rows] : seen) {
+    REQUIRE(rows.size() == 30);
+    for (std::size_t v = 0; v < 15; ++v) REQUIRE(y[static_cast<std::size_t>(rows[2 * v])] == y[static_cast<std::size_t>(rows[2 * v + 1])]);
+  }
+  seen.clear();
+  cl::lws<double>(*fc, recording_source{&cached, &seen}, {.sampler = cl::balance::two_stage, .length = cl::epoch_length::dataset});
+  REQUIRE(seen.size() == 5);
+  for (const auto& [e, rows] : seen) REQUIRE(rows.size() == 44);
+  REQUIRE_THROWS_AS(cl::crt<double>(cached, {.epochs = -1}), ltl::value_error);
+  REQUIRE_THROWS_AS(cl::crt<double>(cached, {.epoch_size = -5}), ltl::value_error);
+  REQUIRE_THROWS_AS(cl::crt<double>(cached, {.per_class = 0}), ltl::value_error);
 }
 
 TEST_CASE("LWS learns the closed-form scales; learned tau finds the balanced optimum", "[classifier]") {
@@ -238,7 +371,8 @@ TEST_CASE("LWS learns the closed-form scales; learned tau finds the balanced opt
   auto fc = cl::make_linear_head(TD::from({3, 3}, {2, 0, 0, 0, 1, 0, 0, 0, 0.5}), TD::zeros({3}));
   const double lam = 0.05, C = 3;
   auto head = cl::lws<double>(*fc, cl::cached_source<double>(t),
-                              {.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .seed = 1});
+                              {.epochs = 120, .batch_size = 9, .lr = 0.5, .weight_decay = lam, .per_class = 1,
+                               .length = cl::epoch_length::dataset, .seed = 1});
   const auto f = head->scale.value().to_vector();
   for (std::size_t y = 0; y < 3; ++y) {
     const double w = wd[y];
@@ -264,7 +398,9 @@ TEST_CASE("LWS learns the closed-form scales; learned tau finds the balanced opt
   const auto t2 = cl::make_feature_table(TD::from({40, 2}, feats), TL::from({40}, y), 2);
   auto fc2 = cl::make_linear_head(TD::from({2, 2}, {3, 0, 0, 1}));
   const double tau = cl::learn_tau<double>(*fc2, cl::cached_source<double>(t2),
-                                           {.epochs = 200, .batch_size = 8, .lr = 1.0, .weight_decay = 0, .seed = 2}, 0.0);
+                                           {.epochs = 200, .batch_size = 8, .lr = 1.0, .weight_decay = 0, .per_class = 1,
+                                            .length = cl::epoch_length::dataset, .seed = 2},
+                                           0.0);
   REQUIRE(tau == Approx(1 - std::log(1.5) / std::log(3.0)).margin(1e-3));
 }
 

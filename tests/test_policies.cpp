@@ -69,11 +69,11 @@ TEST_CASE("samplers draw classes with the probabilities of Kang et al. Eq. 1-2",
   REQUIRE(ib.epoch_indices(4) == ib.epoch_indices(4));
   REQUIRE(ib.epoch_indices(4) != ib.epoch_indices(5));
 
-  // progressive: interpolates from instance to class-balanced
+  // progressive: interpolates from instance to class-balanced, weight t/(T − 1) (Kang et al.'s code)
   s::progressive pr(y, 10, 10, 5);
   REQUIRE(pr.class_probabilities(0) == s::power_probabilities(n, 1.0));
   const auto mid = pr.class_probabilities(5);
-  REQUIRE(mid[9] == Approx(0.5 * 5.0 / 1242.0 + 0.5 * 0.1));
+  REQUIRE(mid[9] == Approx((1 - 5.0 / 9) * 5.0 / 1242.0 + 5.0 / 9 * 0.1));
   REQUIRE(chi_square(class_frequencies(pr, y, 10, 1, 5), mid) < chi2_9_999 + 10);
 
   // class-aware round robin: exactly balanced over full rounds
@@ -87,6 +87,88 @@ TEST_CASE("samplers draw classes with the probabilities of Kang et al. Eq. 1-2",
   REQUIRE(drs.epoch_indices(3) == s::power_sampler(y, 10, 0.0, 1).epoch_indices(3));
   static_assert(s::sampler<decltype(drs)>);
   REQUIRE_THROWS_AS(s::power_sampler(std::vector<std::int64_t>{0, 11}, 10, 0.0, 1), ltl::value_error);
+}
+
+TEST_CASE("progressively-balanced sampling ends fully class-balanced", "[sampling]") {
+  namespace s = ltl::sampling;
+  const std::vector<index_t> counts{500, 300, 180, 108, 65, 39, 23, 14, 8, 5};
+  const auto y = lt_labels(counts);
+  const std::vector<double> n(counts.begin(), counts.end());
+  const auto pi = s::power_probabilities(n, 1.0), pc = s::power_probabilities(n, 0.0);
+  const index_t T = 7;
+  s::progressive pr(y, 10, T, 3);
+  REQUIRE(pr.class_probabilities(0) == pi);      // epoch 0: instance-balanced
+  REQUIRE(pr.class_probabilities(T - 1) == pc);  // last epoch: class-balanced (Eq. 2's t/T would stop at 6/7)
+  REQUIRE(pr.class_probabilities(T + 3) == pc);  // past the end: stays class-balanced
+  for (index_t t = 0; t < T; ++t) {
+    const double w = static_cast<double>(t) / static_cast<double>(T - 1);
+    REQUIRE(pr.balanced_weight(t) == Approx(w).epsilon(1e-15));
+    const auto p = pr.class_probabilities(t);
+    double total = 0;
+    for (std::size_t j = 0; j < 10; ++j) {
+      REQUIRE(p[j] == Approx((1 - w) * pi[j] + w * pc[j]).epsilon(1e-14));
+      total += p[j];
+    }
+    REQUIRE(total == Approx(1.0).epsilon(1e-14));
+  }
+  // linear in t: the middle epoch is the average of the endpoints
+  const auto p3 = pr.class_probabilities(3);
+  for (std::size_t j = 0; j < 10; ++j) REQUIRE(p3[j] == Approx(0.5 * (pi[j] + pc[j])).epsilon(1e-14));
+  // the last epoch's draws follow the class-balanced probabilities
+  REQUIRE(chi_square(class_frequencies(pr, y, 10, 1, T - 1), pc) < chi2_9_999);
+  REQUIRE(chi_square(class_frequencies(pr, y, 10, 1, T - 1), pi) > chi2_9_999);
+  // T = 1: np.linspace(0, 1, 1) = [0]: instance-balanced, no division by zero
+  s::progressive one(y, 10, 1, 3);
+  REQUIRE(one.balanced_weight(0) == 0.0);
+  REQUIRE(one.class_probabilities(0) == pi);
+  REQUIRE(one.class_probabilities(4) == pi);
+  for (double v : one.class_probabilities(0)) REQUIRE(std::isfinite(v));
+  REQUIRE_THROWS_AS(s::progressive(y, 10, 0, 3), ltl::value_error);
+}
+
+TEST_CASE("class-aware sampler: visits of k samples, Kang's epoch size, determinism", "[sampling]") {
+  namespace s = ltl::sampling;
+  const std::vector<index_t> counts{40, 12, 7, 3};
+  const auto y = lt_labels(counts);
+  // Kang et al.'s epoch: max_c N_c × C draws; an empty class does not count.
+  REQUIRE(s::class_aware_epoch_size(y, 4) == 160);
+  REQUIRE(s::class_aware_epoch_size(y, 5) == 160);
+  const index_t k = 4, epoch = s::class_aware_epoch_size(y, 4);
+  s::class_aware ca(y, 4, 11, k, epoch);
+  const auto o = ca.epoch_indices(2);
+  REQUIRE(static_cast<index_t>(o.size()) == 160);
+  // 160 draws = 40 visits of 4 = 10 rounds over the 4 classes: each class exactly 40 times.
+  std::vector<index_t> per_class(4, 0);
+  for (index_t i : o) ++per_class[static_cast<std::size_t>(y[static_cast<std::size_t>(i)])];
+  REQUIRE(per_class == std::vector<index_t>{40, 40, 40, 40});
+  for (std::size_t v = 0; v < 40; ++v) {
+    const auto c = y[static_cast<std::size_t>(o[v * 4])];
+    for (std::size_t r = 1; r < 4; ++r) REQUIRE(y[static_cast<std::size_t>(o[v * 4 + r])] == c);  // k consecutive
+    if (v % 4 == 3) {  // each round of 4 visits covers every class once
+      std::set<std::int64_t> round;
+      for (std::size_t u = v - 3; u <= v; ++u) round.insert(y[static_cast<std::size_t>(o[u * 4])]);
+      REQUIRE(round.size() == 4);
+    }
+  }
+  // Within a class, each pass over its shuffled list draws every member once before any repeats.
+  for (std::int64_t c = 0; c < 4; ++c) {
+    std::vector<index_t> seq;
+    for (index_t i : o)
+      if (y[static_cast<std::size_t>(i)] == c) seq.push_back(i);
+    const auto nc = static_cast<std::size_t>(counts[static_cast<std::size_t>(c)]);
+    for (std::size_t p0 = 0; p0 + nc <= seq.size(); p0 += nc)
+      REQUIRE(std::set<index_t>(seq.begin() + static_cast<std::ptrdiff_t>(p0), seq.begin() + static_cast<std::ptrdiff_t>(p0 + nc)).size() == nc);
+  }
+  // A custom epoch size is honoured (the last visit cut short), and 0 means N.
+  REQUIRE(s::class_aware(y, 4, 11, k, 1003).epoch_indices(0).size() == 1003);
+  REQUIRE(s::class_aware(y, 4, 11, k, 6).epoch_indices(0).size() == 6);
+  REQUIRE(s::class_aware(y, 4, 11, k).epoch_indices(0).size() == y.size());
+  // The order is a function of (seed, epoch) alone.
+  REQUIRE(s::class_aware(y, 4, 11, k, epoch).epoch_indices(2) == o);
+  REQUIRE(ca.epoch_indices(3) != o);
+  REQUIRE(ca.epoch_indices(2) == o);
+  REQUIRE(s::class_aware(y, 4, 12, k, epoch).epoch_indices(2) != o);
+  REQUIRE_THROWS_AS(s::class_aware(y, 4, 11, 0), ltl::value_error);
 }
 
 TEST_CASE("distributed shards partition the global order", "[sampling]") {
@@ -255,8 +337,9 @@ TEST_CASE("Beta sampling has the right mean and variance", "[mixing][rng]") {
 }
 
 TEST_CASE("MFW weights, lambdas and gradients follow the paper", "[mixing][mfw]") {
+  // The arithmetic reading of γ (ltlearn's only one before the geometric default), asked for by name.
   const std::vector<double> n{5000, 500, 50};
-  const auto s = ltl::mixing::mfw_weights(n, 2.0);
+  const auto s = ltl::mixing::mfw_weights(n, 2.0, ltl::mixing::mfw_spread::arithmetic);
   const double mu = std::cbrt(5000.0 * 500 * 50), mean = 5550.0 / 3;
   const double sd = std::sqrt(((5000 - mean) * (5000 - mean) + (500 - mean) * (500 - mean) + (50 - mean) * (50 - mean)) / 3);
   for (int c = 0; c < 3; ++c) REQUIRE(s[c] == Approx(0.5 / (1 + std::exp(-(n[c] - mu) / (2.0 * sd)))));
@@ -265,7 +348,7 @@ TEST_CASE("MFW weights, lambdas and gradients follow the paper", "[mixing][mfw]"
   for (double v : s) REQUIRE((v > 0 && v < 0.5));
 
   // Two-sample batch: with perm = swap, out_0 = (1−λ0)h0 + λ0 h1, out_1 = (1−λ1)h1 + λ1 h0, labels kept.
-  ltl::mixing::mfw m{.alpha = 1.0, .beta = 2.0};
+  ltl::mixing::mfw m{.alpha = 1.0, .beta = 2.0, .spread = ltl::mixing::mfw_spread::arithmetic};
   const auto y = ltl::tensor<std::int64_t>::from({2}, {0, 2});
   ltl::variable<double> h(ltl::tensor<double>::from({2, 3}, {1, 2, 3, 4, 5, 6}), true);
   ltl::rng g(1), replay(1);
@@ -290,6 +373,72 @@ TEST_CASE("MFW weights, lambdas and gradients follow the paper", "[mixing][mfw]"
     const double o0 = swapped ? (1 - l0) * (k + 1) + l0 * (k + 4) : k + 1;
     REQUIRE(r.h.value().data()[k] == Approx(o0));
   }
+}
+
+TEST_CASE("MFW's s(N) under both readings of gamma on CIFAR-10-LT and step profiles", "[mixing][mfw]") {
+  namespace m = ltl::mixing;
+  // CIFAR-10-LT, rho = 100 (SPEC §8), beta = 2.
+  const std::vector<double> n{5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50};
+  const double C = 10;
+  double prod = 1, sum = 0;
+  for (double v : n) prod *= v, sum += v;
+  const double mu = std::pow(prod, 1 / C), mean = sum / C;  // geometric and arithmetic means
+  double var = 0, var_log = 0;
+  for (double v : n) {
+    var += (v - mean) * (v - mean);
+    var_log += (std::log(v) - std::log(mu)) * (std::log(v) - std::log(mu));
+  }
+  const double sd_arith = std::sqrt(var / C), sd_geo = std::exp(std::sqrt(var_log / C));  // population
+  auto expected = [&](double v, double gamma) { return 0.5 / (1 + std::exp(-(v - mu) / (2.0 * gamma))); };
+
+  const auto ar = m::mfw_weights(n, 2.0, m::mfw_spread::arithmetic);
+  const auto ge = m::mfw_weights(n, 2.0, m::mfw_spread::geometric);
+  REQUIRE(m::mfw_weights(n, 2.0) == ge);  // geometric is the default
+  for (std::size_t c = 0; c < n.size(); ++c) {
+    INFO("N_c = " << n[c]);
+    REQUIRE(ar[c] == Approx(expected(n[c], sd_arith)).epsilon(1e-12));
+    REQUIRE(ge[c] == Approx(expected(n[c], sd_geo)).epsilon(1e-9));
+    if (c > 0) REQUIRE(ar[c] < ar[c - 1]);
+    // geometric: s ≈ 0.5 for N_c >= 645, ≈ 0 for N_c <= 387 (the paper's §3.4)
+    if (n[c] >= 645) REQUIRE(ge[c] > 0.5 - 1e-6);
+    else REQUIRE(ge[c] < 1e-5);
+  }
+  // arithmetic: s = 0.41 … 0.23, as the SPEC rounds it (nowhere near §3.4's 0.5 … 0)
+  REQUIRE(ar.front() == Approx(0.41).margin(0.005));
+  REQUIRE(ar.back() == Approx(0.23).margin(0.005));
+  REQUIRE(ar.back() > 0.2);
+
+  // Step profile (5 × 5000, 5 × 50), beta = 0.01: both readings give 0.5 and ≈ 0 and agree.
+  std::vector<double> step(5, 5000.0);
+  step.insert(step.end(), 5, 50.0);
+  const auto sa = m::mfw_weights(step, 0.01, m::mfw_spread::arithmetic);
+  const auto sg = m::mfw_weights(step, 0.01, m::mfw_spread::geometric);
+  for (std::size_t c = 0; c < step.size(); ++c) {
+    INFO("class " << c);
+    REQUIRE(std::abs(sa[c] - sg[c]) < 1e-7);
+    if (c < 5) REQUIRE(sg[c] == Approx(0.5).margin(1e-7));
+    else REQUIRE(sg[c] < 1e-7);
+  }
+  // Equal class sizes: no spread, s = 0.25 under both readings (exp(0) = 1 is not taken as a spread).
+  for (auto sp : {m::mfw_spread::arithmetic, m::mfw_spread::geometric})
+    for (double v : m::mfw_weights({3, 3, 3}, 2.0, sp)) REQUIRE(v == 0.25);
+
+  // The policy uses its reading: tail samples (N = 50) are not weakened under the default, and
+  // are by up to 0.23 under the arithmetic reading.
+  const auto tail = ltl::tensor<std::int64_t>::from({64}, std::vector<std::int64_t>(64, 9));
+  ltl::rng g1(4), g2(4);
+  const auto lg = m::mfw{}.lambdas<double>(tail, n, g1);
+  const auto la = m::mfw{.spread = m::mfw_spread::arithmetic}.lambdas<double>(tail, n, g2);
+  double max_g = 0, max_a = 0;
+  for (index_t i = 0; i < 64; ++i) {
+    max_g = std::max(max_g, lg.data()[i]);
+    max_a = std::max(max_a, la.data()[i]);
+    REQUIRE(la.data()[i] <= ar[9]);
+  }
+  REQUIRE(max_g < 1e-15);
+  REQUIRE(max_a > 0.1);
+  REQUIRE(m::mfw{}.name().find("spread=geometric") != std::string::npos);
+  REQUIRE(m::mfw{.spread = m::mfw_spread::arithmetic}.name().find("spread=arithmetic") != std::string::npos);
 }
 
 TEST_CASE("mixup and Remix label weights", "[mixing]") {

@@ -3,9 +3,11 @@
 /// Classifiers made without training, from a trained linear classifier or cached features
 /// (SPEC §9), and the choice of their τ:
 ///   - NCM (Kang et al., ICLR 2020, §4): class means m_c of L2-normalised training features;
-///     cosine z_c = ⟨x̂, m_c/‖m_c‖⟩ or Euclidean z_c = −‖x̂ − m_c‖₂, with x̂ = x/‖x‖.
+///     cosine z_c = ⟨x̂, m_c/‖m_c‖⟩ or Euclidean z_c = −‖x̂ − m_c‖₂, with x̂ = x/‖x‖; or
+///     "cl2n", their code's default: x̂ = (x − μ)/‖x − μ‖ with μ the mean training feature.
 ///   - τ-normalisation (Kang Eq. 3): w̃_c = w_c/‖w_c‖^τ, bias dropped.
-///   - N_c^τ rule (Ye et al., CDT paper §4.1, Eq. 5): w̃_c = w_c/N_c^τ, bias dropped.
+///   - N_c^τ rule (Ye et al., CDT paper §4.1, Eq. 5): w̃_c = w_c/N_c^τ, bias dropped or scaled
+///     alike (nc_tau_bias).
 ///   - post-hoc logit adjustment (Menon et al.): z_c − τ·log π_c with π_c = N_c/N.
 ///   - τ by grid search: the mean per-class accuracy on the balanced held-out split, or on the
 ///     training set (Kang App. B.5) — pass the table to score on.
@@ -101,10 +103,30 @@ std::shared_ptr<nn::linear<T>> tau_normalized(const nn::linear<T>& fc, double ta
   return make_linear_head(tau_normalize(fc.weight.value(), tau));
 }
 
-/// N_c^τ classifier (CDT Eq. 5): weights w_c/N_c^τ, no bias.
+/// What the N_c^τ rule does with the classifier's bias b_c.
+///
+/// The CDT paper's Eq. 5, ŷ = argmax_c (w_c/N_c^τ)ᵀ f(x), has no bias, and the paper does not say
+/// what becomes of one: its footnote 2 omits the bias "for brevity" from every classifier formula
+/// (which would make the decision value w_cᵀf + b_c, all of it divided by N_c^τ — `scale`), while
+/// Eq. 5 is introduced as Eq. 4, Kang et al.'s τ-normalisation, with N_c in place of ‖w_c‖, and
+/// Kang et al. discard the bias there (`drop`). Neither reading is stated, so the default keeps
+/// ltlearn's earlier behaviour, `drop`, which also matches τ-normalisation; the held-out split can
+/// compare the two.
+enum class nc_tau_bias {
+  drop,   ///< z_c = w_cᵀx/N_c^τ (the default)
+  scale,  ///< z_c = (w_cᵀx + b_c)/N_c^τ: the bias scaled with the weights
+};
+
+/// N_c^τ classifier (CDT Eq. 5): weights w_c/N_c^τ; the bias dropped or scaled by the same
+/// factor (`bias`; a classifier without bias gives the same head either way).
 template <real_scalar T>
-std::shared_ptr<nn::linear<T>> nc_tau_normalized(const nn::linear<T>& fc, std::span<const double> counts, double tau) {
-  return make_linear_head(nc_tau_scale(fc.weight.value(), counts, tau));
+std::shared_ptr<nn::linear<T>> nc_tau_normalized(const nn::linear<T>& fc, std::span<const double> counts, double tau,
+                                                 nc_tau_bias bias = nc_tau_bias::drop) {
+  auto w = nc_tau_scale(fc.weight.value(), counts, tau);
+  if (bias == nc_tau_bias::drop || !fc.bias.defined()) return make_linear_head(w);
+  const index_t C = fc.bias.numel();
+  const auto b = nc_tau_scale(fc.bias.value().contiguous().view(shape{C, 1}), counts, tau);
+  return make_linear_head(w, b.view(shape{C}));
 }
 
 /// Post-hoc logit adjustment folded into the bias: b_c − τ·log π_c (a bias is added if absent).
@@ -151,24 +173,41 @@ class class_affine_head : public nn::unary_module<T> {
   tensor<T> scale_, offset_;
 };
 
-/// Distance of the nearest-class-mean classifier.
-enum class ncm_metric { cosine, euclidean };
+/// Form of the nearest-class-mean classifier.
+enum class ncm_metric {
+  cosine,     ///< z_c = ⟨x̂, m_c/‖m_c‖⟩, x̂ = x/‖x‖, m_c the mean of the class's x̂
+  euclidean,  ///< z_c = −‖x̂ − m_c‖₂, same x̂ and m_c
+  /// Kang et al.'s code default ("cl2n"): x̂ = (x − μ)/‖x − μ‖ with μ the mean of all training
+  /// features (test features are centred with the training μ too), m_c the mean of the class's
+  /// x̂ (not re-normalised), z_c = −‖x̂ − m_c‖₂. Their code scores −‖x̂ − m_c‖², which has the same
+  /// nearest mean.
+  cl2n,
+};
 
-/// Nearest class mean classifier. Holds the means m_c [C, F] of L2-normalised training
-/// features (buffer "means"). cosine: z_c = ⟨x̂, m_c/‖m_c‖⟩; euclidean: z_c = −‖x̂ − m_c‖₂.
-/// Not trainable; the Euclidean output records no graph.
+/// Nearest class mean classifier. Holds the class means m_c [C, F] (buffer "means") and, for
+/// cl2n, the training-feature mean μ [F] (buffer "center"). Not trainable; the Euclidean and
+/// cl2n outputs record no graph.
 template <real_scalar T>
 class ncm_classifier : public nn::unary_module<T> {
  public:
   using typename nn::module<T>::var;
-  ncm_classifier(const tensor<T>& means, ncm_metric metric) : metric_(metric) {
+  /// `center` is μ for cl2n and must be left undefined for the other forms.
+  ncm_classifier(const tensor<T>& means, ncm_metric metric, const tensor<T>& center = {}) : metric_(metric) {
     LTL_CHECK(means.dim() == 2, shape_error, "ncm_classifier: means must be [C, F], got {}", means.sizes());
     means_ = this->register_buffer("means", means.contiguous().clone());
+    if (metric == ncm_metric::cl2n) {
+      LTL_CHECK(center.defined() && center.dim() == 1 && center.size(0) == means.size(1), shape_error,
+                "ncm_classifier: cl2n needs the training-feature mean [{}], got {}", means.size(1),
+                center.defined() ? center.sizes() : shape{});
+      center_ = this->register_buffer("center", center.contiguous().clone());
+    } else {
+      LTL_CHECK(!center.defined(), value_error, "ncm_classifier: a center is only used by the cl2n form");
+    }
   }
   var forward(const var& x) override {
     LTL_CHECK(x.dim() == 2 && x.size(1) == means_.size(1), shape_error, "ncm_classifier: features {} for means {}",
               x.sizes(), means_.sizes());
-    const var xh = ltl::l2_normalize(x, 1);
+    const var xh = ltl::l2_normalize(metric_ == ncm_metric::cl2n ? ltl::sub(x, var(center_)) : x, 1);
     if (metric_ == ncm_metric::cosine) return ltl::linear(xh, ltl::l2_normalize(var(means_), 1));
     no_grad_guard ng;
     const auto dot = ltl::linear(xh, var(means_)).value().contiguous();  // [B, C]
@@ -189,21 +228,45 @@ class ncm_classifier : public nn::unary_module<T> {
     return var(z);
   }
   [[nodiscard]] const tensor<T>& means() const noexcept { return means_; }
+  /// μ [F] of the cl2n form (undefined for the others).
+  [[nodiscard]] const tensor<T>& center() const noexcept { return center_; }
   [[nodiscard]] ncm_metric metric() const noexcept { return metric_; }
 
  private:
-  tensor<T> means_;
+  tensor<T> means_, center_;
   ncm_metric metric_;
 };
 
-/// NCM from a training feature table (every class needs at least one row).
+/// NCM from a training feature table (every class needs at least one row). For cl2n, μ is the
+/// mean of all rows and the class means are taken over the centred, L2-normalised rows (Kang et
+/// al.'s "cl2ncs"), in double.
 template <real_scalar T>
 std::shared_ptr<ncm_classifier<T>> make_ncm(const feature_table<T>& train, ncm_metric metric) {
+  LTL_CHECK(train.size() > 0, value_error, "make_ncm: the training feature table is empty");
   class_means acc(train.num_classes, train.dim());
-  acc.add(train.features, train.labels, true);
+  tensor<T> center;
+  if (metric == ncm_metric::cl2n) {
+    const index_t N = train.size(), F = train.dim();
+    const auto f = train.features.contiguous();
+    std::vector<double> mu(static_cast<std::size_t>(F), 0.0);
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j < F; ++j) mu[static_cast<std::size_t>(j)] += static_cast<double>(f.data()[i * F + j]);
+    center = tensor<T>(shape{F});
+    for (index_t j = 0; j < F; ++j) {
+      mu[static_cast<std::size_t>(j)] /= static_cast<double>(N);
+      center.data()[j] = static_cast<T>(mu[static_cast<std::size_t>(j)]);
+    }
+    tensor<double> centred(shape{N, F});
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j < F; ++j)
+        centred.data()[i * F + j] = static_cast<double>(f.data()[i * F + j]) - mu[static_cast<std::size_t>(j)];
+    acc.add(centred, train.labels, true);
+  } else {
+    acc.add(train.features, train.labels, true);
+  }
   for (std::size_t c = 0; c < acc.counts().size(); ++c)
     LTL_CHECK(acc.counts()[c] > 0, value_error, "make_ncm: class {} has no training features", c);
-  return std::make_shared<ncm_classifier<T>>(acc.template means<T>(), metric);
+  return std::make_shared<ncm_classifier<T>>(acc.template means<T>(), metric, center);
 }
 
 /// An evenly spaced grid lo, lo + step, …, hi (inclusive up to rounding).

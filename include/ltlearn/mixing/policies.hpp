@@ -6,7 +6,7 @@
 /// interpolation h̃_i = (1 − λ_i)·h_i + λ_i·h_{π(i)} (ltl::lerp_mix; gradients reach both
 /// h_i and h_{π(i)}). They differ in how λ is drawn and how labels are treated:
 ///  - mfw: major feature weakening (Ye et al., MFW paper Alg. 1, Eq. 4 and 12): λ_i =
-///    s(N_{y_i})·u_i, u_i ~ Beta(α, α), s(N) = 0.5·σ((N − μ)/(β·σ_N)); labels kept.
+///    s(N_{y_i})·u_i, u_i ~ Beta(α, α), s(N) = 0.5·σ((N − μ)/(β·γ)); labels kept.
 ///  - mixup / manifold mixup (Zhang et al.; Verma et al.): one λ ~ Beta(α, α) per batch, labels
 ///    mixed: loss = (1 − λ)·L(z, y) + λ·L(z, y_π).
 ///  - remix (Chou et al.): features mixed as mixup, label weight of the own label by the
@@ -82,9 +82,26 @@ inline void check_alpha(double alpha, const char* who) {
 }
 }  // namespace detail
 
-/// MFW's class-dependent weight s(N) = 0.5·σ((N − μ)/(β·σ_N)) with μ the geometric mean and σ_N
-/// the (population) standard deviation of the class counts (MFW paper Eq. 12).
-inline std::vector<double> mfw_weights(const std::vector<double>& counts, double beta) {
+/// The spread γ of MFW's s(N) (MFW paper Eq. 12). The paper calls μ and γ "the geometric mean
+/// and standard deviation" of {N_c}, which reads two ways (SPEC §8):
+///  - geometric: γ = exp(std(log N_c)), the geometric standard deviation. On CIFAR-10-LT ρ = 100
+///    with β = 2 this gives s ≈ 0.5 for N_c ≥ 645 and s ≈ 0 for N_c ≤ 387 — what §3.4 states
+///    ("s(N_1) ≈ 0.5 and s(N_10) ≈ 0"), hence the default;
+///  - arithmetic: γ = std(N_c), the plain standard deviation: s = 0.41 … 0.23 on the same
+///    profile, which contradicts §3.4 (ltlearn's only reading before the geometric one).
+/// On step profiles the two agree (both s ≈ 0.5 for the major and ≈ 0 for the minor classes).
+enum class mfw_spread { geometric, arithmetic };
+
+/// MFW's class-dependent weight s(N) = 0.5·σ((N − μ)/(β·γ)) with μ the geometric mean of the
+/// class counts and γ their spread as `spread` reads it (MFW paper Eq. 12).
+///
+/// Both readings use the population standard deviation (divide by C, NumPy's default ddof = 0):
+/// the classes {N_c}_{c=1..C} are the whole set being normalised, not a sample of a larger one
+/// (the paper's footnote 6 likens it to a z-score), and it is the choice that reproduces the
+/// SPEC's arithmetic values 0.41 … 0.23 (the sample deviation gives 0.40 … 0.23). For the
+/// geometric reading the choice hardly matters (CIFAR-10-LT: γ = 4.35 or 4.71, same s to 1e-5).
+inline std::vector<double> mfw_weights(const std::vector<double>& counts, double beta,
+                                       mfw_spread spread = mfw_spread::geometric) {
   LTL_CHECK(!counts.empty() && beta > 0, value_error, "mfw: needs class counts and beta > 0 (beta = {})", beta);
   double log_sum = 0, sum = 0;
   for (double n : counts) {
@@ -94,12 +111,25 @@ inline std::vector<double> mfw_weights(const std::vector<double>& counts, double
   }
   const double C = static_cast<double>(counts.size());
   const double mu = std::exp(log_sum / C), mean = sum / C;
-  double var = 0;
-  for (double n : counts) var += (n - mean) * (n - mean);
-  const double sd = std::sqrt(var / C);
+  double sd = 0;
+  if (spread == mfw_spread::arithmetic) {
+    double var = 0;
+    for (double n : counts) var += (n - mean) * (n - mean);
+    sd = std::sqrt(var / C);
+  } else {
+    const double mean_log = log_sum / C;
+    double var = 0;
+    bool all_equal = true;
+    for (double n : counts) {
+      var += (std::log(n) - mean_log) * (std::log(n) - mean_log);
+      all_equal = all_equal && n == counts.front();
+    }
+    // exp(0) = 1, not 0: equal counts are caught by value, so they get s = 0.25 as above.
+    sd = all_equal ? 0.0 : std::exp(std::sqrt(var / C));
+  }
   std::vector<double> s(counts.size());
   for (std::size_t c = 0; c < counts.size(); ++c) {
-    // All classes equal (σ_N = 0): the argument is 0, s = 0.25 for every class.
+    // All classes equal (no spread): the argument is 0, s = 0.25 for every class.
     const double a = sd > 0 ? (counts[c] - mu) / (beta * sd) : 0.0;
     s[c] = 0.5 / (1.0 + std::exp(-a));
   }
@@ -111,17 +141,21 @@ inline std::vector<double> mfw_weights(const std::vector<double>& counts, double
 struct mfw {
   double alpha = 1.0;
   double beta = 2.0;
+  mfw_spread spread = mfw_spread::geometric;  ///< γ of Eq. 12 (see mfw_spread)
   std::string at = "stage1";  ///< "after the second group" of the CIFAR ResNets
   index_t start_epoch = 0;
   index_t stop_epoch = -1;     ///< −1: until the end
   [[nodiscard]] std::string point() const { return at; }
   [[nodiscard]] bool active(index_t e) const { return detail::in_epochs(e, start_epoch, stop_epoch); }
-  [[nodiscard]] std::string name() const { return "mfw(alpha=" + std::to_string(alpha) + ",beta=" + std::to_string(beta) + ")"; }
+  [[nodiscard]] std::string name() const {
+    return "mfw(alpha=" + std::to_string(alpha) + ",beta=" + std::to_string(beta) +
+           (spread == mfw_spread::geometric ? ",spread=geometric)" : ",spread=arithmetic)");
+  }
   /// The λ_i of a batch with labels y (exposed for tests and analysis).
   template <class T>
   tensor<T> lambdas(const tensor<std::int64_t>& y, const std::vector<double>& counts, rng& g) const {
     detail::check_alpha(alpha, "mfw");
-    const auto s = mfw_weights(counts, beta);
+    const auto s = mfw_weights(counts, beta, spread);
     tensor<T> lam(shape{y.numel()});
     const auto yc = y.contiguous();
     for (index_t i = 0; i < y.numel(); ++i) {

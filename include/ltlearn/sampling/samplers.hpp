@@ -4,7 +4,8 @@
 /// §3 and Eq. 1–2; SPEC §6).
 ///
 ///   p_j = N_j^q / Σ_i N_i^q   — instance-balanced q = 1, class-balanced q = 0, square-root q = ½;
-///   progressively-balanced: p_j(t) = (1 − t/T)·p_j^{q=1} + (t/T)·p_j^{q=0}.
+///   progressively-balanced: p_j(t) = (1 − w_t)·p_j^{q=1} + w_t·p_j^{q=0}, w_t = t/(T − 1)
+///   (Kang et al.'s code; their Eq. 2 writes t/T — see `progressive`).
 /// Class-dependent draws are two-stage (a class from p, then an instance of it uniformly).
 /// Every order is a pure function of (seed, epoch), so resuming mid-epoch regenerates the same
 /// order and skips to the saved position, and distributed ranks agree without communication.
@@ -140,7 +141,11 @@ class power_sampler {
 
 /// Kang et al.'s class-aware sampler: round-robin over a shuffled class list; each visit takes
 /// `per_class` consecutive items from that class's shuffled list (reshuffled when exhausted);
-/// the class list is reshuffled after each full round.
+/// the class list is reshuffled after each full round. `epoch_size` draws per epoch (0: N; the
+/// last visit is cut short at the epoch's end). Kang et al.'s stage-2 configs use per_class = 4
+/// and an epoch of max_c N_c × C draws (`class_aware_epoch_size`). Unlike their sampler, whose
+/// cycling iterators carry over from one epoch to the next, each epoch here starts afresh from
+/// (seed, epoch), so an epoch can be regenerated on resume or on another rank.
 class class_aware {
  public:
   class_aware(std::span<const std::int64_t> labels, index_t num_classes, std::uint64_t seed, index_t per_class = 1,
@@ -186,7 +191,26 @@ class class_aware {
   index_t per_class_, n_;
 };
 
-/// Progressively-balanced sampling: p_j(t) = (1 − t/T)·p_j^{q=1} + (t/T)·p_j^{q=0}, t = epoch.
+/// max_c N_c × C over the C non-empty classes: the epoch length of Kang et al.'s class-aware
+/// sampler, in which every class is drawn about as often as the largest class has samples.
+inline index_t class_aware_epoch_size(std::span<const std::int64_t> labels, index_t num_classes) {
+  const class_index ci(labels, num_classes);
+  index_t largest = 0, classes = 0;
+  for (const auto& m : ci.members) {
+    largest = std::max(largest, static_cast<index_t>(m.size()));
+    classes += m.empty() ? 0 : 1;
+  }
+  return largest * classes;
+}
+
+/// Progressively-balanced sampling: p_j(t) = (1 − w_t)·p_j^{q=1} + w_t·p_j^{q=0}, t = epoch.
+///
+/// Kang et al.'s Eq. 2 writes w_t = t/T with T the number of epochs, which never reaches class-
+/// balanced sampling (the last epoch, t = T − 1, has w = 1 − 1/T). Their code (the class weights
+/// of MixedPrioritizedSampler, `np.linspace(0, 1, epochs)[t]`) uses w_t = t/(T − 1): epoch 0 is
+/// instance-balanced and the last epoch fully class-balanced. ltlearn follows the code. Epochs
+/// past the last stay class-balanced (w clamped to 1). With T = 1, linspace gives the single
+/// value 0: every epoch is instance-balanced, as in the code (and no division by zero).
 class progressive {
  public:
   progressive(std::span<const std::int64_t> labels, index_t num_classes, index_t total_epochs, std::uint64_t seed,
@@ -194,9 +218,14 @@ class progressive {
       : ci_(labels, num_classes), T_(total_epochs), seed_(seed), n_(epoch_size ? epoch_size : ci_.size) {
     LTL_CHECK(total_epochs > 0, value_error, "progressive: total epochs must be positive");
   }
+  /// The weight w_t of class-balanced sampling in epoch t: t/(T − 1) clamped to [0, 1]; 0 if T = 1.
+  [[nodiscard]] double balanced_weight(index_t epoch) const {
+    if (T_ == 1) return 0.0;
+    return std::clamp(static_cast<double>(epoch) / static_cast<double>(T_ - 1), 0.0, 1.0);
+  }
   [[nodiscard]] std::vector<double> class_probabilities(index_t epoch) const {
     const auto pi = power_probabilities(ci_.counts(), 1.0), pc = power_probabilities(ci_.counts(), 0.0);
-    const double t = std::clamp(static_cast<double>(epoch) / static_cast<double>(T_), 0.0, 1.0);
+    const double t = balanced_weight(epoch);
     std::vector<double> p(pi.size());
     for (std::size_t j = 0; j < p.size(); ++j) p[j] = (1 - t) * pi[j] + t * pc[j];
     return p;
