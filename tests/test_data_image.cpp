@@ -265,6 +265,23 @@ TEST_CASE("bad files: truncated, empty, garbage, other formats give io_error nam
   require_error<ltl::io_error>([&] { (void)range.read(0); }, {"garbage.jpg", "past the end"});
 }
 
+TEST_CASE("corrupt-data warnings: tolerated by default (as PIL), errors on request", "[image][errors]") {
+  const auto px = smooth_rgb(16, 16);
+  const auto jpg = ld::encode_jpeg(px, 16, 16, {});
+  // Two stray bytes after the JFIF APP0 segment (SOI 2 bytes + APP0 18 bytes): libjpeg warns
+  // "Corrupt JPEG data: 2 extraneous bytes before marker 0xdb" while reading the header.
+  REQUIRE(jpg[2] == 0xFF);
+  REQUIRE(jpg[3] == 0xE0);
+  REQUIRE(jpg[20] == 0xFF);
+  bytes_t stray(jpg.begin(), jpg.begin() + 20);
+  stray.insert(stray.end(), {0x12, 0x34});
+  stray.insert(stray.end(), jpg.begin() + 20, jpg.end());
+  REQUIRE(decode(stray).rgb == decode(jpg).rgb);
+  ld::image_decoder d(stray, "stray.jpg");
+  require_error<ltl::io_error>([&] { (void)d.decode({.warnings_are_errors = true}); },
+                               {"stray.jpg", "extraneous bytes"});
+}
+
 TEST_CASE("byte ranges: an item can be a slice of a larger file", "[image][dataset]") {
   temp_dir dir;
   const auto a = ld::encode_jpeg(smooth_rgb(8, 8), 8, 8, {});
@@ -305,6 +322,7 @@ TEST_CASE("image list: last-whitespace split, spaces in paths, CRLF, blank lines
   REQUIRE(ds.num_classes() == 1000);
   REQUIRE(ds.file(1) == dir / "imagenet" / "train/my dir/b c.jpg");
   REQUIRE(ld::read_image_list(dir / "ImageNet_LT_train.txt", dir.path).num_classes() == 3);
+  require_error<ltl::io_error>([&] { (void)ld::read_image_list(dir / "missing.txt", dir.path); }, {"missing.txt"});
 }
 
 TEST_CASE("iNaturalist JSON: joined on image_id, categories remapped, every malformation named", "[image][reader]") {

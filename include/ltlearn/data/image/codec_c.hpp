@@ -48,7 +48,9 @@ inline void jpeg_on_message(j_common_ptr c, int level) {
     (*c->err->format_message)(c, e->message);
     std::longjmp(e->jump, 1);
   }
-  ++c->err->num_warnings;
+  // Tolerated: counted, and the first one kept so a strict decode() can still refuse the file
+  // for a warning that came while reading the header.
+  if (c->err->num_warnings++ == 0) (*c->err->format_message)(c, e->message);
 }
 inline void jpeg_silent(j_common_ptr) {}
 inline void jpeg_install_errors(j_common_ptr c, jpeg_error_mgr* mgr, codec_error* e) noexcept {

@@ -164,6 +164,7 @@ class image_decoder {
     }
     auto* s = jpeg_.get();
     s->strict = o.warnings_are_errors ? 1 : 0;
+    if (s->strict && s->mgr.num_warnings > 0) fail("JPEG header");
     if (!detail::jpeg_prepare_c(s, o.reduction)) fail("JPEG parameters");
     out.height = static_cast<index_t>(s->cinfo.output_height);
     out.width = static_cast<index_t>(s->cinfo.output_width);
@@ -188,6 +189,7 @@ class image_decoder {
 
  private:
   [[noreturn]] void fail(const char* stage) const {
+    // (A tolerated warning's text may sit in the message buffer; a failure overwrites it.)
     const char* msg = jpeg_ ? jpeg_->error.message : png_ ? png_->error.message : "";
     throw io_error(fmt::format("{}: cannot decode {}: {}", name_, stage, msg[0] ? msg : "unknown error"));
   }
