@@ -6,7 +6,9 @@
 /// CMYK files named .JPEG). Colour: RGB and YCbCr as decoded by libjpeg; grayscale replicated to
 /// three channels; CMYK and YCCK (libjpeg converts YCCK to CMYK) converted to RGB with Pillow's
 /// formula, after undoing the inversion that Adobe applications store when libjpeg saw an Adobe
-/// marker. PNG: palette expanded, 16-bit reduced to the high byte, alpha dropped (what
+/// marker. (Pillow inverts every 4-channel JPEG, marker or not: the two agree on files with the
+/// marker, which is what Adobe software writes; a CMYK file without one decodes here as plain
+/// ink values, as libjpeg's own convention says.) PNG: palette expanded, 16-bit reduced to the high byte, alpha dropped (what
 /// PIL's `convert("RGB")` does). Decoding uses libjpeg's defaults (islow DCT, fancy upsampling),
 /// as PIL does, so at full scale the RGB bytes are the ones PIL gets from the same library.
 ///
