@@ -39,6 +39,33 @@ concept dataset = requires(const D& d, index_t i) {
   { d.label(i) } -> std::convertible_to<std::int64_t>;
 };
 
+/// A labelled set that can be cut into subsets: what make_long_tailed, held_out_split and the
+/// samplers need, whether the images are in memory (image_dataset) or files decoded on demand
+/// (encoded_dataset).
+///
+/// Requires `size()`, `num_classes()`, `label(i)`, a `name()`, `class_indices()` (for each class,
+/// its indices in ascending order) and `subset(indices, name)` returning the same type holding
+/// items `indices` in that order. Ensures a subset keeps the labels of the chosen items and the
+/// identity of their source, so equal selections from equal sources hash equally.
+template <class D>
+concept subsettable_dataset = requires(const D& d, index_t i, std::span<const index_t> idx, std::string name) {
+  { d.size() } -> std::convertible_to<index_t>;
+  { d.num_classes() } -> std::convertible_to<index_t>;
+  { d.label(i) } -> std::convertible_to<std::int64_t>;
+  { d.name() } -> std::convertible_to<std::string>;
+  { d.class_indices() } -> std::same_as<std::vector<std::vector<index_t>>>;
+  { d.subset(idx, name) } -> std::same_as<D>;
+};
+
+/// Hash of a selection: (source identity, chosen source positions in order). Every dataset type
+/// uses this one formula, so a subset's hash says which source items it holds, whatever the type.
+inline std::uint64_t selection_hash(std::uint64_t source_id, std::span<const index_t> source_indices) {
+  fnv1a64 h;
+  h.text("ltl.image_dataset.subset").u64(source_id).i64(static_cast<index_t>(source_indices.size()));
+  for (index_t i : source_indices) h.i64(i);
+  return h.value();
+}
+
 /// Images [N, C, H, W] as contiguous uint8, int64 labels, a class count and a name.
 ///
 /// Every image_dataset remembers which images of its *source* (the dataset a reader produced)
@@ -183,12 +210,7 @@ class image_dataset {
     h.bytes(pixels_);
     return h.value();
   }
-  std::uint64_t hash_selection() const {
-    fnv1a64 h;
-    h.text("ltl.image_dataset.subset").u64(source_id_).i64(size());
-    for (index_t i : source_indices_) h.i64(i);
-    return h.value();
-  }
+  std::uint64_t hash_selection() const { return selection_hash(source_id_, source_indices_); }
 
   std::string name_;
   shape image_shape_;
@@ -201,5 +223,6 @@ class image_dataset {
 };
 
 static_assert(dataset<image_dataset>);
+static_assert(subsettable_dataset<image_dataset>);
 
 }  // namespace ltl::data

@@ -7,12 +7,17 @@
 /// positions [b·B, (b+1)·B) of that epoch's order, and its random augmentation uses its own
 /// generator `rng(seed, stream(e, b))`. Which worker builds it, and when, changes nothing.
 /// Resuming mid-epoch starts at any batch index with the same result.
+///
+/// Two kinds of source: an in-memory `dataset` (batches via make_batch, then the batch-level
+/// transform), or a `batch_source` such as data::image_pipeline that builds whole batches itself
+/// with one generator per sample, `rng(seed, sample_stream(e, position))`.
 
 #include "ltlearn/core/rng.hpp"
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
 
 #include <condition_variable>
+#include <concepts>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -20,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -39,8 +45,26 @@ inline constexpr std::uint64_t batch_stream(index_t epoch, index_t b) {
   return (static_cast<std::uint64_t>(epoch) << 32) ^ static_cast<std::uint64_t>(b);
 }
 
-/// Batch loader over a dataset `Ds` (which must outlive it).
-template <real_scalar T, dataset Ds>
+/// Random stream of the sample at `position` of epoch `epoch`'s order (per-sample augmentation:
+/// independent of batch size, batch composition, thread and rank).
+inline constexpr std::uint64_t sample_stream(index_t epoch, index_t position) {
+  return (static_cast<std::uint64_t>(epoch) << 40) ^ static_cast<std::uint64_t>(position);
+}
+
+/// Something that builds a whole batch itself (decoding and augmenting each item).
+///
+/// Requires `make_batch(indices, epoch, first_position, seed)` returning the batch<T> of items
+/// `indices`, which sit at positions first_position, first_position + 1, … of the epoch's
+/// order. Ensures the result is a pure function of these arguments (e.g. each sample drawn from
+/// `rng(seed, sample_stream(epoch, position))`), so any worker may build any batch.
+template <class S, class T>
+concept batch_source = requires(const S& s, std::span<const index_t> idx, index_t i, std::uint64_t seed) {
+  { s.make_batch(idx, i, i, seed) } -> std::same_as<batch<T>>;
+};
+
+/// Batch loader over a dataset or batch source `Ds` (which must outlive it).
+template <real_scalar T, class Ds>
+  requires dataset<Ds> || batch_source<Ds, T>
 class loader {
  public:
   /// In-place transform of a batch of images in [0, 1] (augmentation + normalisation).
@@ -50,6 +74,8 @@ class loader {
       : ds_(&ds), opt_(o), transform_(std::move(transform)) {
     LTL_CHECK(o.batch_size > 0 && o.workers >= 0 && o.prefetch > 0, value_error,
               "loader: batch size {}, workers {} and prefetch {} are invalid", o.batch_size, o.workers, o.prefetch);
+    if constexpr (!dataset<Ds>)
+      LTL_CHECK(!transform_, value_error, "loader: a batch source applies its own transforms; pass none");
   }
 
   /// Number of batches an order of `n` indices gives.
@@ -62,12 +88,17 @@ class loader {
     const auto n = static_cast<index_t>(order.size());
     const index_t begin = b * opt_.batch_size, end = std::min(n, begin + opt_.batch_size);
     LTL_CHECK(begin < end, value_error, "loader: batch {} is past the end of an order of {} indices", b, n);
-    auto out = make_batch<T>(*ds_, std::span<const index_t>(order.data() + begin, static_cast<std::size_t>(end - begin)));
-    if (transform_) {
-      rng g(opt_.seed, batch_stream(epoch, b));
-      transform_(out.images, g);
+    if constexpr (!dataset<Ds>) {
+      return ds_->make_batch(std::span<const index_t>(order.data() + begin, static_cast<std::size_t>(end - begin)), epoch,
+                             begin, opt_.seed);
+    } else {
+      auto out = make_batch<T>(*ds_, std::span<const index_t>(order.data() + begin, static_cast<std::size_t>(end - begin)));
+      if (transform_) {
+        rng g(opt_.seed, batch_stream(epoch, b));
+        transform_(out.images, g);
+      }
+      return out;
     }
-    return out;
   }
 
   /// One pass over `order` from batch `start`; iterate with next().

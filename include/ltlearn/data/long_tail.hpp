@@ -59,8 +59,9 @@ inline index_t total_count(std::span<const index_t> counts) {
 /// `ltl::rng(seed, c)` and the first counts[c] kept. Classes are visited in order 0..C−1 and the
 /// result is class-major, so the subset is a pure function of (dataset, counts, seed).
 /// Throws value_error when counts has the wrong length or a class has too few images.
-inline image_dataset make_long_tailed(const image_dataset& ds, std::span<const index_t> counts, std::uint64_t seed,
-                                      std::string name = {}) {
+/// Works on any subsettable_dataset (in-memory or encoded): the selection depends only on labels.
+template <subsettable_dataset Ds>
+Ds make_long_tailed(const Ds& ds, std::span<const index_t> counts, std::uint64_t seed, std::string name = {}) {
   LTL_CHECK(static_cast<index_t>(counts.size()) == ds.num_classes(), value_error,
             "make_long_tailed '{}': {} class counts for a dataset of {} classes", ds.name(), counts.size(),
             ds.num_classes());
@@ -81,18 +82,22 @@ inline image_dataset make_long_tailed(const image_dataset& ds, std::span<const i
 }
 
 /// Training set with a balanced validation set taken out of it.
-struct train_val_split {
-  image_dataset train;                  ///< the rest, in the original order
-  image_dataset val;                    ///< `per_class` images of each non-skipped class, class-major
+template <subsettable_dataset Ds>
+struct basic_train_val_split {
+  Ds train;                             ///< the rest, in the original order
+  Ds val;                               ///< `per_class` images of each non-skipped class, class-major
   std::vector<index_t> skipped_classes; ///< classes with ≤ per_class images: left wholly in train
 };
+/// The split of an in-memory dataset.
+using train_val_split = basic_train_val_split<image_dataset>;
 
 /// Takes `per_class` (K) images of every class with at least K+1 images out of `ds` into a
 /// balanced validation set (CDT App. B.6: K = 3 for CIFAR, 10 for iNaturalist); hyper-parameters
 /// are tuned on it, never on test. Smaller classes are skipped (kept in train) and listed.
 /// Selection per class: shuffle with a generator of (seed, class) distinct from make_long_tailed's
 /// and take the first K.
-inline train_val_split held_out_split(const image_dataset& ds, index_t per_class, std::uint64_t seed) {
+template <subsettable_dataset Ds>
+basic_train_val_split<Ds> held_out_split(const Ds& ds, index_t per_class, std::uint64_t seed) {
   LTL_CHECK(per_class >= 1, value_error, "held_out_split '{}': per-class validation size must be >= 1, got {}",
             ds.name(), per_class);
   // Domain separation: the same user seed must not replay make_long_tailed's permutations.
@@ -100,7 +105,7 @@ inline train_val_split held_out_split(const image_dataset& ds, index_t per_class
   auto by_class = ds.class_indices();
   std::vector<char> in_val(static_cast<std::size_t>(ds.size()), 0);
   std::vector<index_t> val;
-  train_val_split out;
+  basic_train_val_split<Ds> out;
   for (std::size_t c = 0; c < by_class.size(); ++c) {
     auto& idx = by_class[c];
     if (static_cast<index_t>(idx.size()) <= per_class) {
