@@ -12,6 +12,10 @@
 #include <ltlearn/nn/models/resnet12.hpp>
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/ops/activation.hpp>
+#include <ltlearn/ops/conv.hpp>
+#include <ltlearn/ops/norm.hpp>
+#include <ltlearn/ops/pool.hpp>
+#include <ltlearn/ops/shape_ops.hpp>
 #include <ltlearn/ops/elementwise.hpp>
 #include <ltlearn/ops/indexing.hpp>
 #include <ltlearn/ops/reduce.hpp>
@@ -216,4 +220,44 @@ TEST_CASE("SGD with momentum and Nesterov updates test-device parameters as on t
   for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_test[i], std::to_string(i));
   // The run moved the parameters (the comparison is not between two untouched copies).
   REQUIRE(std::memcmp(on_cpu[0].data(), w0.data(), w0.bytes()) != 0);
+}
+
+TEST_CASE("every kernel area, through its op, gives the CPU's values and gradients on the test device", "[device]") {
+  // Ops the two models above do not reach (softmax family, average pooling, indexing, mixing,
+  // convolution with bias and dilation, batch norm in evaluation mode, the conv epilogue),
+  // chained into one scalar so that one backward runs every backward kernel.
+  const auto x0 = random_host<double>({2, 3, 6, 6}, 31), w0 = random_host<double>({4, 3, 3, 3}, 32);
+  const auto cb0 = random_host<double>({4}, 33), bnw0 = random_host<double>({4}, 34, 0.5, 1.5);
+  const auto bnb0 = random_host<double>({4}, 35), mean0 = random_host<double>({4}, 36, -0.2, 0.2);
+  const auto var0 = random_host<double>({4}, 37, 0.5, 2.0), lam0 = random_host<double>({2}, 38, 0, 1);
+  const auto perm0 = ltl::tensor<std::int64_t>::from({2}, {1, 0}), labels0 = ltl::tensor<std::int64_t>::from({2}, {3, 1});
+  const auto idx0 = ltl::tensor<std::int64_t>::from({3}, {2, 0, 2});
+  auto run = [&]<class D>(D) {
+    using var = ltl::variable<double, D>;
+    var x(x0.template to<D>(), true), w(w0.template to<D>(), true), cb(cb0.template to<D>(), true);
+    var bnw(bnw0.template to<D>(), true), bnb(bnb0.template to<D>(), true);
+    const auto perm = perm0.template to<D>(), labels = labels0.template to<D>(), idx = idx0.template to<D>();
+    auto h = ltl::conv2d(x, w, cb, {.padding = 2, .dilation = 2});                                // [2, 4, 6, 6]
+    h = ltl::batch_norm2d(h, bnw, bnb, mean0.clone().template to<D>(), var0.clone().template to<D>(),
+                          {.training = false});
+    h = ltl::avg_pool2d(h, {.kernel = 3, .stride = 2, .padding = 1});                           // [2, 4, 3, 3]
+    h = ltl::lerp_mix(h, h, lam0.template to<D>(), perm);
+    auto f = ltl::flatten(ltl::index_select(h, 1, idx));                                        // [2, 27]
+    auto logits = ltl::global_avg_pool(h);                                                      // [2, 4]
+    auto loss = ltl::sum(ltl::gather(ltl::log_softmax(logits, 1), labels)) +
+                ltl::sum(ltl::mul(ltl::softmax(logits, 0), ltl::variable<double, D>(ltl::one_hot<double>(labels, 4)))) +
+                ltl::sum(ltl::mul(ltl::l2_normalize(f, 1), f));
+    loss.backward();
+    // The conv epilogue kernel (inference-only, no op generic over the device calls it).
+    const auto epi = conv2d_forward_epilogue(x.value(), w.value(), ltl::conv2d_options{.padding = 1},
+                                             bnw.value(), bnb.value(), ltl::tensor<double, D>(), true);
+    return std::vector<ltl::tensor<double>>{loss.value().template to<cpu_dev>(), x.grad().template to<cpu_dev>(),
+                                            w.grad().template to<cpu_dev>(), cb.grad().template to<cpu_dev>(),
+                                            bnw.grad().template to<cpu_dev>(), bnb.grad().template to<cpu_dev>(),
+                                            epi.template to<cpu_dev>()};
+  };
+  const auto on_cpu = run(cpu_dev{});
+  const auto on_test = run(test_dev{});
+  REQUIRE(on_test.size() == on_cpu.size());
+  for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_test[i], std::to_string(i));
 }
