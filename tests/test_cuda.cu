@@ -3,6 +3,8 @@
 // the host-side index-space logic. The [cuda] group compares every device kernel with the CPU
 // backend and is skipped, with the reason printed, when no GPU is usable.
 #include <ltlearn/cuda.hpp>
+// The CPU kernel set, for the parity comparisons and the compute_device<cpu> statement below.
+#include <ltlearn/backends/cpu/kernel_set.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -173,6 +175,12 @@ TEST_CASE("empty device tensors: kernels dispatch by ADL and check shapes withou
   REQUIRE(affine(a, 2.0f, 1.0f).sizes() == shape{0, 3});
   REQUIRE(relu_forward(a).sizes() == shape{0, 3});
   REQUIRE_THROWS_AS(relu_backward(a, b), ltl::shape_error);
+  REQUIRE(exp_forward(a).sizes() == shape{0, 3});
+  REQUIRE(log_forward(a).sizes() == shape{0, 3});
+  REQUIRE(pow_forward(a, 2.0f).sizes() == shape{0, 3});
+  REQUIRE(leaky_relu_forward(a, 0.1f).sizes() == shape{0, 3});
+  REQUIRE_THROWS_AS(pow_backward(a, b, 2.0f), ltl::shape_error);
+  REQUIRE_THROWS_AS(leaky_relu_backward(a, b, 0.1f), ltl::shape_error);
   DT acc(shape{0, 3});
   REQUIRE_NOTHROW(accumulate(acc, a));
   REQUIRE_THROWS_AS(accumulate(acc, b), ltl::shape_error);
@@ -195,6 +203,17 @@ TEST_CASE("empty device tensors: kernels dispatch by ADL and check shapes withou
   REQUIRE(ltl::add(va, va).sizes() == shape{0, 3});
   REQUIRE_THROWS_AS(ltl::add(va, vb), ltl::shape_error);
   REQUIRE_THROWS_AS(ltl::matmul(va, vb), ltl::shape_error);
+}
+
+TEST_CASE("the CUDA backend states which kernel areas it provides", "[cuda-host]") {
+  // backends/cuda/kernel_set.hpp asserts the same at compile time; here the list is visible in
+  // the test report too.
+  STATIC_REQUIRE(cuda::provides_v<float> && cuda::provides_v<double>);
+  STATIC_REQUIRE(cuda::lacks_v<float> && cuda::lacks_v<double>);
+  STATIC_REQUIRE(ltl::elementwise_kernels<gpu, float> && ltl::gemm_kernels<gpu, double>);
+  STATIC_REQUIRE_FALSE(ltl::conv_kernels<gpu, float>);
+  STATIC_REQUIRE_FALSE(ltl::compute_device<gpu>);
+  STATIC_REQUIRE(ltl::compute_device<cpu>);
 }
 
 TEST_CASE("strided index spaces merge chained dimensions", "[cuda-host]") {
@@ -411,6 +430,13 @@ TEMPLATE_TEST_CASE("elementwise kernels match the CPU", "[cuda]", float, double)
   ltl::cpu::accumulate(t_hv, col.t().contiguous());
   accumulate(t_dv, dcol.t().contiguous());
   require_same(t_d, t_h);
+  // exp, log, pow, leaky_relu: the CUDA math library, equal to the host's libm to rounding.
+  require_same(exp_forward(da), ltl::cpu::exp_forward(a));
+  require_same(log_forward(db), ltl::cpu::log_forward(b));
+  require_same(pow_forward(db, T(1.5)), ltl::cpu::pow_forward(b, T(1.5)));
+  require_same(pow_backward(da, db, T(1.5)), ltl::cpu::pow_backward(a, b, T(1.5)));
+  require_same(leaky_relu_forward(da.t(), T(0.1)), ltl::cpu::leaky_relu_forward(a.t(), T(0.1)));
+  require_same(leaky_relu_backward(db, da, T(0.1)), ltl::cpu::leaky_relu_backward(b, a, T(0.1)));
   // A user functor through the generic map/zip.
   require_same(cuda::map(da, cuda::kernels::affine_fn<T>{T(3), T(1)}), ltl::cpu::affine(a, T(3), T(1)));
   require_same(cuda::zip(da, drow, cuda::kernels::multiplies{}, "mul"), ltl::cpu::mul(a, row));

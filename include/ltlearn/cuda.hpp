@@ -35,4 +35,5 @@
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/backends/cuda/gemm.hpp"
+#include "ltlearn/backends/cuda/kernel_set.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"

@@ -42,7 +42,7 @@ gradcheck_result gradcheck(const std::function<variable<double, D>(const std::ve
   for (auto& v : r) v = gen.uniform(-1.0, 1.0);
   const auto weights = tensor<double, D>::from(y0.sizes(), std::span<const double>(r));
   auto contract = [&](const variable<double, D>& y) {
-    const auto h = y.value().template to<cpu::device>().contiguous();
+    const auto h = y.value().template to<host_device>().contiguous();
     double s = 0;
     for (std::size_t i = 0; i < r.size(); ++i) s += r[i] * h.data()[i];
     return s;
@@ -53,9 +53,9 @@ gradcheck_result gradcheck(const std::function<variable<double, D>(const std::ve
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     auto& in = inputs[k];
     if (!in.requires_grad()) continue;
-    const auto analytic = in.grad().defined() ? in.grad().template to<cpu::device>()
-                                              : tensor<double, cpu::device>::zeros(in.sizes());
-    auto host = in.value().template to<cpu::device>();
+    const auto analytic = in.grad().defined() ? in.grad().template to<host_device>()
+                                              : tensor<double, host_device>::zeros(in.sizes());
+    auto host = in.value().template to<host_device>();
     for (index_t i = 0; i < in.numel(); ++i) {
       double numeric;
       {

@@ -4,8 +4,10 @@
 /// the op's output to gradients of the op's inputs, and links to the nodes that produced
 /// those inputs (or to leaf accumulators). Nodes own the buffers saved for backward and drop
 /// them right after their backward has run (unless the graph is retained).
+///
+/// The one kernel nodes call, `accumulate`, is the device's (backends/contract/kernels.hpp),
+/// found by argument-dependent lookup when a graph is instantiated for a device.
 
-#include "ltlearn/backends/cpu/elementwise.hpp"
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shape.hpp"
 #include "ltlearn/tensor/tensor.hpp"

@@ -6,11 +6,11 @@
 /// Define-by-run: every op on variables with `requires_grad` records a node. `backward()`
 /// walks the graph once in topological order (Kahn's algorithm from the root), so a node runs
 /// only after all gradients flowing into its output have been summed. Each node frees its
-/// saved buffers right after running unless `retain_graph` is set.
+/// saved buffers right after running unless `retain_graph` is set. Gradients are summed with
+/// the device's `add` / `accumulate` kernels, found by argument-dependent lookup.
 
 #include "ltlearn/autograd/grad_mode.hpp"
 #include "ltlearn/autograd/node.hpp"
-#include "ltlearn/backends/cpu/elementwise.hpp"
 
 #include <memory>
 #include <string>

@@ -61,6 +61,11 @@ struct device {
 };
 }  // namespace cpu
 
+/// The device whose memory host code reads and writes directly: host-side staging of tensor
+/// values (initialisers, `tensor::from`, `item`, printing, checkpoints). A name of its own, so
+/// that code generic over the compute device says "on the host", not "on the CPU backend".
+using host_device = cpu::device;
+
 /// Copies bytes from memory of device `Src` to memory of device `Dst`. Specialised by each
 /// backend for the pairs it supports; the primary template handles host-to-host.
 template <class Dst, class Src>

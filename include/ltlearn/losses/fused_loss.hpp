@@ -8,7 +8,8 @@
 /// one write of ∂z) and saved; backward only scales it by the incoming gradient.
 
 #include "ltlearn/autograd/variable.hpp"
-#include "ltlearn/backends/cpu/loss.hpp"
+#include "ltlearn/backends/contract/loss.hpp"
+#include "ltlearn/ops/default_kernels.hpp"
 
 #include <cstdint>
 #include <utility>

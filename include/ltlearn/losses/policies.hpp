@@ -6,7 +6,9 @@
 ///
 ///   z'_c = s·(z_c − m_c·[c = y]) / a_c + b_c,  ℓ = w_y·(1 − p_y)^φ·(−log p_y).
 
-#include "ltlearn/backends/cpu/loss.hpp"
+#include "ltlearn/backends/contract/loss.hpp"
+#include "ltlearn/core/error.hpp"
+#include "ltlearn/core/shape.hpp"
 
 #include <algorithm>
 #include <cmath>

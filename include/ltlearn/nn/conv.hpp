@@ -39,7 +39,7 @@ class conv2d : public unary_module<T, D> {
               value_error, "conv2d layer: channels {} -> {} with groups {} are invalid", o.in_channels, o.out_channels,
               o.groups);
     const index_t kh = o.kernel.h, kw = o.kernel.w;
-    tensor<T, cpu::device> w(shape{o.out_channels, o.in_channels / o.groups, kh, kw});
+    tensor<T, host_device> w(shape{o.out_channels, o.in_channels / o.groups, kh, kw});
     // As torch.nn.init: fan_in = (Cin/groups)·k², fan_out = Cout·k² (weight.size(0)·receptive field).
     const index_t fan_in = (o.in_channels / o.groups) * kh * kw, fan_out = o.out_channels * kh * kw;
     switch (o.init) {
@@ -49,7 +49,7 @@ class conv2d : public unary_module<T, D> {
     }
     weight = this->register_parameter("weight", w.template to<D>());
     if (o.bias) {
-      tensor<T, cpu::device> b(shape{o.out_channels});
+      tensor<T, host_device> b(shape{o.out_channels});
       init::default_weight(b, fan_in, g);
       bias = this->register_parameter("bias", b.template to<D>());
     }

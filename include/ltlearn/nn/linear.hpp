@@ -28,7 +28,7 @@ class linear : public unary_module<T, D> {
   linear(linear_options o, rng& g) : opt_(o) {
     LTL_CHECK(o.in_features > 0 && o.out_features > 0, value_error, "linear: features must be positive ({} -> {})",
               o.in_features, o.out_features);
-    tensor<T, cpu::device> w(shape{o.out_features, o.in_features});
+    tensor<T, host_device> w(shape{o.out_features, o.in_features});
     if (o.kaiming) {
       init::kaiming_normal(w, o.in_features, g);
     } else {
@@ -36,7 +36,7 @@ class linear : public unary_module<T, D> {
     }
     weight = this->register_parameter("weight", w.template to<D>());
     if (o.bias) {
-      tensor<T, cpu::device> b(shape{o.out_features});
+      tensor<T, host_device> b(shape{o.out_features});
       init::default_weight(b, o.in_features, g);
       bias = this->register_parameter("bias", b.template to<D>());
     }
@@ -60,7 +60,7 @@ class normed_linear : public unary_module<T, D> {
   normed_linear(index_t in_features, index_t out_features, rng& g) {
     LTL_CHECK(in_features > 0 && out_features > 0, value_error, "normed_linear: features must be positive ({} -> {})",
               in_features, out_features);
-    tensor<T, cpu::device> w(shape{out_features, in_features});
+    tensor<T, host_device> w(shape{out_features, in_features});
     init::uniform(w, -1.0, 1.0, g);  // direction only matters: rows are normalised in forward
     weight = this->register_parameter("weight", w.template to<D>());
   }

@@ -1,7 +1,9 @@
 #pragma once
 /// \file
 /// Differentiable elementwise ops on variables: arithmetic with broadcasting, scalar ops,
-/// neg, relu, exp, log, pow. Broadcast gradients are summed back to each input's shape.
+/// neg, relu, leaky_relu, exp, log, pow. Broadcast gradients are summed back to each input's
+/// shape. Kernels are the device's (backends/contract/kernels.hpp), found by argument-dependent
+/// lookup; the CPU ones are included as the default device's.
 
 #include "ltlearn/autograd/variable.hpp"
 #include "ltlearn/backends/cpu/reduce.hpp"
@@ -72,37 +74,31 @@ variable<T, D> relu(const variable<T, D>& x) {
 }
 
 /// max(x, 0) + slope·min(x, 0) (the few-shot ResNet-12 uses slope 0.1).
-template <real_scalar T>
-variable<T, cpu::device> leaky_relu(const variable<T, cpu::device>& x, std::type_identity_t<T> slope) {
-  auto y = cpu::map(x.value(), [slope](T v) { return v > T(0) ? v : slope * v; });
-  return make_result<T, cpu::device>(y, "leaky_relu", {&x}, [v = x.value(), slope](const tensor<T, cpu::device>& g) {
-    return grads_t<T, cpu::device>{cpu::zip(g, v, [slope](T gi, T vi) { return vi > T(0) ? gi : slope * gi; }, "leaky_relu_backward")};
-  });
+template <real_scalar T, device D>
+variable<T, D> leaky_relu(const variable<T, D>& x, std::type_identity_t<T> slope) {
+  return make_result<T, D>(leaky_relu_forward(x.value(), slope), "leaky_relu", {&x},
+                           [v = x.value(), slope](const tensor<T, D>& g) {
+                             return grads_t<T, D>{leaky_relu_backward(g, v, slope)};
+                           });
 }
 
-template <real_scalar T>
-variable<T, cpu::device> exp(const variable<T, cpu::device>& x) {
-  auto y = cpu::map(x.value(), [](T v) { return std::exp(v); });
-  return make_result<T, cpu::device>(y, "exp", {&x}, [y](const tensor<T, cpu::device>& g) {
-    return grads_t<T, cpu::device>{cpu::mul(g, y)};
-  });
+/// e^x; backward multiplies by the saved output.
+template <real_scalar T, device D>
+variable<T, D> exp(const variable<T, D>& x) {
+  auto y = exp_forward(x.value());
+  return make_result<T, D>(y, "exp", {&x}, [y](const tensor<T, D>& g) { return grads_t<T, D>{mul(g, y)}; });
 }
 /// Natural logarithm (no clamping: log of a non-positive value is −inf/NaN, as in IEEE).
-template <real_scalar T>
-variable<T, cpu::device> log(const variable<T, cpu::device>& x) {
-  auto y = cpu::map(x.value(), [](T v) { return std::log(v); });
-  return make_result<T, cpu::device>(y, "log", {&x}, [v = x.value()](const tensor<T, cpu::device>& g) {
-    return grads_t<T, cpu::device>{cpu::div(g, v)};
-  });
+template <real_scalar T, device D>
+variable<T, D> log(const variable<T, D>& x) {
+  return make_result<T, D>(log_forward(x.value()), "log", {&x},
+                           [v = x.value()](const tensor<T, D>& g) { return grads_t<T, D>{div(g, v)}; });
 }
 /// x^p for a scalar exponent p.
-template <real_scalar T>
-variable<T, cpu::device> pow(const variable<T, cpu::device>& x, T p) {
-  auto y = cpu::map(x.value(), [p](T v) { return std::pow(v, p); });
-  return make_result<T, cpu::device>(y, "pow", {&x}, [v = x.value(), p](const tensor<T, cpu::device>& g) {
-    return grads_t<T, cpu::device>{
-        cpu::zip(g, v, [p](T gi, T vi) { return gi * p * std::pow(vi, p - T(1)); }, "pow_backward")};
-  });
+template <real_scalar T, device D>
+variable<T, D> pow(const variable<T, D>& x, std::type_identity_t<T> p) {
+  return make_result<T, D>(pow_forward(x.value(), p), "pow", {&x},
+                           [v = x.value(), p](const tensor<T, D>& g) { return grads_t<T, D>{pow_backward(g, v, p)}; });
 }
 
 // Operators (variables and scalars on either side).

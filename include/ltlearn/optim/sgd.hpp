@@ -7,7 +7,8 @@
 
 #include "ltlearn/autograd/grad_mode.hpp"
 #include "ltlearn/autograd/variable.hpp"
-#include "ltlearn/backends/cpu/optim.hpp"
+#include "ltlearn/backends/contract/optim.hpp"
+#include "ltlearn/ops/default_kernels.hpp"
 
 #include <algorithm>
 #include <map>

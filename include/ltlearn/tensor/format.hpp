@@ -38,7 +38,7 @@ struct fmt::formatter<ltl::tensor<T, D>> {
     if (!t.defined()) return fmt::format_to(ctx.out(), "tensor<undefined>");
     auto out = fmt::format_to(ctx.out(), "tensor<{}>{}", D::name, t.sizes());
     if (t.numel() > 64) return fmt::format_to(out, " ({} elements)", t.numel());
-    const auto h = t.template to<ltl::cpu::device>();
+    const auto h = t.template to<ltl::host_device>();
     std::string s;
     ltl::detail::format_values(s, h.data(), h.sizes(), h.strides(), 0);
     return fmt::format_to(out, " {}", s);

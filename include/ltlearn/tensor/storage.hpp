@@ -6,27 +6,38 @@
 
 #include <cstddef>
 #include <memory>
+#include <utility>
 
 namespace ltl {
 
 /// Owning block of `bytes` bytes on device D; returns itself to the device's caching allocator.
-/// Shared between tensor views through std::shared_ptr.
+/// Shared between tensor views through std::shared_ptr. A block may instead borrow memory that
+/// another handle keeps alive (`owner`): tensor::view_as_device types one host device's memory
+/// as another's that way, without a copy.
 template <device D>
 class storage {
  public:
   explicit storage(std::size_t bytes)
       : bytes_(bytes), ptr_(bytes ? caching_allocator<D>::instance().allocate(bytes) : nullptr) {}
-  ~storage() { caching_allocator<D>::instance().release(ptr_, bytes_); }
+  /// A block over `bytes` bytes at `p`, which `owner` keeps alive; it allocates and frees nothing.
+  storage(void* p, std::size_t bytes, std::shared_ptr<const void> owner) noexcept
+      : bytes_(bytes), ptr_(p), owner_(std::move(owner)) {}
+  ~storage() {
+    if (!owner_) caching_allocator<D>::instance().release(ptr_, bytes_);
+  }
   storage(const storage&) = delete;
   storage& operator=(const storage&) = delete;
 
   [[nodiscard]] void* data() noexcept { return ptr_; }
   [[nodiscard]] const void* data() const noexcept { return ptr_; }
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  /// What keeps borrowed memory alive (null for a block that owns its memory).
+  [[nodiscard]] const std::shared_ptr<const void>& owner() const noexcept { return owner_; }
 
  private:
   std::size_t bytes_;
   void* ptr_;
+  std::shared_ptr<const void> owner_;
 };
 
 }  // namespace ltl

@@ -54,9 +54,9 @@ class tensor {
   static tensor from(const shape& s, std::span<const T> values) {
     LTL_CHECK(static_cast<index_t>(values.size()) == s.numel(), shape_error,
               "tensor::from: {} values for shape {} ({} elements)", values.size(), s, s.numel());
-    tensor<T, cpu::device> h(s);
+    tensor<T, host_device> h(s);
     std::copy(values.begin(), values.end(), h.data());
-    if constexpr (std::is_same_v<D, cpu::device>) {
+    if constexpr (std::is_same_v<D, host_device>) {
       return h;
     } else {
       return h.template to<D>();
@@ -93,10 +93,20 @@ class tensor {
     }
     return true;
   }
-  /// True when both handles view the same storage block.
-  [[nodiscard]] bool shares_storage(const tensor& o) const noexcept { return storage_ && storage_ == o.storage_; }
-  /// Number of handles (views included) sharing this storage; 0 when undefined.
-  [[nodiscard]] long storage_use_count() const noexcept { return storage_ ? storage_.use_count() : 0; }
+  /// True when both handles view the same storage block (or one block's memory, seen through
+  /// view_as_device).
+  [[nodiscard]] bool shares_storage(const tensor& o) const noexcept {
+    return storage_ && o.storage_ && memory_root() == o.memory_root();
+  }
+  /// Number of handles (views included) sharing this storage; 0 when undefined. Handles of
+  /// another device type that view the memory (view_as_device) count too, so 1 still means
+  /// that no other handle sees the memory.
+  [[nodiscard]] long storage_use_count() const noexcept {
+    if (!storage_) return 0;
+    // The owner is referenced by this block and by every other handle of the memory.
+    if (const auto& o = storage_->owner()) return storage_.use_count() + o.use_count() - 1;
+    return storage_.use_count();
+  }
 
   /// This tensor if contiguous, else a contiguous copy.
   [[nodiscard]] tensor contiguous() const {
@@ -234,7 +244,7 @@ class tensor {
     if constexpr (D::is_host) {
       return *data();
     } else {
-      return to<cpu::device>().item();
+      return to<host_device>().item();
     }
   }
 
@@ -252,9 +262,28 @@ class tensor {
     }
   }
 
+  /// This host tensor's elements typed as a tensor of another host device D2: same memory,
+  /// offset, shape and strides, no copy (an undefined tensor gives an undefined one). Writes
+  /// through either handle are seen by both, and the memory lives while either does. For host
+  /// device types that share the CPU's memory, e.g. a device whose kernels forward to the CPU's.
+  template <device D2>
+  [[nodiscard]] tensor<T, D2> view_as_device() const {
+    static_assert(D::is_host && D2::is_host, "view_as_device: both devices must be host memory; use to<D2>() to copy");
+    tensor<T, D2> v;
+    if (storage_) {
+      // Borrow from the block that owns the memory, so that views of views do not chain.
+      std::shared_ptr<const void> owner = storage_->owner() ? storage_->owner() : std::shared_ptr<const void>(storage_);
+      v.storage_ = std::make_shared<storage<D2>>(storage_->data(), storage_->bytes(), std::move(owner));
+    }
+    v.offset_ = offset_;
+    v.shape_ = shape_;
+    v.strides_ = strides_;
+    return v;
+  }
+
   /// The elements in row-major order, copied to the host.
   [[nodiscard]] std::vector<T> to_vector() const {
-    const auto h = to<cpu::device>();
+    const auto h = to<host_device>();
     return std::vector<T>(h.data(), h.data() + h.numel());
   }
 
@@ -263,11 +292,15 @@ class tensor {
   friend class tensor;
 
   void* raw() noexcept { return data(); }
+  /// The block that owns this tensor's memory (itself unless borrowed through view_as_device).
+  const void* memory_root() const noexcept {
+    return storage_->owner() ? storage_->owner().get() : static_cast<const void*>(storage_.get());
+  }
   void require_defined(const char* op) const {
     LTL_CHECK(defined() || numel() == 0, value_error, "{}: tensor is undefined", op);
   }
   index_t element_offset(std::initializer_list<index_t> idx) const {
-    static_assert(D::is_host, "element access needs a host tensor: call .to<ltl::cpu::device>() first");
+    static_assert(D::is_host, "element access needs a host tensor: call .to<ltl::host_device>() first");
     LTL_CHECK(static_cast<int>(idx.size()) == dim(), shape_error, "at: {} indices for a tensor of shape {}",
               idx.size(), sizes());
     index_t off = 0;

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// 2-D batch normalisation on the CPU, and its device-neutral options and result types.
+/// 2-D batch normalisation on the CPU (options, result types and checks: backends/contract/batchnorm.hpp).
 ///
 /// Shapes: x [N, C, H, W]; weight, bias, running_mean, running_var, saved mean and invstd [C].
 /// Semantics follow PyTorch exactly: training normalises with the batch mean and the biased
@@ -16,6 +16,7 @@
 /// the saved output (y > 0) inside its two passes, so ResNet blocks need no separate add and
 /// ReLU passes, nor their intermediate tensors.
 
+#include "ltlearn/backends/contract/batchnorm.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 #include "ltlearn/backends/cpu/simd.hpp"
 
@@ -26,56 +27,6 @@
 #include <utility>
 
 namespace ltl {
-
-/// Options of batch_norm2d (PyTorch's F.batch_norm): `batch_norm_options{.training = true}`.
-struct batch_norm_options {
-  bool training = false;  ///< batch statistics + running-stat update (true) or running statistics (false)
-  double momentum = 0.1;  ///< running = (1 − momentum)·running + momentum·batch
-  double eps = 1e-5;      ///< added to the variance before the square root
-  bool relu = false;      ///< fuse max(0, ·) into the output (after the residual, if any)
-};
-
-/// Forward result of batch_norm2d: output [N, C, H, W] and the per-channel statistics [C]
-/// used for normalising (batch or running), saved for backward.
-template <class T, class D>
-struct batch_norm_forward_result {
-  tensor<T, D> y;       ///< normalised output [N, C, H, W]
-  tensor<T, D> mean;    ///< mean used [C]
-  tensor<T, D> invstd;  ///< 1 / sqrt(var + eps) used [C]
-};
-
-/// Gradients of batch_norm2d (undefined where not requested).
-template <class T, class D>
-struct batch_norm_backward_result {
-  tensor<T, D> dx;       ///< [N, C, H, W]
-  tensor<T, D> dweight;  ///< [C]
-  tensor<T, D> dbias;    ///< [C]
-  tensor<T, D> dmasked;  ///< [N, C, H, W]: dy·[y > 0], the residual's gradient (fused ReLU only)
-};
-
-/// Validates batch_norm2d's shapes (any of the [C] tensors may be undefined, given as an empty
-/// shape with `defined` false); throws shape_error or value_error naming batch_norm2d.
-inline void check_batch_norm2d(const shape& x, const shape& weight, bool has_weight, const shape& bias, bool has_bias,
-                               const shape& running_mean, bool has_mean, const shape& running_var, bool has_var,
-                               const batch_norm_options& opt) {
-  LTL_CHECK(x.size() == 4, shape_error, "batch_norm2d: input must be [N, C, H, W], got {}", x);
-  const index_t c = x[1];
-  auto check_c = [&](const shape& s, bool has, const char* what) {
-    LTL_CHECK(!has || (s.size() == 1 && s[0] == c), shape_error,
-              "batch_norm2d: {} {} does not match input {} (expects [{}])", what, s, x, c);
-  };
-  check_c(weight, has_weight, "weight");
-  check_c(bias, has_bias, "bias");
-  check_c(running_mean, has_mean, "running_mean");
-  check_c(running_var, has_var, "running_var");
-  LTL_CHECK(has_mean == has_var, value_error,
-            "batch_norm2d: give both running_mean and running_var or neither (input {})", x);
-  LTL_CHECK(opt.training || has_mean, value_error,
-            "batch_norm2d: evaluation mode needs running_mean and running_var (input {})", x);
-  LTL_CHECK(!opt.training || x[0] * x[2] * x[3] > 1, value_error,
-            "batch_norm2d: training needs more than one value per channel, got input {}", x);
-  LTL_CHECK(opt.eps > 0 && std::isfinite(opt.eps), value_error, "batch_norm2d: eps must be positive, got {}", opt.eps);
-}
 
 namespace cpu {
 
@@ -103,7 +54,9 @@ inline void prefetch_plane(const T* p, index_t n) noexcept {
   for (index_t o = 0; o < bytes; o += 64) __builtin_prefetch(b + o);
 }
 
-#if !defined(__CUDACC__)  // nvcc's front end does not parse the vector extensions used here
+// nvcc's front end does not parse the vector extensions used here; .cu files see this header
+// because <ltlearn/cuda.hpp> includes the whole library (the CPU is its default device).
+#if !defined(__CUDACC__)
 /// Two running sums of 16-lane float vectors, kept in double in a fixed order: blocks of four
 /// vectors are added in float (three roundings relative to four terms), then widened.
 struct float_block_sums {

@@ -5,6 +5,7 @@
 /// Fast paths: contiguous same-shape operands run as flat OpenMP loops the compiler
 /// vectorises; everything else goes through the strided odometer of detail/strided.hpp.
 
+#include "ltlearn/backends/contract/broadcast.hpp"
 #include "ltlearn/core/config.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
@@ -12,19 +13,6 @@
 #include <cmath>
 
 namespace ltl {
-
-/// NumPy-style broadcast of two shapes (trailing dimensions aligned; extents equal or 1).
-inline shape broadcast_shapes(const shape& a, const shape& b, const char* op) {
-  const int r = std::max(a.size(), b.size());
-  shape out = shape::filled(r, 1);
-  for (int i = 0; i < r; ++i) {
-    const int ia = a.size() - r + i, ib = b.size() - r + i;
-    const index_t ea = ia >= 0 ? a[ia] : 1, eb = ib >= 0 ? b[ib] : 1;
-    LTL_CHECK(ea == eb || ea == 1 || eb == 1, shape_error, "{}: shapes {} and {} do not broadcast", op, a, b);
-    out[i] = ea == 1 ? eb : ea;
-  }
-  return out;
-}
 
 namespace cpu {
 
@@ -116,8 +104,8 @@ void update(host_tensor<T>& dst, const host_tensor<T>& src, F f, const char* op)
   });
 }
 
-// Named kernels: the ops layer and the autograd engine call these by argument-dependent
-// lookup; ltl::cuda provides the same names for device tensors.
+// Named kernels (backends/contract/kernels.hpp): the ops layer and the autograd engine call
+// these by argument-dependent lookup; other backends provide the same names for their tensors.
 
 template <class T>
 host_tensor<T> add(const host_tensor<T>& a, const host_tensor<T>& b) {
@@ -153,6 +141,36 @@ host_tensor<T> relu_forward(const host_tensor<T>& x) {
 template <class T>
 host_tensor<T> relu_backward(const host_tensor<T>& dy, const host_tensor<T>& y) {
   return zip(dy, y, [](T g, T v) { return v > T(0) ? g : T(0); }, "relu_backward");
+}
+/// e^x
+template <class T>
+host_tensor<T> exp_forward(const host_tensor<T>& x) {
+  return map(x, [](T v) { return std::exp(v); });
+}
+/// Natural logarithm (no clamping: log of a non-positive value is −inf/NaN, as in IEEE).
+template <class T>
+host_tensor<T> log_forward(const host_tensor<T>& x) {
+  return map(x, [](T v) { return std::log(v); });
+}
+/// x^p
+template <class T>
+host_tensor<T> pow_forward(const host_tensor<T>& x, T p) {
+  return map(x, [p](T v) { return std::pow(v, p); });
+}
+/// dx = dy·p·x^(p−1) (x is pow's input).
+template <class T>
+host_tensor<T> pow_backward(const host_tensor<T>& dy, const host_tensor<T>& x, T p) {
+  return zip(dy, x, [p](T gi, T vi) { return gi * p * std::pow(vi, p - T(1)); }, "pow_backward");
+}
+/// max(x, 0) + slope·min(x, 0)
+template <class T>
+host_tensor<T> leaky_relu_forward(const host_tensor<T>& x, T slope) {
+  return map(x, [slope](T v) { return v > T(0) ? v : slope * v; });
+}
+/// dx = dy where x > 0, slope·dy elsewhere (x is leaky_relu's input).
+template <class T>
+host_tensor<T> leaky_relu_backward(const host_tensor<T>& dy, const host_tensor<T>& x, T slope) {
+  return zip(dy, x, [slope](T gi, T vi) { return vi > T(0) ? gi : slope * gi; }, "leaky_relu_backward");
 }
 
 }  // namespace cpu

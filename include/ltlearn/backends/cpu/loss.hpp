@@ -17,13 +17,16 @@
 /// scalar path in double throughout.
 
 // nvcc's front end (which parses host code in .cu files) cannot handle the vector extensions of
-// the float path; such translation units use the scalar path for float too.
+// the float path; such translation units use the scalar path for float too. A .cu file parses
+// this kernel because <ltlearn/cuda.hpp> includes the whole library, whose default device is the
+// CPU (the CUDA tests compare with it); the backend contract itself needs no CPU header.
 #if !defined(__CUDACC__)
 #define LTL_LOSS_SIMD 1
 #include "ltlearn/backends/cpu/loss_simd.hpp"
 #else
 #define LTL_LOSS_SIMD 0
 #endif
+#include "ltlearn/backends/contract/loss.hpp"
 #include "ltlearn/backends/cpu/reduce.hpp"
 
 #include <cmath>
@@ -32,17 +35,6 @@
 #include <vector>
 
 namespace ltl {
-
-/// Per-class terms of the loss family, resolved for one step. Empty vectors mean the neutral
-/// value (m = 0, a = 1, b = 0, w = 1).
-struct loss_terms {
-  double scale = 1.0;                ///< s
-  std::vector<double> margins;       ///< m_c, subtracted from the true-class logit
-  std::vector<double> temperatures;  ///< a_c, dividing the logits (CDT)
-  std::vector<double> offsets;       ///< b_c, added to the logits (logit adjustment)
-  std::vector<double> weights;       ///< w_c, per-class loss weights
-  double focal = 0.0;                ///< φ, softmax focal exponent
-};
 
 // The float path keeps 64-byte vectors in local variables (-Wpsabi: see loss_simd.hpp).
 #if defined(__GNUC__) && !defined(__clang__)

@@ -1,18 +1,11 @@
 #pragma once
 /// \file
-/// CPU kernel of the SGD update (see optim/sgd.hpp for the rule).
+/// CPU kernel of the SGD update (the rule: optim/sgd.hpp; its step type: backends/contract/optim.hpp).
 
+#include "ltlearn/backends/contract/optim.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 
 namespace ltl {
-
-/// Hyper-parameters of one SGD update, already in the parameter's element type.
-template <class T>
-struct sgd_step {
-  T lr, momentum, weight_decay, dampening_keep;  ///< dampening_keep = 1 − dampening
-  bool nesterov;
-  bool first;  ///< momentum buffer is uninitialised: it becomes d
-};
 
 namespace cpu {
 

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// 2-D max/average pooling and global average pooling on the CPU, and the device-neutral
-/// pooling options.
+/// 2-D max/average pooling and global average pooling on the CPU (options, geometry and result
+/// types: backends/contract/pool.hpp).
 ///
 /// Shapes: x [N, C, H, W] → y [N, C, Ho, Wo] with Ho = (H + 2·ph − KH) / sh + 1 (floor mode),
 /// global pooling [N, C, H, W] → [N, C]. Max pooling treats padding as −∞ and saves the argmax
@@ -9,53 +9,13 @@
 /// padded zeros in the divisor (PyTorch's default count_include_pad = true). Every (n, c)
 /// plane is independent, so the kernels parallelise over planes.
 
-#include "ltlearn/backends/cpu/conv.hpp"
+#include "ltlearn/backends/contract/pool.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 
 #include <cmath>
 #include <cstdint>
 
 namespace ltl {
-
-/// Options of max_pool2d / avg_pool2d: `pool2d_options{.kernel = 3, .stride = 2, .padding = 1}`.
-struct pool2d_options {
-  pair2d kernel = 1;   ///< window size (≥ 1)
-  pair2d stride = 0;   ///< step between windows; 0 (the default) means the kernel size
-  pair2d padding = 0;  ///< implicit padding on each side, at most half the kernel
-};
-
-/// Sizes of one pooling, validated.
-struct pool2d_geometry {
-  index_t n, c, h, w;  ///< input [N, C, H, W]
-  index_t ho, wo;      ///< output spatial size
-  pair2d kernel, stride, padding;
-  [[nodiscard]] shape output_shape() const { return shape{n, c, ho, wo}; }
-};
-
-/// Validates a pooling of input `x` with `opt`; `op` names the caller in errors.
-inline pool2d_geometry make_pool2d_geometry(const shape& x, const pool2d_options& opt, const char* op) {
-  LTL_CHECK(x.size() == 4, shape_error, "{}: input must be [N, C, H, W], got {}", op, x);
-  const pair2d k = opt.kernel, p = opt.padding;
-  const pair2d s{opt.stride.h == 0 ? k.h : opt.stride.h, opt.stride.w == 0 ? k.w : opt.stride.w};
-  LTL_CHECK(k.h >= 1 && k.w >= 1 && s.h >= 1 && s.w >= 1, shape_error,
-            "{}: kernel ({}, {}) and stride ({}, {}) must be >= 1 (input {})", op, k.h, k.w, s.h, s.w, x);
-  // Larger padding would create windows that see only padding.
-  LTL_CHECK(p.h >= 0 && p.w >= 0 && 2 * p.h <= k.h && 2 * p.w <= k.w, shape_error,
-            "{}: padding ({}, {}) must be between 0 and half the kernel ({}, {}) (input {})", op, p.h, p.w, k.h, k.w,
-            x);
-  const index_t span_h = x[2] + 2 * p.h - k.h, span_w = x[3] + 2 * p.w - k.w;
-  LTL_CHECK(span_h >= 0 && span_w >= 0, shape_error,
-            "{}: kernel ({}, {}) does not fit input {} padded by ({}, {}): output would be empty", op, k.h, k.w, x, p.h,
-            p.w);
-  return pool2d_geometry{x[0], x[1], x[2], x[3], span_h / s.h + 1, span_w / s.w + 1, k, s, p};
-}
-
-/// Forward result of max_pool2d: output and, per output element, the argmax within its plane.
-template <class T, class D>
-struct max_pool2d_result {
-  tensor<T, D> y;                   ///< [N, C, Ho, Wo]
-  tensor<std::int64_t, D> indices;  ///< [N, C, Ho, Wo], index ih·W + iw into the input plane
-};
 
 namespace cpu {
 

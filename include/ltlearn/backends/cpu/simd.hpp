@@ -70,7 +70,7 @@ inline void transpose_stage(simd<float>::type* r, std::integer_sequence<int, J..
 #if defined(__GNUC__) && !defined(__CUDACC__)
       r[i] = __builtin_shufflevector(a, b, ((J & K) ? L + J - K : J)...);
       r[i + K] = __builtin_shufflevector(a, b, ((J & K) ? L + J : J + K)...);
-#else  // nvcc's front end parses this host code but not the shuffle builtin
+#else  // nvcc's front end parses this host code (ltlearn/cuda.hpp includes the CPU backend) but not the shuffle builtin
       for (int j = 0; j < L; ++j)
         if (j & K) r[i][j] = b[j - K], r[i + K][j - K] = a[j];
 #endif

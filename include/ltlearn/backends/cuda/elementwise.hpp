@@ -1,13 +1,14 @@
 #pragma once
 /// \file
-/// CUDA elementwise kernels with the names and signatures of backends/cpu/elementwise.hpp:
+/// CUDA elementwise kernels with the names and signatures of the contract's elementwise_kernels
+/// (backends/contract/kernels.hpp):
 /// the op layer and the autograd engine reach them by argument-dependent lookup on
 /// `tensor<T, cuda::device>`. Also the `fill_device` / `strided_copy` hooks tensor.hpp calls
 /// for non-host devices. Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 ///
 /// Broadcasting follows NumPy, as on the CPU; results are new contiguous tensors.
 
-#include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/backends/contract/broadcast.hpp"
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/device.hpp"
 #include "ltlearn/backends/cuda/kernels/elementwise.cuh"
@@ -106,6 +107,36 @@ device_tensor<T> relu_forward(const device_tensor<T>& x) {
 template <class T>
 device_tensor<T> relu_backward(const device_tensor<T>& dy, const device_tensor<T>& y) {
   return cuda::zip(dy, y, kernels::relu_grad_fn{}, "relu_backward");
+}
+/// e^x
+template <class T>
+device_tensor<T> exp_forward(const device_tensor<T>& x) {
+  return cuda::map(x, kernels::exp_fn{});
+}
+/// Natural logarithm (no clamping, as on the CPU).
+template <class T>
+device_tensor<T> log_forward(const device_tensor<T>& x) {
+  return cuda::map(x, kernels::log_fn{});
+}
+/// x^p
+template <class T>
+device_tensor<T> pow_forward(const device_tensor<T>& x, T p) {
+  return cuda::map(x, kernels::pow_fn<T>{p});
+}
+/// dx = dy·p·x^(p−1) (x is pow's input).
+template <class T>
+device_tensor<T> pow_backward(const device_tensor<T>& dy, const device_tensor<T>& x, T p) {
+  return cuda::zip(dy, x, kernels::pow_grad_fn<T>{p}, "pow_backward");
+}
+/// max(x, 0) + slope·min(x, 0)
+template <class T>
+device_tensor<T> leaky_relu_forward(const device_tensor<T>& x, T slope) {
+  return cuda::map(x, kernels::leaky_relu_fn<T>{slope});
+}
+/// dx = dy where x > 0, slope·dy elsewhere (x is leaky_relu's input).
+template <class T>
+device_tensor<T> leaky_relu_backward(const device_tensor<T>& dy, const device_tensor<T>& x, T slope) {
+  return cuda::zip(dy, x, kernels::leaky_relu_grad_fn<T>{slope}, "leaky_relu_backward");
 }
 
 /// Sets every element of the (possibly strided) view `t` to `value`. Called by tensor::fill_.

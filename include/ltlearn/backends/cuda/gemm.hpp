@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// CUDA matrix products through cuBLAS, with the signatures of backends/cpu/gemm.hpp.
+/// CUDA matrix products through cuBLAS, with the signatures of the contract's gemm_kernels
+/// (backends/contract/kernels.hpp).
 ///
 /// cuBLAS is column-major; ltlearn is row-major. A row-major C [M, N] is, read column-major,
 /// Cᵀ [N, M] with leading dimension N, and C = A·B is the same as Cᵀ = Bᵀ·Aᵀ. So gemm calls

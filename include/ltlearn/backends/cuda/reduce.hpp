@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// CUDA reductions with the names and signatures of backends/cpu/reduce.hpp: `sum_dims_keep`
+/// CUDA reductions with the names and signatures of the contract's reduction_kernels
+/// (backends/contract/kernels.hpp): `sum_dims_keep`
 /// and `sum_to` (the backward of broadcasting), accumulated in double as on the CPU.
 /// Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 

@@ -117,6 +117,40 @@ struct relu_grad_fn {
   template <class T>
   __host__ __device__ T operator()(T g, T y) const { return y > T(0) ? g : T(0); }
 };
+// The CUDA math library's functions (expf, exp, ...), which may differ from the host's libm by
+// an ulp or two: results match the CPU to rounding, not bit for bit.
+struct exp_fn {
+  __host__ __device__ float operator()(float v) const { return expf(v); }
+  __host__ __device__ double operator()(double v) const { return ::exp(v); }
+};
+struct log_fn {
+  __host__ __device__ float operator()(float v) const { return logf(v); }
+  __host__ __device__ double operator()(double v) const { return ::log(v); }
+};
+/// v^p
+template <class T>
+struct pow_fn {
+  T p;
+  __host__ __device__ T operator()(T v) const { return ::pow(v, p); }
+};
+/// Gradient of v^p given the upstream gradient g and pow's input v: g·p·v^(p−1).
+template <class T>
+struct pow_grad_fn {
+  T p;
+  __host__ __device__ T operator()(T g, T v) const { return g * p * ::pow(v, p - T(1)); }
+};
+/// max(v, 0) + slope·min(v, 0)
+template <class T>
+struct leaky_relu_fn {
+  T slope;
+  __host__ __device__ T operator()(T v) const { return v > T(0) ? v : slope * v; }
+};
+/// Gradient of leaky_relu given the upstream gradient g and leaky_relu's input v.
+template <class T>
+struct leaky_relu_grad_fn {
+  T slope;
+  __host__ __device__ T operator()(T g, T v) const { return v > T(0) ? g : slope * g; }
+};
 
 // ---- kernels ------------------------------------------------------------------------------
 
