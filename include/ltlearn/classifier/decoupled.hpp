@@ -27,6 +27,7 @@
 
 #include "ltlearn/classifier/posthoc.hpp"
 #include "ltlearn/data/loader.hpp"
+#include "ltlearn/eval/scope.hpp"
 #include "ltlearn/ops/elementwise.hpp"
 #include "ltlearn/optim/schedule.hpp"
 #include "ltlearn/optim/sgd.hpp"
@@ -97,12 +98,14 @@ class cached_source {
 
 /// Images of `ds` in [0, 1], transformed by `transform` with the generator rng(seed, stream(epoch,
 /// b)) as the data loader does — augmentation *and* normalisation, like the trainer's training
-/// transform — then passed through the frozen backbone `model` (eval mode, no graph).
-template <real_scalar T>
+/// transform — then passed through the frozen backbone `model` on its device D (eval mode, no
+/// graph); the features come back to the host like a cached table's rows.
+template <real_scalar T, device D = cpu::device>
 class backbone_source {
  public:
   using transform_fn = std::function<void(tensor<T>&, rng&)>;
-  backbone_source(nn::staged_model<T>& model, const data::image_dataset& ds, transform_fn transform, std::uint64_t seed)
+  backbone_source(nn::staged_model<T, D>& model, const data::image_dataset& ds, transform_fn transform,
+                  std::uint64_t seed)
       : model_(&model), ds_(&ds), transform_(std::move(transform)), seed_(seed) {
     LTL_CHECK(ds.size() > 0, value_error, "backbone_source: the dataset is empty");
     const index_t first = 0;
@@ -116,24 +119,24 @@ class backbone_source {
     auto bt = data::make_batch<T>(*ds_, idx);
     rng g(seed_, data::batch_stream(epoch, b));
     if (transform_) transform_(bt.images, g);
-    eval_mode_guard<T> eg(*model_);
-    no_grad_guard ng;
-    return {model_->features(variable<T>(bt.images)).value().contiguous(), bt.labels};
+    eval::eval_scope scope(*model_);
+    return {ltl::detail::to_host(model_->features(variable<T, D>(bt.images.template to<D>())).value()), bt.labels};
   }
 
  private:
-  nn::staged_model<T>* model_;
+  nn::staged_model<T, D>* model_;
   const data::image_dataset* ds_;
   transform_fn transform_;
   std::uint64_t seed_;
   index_t dim_ = 0;
 };
 
-/// Trains `params` so that `forward(features)` minimises the cross-entropy on class-balanced
-/// batches of `src` (SGD, cosine lr to 0). Returns the mean loss of each epoch.
-template <real_scalar T, class Src, class Forward>
+/// Trains `params` (on device D) so that `forward(features)` minimises the cross-entropy on
+/// class-balanced batches of `src` (host rows, moved to D; SGD, cosine lr to 0). Returns the
+/// mean loss of each epoch.
+template <real_scalar T, device D = cpu::device, class Src, class Forward>
   requires feature_source<Src, T>
-std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::string, variable<T>>> params,
+std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::string, variable<T, D>>> params,
                              const Src& src, const stage2_options& o) {
   LTL_CHECK(o.epochs > 0 && o.batch_size > 0 && o.lr > 0, value_error,
             "fit_head: epochs {}, batch size {} and lr {} must be positive", o.epochs, o.batch_size, o.lr);
@@ -146,7 +149,7 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
   const auto n = static_cast<index_t>(order_of(0).size());
   const index_t iters = (n + o.batch_size - 1) / o.batch_size;
   const optim::cosine_lr schedule{.lr = o.lr, .total = std::max<index_t>(1, o.epochs * iters), .min_lr = 0.0};
-  optim::sgd<T> opt(std::move(params), {.momentum = o.momentum, .weight_decay = o.weight_decay});
+  optim::sgd<T, D> opt(std::move(params), {.momentum = o.momentum, .weight_decay = o.weight_decay});
   std::vector<double> losses;
   index_t it = 0;
   for (index_t e = 0; e < o.epochs; ++e) {
@@ -155,7 +158,7 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
     for (index_t b = 0; b * o.batch_size < n; ++b) {
       const index_t b0 = b * o.batch_size, len = std::min(o.batch_size, n - b0);
       auto [f, y] = src.batch(e, b, std::span<const index_t>(order.data() + b0, static_cast<std::size_t>(len)));
-      const variable<T> loss = cross_entropy(forward(variable<T>(f)), y);
+      const variable<T, D> loss = cross_entropy(forward(variable<T, D>(f.template to<D>())), y.template to<D>());
       opt.zero_grad();
       loss.backward();
       opt.step(schedule(it++));
@@ -167,14 +170,14 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
 }
 
 /// cRT: a linear classifier F → C, re-initialised (PyTorch's default init, seeded by o.seed)
-/// and trained on `src` with class-balanced sampling. Usable with `set_classifier`.
-template <real_scalar T, class Src>
+/// and trained on `src` with class-balanced sampling, on device D. Usable with `set_classifier`.
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-std::shared_ptr<nn::linear<T>> crt(const Src& src, const stage2_options& o = {}, bool bias = true) {
+std::shared_ptr<nn::linear<T, D>> crt(const Src& src, const stage2_options& o = {}, bool bias = true) {
   rng g(o.seed, 0x637274ull);
-  auto fc = std::make_shared<nn::linear<T>>(
+  auto fc = std::make_shared<nn::linear<T, D>>(
       nn::linear_options{.in_features = src.dim(), .out_features = src.num_classes(), .bias = bias}, g);
-  fit_head<T>([&](const variable<T>& x) { return fc->forward(x); }, fc->named_parameters(), src, o);
+  fit_head<T, D>([&](const variable<T, D>& x) { return fc->forward(x); }, fc->named_parameters(), src, o);
   return fc;
 }
 
