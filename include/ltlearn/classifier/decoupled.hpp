@@ -183,55 +183,56 @@ std::shared_ptr<nn::linear<T, D>> crt(const Src& src, const stage2_options& o = 
 
 /// LWS head: z = (x·Wᵀ + b) ⊙ f with W [C, F] and b [C] frozen (buffers) and f [C] learned
 /// (parameter "scale", initialised to 1).
-template <real_scalar T>
-class lws_head : public nn::unary_module<T> {
+template <real_scalar T, device D = cpu::device>
+class lws_head : public nn::unary_module<T, D> {
  public:
-  using typename nn::module<T>::var;
-  explicit lws_head(const nn::linear<T>& fc) {
+  using typename nn::module<T, D>::var;
+  explicit lws_head(const nn::linear<T, D>& fc) {
     weight_ = this->register_buffer("weight", fc.weight.value().contiguous().clone());
     if (fc.bias.defined()) bias_ = this->register_buffer("bias", fc.bias.value().contiguous().clone());
-    scale = this->register_parameter("scale", tensor<T>::ones(shape{weight_.size(0)}));
+    scale = this->register_parameter("scale", tensor<T, D>::ones(shape{weight_.size(0)}));
   }
   var forward(const var& x) override {
     return ltl::mul(ltl::linear(x, var(weight_), bias_.defined() ? var(bias_) : var()), scale);
   }
-  /// The equivalent plain classifier: weights f_c·w_c, bias f_c·b_c.
+  /// The equivalent plain classifier: weights f_c·w_c, bias f_c·b_c (a host classifier, as
+  /// classifier/posthoc.hpp makes them).
   [[nodiscard]] std::shared_ptr<nn::linear<T>> folded() const {
     const auto f = scale.value().to_vector();
     std::vector<double> fd(f.begin(), f.end());
     tensor<T> b;
     if (bias_.defined()) {
-      b = bias_.clone();
+      b = ltl::detail::to_host(bias_).clone();
       for (index_t c = 0; c < b.numel(); ++c) b.data()[c] *= static_cast<T>(fd[static_cast<std::size_t>(c)]);
     }
-    return make_linear_head(scale_rows(weight_, fd), b);
+    return make_linear_head(scale_rows(ltl::detail::to_host(weight_), fd), b);
   }
 
   var scale;  ///< f [C]
 
  private:
-  tensor<T> weight_, bias_;
+  tensor<T, D> weight_, bias_;
 };
 
 /// LWS: learns the per-class scales of `fc` (copied; `fc` is untouched) on `src` with
 /// class-balanced sampling.
-template <real_scalar T, class Src>
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-std::shared_ptr<lws_head<T>> lws(const nn::linear<T>& fc, const Src& src, const stage2_options& o = {}) {
+std::shared_ptr<lws_head<T, D>> lws(const nn::linear<T, D>& fc, const Src& src, const stage2_options& o = {}) {
   LTL_CHECK(fc.weight.size(1) == src.dim() && fc.weight.size(0) == src.num_classes(), shape_error,
             "lws: classifier {} does not match {} classes of dimension {}", fc.weight.sizes(), src.num_classes(),
             src.dim());
-  auto head = std::make_shared<lws_head<T>>(fc);
-  fit_head<T>([&](const variable<T>& x) { return head->forward(x); }, head->named_parameters(), src, o);
+  auto head = std::make_shared<lws_head<T, D>>(fc);
+  fit_head<T, D>([&](const variable<T, D>& x) { return head->forward(x); }, head->named_parameters(), src, o);
   return head;
 }
 
 /// Learns τ of the τ-normalised classifier z_c = (w_c·x)/‖w_c‖^τ (bias dropped) on `src` with
 /// class-balanced sampling, everything else fixed (Kang App. B.5). Returns τ.
-template <real_scalar T, class Src>
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-double learn_tau(const nn::linear<T>& fc, const Src& src, const stage2_options& o = {}, double tau0 = 0.0) {
-  const auto& w = fc.weight.value();
+double learn_tau(const nn::linear<T, D>& fc, const Src& src, const stage2_options& o = {}, double tau0 = 0.0) {
+  const auto w = ltl::detail::to_host(fc.weight.value());
   LTL_CHECK(w.size(1) == src.dim() && w.size(0) == src.num_classes(), shape_error,
             "learn_tau: classifier {} does not match {} classes of dimension {}", w.sizes(), src.num_classes(), src.dim());
   const auto norms = metrics::weight_norms(w);
@@ -240,10 +241,10 @@ double learn_tau(const nn::linear<T>& fc, const Src& src, const stage2_options& 
     LTL_CHECK(norms[static_cast<std::size_t>(c)] > 0, value_error, "learn_tau: class {} has a zero weight row", c);
     log_norm.data()[c] = static_cast<T>(std::log(norms[static_cast<std::size_t>(c)]));
   }
-  variable<T> tau(tensor<T>::full(shape{1}, static_cast<T>(tau0)), true);
-  const variable<T> wv(w.contiguous().clone()), ln(log_norm);
-  fit_head<T>(
-      [&](const variable<T>& x) { return ltl::mul(ltl::linear(x, wv), ltl::exp(ltl::neg(ltl::mul(tau, ln)))); },
+  variable<T, D> tau(tensor<T, D>::full(shape{1}, static_cast<T>(tau0)), true);
+  const variable<T, D> wv(fc.weight.value().contiguous().clone()), ln(log_norm.template to<D>());
+  fit_head<T, D>(
+      [&](const variable<T, D>& x) { return ltl::mul(ltl::linear(x, wv), ltl::exp(ltl::neg(ltl::mul(tau, ln)))); },
       {{"tau", tau}}, src, o);
   return static_cast<double>(tau.value().item());
 }
