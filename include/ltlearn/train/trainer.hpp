@@ -140,8 +140,8 @@ class trainer {
     epoch_progress& pr = state_.progress;
     auto run = loader_.run(epoch, sampler_.epoch_indices(epoch), pr.batch_in_epoch);
     const loss_terms terms = losses::make_terms(loss_, counts_, epoch);
-    const bool mixing = mixer_.active(epoch);
-    const int point = mixing && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
+    const bool mixing_on = mixer_.active(epoch);
+    const int point = mixing_on && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
     progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(run->size()), stderr,
                      opt_.progress);
     // The epoch's running totals (state_.progress) travel in the checkpoint.
@@ -153,7 +153,7 @@ class trainer {
       const tensor<std::int64_t, D> labels = b->labels.template to<D>();
       variable<T, D> z;
       mixing::mix_result<T, D> m;  // default: not mixed
-      if (mixing) {
+      if (mixing_on) {
         m = mixer_.mix(model_.run(x, -1, point), labels, counts_, mix_rng_);
         z = model_.run(m.h, point, model_.last_point());
       } else {
