@@ -1,6 +1,8 @@
 #pragma once
-// Shared command-line plumbing of the example trainers: flags → policies, and the final report.
-// Composition only: every method lives in the library.
+// Shared command-line plumbing of the example programs: flags → policies, the long-tailed split
+// and the model a run's flags define. Composition only: every method lives in the library. The
+// modes of fmnist_lt / cifar_lt (train, --evaluate, --fsa-phase2) are one header each
+// (train_mode.hpp, evaluate_mode.hpp, fsa_phase2.hpp); modes.hpp picks one.
 
 #include <ltlearn/losses/any_policy.hpp>
 #include <ltlearn/mixing/any_mixing.hpp>
@@ -8,20 +10,13 @@
 #include <ltlearn/sampling/any_sampler.hpp>
 #include <ltlearn/data/long_tail.hpp>
 #include <ltlearn/data/transforms.hpp>
-#include <ltlearn/metrics/analysis.hpp>
 #include <ltlearn/nn/models/resnet_cifar.hpp>
-#include <ltlearn/train/evaluate.hpp>
-#include <ltlearn/train/trainer.hpp>
 
-#include "fsa_phase2.hpp"
-#include "report.hpp"
+#include "fsa_flags.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -191,81 +186,6 @@ inline lt_split make_split(const run_flags& f, const ltl::data::image_dataset& f
 inline ltl::nn::resnet_cifar_options model_options(const run_flags& f, index_t num_classes, index_t in_channels) {
   return {.depth = f.depth, .num_classes = num_classes, .in_channels = in_channels,
           .normed_classifier = f.policy.loss == "ldam", .seed = f.seed};
-}
-
-/// The --evaluate mode: loads `f.evaluate` into `model` and reports it on `test` (and `val`),
-/// confusion matrices included, in <out>/eval.json. The training set only gives the shot groups.
-inline int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float>& model,
-                               const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
-                               const ltl::data::image_dataset& test, const ltl::data::normalize& norm) {
-  const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float>&>(model), nullptr);
-  fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
-  std::vector<double> counts;
-  for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
-  nlohmann::json res;
-  res["checkpoint"] = f.evaluate;
-  res["epoch"] = st.epoch;
-  res["iteration"] = st.iteration;
-  for (auto [name, ds] : {std::pair{"val", val}, std::pair{"test", &test}}) {
-    if (ds == nullptr) continue;
-    const auto r = ltl::train::evaluate(model, *ds, norm, counts);
-    print_report(name, r, counts);
-    print_confusion(r);
-    res[name] = r.to_json(/*with_confusion=*/r.per_class.size() <= 100);
-  }
-  std::filesystem::create_directories(f.out);
-  write_json_atomically(std::filesystem::path(f.out) / "eval.json", res);
-  return 0;
-}
-
-/// Builds the long-tailed training set (and held-out split) from `full`, trains a CIFAR ResNet
-/// with the chosen policies, evaluates on `test` every epoch and prints the final report.
-/// `n_max` is the head-class size of the profile; `aug_pad` the crop padding.
-inline int run_long_tailed(const run_flags& f, const ltl::data::image_dataset& full, const ltl::data::image_dataset& test,
-                           index_t n_max, const ltl::data::normalize& norm, const std::string& args_text) {
-  namespace ld = ltl::data;
-  const auto C = static_cast<index_t>(full.num_classes());
-  auto [train, val] = make_split(f, full, n_max);
-  fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
-             f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
-  ltl::nn::resnet_cifar<float> model(model_options(f, C, test.channels()));
-  if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, f.held_out > 0 ? &val : nullptr, test, norm);
-  if (f.fsa.enabled())
-    return run_fsa_phase2(f.fsa, model, train, f.held_out > 0 ? &val : nullptr, test, norm,
-                          {.out = f.out, .batch = f.batch, .seed = f.seed,
-                           .logit_scale = f.policy.loss == "ldam" ? f.policy.scale : 1.0, .args = args_text});
-  const ld::standard_augment aug{.crop = {.pad = 4}, .flip = {.p = 0.5}, .norm = norm};
-  const auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
-  const index_t iters = (static_cast<index_t>(sampler.epoch_indices(0).size()) + f.batch - 1) / f.batch;
-  ltl::train::trainer tr(model, train,
-                         {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
-                          .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet, .test_every = f.test_every},
-                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
-                         f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
-                         [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
-  tr.set_eval_sets(f.held_out > 0 ? &val : nullptr, &test);
-  if (!f.resume.empty()) tr.resume(f.resume);
-  if (f.analysis_every > 0)
-    tr.on_epoch_end = ltl::metrics::analysis_recorder<float, ld::image_dataset>(
-        model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.mix_point},
-        f.analysis_every);
-  const auto summaries = tr.fit();
-  if (summaries.empty() || !summaries.back().test) return 0;
-  const auto& last = summaries.back();
-  print_report("test", *last.test, tr.class_counts());
-  double secs = 0;
-  for (auto& s : summaries) secs += s.seconds;
-  const double per_epoch = secs / static_cast<double>(summaries.size());
-  fmt::print("  mean training time per epoch: {:.1f} s ({} threads)\n", per_epoch, f.threads);
-  nlohmann::json res;
-  res["test"] = last.test->to_json(/*with_confusion=*/C <= 100);
-  if (last.val) res["val"] = last.val->to_json();
-  res["seconds_per_epoch"] = per_epoch;
-  res["threads"] = f.threads;
-  res["args"] = args_text;
-  write_json_atomically(std::filesystem::path(f.out) / "results.json", res);
-  return 0;
 }
 
 }  // namespace example

@@ -12,7 +12,14 @@
 
 #include <ltlearn/classifier/decoupled.hpp>
 #include <ltlearn/data/idx.hpp>
+#include <ltlearn/eval/analysis.hpp>
 #include <ltlearn/train/checkpoint.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
 
 #include <omp.h>
 
@@ -108,7 +115,7 @@ int main(int argc, char** argv) {
     ltl::metrics::write_json(fs::path(f.out) / "decouple.json", out);
     fmt::print("wrote {}\n", (fs::path(f.out) / "decouple.json").string());
     if (analysis) {
-      const auto r = ltl::metrics::analyze(model, train, test, norm, {.point = f.policy.mix_point});
+      const auto r = ltl::eval::analyze(model, train, test, norm, {.point = f.policy.mix_point});
       ltl::metrics::write_json(fs::path(f.out) / "analysis.json", r.to_json());
       fmt::print("wrote {}\n", (fs::path(f.out) / "analysis.json").string());
     }

@@ -6,7 +6,7 @@
 //   fmnist_lt --loss cdt --gamma 0.2           # class-dependent temperatures
 //   fmnist_lt --loss ldam --drw-epoch 16       # LDAM-DRW
 //   fmnist_lt --mix mfw --alpha 1 --profile step --beta 0.01
-#include "common.hpp"
+#include "modes.hpp"
 
 #include <ltlearn/data/idx.hpp>
 
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     omp_set_num_threads(f.threads);
     const auto full = ltl::data::read_fashion_mnist(ltl::data::split::train, data_dir);
     const auto test = ltl::data::read_fashion_mnist(ltl::data::split::test, data_dir);
-    return example::run_long_tailed(f, full, test, 6000, {{0.2860}, {0.3530}}, app.config_to_str(true, false));
+    return example::run_mode(f, full, test, 6000, {{0.2860}, {0.3530}}, app.config_to_str(true, false));
   } catch (const ltl::error& e) {
     fmt::print(stderr, "fmnist_lt: {}\n", e.what());
     return 1;

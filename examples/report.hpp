@@ -2,11 +2,13 @@
 // The final report of the example trainers: overall, shot-group and per-class accuracy.
 
 #include <ltlearn/metrics/classification.hpp>
-#include <ltlearn/train/evaluate.hpp>
+#include <ltlearn/metrics/report.hpp>
 #include <ltlearn/train/safetensors.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,7 @@ inline void write_json_atomically(const std::filesystem::path& path, const nlohm
 }
 
 /// Prints per-class and shot-group accuracy of a final evaluation.
-inline void print_report(const std::string& title, const ltl::train::eval_report& r, const std::vector<double>& counts) {
+inline void print_report(const std::string& title, const ltl::metrics::eval_report& r, const std::vector<double>& counts) {
   fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  mean per-class {:.2f}%  ECE {:.4f}  ({} images)\n", title,
              100 * r.top1, 100 * r.top5, 100 * r.mean_per_class, r.ece, r.n);
   fmt::print("  shot groups: many {}  medium {}  few {}\n", ltl::metrics::format_accuracy(r.shots.many),
@@ -31,7 +33,7 @@ inline void print_report(const std::string& title, const ltl::train::eval_report
 
 /// Prints the confusion matrix (rows: true class, columns: predicted class) when it fits a
 /// terminal (at most 20 classes).
-inline void print_confusion(const ltl::train::eval_report& r) {
+inline void print_confusion(const ltl::metrics::eval_report& r) {
   const std::size_t C = r.per_class.size();
   if (C == 0 || C > 20 || r.confusion.size() != C * C) return;
   fmt::print("  confusion (rows: true class, columns: predicted class)\n  {:>5}", "");

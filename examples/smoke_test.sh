@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The fmnist_lt command line end to end on real Fashion-MNIST (a CTest test, see
 # examples/CMakeLists.txt): a small run writes its report, --evaluate on its checkpoint reproduces
-# that report exactly (confusion matrix included), and bad --evaluate input fails with a message
-# that names the problem. Exit 77 (skipped) without the dataset.
+# that report exactly (confusion matrix included), --fsa-phase2 runs a small grid with held-out
+# selection, and bad --evaluate input fails with a message that names the problem. Exit 77
+# (skipped) without the dataset.
 #
 #   bash examples/smoke_test.sh BUILD/examples/fmnist_lt
 set -euo pipefail
@@ -34,6 +35,20 @@ if ! diff <(report "$work/run/results.json") <(report "$work/eval/eval.json") > 
   fail "--evaluate on the final checkpoint does not reproduce the run's own test report"
 fi
 grep -q '"val": {' "$work/eval/eval.json" || fail "eval.json has no held-out report"
+
+# FSA phase II on the checkpoint: a two-configuration grid, selected on the held-out split.
+"$bin" "${flags[@]}" --depth 8 --fsa-phase2 "$work/run/checkpoint.safetensors" --fsa-iters 5 --fsa-na 0,1 \
+  --out "$work/fsa" > "$work/fsa.log"
+[[ -f "$work/fsa/fsa_results.json" && -f "$work/fsa/fsa_checkpoint.safetensors" ]] ||
+  fail "--fsa-phase2 wrote no fsa_results.json or fsa_checkpoint.safetensors"
+/usr/bin/python3 - "$work/fsa/fsa_results.json" <<'PY' || fail "fsa_results.json is not a two-configuration grid with a selection"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["configs"]) == 2 and r["selected"] in (0, 1) and "val" in r["phase1"]
+best = max(c["val"]["mean_per_class"] for c in r["configs"])
+assert r["configs"][r["selected"]]["val"]["mean_per_class"] == best
+PY
+grep -q '^selected on the held-out split' "$work/fsa.log" || fail "--fsa-phase2 printed no selection"
 
 # Bad input: a missing checkpoint, and a checkpoint of another architecture.
 expect_error() {

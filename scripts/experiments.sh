@@ -120,6 +120,11 @@ selected() {
   return 1
 }
 
+# data_flags NAME: the flags that rebuild finished run NAME's data split and model (--profile,
+# --rho, --seed, --held-out, --depth, --loss as the run recorded them), so the stage-2, FSA and
+# evaluation commands take them from the run instead of restating the run table.
+data_flags() { "$py" scripts/results_table.py "$out_root" data-flags "$1"; }
+
 cmd="${1:-list}"
 if (($# > 0)); then shift; fi
 case "$cmd" in
@@ -138,7 +143,8 @@ case "$cmd" in
       for run in "$p-erm" "$("$py" scripts/results_table.py "$out_root" select "$p-cdt")"; do
         [[ -f "$out_root/$run/results.json" ]] || { echo "== $run: not finished, skipped"; continue; }
         echo "== $run: decouple"
-        OMP_WAIT_POLICY=PASSIVE "$decouple_bin" --profile "$p" --held-out 10 --threads 2 --out "$out_root/$run" \
+        # shellcheck disable=SC2046  # the run's data flags are a word list
+        OMP_WAIT_POLICY=PASSIVE "$decouple_bin" $(data_flags "$run") --threads 2 --out "$out_root/$run" \
           >"$out_root/$run/decouple.log" 2>&1
       done
     done
@@ -149,7 +155,8 @@ case "$cmd" in
       [[ -f "$run/results.json" ]] || { echo "== $p-erm: not finished, skipped"; continue; }
       echo "== $p-erm: FSA phase II"
       mkdir -p "$run/fsa"
-      OMP_WAIT_POLICY=PASSIVE "$bin" --profile "$p" --held-out 10 --threads 2 --quiet \
+      # shellcheck disable=SC2046  # the run's data flags are a word list
+      OMP_WAIT_POLICY=PASSIVE "$bin" $(data_flags "$p-erm") --threads 2 --quiet \
         --fsa-phase2 "$run/checkpoint.safetensors" "${fsa_grid[@]}" --out "$run/fsa" >"$run/fsa/stdout.log" 2>&1
       # Ablation: the selected configuration without augmented samples (N_a = 0), i.e. only the
       # head/tail-balanced fine-tuning of the classifier.
@@ -157,7 +164,8 @@ case "$cmd" in
 r = json.load(open(sys.argv[1])); c = r["configs"][r["selected"]]
 print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
       mkdir -p "$run/fsa-na0"
-      OMP_WAIT_POLICY=PASSIVE "$bin" --profile "$p" --held-out 10 --threads 2 --quiet \
+      # shellcheck disable=SC2046
+      OMP_WAIT_POLICY=PASSIVE "$bin" $(data_flags "$p-erm") --threads 2 --quiet \
         --fsa-phase2 "$run/checkpoint.safetensors" --fsa-hr "$hr" --fsa-ts "$ts" --fsa-tg "$tg" --fsa-na 0 \
         --fsa-nf "$nf" --out "$run/fsa-na0" >"$run/fsa-na0/stdout.log" 2>&1
     done
@@ -185,7 +193,7 @@ print(c["h_r"], c["tau_s"], c["tau_g"], c["N_f"])' "$run/fsa/fsa_results.json")
       selected "$name" "$@" || continue
       [[ -f "$out_root/$name/results.json" ]] || continue
       # shellcheck disable=SC2046  # the data flags are a word list
-      OMP_WAIT_POLICY=PASSIVE "$eval_bin" $("$py" scripts/results_table.py "$out_root" data-flags "$name") \
+      OMP_WAIT_POLICY=PASSIVE "$eval_bin" $(data_flags "$name") \
         --threads 2 --quiet --evaluate "$out_root/$name/checkpoint.safetensors" --out "$out_root/$name/eval" \
         >"$out_root/$name/eval.log" 2>&1 ||
         { echo "== $name: evaluation failed (see $out_root/$name/eval.log)"; continue; }

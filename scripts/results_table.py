@@ -66,7 +66,12 @@ def val_score(res):
 
 
 def select(root, group):
-    """(value, results) of the grid run with the best held-out mean per-class accuracy."""
+    """(value, results) of the grid run with the best held-out mean per-class accuracy.
+
+    The rule is ltlearn's one held-out selection rule (metrics::held_out_selector in
+    include/ltlearn/metrics/selection.hpp, used by the tau search and the FSA grid): the highest
+    score, the first value in the grid's listed order on ties; runs without a held-out score never
+    win. Keep the two in step."""
     profile, _, method = group.partition("-")
     best = None
     for v in GRIDS[method]:

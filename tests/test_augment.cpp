@@ -6,6 +6,7 @@
 #include <ltlearn/augment/feature_bank.hpp>
 #include <ltlearn/augment/finetune.hpp>
 #include <ltlearn/augment/fsa.hpp>
+#include <ltlearn/augment/fsa_grid.hpp>
 #include <ltlearn/augment/head_tail.hpp>
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/ops/conv.hpp>
@@ -435,4 +436,71 @@ TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
   auto res3 = la::fsa_finetune(model, gen2, {.iterations = 1, .train_stages = false});
   REQUIRE(res3.trained == std::vector<std::string>{"fc.weight", "fc.bias"});
   REQUIRE_THROWS_AS(la::build_feature_bank(model, ds, norm, "pool"), ltl::value_error);
+}
+
+TEST_CASE("the phase-II grid: each configuration from the phase-I weights, held-out selection", "[augment]") {
+  ltl::rng g(5);
+  std::vector<std::uint8_t> px;
+  std::vector<std::int64_t> y;
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < (c == 0 ? 20 : c == 1 ? 7 : 3); ++i) {
+      y.push_back(c);
+      for (int p = 0; p < 64; ++p) px.push_back(static_cast<std::uint8_t>(40 * c + g.below(80)));
+    }
+  const ltl::data::image_dataset ds("synthetic", {1, 8, 8}, px, y, 3);
+  const auto val = ds.subset(std::vector<index_t>{0, 1, 2, 20, 21, 27, 28});
+  ltl::nn::resnet_cifar<float> model({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 3});
+  const ltl::data::normalize norm{{0.3}, {0.3}};
+  const std::vector<index_t> counts{20, 7, 3};
+  const std::vector<double> dcounts{20, 7, 3};
+  const auto bank = la::build_feature_bank(model, ds, norm, "stage3", 16);
+  auto snapshot = [&] {
+    std::map<std::string, std::vector<float>> s;
+    for (auto& [n, t] : model.state_dict()) s[n] = t.to_vector();
+    return s;
+  };
+  const auto phase1 = snapshot();
+  const auto p1_test = ltl::eval::evaluate(model, ds, norm, dcounts);
+  // h_r 1 has no tail class (skipped); 0.6 and 0.9 × N_a {0, 1}: four configurations.
+  const la::fsa_grid grid{.h_r = {0.6, 1.0, 0.9}, .n_a = {0, 1}, .n_f = {1}, .iterations = 3, .lr = 0.05, .batch = 8,
+                          .seed = 2};
+  int skipped = 0, splits = 0;
+  la::fsa_grid_hooks hooks;
+  hooks.on_skip = [&](double hr, double, double, index_t, index_t) { skipped += hr == 1.0; };
+  hooks.on_split = [&](double, index_t, const la::head_tail_split&, const auto&) { ++splits; };
+  const auto res = la::fsa_grid_search(model, bank, counts, &val, ds, norm, grid, hooks);
+  REQUIRE(skipped == 2);
+  REQUIRE(splits == 3);
+  REQUIRE(res.configs.size() == 4);
+  REQUIRE(res.phase1_test.loss == p1_test.loss);  // cached pooled rows = the images, bit for bit
+  REQUIRE(res.phase1_test.confusion == p1_test.confusion);
+  REQUIRE(res.configs[1].h_r == 0.6);
+  REQUIRE(res.configs[1].n_a == 1);
+  REQUIRE(res.configs[2].split.tail == std::vector<index_t>{2});
+  // Selection: metrics::held_out_selector on the held-out mean per-class accuracies.
+  std::vector<double> scores;
+  for (auto& r : res.configs) scores.push_back(r.val->mean_per_class);
+  REQUIRE(res.selected == ltl::metrics::select_held_out(scores));
+  // The model holds the selected configuration: its held-out report again.
+  const auto now = ltl::eval::evaluate(model, val, norm, dcounts);
+  REQUIRE(now.loss == res.configs[*res.selected].val->loss);
+  // Configuration 1 by hand from the phase-I weights gives the same test report.
+  ltl::nn::resnet_cifar<float> fresh({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 3});
+  const auto split = la::split_head_tail(counts, 0.6);
+  const auto conf = la::confusing_classes(la::mean_class_scores(bank.logits, bank.labels), split.tail, 1,
+                                          std::vector<bool>{true, true, true});
+  la::fsa_generator<float> gen(bank, split, conf, {.tail_per_batch = 2, .augment_per_tail = 1, .seed = 2});
+  (void)la::fsa_finetune(fresh, gen, {.iterations = 3, .lr = 0.05});
+  const auto by_hand = ltl::eval::evaluate(fresh, ds, norm, dcounts);
+  REQUIRE(by_hand.loss == res.configs[1].test.loss);
+  REQUIRE(by_hand.confusion == res.configs[1].test.confusion);
+  REQUIRE(snapshot() != phase1);
+  // Without a held-out split a grid of several configurations selects none: the weights the
+  // search started from stay.
+  const auto start = snapshot();
+  const auto none = la::fsa_grid_search<float, ltl::cpu::device, ltl::data::image_dataset>(model, bank, counts, nullptr,
+                                                                                          ds, norm, grid);
+  REQUIRE_FALSE(none.selected.has_value());
+  REQUIRE_FALSE(none.configs[0].val.has_value());
+  REQUIRE(snapshot() == start);
 }

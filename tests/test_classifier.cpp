@@ -1,8 +1,12 @@
-// Decoupled and post-hoc classifiers (classifier/) and the per-class analysis (metrics/).
+// Decoupled and post-hoc classifiers (classifier/), the per-class analysis (metrics/, eval/) and
+// the eval scope and batched pass (eval/).
 #include <catch2/catch.hpp>
 #include <ltlearn/classifier/decoupled.hpp>
 #include <ltlearn/classifier/features.hpp>
 #include <ltlearn/classifier/posthoc.hpp>
+#include <ltlearn/eval/analysis.hpp>
+#include <ltlearn/eval/batched_pass.hpp>
+#include <ltlearn/eval/scope.hpp>
 #include <ltlearn/metrics/analysis.hpp>
 #include <ltlearn/metrics/calibration.hpp>
 #include <ltlearn/metrics/class_analysis.hpp>
@@ -547,7 +551,7 @@ TEST_CASE("classification ratio and weight norms", "[metrics]") {
 TEST_CASE("feature-gradient norms per class against a direct computation", "[metrics]") {
   tiny_model model;
   const auto ds = tiny_dataset(30, 4);
-  const auto norms = lm::feature_gradient_norms(model, ds, tiny_norm, "stem", 7);
+  const auto norms = ltl::eval::feature_gradient_norms(model, ds, tiny_norm, "stem", 7);
   // Direct: g = W1·x + b1, h = relu(g), z = W2·h + b2, ∂ℓ/∂g = (W2ᵀ(softmax(z) − e_y)) ⊙ [g > 0].
   const auto W1 = model.stem->fc->weight.value(), b1 = model.stem->fc->bias.value();
   const auto W2 = model.fc->weight.value(), b2 = model.fc->bias.value();
@@ -582,15 +586,15 @@ TEST_CASE("feature-gradient norms per class against a direct computation", "[met
     REQUIRE(p.requires_grad());
     REQUIRE_FALSE(p.grad().defined());
   }
-  REQUIRE_THROWS_AS(lm::feature_gradient_norms(model, ds, tiny_norm, "fc"), ltl::value_error);
+  REQUIRE_THROWS_AS(ltl::eval::feature_gradient_norms(model, ds, tiny_norm, "fc"), ltl::value_error);
 }
 
 TEST_CASE("analyze, feature extraction and evaluation on features agree with the image path", "[metrics][classifier]") {
   tiny_model model;
   const auto train = tiny_dataset(45, 1), test = tiny_dataset(30, 2);
-  const auto r = lm::analyze(model, train, test, tiny_norm, {.point = "stem", .dev = {.rounds = 20}});
+  const auto r = ltl::eval::analyze(model, train, test, tiny_norm, {.point = "stem", .dev = {.rounds = 20}});
   REQUIRE(r.train_counts == std::vector<double>{30, 15});
-  REQUIRE(r.grad_norms == lm::feature_gradient_norms(model, train, tiny_norm, "stem"));
+  REQUIRE(r.grad_norms == ltl::eval::feature_gradient_norms(model, train, tiny_norm, "stem"));
   REQUIRE(r.classifier_norms == lm::weight_norms(model.fc->weight.value()));
   REQUIRE(r.feature_deviation.size() == 2);
   double predicted = 0;
@@ -634,4 +638,92 @@ TEST_CASE("analyze, feature extraction and evaluation on features agree with the
   auto head = cl::crt<double>(bs, {.epochs = 2, .batch_size = 8});
   model.set_classifier(head);
   REQUIRE(&model.classifier() == head.get());
+}
+
+TEST_CASE("eval_scope sets eval mode and no-grad, and restores both, also on an exception", "[eval]") {
+  tiny_model model;
+  REQUIRE(model.is_training());
+  REQUIRE(ltl::grad_enabled());
+  {
+    ltl::eval::eval_scope scope(model);
+    REQUIRE_FALSE(model.is_training());
+    REQUIRE_FALSE(model.fc->is_training());  // submodules too
+    REQUIRE_FALSE(ltl::grad_enabled());
+  }
+  REQUIRE(model.is_training());
+  REQUIRE(model.fc->is_training());
+  REQUIRE(ltl::grad_enabled());
+  // A model already in eval mode stays there; a scope that records the graph keeps grad on.
+  model.eval();
+  {
+    ltl::no_grad_guard ng;
+    ltl::eval::eval_scope scope(model, {.record_graph = true});
+    REQUIRE(ltl::grad_enabled());
+  }
+  REQUIRE_FALSE(model.is_training());
+  REQUIRE(ltl::grad_enabled());
+  model.train();
+  try {
+    ltl::eval::eval_scope scope(model);
+    throw ltl::value_error("x");
+  } catch (const ltl::value_error&) {
+  }
+  REQUIRE(model.is_training());
+  REQUIRE(ltl::grad_enabled());
+}
+
+TEST_CASE("the batched pass visits the dataset in order and collects a point's outputs", "[eval]") {
+  tiny_model model;
+  const auto ds = tiny_dataset(23, 3);
+  // for_each_batch: consecutive batches of 10, 10, 3 images, each as make_batch normalises them.
+  std::vector<index_t> firsts, sizes;
+  ltl::eval::for_each_batch<double>(
+      ds, tiny_norm,
+      [&](const ltl::eval::pass_batch<double, ltl::cpu::device>& b) {
+        firsts.push_back(b.first);
+        sizes.push_back(b.size());
+        std::vector<index_t> idx(static_cast<std::size_t>(b.size()));
+        std::iota(idx.begin(), idx.end(), b.first);
+        const auto ref = ltl::data::make_batch<double>(ds, std::span<const index_t>(idx), tiny_norm);
+        REQUIRE(b.images.to_vector() == ref.images.to_vector());
+        REQUIRE(b.labels.to_vector() == ref.labels.to_vector());
+      },
+      {.batch_size = 10});
+  REQUIRE(firsts == std::vector<index_t>{0, 10, 20});
+  REQUIRE(sizes == std::vector<index_t>{10, 10, 3});
+  // run_batches holds an eval scope during the pass only.
+  ltl::eval::run_batches(
+      model, ds, tiny_norm, [&](const auto&) { REQUIRE_FALSE(model.is_training()); }, {.batch_size = 8});
+  REQUIRE(model.is_training());
+  // collect at "stem" = the stem applied to the whole normalised set at once.
+  const auto c = ltl::eval::collect(model, ds, tiny_norm, {.point = "stem", .batch_size = 4});
+  std::vector<index_t> all(23);
+  std::iota(all.begin(), all.end(), 0);
+  const auto whole = ltl::data::make_batch<double>(ds, std::span<const index_t>(all), tiny_norm);
+  model.eval();
+  const auto ref = model.run(VD(whole.images), -1, model.point("stem")).value();
+  model.train();
+  REQUIRE(c.outputs.sizes() == ref.sizes());
+  const auto got = c.outputs.to_vector(), want = ref.to_vector();
+  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == Approx(want[i]).epsilon(1e-12));
+  REQUIRE(c.labels.to_vector() == whole.labels.to_vector());
+  REQUIRE_THROWS_AS(ltl::eval::collect(model, ds, tiny_norm, {.point = "nowhere"}), ltl::value_error);
+}
+
+TEST_CASE("held-out selection: the highest score, the first listed on ties, never NaN", "[metrics][selection]") {
+  using lm::select_held_out;
+  REQUIRE(select_held_out(std::vector<double>{0.5, 0.7, 0.6}) == std::optional<std::size_t>(1));
+  REQUIRE(select_held_out(std::vector<double>{0.7, 0.5, 0.7}) == std::optional<std::size_t>(0));  // tie: first
+  REQUIRE(select_held_out(std::vector<double>{NAN, 0.2, NAN, 0.2}) == std::optional<std::size_t>(1));
+  REQUIRE(select_held_out(std::vector<double>{0.0}) == std::optional<std::size_t>(0));  // zero is a score
+  REQUIRE_FALSE(select_held_out(std::vector<double>{NAN, NAN}).has_value());
+  REQUIRE_FALSE(select_held_out(std::vector<double>{}).has_value());
+  lm::held_out_selector s;
+  REQUIRE(s.offer(0.3));
+  REQUIRE_FALSE(s.offer(0.3));
+  REQUIRE(s.offer(0.4));
+  REQUIRE_FALSE(s.offer(NAN));
+  REQUIRE(s.selected() == std::optional<std::size_t>(2));
+  REQUIRE(s.score() == 0.4);
+  REQUIRE(s.offered() == 4);
 }

@@ -5,6 +5,7 @@
 #include <ltlearn/losses/fused_loss.hpp>
 #include <ltlearn/losses/policies.hpp>
 #include <ltlearn/mixing/any_mixing.hpp>
+#include <ltlearn/mixing/mixed_loss.hpp>
 #include <ltlearn/mixing/policies.hpp>
 #include <ltlearn/sampling/samplers.hpp>
 
@@ -476,4 +477,32 @@ TEST_CASE("mixing policies mix only inside their epoch window", "[mixing]") {
   REQUIRE(window(m::remix{.start_epoch = 5}) == "000001");
   REQUIRE(window(m::any_mixing<float>(m::mixup{.at = "stage1", .stop_epoch = 3})) == "111000");
   REQUIRE(window(m::none{}) == "000000");
+}
+
+TEST_CASE("mixed_loss: w·ℓ(y) + (1 − w)·ℓ(y_π) for mixed labels, ℓ(y) for kept ones", "[mixing]") {
+  // Logits of 3 samples, 4 classes; an LDAM-like margin so that the terms matter.
+  const auto z0 = ltl::tensor<double>::from({3, 4}, {1, -0.5, 2, 0.3, 0.2, 0.1, -1, 1.5, -0.7, 0.9, 0.4, 0});
+  const auto y = ltl::tensor<std::int64_t>::from({3}, {0, 3, 1});
+  const auto yp = ltl::tensor<std::int64_t>::from({3}, {3, 1, 0});
+  ltl::loss_terms terms;
+  terms.margins = {0.3, 0.2, 0.1, 0.05};
+  ltl::mixing::mix_result<double, ltl::cpu::device> m;
+  m.partner_labels = yp;
+  m.own_weight = ltl::tensor<double>::from({3}, {0.25, 1.0, 0.6});
+  ltl::variable<double> z(z0.clone(), true), zr(z0.clone(), true);
+  const auto loss = ltl::mixing::mixed_loss(z, y, m, terms);
+  // reference: the two weighted terms written out, 1 − w computed by hand
+  const auto other = ltl::tensor<double>::from({3}, {0.75, 0.0, 0.4});
+  const auto ref = ltl::logit_adjusted_loss(zr, y, terms, m.own_weight) + ltl::logit_adjusted_loss(zr, yp, terms, other);
+  REQUIRE(loss.value().item() == ref.value().item());
+  loss.backward();
+  ref.backward();
+  for (int i = 0; i < 12; ++i) REQUIRE(z.grad().data()[i] == zr.grad().data()[i]);
+  // kept labels (MFW) or no mixing: the plain loss
+  ltl::variable<double> zk(z0.clone(), true);
+  const auto kept = ltl::mixing::mixed_loss(zk, y, ltl::mixing::mix_result<double, ltl::cpu::device>{}, terms);
+  REQUIRE(kept.value().item() == ltl::logit_adjusted_loss(ltl::variable<double>(z0), y, terms).value().item());
+  // mismatched partner labels are refused
+  m.partner_labels = ltl::tensor<std::int64_t>::from({2}, {0, 1});
+  REQUIRE_THROWS_AS(ltl::mixing::mixed_loss(z, y, m, terms), ltl::shape_error);
 }

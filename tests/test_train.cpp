@@ -251,6 +251,21 @@ TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("epoch progress is typed in memory and keeps its historical checkpoint keys", "[train][checkpoint]") {
+  // A state as checkpoints have always stored it: the epoch's totals as keys of "extra".
+  const auto old = nlohmann::json::parse(R"({"epoch": 1, "iteration": 5, "rngs": {"mix": [1, 2, 3, 4]},
+    "extra": {"batch_in_epoch": 3, "epoch_loss_sum": 1.5, "epoch_seen": 24, "epoch_correct": 7,
+              "epoch_seconds": 2.25, "fsa": {"h_r": 0.9}}})");
+  const auto st = ltl::train::train_state::from_json(old, "old.safetensors");
+  REQUIRE(st.progress == ltl::train::epoch_progress{.batch_in_epoch = 3, .loss_sum = 1.5, .seen = 24, .correct = 7,
+                                                     .seconds = 2.25});
+  REQUIRE(st.extra == nlohmann::json{{"fsa", {{"h_r", 0.9}}}});  // only the caller's own state is left
+  REQUIRE(st.to_json() == old);                                   // and it is written back the same way
+  // A state without the keys (an epoch boundary of an older writer, or no trainer) starts at zero.
+  const auto bare = ltl::train::train_state::from_json(nlohmann::json{{"epoch", 2}, {"iteration", 9}}, "x");
+  REQUIRE(bare.progress == ltl::train::epoch_progress{});
+}
+
 TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train][resume]") {
   const auto train = toy_dataset(24, 3, 2);
   const ltl::data::standard_augment aug{.crop = {.pad = 1}, .flip = {.p = 0.5}, .norm = {{0.3}, {0.3}}};

@@ -15,9 +15,14 @@
 /// Masks (Alg. 1, lines 7 and 12): class-specific locations M ≥ τ_s (Eq. 2 counts sgn(0) = 1),
 /// class-generic locations M < τ_g (Alg. 1; Eq. 3 would also count M = τ_g). They are binary
 /// and applied to the feature vectors (F^s = M^s ⊙ F), as in Alg. 1.
+///
+/// Maps and masks are host tensors (the feature bank's data); loops over them run in parallel
+/// on the host with OpenMP, each output element written by one thread, so results do not
+/// depend on the thread count.
 
-#include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/core/config.hpp"
 #include "ltlearn/core/error.hpp"
+#include "ltlearn/ops/elementwise.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
 #include <algorithm>
@@ -38,22 +43,18 @@ tensor<T> class_activation_maps(const tensor<T>& features, const tensor<T>& weig
   const auto f = features.contiguous();
   const auto w = weight.contiguous();
   tensor<T> out(shape{N, C, features.size(2), features.size(3)});
-  cpu::parallel_for(
-      N * C,
-      [&](index_t b, index_t e) {
-        for (index_t nc = b; nc < e; ++nc) {
-          const index_t n = nc / C, c = nc % C;
-          const T* fn = f.data() + n * K * L;
-          const T* wc = w.data() + c * K;
-          T* o = out.data() + nc * L;
-          for (index_t p = 0; p < L; ++p) {
-            double s = 0;
-            for (index_t k = 0; k < K; ++k) s += static_cast<double>(wc[k]) * static_cast<double>(fn[k * L + p]);
-            o[p] = static_cast<T>(s);
-          }
-        }
-      },
-      4);
+  LTL_OMP(omp parallel for schedule(static) if (N * C >= 8))
+  for (index_t nc = 0; nc < N * C; ++nc) {
+    const index_t n = nc / C, c = nc % C;
+    const T* fn = f.data() + n * K * L;
+    const T* wc = w.data() + c * K;
+    T* o = out.data() + nc * L;
+    for (index_t p = 0; p < L; ++p) {
+      double s = 0;
+      for (index_t k = 0; k < K; ++k) s += static_cast<double>(wc[k]) * static_cast<double>(fn[k * L + p]);
+      o[p] = static_cast<T>(s);
+    }
+  }
   return out;
 }
 
@@ -98,6 +99,17 @@ tensor<T> normalize_cam(const tensor<T>& maps) {
   return out;
 }
 
+namespace detail {
+/// 1 where `keep(M)`, else 0, for every value of `cam` (same shape, contiguous).
+template <real_scalar T, class Keep>
+tensor<T> binary_mask(const tensor<T>& cam, Keep keep) {
+  const auto m = cam.contiguous();
+  tensor<T> out(cam.sizes());
+  for (index_t i = 0; i < m.numel(); ++i) out.data()[i] = keep(m.data()[i]) ? T(1) : T(0);
+  return out;
+}
+}  // namespace detail
+
 /// Checks 0 ≤ τ ≤ 1 for a threshold on normalised CAMs.
 inline void check_cam_threshold(double tau, const char* name) {
   LTL_CHECK(tau >= 0 && tau <= 1, value_error, "cam masks: {} = {} must lie in [0, 1] (CAMs are normalised)", name,
@@ -108,14 +120,14 @@ inline void check_cam_threshold(double tau, const char* name) {
 template <real_scalar T>
 tensor<T> specific_mask(const tensor<T>& cam, double tau_s) {
   check_cam_threshold(tau_s, "tau_s");
-  return cpu::map(cam, [t = static_cast<T>(tau_s)](T m) { return m >= t ? T(1) : T(0); });
+  return detail::binary_mask(cam, [t = static_cast<T>(tau_s)](T m) { return m >= t; });
 }
 
 /// Class-generic mask of normalised CAMs: 1 where M < τ_g, else 0 (same shape as `cam`).
 template <real_scalar T>
 tensor<T> generic_mask(const tensor<T>& cam, double tau_g) {
   check_cam_threshold(tau_g, "tau_g");
-  return cpu::map(cam, [t = static_cast<T>(tau_g)](T m) { return m < t ? T(1) : T(0); });
+  return detail::binary_mask(cam, [t = static_cast<T>(tau_g)](T m) { return m < t; });
 }
 
 /// F ⊙ mask: features [N, K, H, W] times a binary mask [N, H, W] broadcast over channels.
@@ -125,7 +137,7 @@ tensor<T> apply_mask(const tensor<T>& features, const tensor<T>& mask) {
                 mask.size(1) == features.size(2) && mask.size(2) == features.size(3),
             shape_error, "apply_mask: features {} must be [N, K, H, W] and mask {} [N, H, W]", features.sizes(),
             mask.sizes());
-  return cpu::mul(features, mask.unsqueeze(1));
+  return ltl::mul(variable<T>(features), variable<T>(mask.unsqueeze(1))).value();
 }
 
 /// Nearest-neighbour resize of maps [N, H, W] → [N, H2, W2]: source row ⌊y·H/H2⌋, column

@@ -10,12 +10,15 @@
 /// The CAM is defined on the last feature map (global average pooling and the linear
 /// classifier follow it). For an earlier augmentation point (the paper's Block2/Block3
 /// ablation) the last-map CAM is carried to the point's finer grid by nearest-neighbour resize.
+///
+/// The bank is host data; the model that fills it (and bank_logits') runs on its device D, its
+/// outputs brought to the host batch by batch.
 
 #include "ltlearn/augment/cam.hpp"
-#include "ltlearn/autograd/grad_mode.hpp"
-#include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
 #include "ltlearn/data/transforms.hpp"
+#include "ltlearn/detail/host.hpp"
+#include "ltlearn/eval/batched_pass.hpp"
 #include "ltlearn/nn/staged_model.hpp"
 
 #include <algorithm>
@@ -98,42 +101,28 @@ void bank_fill(feature_bank<T>& b, index_t offset, const tensor<T>& maps, tensor
               offset + i, b.num_classes);
     b.labels[static_cast<std::size_t>(offset + i)] = y;
   }
-  cpu::parallel_for(
-      n,
-      [&](index_t s, index_t e) {
-        for (index_t i = s; i < e; ++i) {
-          const T* src = m.data() + i * K * L;
-          T* v = b.vectors.data() + (offset + i) * L * K;
-          T* pooled = b.pooled.data() + (offset + i) * K;
-          for (index_t k = 0; k < K; ++k) {
-            double acc = 0;
-            for (index_t p = 0; p < L; ++p) {
-              v[p * K + k] = src[k * L + p];
-              acc += static_cast<double>(src[k * L + p]);
-            }
-            pooled[k] = static_cast<T>(acc / static_cast<double>(L));
-          }
-          for (index_t p = 0; p < L; ++p) {
-            const T* vp = v + p * K;
-            b.nonzero[static_cast<std::size_t>((offset + i) * L + p)] =
-                std::any_of(vp, vp + K, [](T x) { return x != T(0); }) ? 1 : 0;
-          }
-          std::copy_n(cam.data() + i * L, L, b.cam.data() + (offset + i) * L);
-        }
-      },
-      1);
+  // Samples are independent host work (each written by one thread): a host parallel loop.
+  LTL_OMP(omp parallel for schedule(static) if (n >= 2))
+  for (index_t i = 0; i < n; ++i) {
+    const T* src = m.data() + i * K * L;
+    T* v = b.vectors.data() + (offset + i) * L * K;
+    T* pooled = b.pooled.data() + (offset + i) * K;
+    for (index_t k = 0; k < K; ++k) {
+      double acc = 0;
+      for (index_t p = 0; p < L; ++p) {
+        v[p * K + k] = src[k * L + p];
+        acc += static_cast<double>(src[k * L + p]);
+      }
+      pooled[k] = static_cast<T>(acc / static_cast<double>(L));
+    }
+    for (index_t p = 0; p < L; ++p) {
+      const T* vp = v + p * K;
+      b.nonzero[static_cast<std::size_t>((offset + i) * L + p)] =
+          std::any_of(vp, vp + K, [](T x) { return x != T(0); }) ? 1 : 0;
+    }
+    std::copy_n(cam.data() + i * L, L, b.cam.data() + (offset + i) * L);
+  }
 }
-
-/// Restores a model's train/eval mode on scope exit.
-template <real_scalar T>
-struct mode_guard {
-  nn::staged_model<T>& model;
-  bool training;
-  explicit mode_guard(nn::staged_model<T>& m) : model(m), training(m.is_training()) {}
-  mode_guard(const mode_guard&) = delete;
-  mode_guard& operator=(const mode_guard&) = delete;
-  ~mode_guard() { model.train(training); }
-};
 
 template <real_scalar T>
 void bank_index_classes(feature_bank<T>& b) {
@@ -160,13 +149,13 @@ feature_bank<T> make_feature_bank(const tensor<T>& maps, const tensor<T>& cam, s
   return b;
 }
 
-/// The weight [C, K] of the model's classifier (its parameter "weight").
-template <real_scalar T>
-tensor<T> classifier_weight(nn::staged_model<T>& model) {
+/// The weight [C, K] of the model's classifier (its parameter "weight"), on the host.
+template <real_scalar T, device D>
+tensor<T> classifier_weight(nn::staged_model<T, D>& model) {
   for (auto& [name, p] : model.classifier().named_parameters())
     if (name == "weight") {
       LTL_CHECK(p.dim() == 2, shape_error, "classifier_weight: the classifier's weight {} is not [C, K]", p.sizes());
-      return p.value();
+      return ltl::detail::to_host(p.value());
     }
   throw value_error("classifier_weight: the classifier has no parameter 'weight'; CAMs need a linear classifier");
 }
@@ -174,8 +163,8 @@ tensor<T> classifier_weight(nn::staged_model<T>& model) {
 /// Runs `model` (eval mode, no graph) over `ds` and banks its maps at `point`, which must be the
 /// last feature map (the point before "pool") or an earlier one. Batches are normalised by
 /// `norm` and not augmented.
-template <real_scalar T, data::dataset Ds>
-feature_bank<T> build_feature_bank(nn::staged_model<T>& model, const Ds& ds, const data::normalize& norm,
+template <real_scalar T, device D, data::dataset Ds>
+feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                                    const std::string& point, index_t batch_size = 256) {
   const int P = model.point(point), last = model.feature_point() - 1;
   LTL_CHECK(P <= last, value_error,
@@ -184,50 +173,47 @@ feature_bank<T> build_feature_bank(nn::staged_model<T>& model, const Ds& ds, con
   LTL_CHECK(ds.size() > 0 && batch_size > 0, value_error, "build_feature_bank: empty dataset or batch size {}",
             batch_size);
   const auto W = classifier_weight(model);
-  detail::mode_guard<T> mode(model);
-  model.eval();
-  no_grad_guard ng;
   const auto N = static_cast<index_t>(ds.size());
   feature_bank<T> b;
   b.point = point;
   b.point_index = P;
   b.last_map = P == last;
-  std::vector<index_t> idx;
-  for (index_t b0 = 0; b0 < N; b0 += batch_size) {
-    const index_t n = std::min(batch_size, N - b0);
-    idx.resize(static_cast<std::size_t>(n));
-    std::iota(idx.begin(), idx.end(), b0);
-    auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
-    const auto hp = model.run(variable<T>(bt.images), -1, P);
-    const auto hl = P == last ? hp : model.run(hp, P, last);
-    LTL_CHECK(hp.dim() == 4 && hl.dim() == 4, shape_error,
-              "build_feature_bank: maps at '{}' {} and at the last map {} must be [N, K, H, W]", point, hp.sizes(),
-              hl.sizes());
-    const auto z = model.run(hl, last, model.last_point());
-    if (b0 == 0) {
-      detail::bank_allocate(b, N, hp.size(1), hp.size(2), hp.size(3), static_cast<index_t>(ds.num_classes()));
-      b.logits = tensor<T>(shape{N, z.size(1)});
-    }
-    const std::span<const std::int64_t> y(bt.labels.data(), static_cast<std::size_t>(n));
-    detail::bank_fill(b, b0, hp.value(), normalize_cam(true_class_cam(hl.value(), W, y)), y);
-    std::copy_n(z.value().contiguous().data(), z.numel(), b.logits.data() + b0 * z.size(1));
-  }
+  eval::run_batches(
+      model, ds, norm,
+      [&](const eval::pass_batch<T, D>& bt) {
+        const index_t b0 = bt.first, n = bt.size();
+        const auto hp = model.run(variable<T, D>(bt.images), -1, P);
+        const auto hl = P == last ? hp : model.run(hp, P, last);
+        LTL_CHECK(hp.dim() == 4 && hl.dim() == 4, shape_error,
+                  "build_feature_bank: maps at '{}' {} and at the last map {} must be [N, K, H, W]", point,
+                  hp.sizes(), hl.sizes());
+        const auto z = ltl::detail::to_host(model.run(hl, last, model.last_point()).value());
+        if (b0 == 0) {
+          detail::bank_allocate(b, N, hp.size(1), hp.size(2), hp.size(3), static_cast<index_t>(ds.num_classes()));
+          b.logits = tensor<T>(shape{N, z.size(1)});
+        }
+        const auto labels = ltl::detail::to_host(bt.labels);
+        const std::span<const std::int64_t> y(labels.data(), static_cast<std::size_t>(n));
+        detail::bank_fill(b, b0, ltl::detail::to_host(hp.value()),
+                          normalize_cam(true_class_cam(ltl::detail::to_host(hl.value()), W, y)), y);
+        std::copy_n(z.data(), z.numel(), b.logits.data() + b0 * z.size(1));
+      },
+      {.batch_size = batch_size});
   detail::bank_index_classes(b);
   return b;
 }
 
 /// Logits [N, C] of the banked maps under the model's current weights (eval mode): what
 /// "recompute the confusing classes" needs after fine-tuning.
-template <real_scalar T>
-tensor<T> bank_logits(nn::staged_model<T>& model, const feature_bank<T>& b, index_t batch_size = 256) {
+template <real_scalar T, device D>
+tensor<T> bank_logits(nn::staged_model<T, D>& model, const feature_bank<T>& b, index_t batch_size = 256) {
   LTL_CHECK(b.point_index >= 0, value_error, "bank_logits: the bank was not built from a model");
-  detail::mode_guard<T> mode(model);
-  model.eval();
-  no_grad_guard ng;
+  eval::eval_scope scope(model);
   tensor<T> out;
   for (index_t b0 = 0; b0 < b.size(); b0 += batch_size) {
     const index_t n = std::min(batch_size, b.size() - b0);
-    const auto z = model.run(variable<T>(b.maps(b0, n)), b.point_index, model.last_point()).value().contiguous();
+    const variable<T, D> maps(b.maps(b0, n).template to<D>());
+    const auto z = ltl::detail::to_host(model.run(maps, b.point_index, model.last_point()).value());
     if (b0 == 0) out = tensor<T>(shape{b.size(), z.size(1)});
     std::copy_n(z.data(), z.numel(), out.data() + b0 * z.size(1));
   }

@@ -43,10 +43,12 @@ struct fsa_finetune_result {
   std::vector<std::string> trained;  ///< names of the trained parameters
 };
 
-/// Fine-tunes `model` (the one the generator's bank was built from) on `gen`'s batches.
+/// Fine-tunes `model` (the one the generator's bank was built from) on `gen`'s batches, which
+/// are drawn on the host and moved to the model's device D.
 /// Restores the model's mode and every parameter's requires_grad flag afterwards.
-template <real_scalar T>
-fsa_finetune_result fsa_finetune(nn::staged_model<T>& model, fsa_generator<T>& gen, const fsa_finetune_options& o) {
+template <real_scalar T, device D>
+fsa_finetune_result fsa_finetune(nn::staged_model<T, D>& model, fsa_generator<T>& gen,
+                                 const fsa_finetune_options& o) {
   const auto& bank = gen.bank();
   const int P = bank.point_index;
   LTL_CHECK(P >= 0 && P < model.feature_point(), value_error,
@@ -62,7 +64,7 @@ fsa_finetune_result fsa_finetune(nn::staged_model<T>& model, fsa_generator<T>& g
     prefixes.push_back(model.points()[static_cast<std::size_t>(i)] + ".");
 
   fsa_finetune_result res;
-  std::vector<std::pair<std::string, variable<T>>> trainable;
+  std::vector<std::pair<std::string, variable<T, D>>> trainable;
   const auto all = model.named_parameters();
   std::vector<bool> was(all.size());
   for (std::size_t j = 0; j < all.size(); ++j) {
@@ -77,8 +79,8 @@ fsa_finetune_result fsa_finetune(nn::staged_model<T>& model, fsa_generator<T>& g
     }
   }
   struct restore {
-    nn::staged_model<T>& m;
-    const std::vector<std::pair<std::string, variable<T>>>& params;
+    nn::staged_model<T, D>& m;
+    const std::vector<std::pair<std::string, variable<T, D>>>& params;
     const std::vector<bool>& flags;
     bool training;
     ~restore() {
@@ -93,15 +95,15 @@ fsa_finetune_result fsa_finetune(nn::staged_model<T>& model, fsa_generator<T>& g
   model.eval();
   for (int i = first_trained; i <= model.last_point(); ++i) model.stage(i).train(true);
 
-  optim::sgd<T> opt(trainable, o.sgd);
+  optim::sgd<T, D> opt(trainable, o.sgd);
   const int from = gen.pooled_output() ? model.feature_point() : P;
   const index_t tail_window = std::min<index_t>(100, o.iterations);
   double tail_sum = 0;
   for (index_t it = 0; it < o.iterations; ++it) {
     auto b = gen.next();
-    variable<T> z = model.run(variable<T>(b.x), from, model.last_point());
+    variable<T, D> z = model.run(variable<T, D>(b.x.template to<D>()), from, model.last_point());
     if (o.logit_scale != 1) z = ltl::affine(z, static_cast<T>(o.logit_scale), T(0));
-    auto loss = cross_entropy(z, b.labels);
+    auto loss = cross_entropy(z, b.labels.template to<D>());
     const double lv = static_cast<double>(loss.value().item());
     LTL_CHECK(std::isfinite(lv), value_error, "fsa_finetune: the loss is {} at iteration {} (lr {})", lv, it, o.lr);
     opt.zero_grad();

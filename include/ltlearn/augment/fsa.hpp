@@ -22,7 +22,7 @@
 
 #include "ltlearn/augment/feature_bank.hpp"
 #include "ltlearn/augment/head_tail.hpp"
-#include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/core/config.hpp"
 #include "ltlearn/core/rng.hpp"
 
 #include <algorithm>
@@ -232,25 +232,22 @@ class fsa_generator {
     const bool pooled = pooled_output();
     b.x = pooled ? tensor<T>(shape{B, K}) : tensor<T>(shape{B, K, bank_->height, bank_->width});
     const index_t row = pooled ? K : K * L;
-    cpu::parallel_for(
-        B,
-        [&](index_t s, index_t e) {
-          for (index_t r = s; r < e; ++r) {
-            T* out = b.x.data() + r * row;
-            const index_t ri = recipe_of[static_cast<std::size_t>(r)];
-            if (ri >= 0) {
-              pooled ? compose_pooled_into(recipes[static_cast<std::size_t>(ri)], out)
-                     : compose_map_into(recipes[static_cast<std::size_t>(ri)], out);
-            } else if (pooled) {
-              std::copy_n(bank_->pooled.data() + b.source[static_cast<std::size_t>(r)] * K, K, out);
-            } else {
-              const index_t i = b.source[static_cast<std::size_t>(r)];
-              for (index_t p = 0; p < L; ++p)
-                for (index_t k = 0; k < K; ++k) out[k * L + p] = bank_->vector(i, p)[k];
-            }
-          }
-        },
-        1);
+    // Rows are independent host work (each written by one thread): a host parallel loop.
+    LTL_OMP(omp parallel for schedule(static) if (B >= 2))
+    for (index_t r = 0; r < B; ++r) {
+      T* out = b.x.data() + r * row;
+      const index_t ri = recipe_of[static_cast<std::size_t>(r)];
+      if (ri >= 0) {
+        pooled ? compose_pooled_into(recipes[static_cast<std::size_t>(ri)], out)
+               : compose_map_into(recipes[static_cast<std::size_t>(ri)], out);
+      } else if (pooled) {
+        std::copy_n(bank_->pooled.data() + b.source[static_cast<std::size_t>(r)] * K, K, out);
+      } else {
+        const index_t i = b.source[static_cast<std::size_t>(r)];
+        for (index_t p = 0; p < L; ++p)
+          for (index_t k = 0; k < K; ++k) out[k * L + p] = bank_->vector(i, p)[k];
+      }
+    }
     return b;
   }
 

@@ -35,6 +35,7 @@
 
 #include "ltlearn/classifier/posthoc.hpp"
 #include "ltlearn/data/loader.hpp"
+#include "ltlearn/eval/scope.hpp"
 #include "ltlearn/ops/elementwise.hpp"
 #include "ltlearn/optim/schedule.hpp"
 #include "ltlearn/optim/sgd.hpp"
@@ -126,12 +127,14 @@ class cached_source {
 
 /// Images of `ds` in [0, 1], transformed by `transform` with the generator rng(seed, stream(epoch,
 /// b)) as the data loader does — augmentation *and* normalisation, like the trainer's training
-/// transform — then passed through the frozen backbone `model` (eval mode, no graph).
-template <real_scalar T>
+/// transform — then passed through the frozen backbone `model` on its device D (eval mode, no
+/// graph); the features come back to the host like a cached table's rows.
+template <real_scalar T, device D = cpu::device>
 class backbone_source {
  public:
   using transform_fn = std::function<void(tensor<T>&, rng&)>;
-  backbone_source(nn::staged_model<T>& model, const data::image_dataset& ds, transform_fn transform, std::uint64_t seed)
+  backbone_source(nn::staged_model<T, D>& model, const data::image_dataset& ds, transform_fn transform,
+                  std::uint64_t seed)
       : model_(&model), ds_(&ds), transform_(std::move(transform)), seed_(seed) {
     LTL_CHECK(ds.size() > 0, value_error, "backbone_source: the dataset is empty");
     const index_t first = 0;
@@ -145,25 +148,24 @@ class backbone_source {
     auto bt = data::make_batch<T>(*ds_, idx);
     rng g(seed_, data::batch_stream(epoch, b));
     if (transform_) transform_(bt.images, g);
-    eval_mode_guard<T> eg(*model_);
-    no_grad_guard ng;
-    return {model_->features(variable<T>(bt.images)).value().contiguous(), bt.labels};
+    eval::eval_scope scope(*model_);
+    return {ltl::detail::to_host(model_->features(variable<T, D>(bt.images.template to<D>())).value()), bt.labels};
   }
 
  private:
-  nn::staged_model<T>* model_;
+  nn::staged_model<T, D>* model_;
   const data::image_dataset* ds_;
   transform_fn transform_;
   std::uint64_t seed_;
   index_t dim_ = 0;
 };
 
-/// Trains `params` so that `forward(features)` minimises the cross-entropy on class-balanced
-/// batches of `src` (SGD, cosine lr to 0) for o.epochs_or(default_epochs) epochs. Returns the
-/// mean loss of each epoch.
-template <real_scalar T, class Src, class Forward>
+/// Trains `params` (on device D) so that `forward(features)` minimises the cross-entropy on
+/// class-balanced batches of `src` (host rows, moved to D; SGD, cosine lr to 0) for
+/// o.epochs_or(default_epochs) epochs. Returns the mean loss of each epoch.
+template <real_scalar T, device D = cpu::device, class Src, class Forward>
   requires feature_source<Src, T>
-std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::string, variable<T>>> params,
+std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::string, variable<T, D>>> params,
                              const Src& src, const stage2_options& o, index_t default_epochs = crt_epochs) {
   const index_t epochs = o.epochs_or(default_epochs);
   LTL_CHECK(o.epochs >= 0 && epochs > 0 && o.batch_size > 0 && o.lr > 0, value_error,
@@ -178,7 +180,7 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
   const auto n = static_cast<index_t>(order_of(0).size());
   const index_t iters = (n + o.batch_size - 1) / o.batch_size;
   const optim::cosine_lr schedule{.lr = o.lr, .total = std::max<index_t>(1, epochs * iters), .min_lr = 0.0};
-  optim::sgd<T> opt(std::move(params), {.momentum = o.momentum, .weight_decay = o.weight_decay});
+  optim::sgd<T, D> opt(std::move(params), {.momentum = o.momentum, .weight_decay = o.weight_decay});
   std::vector<double> losses;
   index_t it = 0;
   for (index_t e = 0; e < epochs; ++e) {
@@ -187,7 +189,7 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
     for (index_t b = 0; b * o.batch_size < n; ++b) {
       const index_t b0 = b * o.batch_size, len = std::min(o.batch_size, n - b0);
       auto [f, y] = src.batch(e, b, std::span<const index_t>(order.data() + b0, static_cast<std::size_t>(len)));
-      const variable<T> loss = cross_entropy(forward(variable<T>(f)), y);
+      const variable<T, D> loss = cross_entropy(forward(variable<T, D>(f.template to<D>())), y.template to<D>());
       opt.zero_grad();
       loss.backward();
       opt.step(schedule(it++));
@@ -199,70 +201,72 @@ std::vector<double> fit_head(Forward&& forward, std::vector<std::pair<std::strin
 }
 
 /// cRT: a linear classifier F → C, re-initialised (PyTorch's default init, seeded by o.seed)
-/// and trained on `src` with class-balanced sampling (crt_epochs unless o.epochs is set).
-/// Usable with `set_classifier`.
-template <real_scalar T, class Src>
+/// and trained on `src` with class-balanced sampling (crt_epochs unless o.epochs is set), on
+/// device D. Usable with `set_classifier`.
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-std::shared_ptr<nn::linear<T>> crt(const Src& src, const stage2_options& o = {}, bool bias = true) {
+std::shared_ptr<nn::linear<T, D>> crt(const Src& src, const stage2_options& o = {}, bool bias = true) {
   rng g(o.seed, 0x637274ull);
-  auto fc = std::make_shared<nn::linear<T>>(
+  auto fc = std::make_shared<nn::linear<T, D>>(
       nn::linear_options{.in_features = src.dim(), .out_features = src.num_classes(), .bias = bias}, g);
-  fit_head<T>([&](const variable<T>& x) { return fc->forward(x); }, fc->named_parameters(), src, o, crt_epochs);
+  fit_head<T, D>([&](const variable<T, D>& x) { return fc->forward(x); }, fc->named_parameters(), src, o, crt_epochs);
   return fc;
 }
 
 /// LWS head: z = (x·Wᵀ + b) ⊙ f with W [C, F] and b [C] frozen (buffers) and f [C] learned
 /// (parameter "scale", initialised to 1).
-template <real_scalar T>
-class lws_head : public nn::unary_module<T> {
+template <real_scalar T, device D = cpu::device>
+class lws_head : public nn::unary_module<T, D> {
  public:
-  using typename nn::module<T>::var;
-  explicit lws_head(const nn::linear<T>& fc) {
+  using typename nn::module<T, D>::var;
+  explicit lws_head(const nn::linear<T, D>& fc) {
     weight_ = this->register_buffer("weight", fc.weight.value().contiguous().clone());
     if (fc.bias.defined()) bias_ = this->register_buffer("bias", fc.bias.value().contiguous().clone());
-    scale = this->register_parameter("scale", tensor<T>::ones(shape{weight_.size(0)}));
+    scale = this->register_parameter("scale", tensor<T, D>::ones(shape{weight_.size(0)}));
   }
   var forward(const var& x) override {
     return ltl::mul(ltl::linear(x, var(weight_), bias_.defined() ? var(bias_) : var()), scale);
   }
-  /// The equivalent plain classifier: weights f_c·w_c, bias f_c·b_c.
+  /// The equivalent plain classifier: weights f_c·w_c, bias f_c·b_c (a host classifier, as
+  /// classifier/posthoc.hpp makes them).
   [[nodiscard]] std::shared_ptr<nn::linear<T>> folded() const {
     const auto f = scale.value().to_vector();
     std::vector<double> fd(f.begin(), f.end());
     tensor<T> b;
     if (bias_.defined()) {
-      b = bias_.clone();
+      b = ltl::detail::to_host(bias_).clone();
       for (index_t c = 0; c < b.numel(); ++c) b.data()[c] *= static_cast<T>(fd[static_cast<std::size_t>(c)]);
     }
-    return make_linear_head(scale_rows(weight_, fd), b);
+    return make_linear_head(scale_rows(ltl::detail::to_host(weight_), fd), b);
   }
 
   var scale;  ///< f [C]
 
  private:
-  tensor<T> weight_, bias_;
+  tensor<T, D> weight_, bias_;
 };
 
 /// LWS: learns the per-class scales of `fc` (copied; `fc` is untouched) on `src` with
 /// class-balanced sampling (lws_epochs unless o.epochs is set).
-template <real_scalar T, class Src>
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-std::shared_ptr<lws_head<T>> lws(const nn::linear<T>& fc, const Src& src, const stage2_options& o = {}) {
+std::shared_ptr<lws_head<T, D>> lws(const nn::linear<T, D>& fc, const Src& src, const stage2_options& o = {}) {
   LTL_CHECK(fc.weight.size(1) == src.dim() && fc.weight.size(0) == src.num_classes(), shape_error,
             "lws: classifier {} does not match {} classes of dimension {}", fc.weight.sizes(), src.num_classes(),
             src.dim());
-  auto head = std::make_shared<lws_head<T>>(fc);
-  fit_head<T>([&](const variable<T>& x) { return head->forward(x); }, head->named_parameters(), src, o, lws_epochs);
+  auto head = std::make_shared<lws_head<T, D>>(fc);
+  fit_head<T, D>([&](const variable<T, D>& x) { return head->forward(x); }, head->named_parameters(), src, o,
+                 lws_epochs);
   return head;
 }
 
 /// Learns τ of the τ-normalised classifier z_c = (w_c·x)/‖w_c‖^τ (bias dropped) on `src` with
 /// class-balanced sampling, everything else fixed (Kang App. B.5; learn_tau_epochs unless
 /// o.epochs is set). Returns τ.
-template <real_scalar T, class Src>
+template <real_scalar T, device D = cpu::device, class Src>
   requires feature_source<Src, T>
-double learn_tau(const nn::linear<T>& fc, const Src& src, const stage2_options& o = {}, double tau0 = 0.0) {
-  const auto& w = fc.weight.value();
+double learn_tau(const nn::linear<T, D>& fc, const Src& src, const stage2_options& o = {}, double tau0 = 0.0) {
+  const auto w = ltl::detail::to_host(fc.weight.value());
   LTL_CHECK(w.size(1) == src.dim() && w.size(0) == src.num_classes(), shape_error,
             "learn_tau: classifier {} does not match {} classes of dimension {}", w.sizes(), src.num_classes(), src.dim());
   const auto norms = metrics::weight_norms(w);
@@ -271,10 +275,10 @@ double learn_tau(const nn::linear<T>& fc, const Src& src, const stage2_options& 
     LTL_CHECK(norms[static_cast<std::size_t>(c)] > 0, value_error, "learn_tau: class {} has a zero weight row", c);
     log_norm.data()[c] = static_cast<T>(std::log(norms[static_cast<std::size_t>(c)]));
   }
-  variable<T> tau(tensor<T>::full(shape{1}, static_cast<T>(tau0)), true);
-  const variable<T> wv(w.contiguous().clone()), ln(log_norm);
-  fit_head<T>(
-      [&](const variable<T>& x) { return ltl::mul(ltl::linear(x, wv), ltl::exp(ltl::neg(ltl::mul(tau, ln)))); },
+  variable<T, D> tau(tensor<T, D>::full(shape{1}, static_cast<T>(tau0)), true);
+  const variable<T, D> wv(fc.weight.value().contiguous().clone()), ln(log_norm.template to<D>());
+  fit_head<T, D>(
+      [&](const variable<T, D>& x) { return ltl::mul(ltl::linear(x, wv), ltl::exp(ltl::neg(ltl::mul(tau, ln)))); },
       {{"tau", tau}}, src, o, learn_tau_epochs);
   return static_cast<double>(tau.value().item());
 }

@@ -4,21 +4,24 @@
 /// the pooled feature f(x) [N, F] of every image, extracted once in evaluation mode without
 /// augmentation and reused by NCM, τ-normalisation, N_c^τ, post-hoc logit adjustment, τ search
 /// and cRT/LWS on cached features. Also streaming class means, batched logits of a head over a
-/// table and evaluation of a head on a table with the report of train::evaluate_with.
+/// table and evaluation of a head on a table with the report of eval::evaluate_with.
 ///
 /// A "head" is any callable mapping features [B, F] to logits [B, C] as variables — an
 /// nn::unary_module (the model's classifier, or one made by classifier/posthoc.hpp or
-/// classifier/decoupled.hpp) or a lambda. `train::evaluate_with` evaluates the same head on
+/// classifier/decoupled.hpp) or a lambda. `eval::evaluate_with` evaluates the same head on
 /// images through `[&](auto& x) { return head(model.features(x)); }`.
+///
+/// Devices: the table is host data (it is gathered, sorted and averaged on the host); a head on
+/// device D gets its rows moved to D batch by batch (the `D` template argument, CPU by default).
 
-#include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
 #include "ltlearn/data/transforms.hpp"
+#include "ltlearn/eval/batched_pass.hpp"
 #include "ltlearn/losses/fused_loss.hpp"
 #include "ltlearn/metrics/classification.hpp"
+#include "ltlearn/metrics/report.hpp"
 #include "ltlearn/nn/staged_model.hpp"
 #include "ltlearn/ops/indexing.hpp"
-#include "ltlearn/train/evaluate.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -82,45 +85,18 @@ feature_table<T> make_feature_table(const tensor<T>& features, const tensor<std:
   return t;
 }
 
-/// Switches a module to eval mode for a scope and restores its mode afterwards.
-template <real_scalar T>
-class eval_mode_guard {
- public:
-  explicit eval_mode_guard(nn::module<T>& m) : m_(m), was_(m.is_training()) { m_.eval(); }
-  ~eval_mode_guard() { m_.train(was_); }
-  eval_mode_guard(const eval_mode_guard&) = delete;
-  eval_mode_guard& operator=(const eval_mode_guard&) = delete;
-
- private:
-  nn::module<T>& m_;
-  bool was_;
-};
-
 /// f(x) [N, F] of every image of `ds` (in order), normalised by `norm`, not augmented, with the
-/// model in eval mode (batch-norm running statistics) and no graph recorded.
-template <real_scalar T, data::dataset Ds>
-feature_table<T> extract_features(nn::staged_model<T>& model, const Ds& ds, const data::normalize& norm,
+/// model in eval mode (batch-norm running statistics) and no graph recorded (eval::collect at
+/// the model's "pool" point).
+template <real_scalar T, device D, data::dataset Ds>
+feature_table<T> extract_features(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                                   index_t batch_size = 256) {
   const auto N = static_cast<index_t>(ds.size());
   LTL_CHECK(N > 0 && batch_size > 0, value_error, "extract_features: {} images, batch size {}", N, batch_size);
-  eval_mode_guard<T> eg(model);
-  no_grad_guard ng;
-  feature_table<T> t;
-  t.num_classes = static_cast<index_t>(ds.num_classes());
-  t.labels = tensor<std::int64_t>(shape{N});
-  std::vector<index_t> idx;
-  for (index_t b0 = 0; b0 < N; b0 += batch_size) {
-    const index_t b1 = std::min(N, b0 + batch_size);
-    idx.resize(static_cast<std::size_t>(b1 - b0));
-    std::iota(idx.begin(), idx.end(), b0);
-    auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
-    const auto f = model.features(variable<T>(bt.images)).value().contiguous();
-    LTL_CHECK(f.dim() == 2, shape_error, "extract_features: the model's features are {}, expected [B, F]", f.sizes());
-    if (!t.features.defined()) t.features = tensor<T>(shape{N, f.size(1)});
-    std::copy_n(f.data(), f.numel(), t.features.data() + b0 * f.size(1));
-    std::copy_n(bt.labels.data(), b1 - b0, t.labels.data() + b0);
-  }
-  return t;
+  auto c = eval::collect(model, ds, norm, {.point = "pool", .batch_size = batch_size});
+  LTL_CHECK(c.outputs.dim() == 2, shape_error, "extract_features: the model's features are {}, expected [N, F]",
+            c.outputs.sizes());
+  return {std::move(c.outputs), std::move(c.labels), static_cast<index_t>(ds.num_classes())};
 }
 
 /// Streaming per-class sums of features (optionally L2-normalised row by row) and counts, in
@@ -172,9 +148,10 @@ class class_means {
   std::vector<index_t> counts_;
 };
 
-/// Logits [N, C] of `head` on every row of `table`, in batches, without recording a graph.
-template <real_scalar T, class Head>
-  requires std::invocable<Head&, const variable<T>&>
+/// Logits [N, C] (host) of `head` (on device D) on every row of `table`, in batches, without
+/// recording a graph.
+template <real_scalar T, device D = cpu::device, class Head>
+  requires std::invocable<Head&, const variable<T, D>&>
 tensor<T> logits_of(Head&& head, const feature_table<T>& table, index_t batch_size = 1024) {
   no_grad_guard ng;
   const index_t N = table.size(), F = table.dim();
@@ -182,7 +159,8 @@ tensor<T> logits_of(Head&& head, const feature_table<T>& table, index_t batch_si
   tensor<T> out;
   for (index_t b0 = 0; b0 < N; b0 += batch_size) {
     const index_t b1 = std::min(N, b0 + batch_size);
-    const auto z = head(variable<T>(table.features.narrow(0, b0, b1 - b0))).value().contiguous();
+    const auto rows = table.features.narrow(0, b0, b1 - b0).template to<D>();
+    const auto z = ltl::detail::to_host(head(variable<T, D>(rows)).value());
     LTL_CHECK(z.dim() == 2 && z.size(0) == b1 - b0, shape_error, "logits_of: head gave {} for {} rows of dimension {}",
               z.sizes(), b1 - b0, F);
     if (!out.defined()) out = tensor<T>(shape{N, z.size(1)});
@@ -191,12 +169,12 @@ tensor<T> logits_of(Head&& head, const feature_table<T>& table, index_t batch_si
   return out;
 }
 
-/// Evaluates `head` on cached features with the report of train::evaluate_with (loss, top-1,
-/// top-5, per-class and shot-group accuracy by `train_counts`, ECE, confusion).
-template <real_scalar T, class Head>
-  requires std::invocable<Head&, const variable<T>&>
-train::eval_report evaluate_features(Head&& head, const feature_table<T>& table, const std::vector<double>& train_counts,
-                                     index_t batch_size = 1024) {
+/// Evaluates `head` (on device D) on cached features with the report of eval::evaluate_with
+/// (loss, top-1, top-5, per-class and shot-group accuracy by `train_counts`, ECE, confusion).
+template <real_scalar T, device D = cpu::device, class Head>
+  requires std::invocable<Head&, const variable<T, D>&>
+metrics::eval_report evaluate_features(Head&& head, const feature_table<T>& table,
+                                       const std::vector<double>& train_counts, index_t batch_size = 1024) {
   const index_t N = table.size(), C = table.num_classes;
   LTL_CHECK(N > 0, value_error, "evaluate_features: the feature table is empty");
   metrics::classification_meter meter(C, std::min<index_t>(5, C));
@@ -204,20 +182,20 @@ train::eval_report evaluate_features(Head&& head, const feature_table<T>& table,
   double loss_sum = 0;
   for (index_t b0 = 0; b0 < N; b0 += batch_size) {
     const index_t n = std::min(N, b0 + batch_size) - b0;
-    const variable<T> z = head(variable<T>(table.features.narrow(0, b0, n)));
-    const auto y = table.labels.narrow(0, b0, n);
+    const variable<T, D> z = head(variable<T, D>(table.features.narrow(0, b0, n).template to<D>()));
+    const auto y = table.labels.narrow(0, b0, n).template to<D>();
     LTL_CHECK(z.dim() == 2 && z.size(0) == n && z.size(1) == C, shape_error,
               "evaluate_features: head gave logits {} for {} rows of {} classes", z.sizes(), n, C);
     loss_sum += static_cast<double>(cross_entropy(z, y).value().item()) * static_cast<double>(n);
     meter.add(z.value(), y);
   }
-  return train::eval_report::from(meter, loss_sum, train_counts);
+  return metrics::eval_report::from(meter, loss_sum, train_counts);
 }
 
 /// A module as a head callable (forward by reference).
-template <real_scalar T>
-auto as_head(nn::unary_module<T>& m) {
-  return [&m](const variable<T>& f) { return m.forward(f); };
+template <real_scalar T, device D = cpu::device>
+auto as_head(nn::unary_module<T, D>& m) {
+  return [&m](const variable<T, D>& f) { return m.forward(f); };
 }
 
 }  // namespace ltl::classifier

@@ -15,6 +15,7 @@
 
 #include "ltlearn/classifier/features.hpp"
 #include "ltlearn/metrics/class_analysis.hpp"
+#include "ltlearn/metrics/selection.hpp"
 #include "ltlearn/nn/linear.hpp"
 #include "ltlearn/ops/activation.hpp"
 #include "ltlearn/ops/linalg.hpp"
@@ -300,12 +301,14 @@ variable<T> call_head(H& h, const variable<T>& x) {
 
 /// Grid search over τ: score(τ) = mean per-class accuracy of `make_head(τ)` on `on` (classes
 /// without rows in `on` are skipped, as the held-out split skips small classes). `make_head`
-/// returns a head callable or a pointer to a module. Ties keep the first (smallest) τ.
+/// returns a head callable or a pointer to a module. The choice is metrics::held_out_selector's
+/// (ties keep the first, smallest τ).
 template <real_scalar T, class MakeHead>
 tau_search_result search_tau(MakeHead&& make_head, const feature_table<T>& on, const tau_grid& grid = {}) {
   LTL_CHECK(on.size() > 0, value_error, "search_tau: the table to score on is empty");
   tau_search_result r;
   r.score = -1;
+  metrics::held_out_selector select;
   for (double tau : grid.values()) {
     auto h = make_head(tau);
     const auto z = logits_of<T>([&](const variable<T>& x) { return detail::call_head<T>(h, x); }, on);
@@ -314,7 +317,7 @@ tau_search_result search_tau(MakeHead&& make_head, const feature_table<T>& on, c
     const double s = m.mean_per_class();
     r.taus.push_back(tau);
     r.scores.push_back(s);
-    if (s > r.score) r.score = s, r.tau = tau;
+    if (select.offer(s)) r.score = s, r.tau = tau;
   }
   return r;
 }

@@ -7,9 +7,7 @@
 /// samples predicted correctly and conf_b their mean confidence. Same binning as
 /// classification_meter::ece. Feed logits [B, C] and labels [B] batch by batch.
 
-#include "ltlearn/core/error.hpp"
-#include "ltlearn/core/shot_groups.hpp"
-#include "ltlearn/tensor/tensor.hpp"
+#include "ltlearn/metrics/classification.hpp"
 
 #include <algorithm>
 #include <array>
@@ -39,20 +37,20 @@ class calibration_meter {
   }
 
   /// Adds logits [B, C] and labels [B].
-  template <class T>
-  void add(const tensor<T>& logits, const tensor<std::int64_t>& labels) {
+  template <class T, device D1, device D2>
+  void add(const tensor<T, D1>& logits, const tensor<std::int64_t, D2>& labels) {
     const auto C = static_cast<index_t>(group_of_.size());
     LTL_CHECK(logits.dim() == 2 && logits.size(1) == C && labels.dim() == 1 && labels.size(0) == logits.size(0),
               shape_error, "calibration_meter: logits {} and labels {} do not match {} classes", logits.sizes(),
               labels.sizes(), C);
-    const auto z = logits.contiguous();
-    const auto y = labels.contiguous();
+    const auto z = ltl::detail::to_host(logits);
+    const auto y = ltl::detail::to_host(labels);
     for (index_t i = 0; i < z.size(0); ++i) {
       const T* row = z.data() + i * C;
       const std::int64_t yi = y.data()[i];
       LTL_CHECK(yi >= 0 && yi < C, value_error, "calibration_meter: label {} at position {} is outside [0, {})", yi, i,
                 C);
-      const auto pred = static_cast<index_t>(std::max_element(row, row + C) - row);
+      const index_t pred = argmax(row, C);
       double se = 0;
       for (index_t c = 0; c < C; ++c) se += std::exp(static_cast<double>(row[c]) - static_cast<double>(row[pred]));
       const double conf = 1.0 / se;

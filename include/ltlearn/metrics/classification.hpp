@@ -3,10 +3,11 @@
 /// Streaming classification metrics: top-1/top-k, per-class accuracy, confusion matrix,
 /// shot-group accuracy (many > 100, medium 20–100, few < 20 training images; an empty group is
 /// reported as empty, not 0 %) and expected calibration error. Feed batches of logits [B, C]
-/// and labels [B]; read the summary at the end.
+/// and labels [B] (on any device: they are read on the host); read the summary at the end.
 
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shot_groups.hpp"
+#include "ltlearn/detail/host.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
 #include <algorithm>
@@ -17,6 +18,26 @@
 #include <vector>
 
 namespace ltl::metrics {
+
+/// The predicted class of one logit row of `n` scores: the index of the largest, the first one
+/// on ties (std::max_element's rule). Every top-1 decision of the library goes through here.
+template <class T>
+[[nodiscard]] index_t argmax(const T* row, index_t n) {
+  return static_cast<index_t>(std::max_element(row, row + n) - row);
+}
+
+/// Number of rows of logits [B, C] whose argmax equals the label [B] (tensors on any device).
+template <class T, device D1, device D2>
+[[nodiscard]] index_t count_correct(const tensor<T, D1>& logits, const tensor<std::int64_t, D2>& labels) {
+  LTL_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), shape_error,
+            "count_correct: logits {} and labels {} must be [B, C] and [B]", logits.sizes(), labels.sizes());
+  const auto z = ltl::detail::to_host(logits);
+  const auto y = ltl::detail::to_host(labels);
+  const index_t C = z.size(1);
+  index_t k = 0;
+  for (index_t i = 0; i < z.size(0); ++i) k += argmax(z.data() + i * C, C) == y.data()[i];
+  return k;
+}
 
 /// Accuracy of one shot group: nullopt when the group has no classes.
 struct group_accuracy {
@@ -35,19 +56,19 @@ class classification_meter {
   }
 
   /// Adds a batch: logits [B, C] (any real type), labels [B].
-  template <class T>
-  void add(const tensor<T>& logits, const tensor<std::int64_t>& labels) {
+  template <class T, device D1, device D2>
+  void add(const tensor<T, D1>& logits, const tensor<std::int64_t, D2>& labels) {
     LTL_CHECK(logits.dim() == 2 && logits.size(1) == C_ && labels.dim() == 1 && labels.size(0) == logits.size(0),
               shape_error, "classification_meter: logits {} and labels {} do not match {} classes", logits.sizes(),
               labels.sizes(), C_);
-    const auto z = logits.contiguous();
-    const auto y = labels.contiguous();
+    const auto z = ltl::detail::to_host(logits);
+    const auto y = ltl::detail::to_host(labels);
     for (index_t i = 0; i < z.size(0); ++i) {
       const T* row = z.data() + i * C_;
       const std::int64_t yi = y.data()[i];
       LTL_CHECK(yi >= 0 && yi < C_, value_error, "classification_meter: label {} at position {} is outside [0, {})", yi,
                 i, C_);
-      const auto pred = static_cast<index_t>(std::max_element(row, row + C_) - row);
+      const index_t pred = argmax(row, C_);
       index_t rank = 0;  // number of classes scoring strictly above the true class
       double mx = row[pred], se = 0;
       for (index_t c = 0; c < C_; ++c) {

@@ -14,6 +14,7 @@
 /// Shapes: h [B, ...] at the mixing point, labels [B].
 
 #include "ltlearn/core/rng.hpp"
+#include "ltlearn/detail/host.hpp"
 #include "ltlearn/ops/indexing.hpp"
 
 #include <cmath>
@@ -34,19 +35,20 @@ struct mix_result {
   tensor<T, D> own_weight;                 ///< [B]; loss = w_i·ℓ(z_i, y_i) + (1 − w_i)·ℓ(z_i, y_π(i))
 };
 
-/// A feature-mixing policy.
+/// A feature-mixing policy for features of element type T on device D.
 ///
 /// Represents a training-time transformation of the features at one named point. Requires
 /// `point()` (a model point name, or "input"), `active(epoch)`, `name()` and
-/// `mix(h, labels, class_counts, rng&)` returning a mix_result. Ensures the draws depend only on
-/// the generator it is given, so a seeded run is reproducible.
-template <class X>
-concept mixing_policy = requires(const X& x, index_t epoch, const variable<float>& h, const tensor<std::int64_t>& y,
+/// `mix(h, labels, class_counts, rng&)` returning a mix_result on the features' device. Ensures
+/// the draws depend only on the generator it is given (they are made on the host, so a seeded
+/// run is reproducible on every device).
+template <class X, class T = float, class D = cpu::device>
+concept mixing_policy = requires(const X& x, index_t epoch, const variable<T, D>& h, const tensor<std::int64_t, D>& y,
                                  const std::vector<double>& counts, rng& g) {
   { x.point() } -> std::convertible_to<std::string>;
   { x.active(epoch) } -> std::convertible_to<bool>;
   { x.name() } -> std::convertible_to<std::string>;
-  { x.mix(h, y, counts, g) } -> std::same_as<mix_result<float, cpu::device>>;
+  { x.mix(h, y, counts, g) } -> std::same_as<mix_result<T, D>>;
 };
 
 /// No mixing (plain ERM).
@@ -166,12 +168,12 @@ struct mfw {
     }
     return lam;
   }
-  template <real_scalar T>
-  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>& counts,
-                                 rng& g) const {
+  template <real_scalar T, device D>
+  mix_result<T, D> mix(const variable<T, D>& h, const tensor<std::int64_t, D>& y, const std::vector<double>& counts,
+                       rng& g) const {
     const auto perm = detail::random_permutation(h.size(0), g);
-    const auto lam = lambdas<T>(y, counts, g);
-    return {lerp_mix(h, h, lam, perm), {}, {}};
+    const auto lam = lambdas<T>(ltl::detail::to_host(y), counts, g);
+    return {lerp_mix(h, h, lam.template to<D>(), perm.template to<D>()), {}, {}};
   }
 };
 
@@ -184,15 +186,16 @@ struct mixup {
   [[nodiscard]] std::string point() const { return at; }
   [[nodiscard]] bool active(index_t e) const { return detail::in_epochs(e, start_epoch, stop_epoch); }
   [[nodiscard]] std::string name() const { return (at == "input" ? "mixup(alpha=" : "manifold_mixup(alpha=") + std::to_string(alpha) + ")"; }
-  template <real_scalar T>
-  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>&,
-                                 rng& g) const {
+  template <real_scalar T, device D>
+  mix_result<T, D> mix(const variable<T, D>& h, const tensor<std::int64_t, D>& y, const std::vector<double>&,
+                       rng& g) const {
     detail::check_alpha(alpha, "mixup");
     const index_t B = h.size(0);
     const auto perm = detail::random_permutation(B, g);
     const T lam = static_cast<T>(g.beta(alpha, alpha));
-    return {lerp_mix(h, h, tensor<T>::full(shape{B}, lam), perm), detail::permute_labels(y, perm),
-            tensor<T>::full(shape{B}, T(1) - lam)};
+    return {lerp_mix(h, h, tensor<T, D>::full(shape{B}, lam), perm.template to<D>()),
+            detail::permute_labels(ltl::detail::to_host(y), perm).template to<D>(),
+            tensor<T, D>::full(shape{B}, T(1) - lam)};
   }
 };
 
@@ -215,15 +218,15 @@ struct remix {
     if (na / nb <= 1.0 / kappa && 1.0 - la < tau) return 1.0;
     return la;
   }
-  template <real_scalar T>
-  mix_result<T, cpu::device> mix(const variable<T>& h, const tensor<std::int64_t>& y, const std::vector<double>& counts,
-                                 rng& g) const {
+  template <real_scalar T, device D>
+  mix_result<T, D> mix(const variable<T, D>& h, const tensor<std::int64_t, D>& y, const std::vector<double>& counts,
+                       rng& g) const {
     detail::check_alpha(alpha, "remix");
     const index_t B = h.size(0);
     const auto perm = detail::random_permutation(B, g);
     const double lam = g.beta(alpha, alpha);
-    const auto yb = detail::permute_labels(y, perm);
-    const auto yc = y.contiguous();
+    const auto yc = ltl::detail::to_host(y);
+    const auto yb = detail::permute_labels(yc, perm);
     tensor<T> w(shape{B});
     for (index_t i = 0; i < B; ++i) {
       const auto a = static_cast<std::size_t>(yc.data()[i]), b = static_cast<std::size_t>(yb.data()[i]);
@@ -231,7 +234,8 @@ struct remix {
                 counts.size());
       w.data()[i] = static_cast<T>(label_weight(counts[a], counts[b], 1.0 - lam));
     }
-    return {lerp_mix(h, h, tensor<T>::full(shape{B}, static_cast<T>(lam)), perm), yb, w};
+    return {lerp_mix(h, h, tensor<T, D>::full(shape{B}, static_cast<T>(lam)), perm.template to<D>()),
+            yb.template to<D>(), w.template to<D>()};
   }
 };
 

@@ -9,6 +9,7 @@
 /// another architecture fails with a message naming the first offending tensor.
 
 #include "ltlearn/core/rng.hpp"
+#include "ltlearn/detail/host.hpp"
 #include "ltlearn/nn/module.hpp"
 #include "ltlearn/optim/sgd.hpp"
 #include "ltlearn/train/safetensors.hpp"
@@ -22,16 +23,63 @@
 
 namespace ltl::train {
 
-/// Where training stands, saved with every checkpoint. `extra` carries policy state (e.g. a
-/// sampler's position) as JSON.
+/// The running totals of the epoch in progress, saved with every checkpoint so that an epoch
+/// split by a resume reports the same loss and accuracy as an uninterrupted one, and its time as
+/// the sum of its parts. All zero at an epoch boundary.
+struct epoch_progress {
+  index_t batch_in_epoch = 0;  ///< batches of the epoch already trained (where the loader resumes)
+  double loss_sum = 0;         ///< Σ over those batches of (mean batch loss × batch size)
+  index_t seen = 0;            ///< images trained on
+  index_t correct = 0;         ///< of which predicted correctly (top-1 of the training logits)
+  double seconds = 0;          ///< training time spent in the epoch so far
+
+  friend bool operator==(const epoch_progress&, const epoch_progress&) = default;
+
+  /// Writes the totals into `j` under the keys the checkpoint format has always used
+  /// ("batch_in_epoch", "epoch_loss_sum", "epoch_seen", "epoch_correct", "epoch_seconds").
+  void write(nlohmann::json& j) const {
+    j["batch_in_epoch"] = batch_in_epoch;
+    j["epoch_loss_sum"] = loss_sum;
+    j["epoch_seen"] = seen;
+    j["epoch_correct"] = correct;
+    j["epoch_seconds"] = seconds;
+  }
+  /// Reads the totals from `j` (missing keys: zero) and removes their keys from it.
+  static epoch_progress take(nlohmann::json& j) {
+    epoch_progress p;
+    if (!j.is_object()) return p;
+    auto get = [&j](const char* key, auto& field) {
+      if (auto it = j.find(key); it != j.end()) {
+        field = it->template get<std::remove_reference_t<decltype(field)>>();
+        j.erase(it);
+      }
+    };
+    get("batch_in_epoch", p.batch_in_epoch);
+    get("epoch_loss_sum", p.loss_sum);
+    get("epoch_seen", p.seen);
+    get("epoch_correct", p.correct);
+    get("epoch_seconds", p.seconds);
+    return p;
+  }
+};
+
+/// Where training stands, saved with every checkpoint. `extra` carries the caller's own state
+/// (e.g. the FSA configuration of a phase-II checkpoint) as JSON.
+///
+/// Format: {"epoch", "iteration", "rngs": {name: state}, "extra": {...}} with the epoch's
+/// progress stored in "extra" under its historical keys, so checkpoints written before
+/// `progress` was a typed member load (and resume) unchanged.
 struct train_state {
   index_t epoch = 0;      ///< epochs completed
   index_t iteration = 0;  ///< optimizer steps completed (the schedule's position)
+  epoch_progress progress;  ///< the epoch in progress
   std::map<std::string, rng::state_type> rngs;
   nlohmann::json extra = nlohmann::json::object();
 
   [[nodiscard]] nlohmann::json to_json() const {
-    nlohmann::json j{{"epoch", epoch}, {"iteration", iteration}, {"extra", extra}};
+    nlohmann::json ex = extra.is_object() ? extra : nlohmann::json::object();
+    progress.write(ex);
+    nlohmann::json j{{"epoch", epoch}, {"iteration", iteration}, {"extra", std::move(ex)}};
     for (auto& [k, s] : rngs) j["rngs"][k] = s;
     return j;
   }
@@ -43,6 +91,7 @@ struct train_state {
       if (j.contains("rngs"))
         for (auto it = j["rngs"].begin(); it != j["rngs"].end(); ++it) st.rngs[it.key()] = it->get<rng::state_type>();
       if (j.contains("extra")) st.extra = j["extra"];
+      st.progress = epoch_progress::take(st.extra);
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("{}: malformed 'ltlearn.state' metadata: {}", file, e.what()));
     }
@@ -56,9 +105,9 @@ void save_checkpoint(const std::filesystem::path& path, const nn::module<T, D>& 
                      const std::type_identity_t<optim::sgd<T, D>>* opt,
                      const train_state& state) {
   io::safetensors_data data;
-  for (auto& [name, t] : model.state_dict()) data.tensors.emplace("model." + name, t.template to<cpu::device>());
+  for (auto& [name, t] : model.state_dict()) data.tensors.emplace("model." + name, ltl::detail::to_host(t));
   if (opt)
-    for (auto& [name, t] : opt->state_dict()) data.tensors.emplace("optim." + name, t.template to<cpu::device>());
+    for (auto& [name, t] : opt->state_dict()) data.tensors.emplace("optim." + name, ltl::detail::to_host(t));
   data.metadata["format"] = "ltlearn-checkpoint-1";
   data.metadata["ltlearn.state"] = state.to_json().dump();
   io::save_safetensors(path, data);

@@ -9,10 +9,15 @@
 /// generator's state is saved — and the model, momentum buffers, batch-norm statistics and the
 /// schedule position (iteration) are saved exactly. A run resumed from a checkpoint at any step
 /// reproduces the uninterrupted run bit for bit (same thread count).
+///
+/// Devices: the model, its optimizer and the loss run on the model's device D; the data loader
+/// and the training transform work on host images, and each batch moves to D before the step.
 
 #include "ltlearn/data/loader.hpp"
 #include "ltlearn/losses/fused_loss.hpp"
 #include "ltlearn/losses/policies.hpp"
+#include "ltlearn/metrics/classification.hpp"
+#include "ltlearn/mixing/mixed_loss.hpp"
 #include "ltlearn/mixing/policies.hpp"
 #include "ltlearn/optim/schedule.hpp"
 #include "ltlearn/optim/sgd.hpp"
@@ -56,16 +61,19 @@ struct epoch_summary {
   std::optional<eval_report> val, test;
 };
 
-/// The training loop. S: sampler, L: loss policy, X: mixing policy, Sch: lr schedule.
-template <real_scalar T, sampling::sampler S, losses::loss_policy L, mixing::mixing_policy X, optim::lr_schedule Sch>
+/// The training loop. S: sampler, L: loss policy, X: mixing policy, Sch: lr schedule, D: the
+/// model's device (deduced from the model).
+template <real_scalar T, sampling::sampler S, losses::loss_policy L, class X, optim::lr_schedule Sch,
+          device D = cpu::device>
+  requires mixing::mixing_policy<X, T, D>
 class trainer {
  public:
+  /// Augments a host batch [B, C, H, W] in place (it moves to D afterwards).
   using transform_fn = std::function<void(tensor<T>&, rng&)>;
 
-  trainer(nn::staged_model<T>& model, const data::image_dataset& train_set, trainer_options opt, S sampler, L loss,
+  trainer(nn::staged_model<T, D>& model, const data::image_dataset& train_set, trainer_options opt, S sampler, L loss,
           X mixer, Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm)
       : model_(model),
-        train_(train_set),
         opt_(std::move(opt)),
         sampler_(std::move(sampler)),
         loss_(std::move(loss)),
@@ -93,7 +101,7 @@ class trainer {
 
   /// Restores model, optimizer and position from a checkpoint written by this trainer.
   void resume(const std::filesystem::path& checkpoint) {
-    auto st = load_checkpoint(checkpoint, static_cast<nn::module<T>&>(model_), &sgd_);
+    auto st = load_checkpoint(checkpoint, static_cast<nn::module<T, D>&>(model_), &sgd_);
     state_ = st;
     if (auto it = st.rngs.find("mix"); it != st.rngs.end()) mix_rng_.set_state(it->second);
     fmt::print("resumed from {} at epoch {}, step {}\n", checkpoint.string(), st.epoch, st.iteration);
@@ -111,8 +119,7 @@ class trainer {
       const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
       if (test_ && test_now) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
       state_.epoch = epoch + 1;
-      for (const char* k : {"batch_in_epoch", "epoch_seen", "epoch_correct"}) state_.extra[k] = index_t{0};
-      for (const char* k : {"epoch_loss_sum", "epoch_seconds"}) state_.extra[k] = 0.0;
+      state_.progress = {};
       save();
       log(*summary);
       if (on_epoch_end) on_epoch_end(*summary);
@@ -123,46 +130,36 @@ class trainer {
 
   [[nodiscard]] const train_state& state() const noexcept { return state_; }
   [[nodiscard]] const std::vector<double>& class_counts() const noexcept { return counts_; }
-  [[nodiscard]] optim::sgd<T>& optimizer() noexcept { return sgd_; }
+  [[nodiscard]] optim::sgd<T, D>& optimizer() noexcept { return sgd_; }
   [[nodiscard]] std::filesystem::path checkpoint_path() const { return opt_.out_dir / "checkpoint.safetensors"; }
 
  private:
   /// One epoch from the saved position; nullopt when stopped by stop_after_steps.
   std::optional<epoch_summary> train_epoch(index_t epoch) {
     model_.train();
-    const index_t start = state_.extra.value("batch_in_epoch", index_t{0});
-    auto run = loader_.run(epoch, sampler_.epoch_indices(epoch), start);
+    epoch_progress& pr = state_.progress;
+    auto run = loader_.run(epoch, sampler_.epoch_indices(epoch), pr.batch_in_epoch);
     const loss_terms terms = losses::make_terms(loss_, counts_, epoch);
-    const bool mixing = mixer_.active(epoch);
-    const int point = mixing && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
+    const bool mixing_on = mixer_.active(epoch);
+    const int point = mixing_on && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
     progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(run->size()), stderr,
                      opt_.progress);
-    // The epoch's running totals travel in the checkpoint, so an epoch split by a resume reports
-    // the same loss and accuracy as an uninterrupted one, and its time as the sum of its parts.
-    const auto& ex = state_.extra;
-    double loss_sum = ex.value("epoch_loss_sum", 0.0), lr = 0;
-    const double seconds_before = ex.value("epoch_seconds", 0.0);
-    index_t seen = ex.value("epoch_seen", index_t{0}), correct = ex.value("epoch_correct", index_t{0});
+    // The epoch's running totals (state_.progress) travel in the checkpoint.
+    const double seconds_before = pr.seconds;
+    double lr = 0;
     while (auto b = run->next()) {
       lr = schedule_(state_.iteration);
-      variable<T> x(b->images);
-      variable<T> z;
-      variable<T> loss;
-      if (mixing) {
-        auto h = model_.run(x, -1, point);
-        auto m = mixer_.mix(h, b->labels, counts_, mix_rng_);
+      const variable<T, D> x(b->images.template to<D>());
+      const tensor<std::int64_t, D> labels = b->labels.template to<D>();
+      variable<T, D> z;
+      mixing::mix_result<T, D> m;  // default: not mixed
+      if (mixing_on) {
+        m = mixer_.mix(model_.run(x, -1, point), labels, counts_, mix_rng_);
         z = model_.run(m.h, point, model_.last_point());
-        if (m.own_weight.defined()) {
-          const auto other = cpu::affine(m.own_weight, T(-1), T(1));
-          loss = logit_adjusted_loss(z, b->labels, terms, m.own_weight) +
-                 logit_adjusted_loss(z, m.partner_labels, terms, other);
-        } else {
-          loss = logit_adjusted_loss(z, b->labels, terms);
-        }
       } else {
         z = model_.forward(x);
-        loss = logit_adjusted_loss(z, b->labels, terms);
       }
+      const variable<T, D> loss = mixing::mixed_loss(z, labels, m, terms);
       const double lv = static_cast<double>(loss.value().item());
       LTL_CHECK(std::isfinite(lv), value_error,
                 "trainer: the loss is {} at epoch {}, step {} (lr {}); lower the learning rate or check the data", lv,
@@ -172,15 +169,13 @@ class trainer {
       sgd_.step(lr);
       ++state_.iteration;
       const index_t B = b->labels.numel();
-      loss_sum += lv * static_cast<double>(B);
-      seen += B;
-      correct += count_correct(z.value(), b->labels);
-      state_.extra["batch_in_epoch"] = run->position();
-      state_.extra["epoch_loss_sum"] = loss_sum;
-      state_.extra["epoch_seen"] = seen;
-      state_.extra["epoch_correct"] = correct;
-      state_.extra["epoch_seconds"] = seconds_before + bar.elapsed();
-      bar.update(static_cast<long>(run->position()), static_cast<long>(seen), loss_sum / static_cast<double>(seen), lr);
+      pr.batch_in_epoch = run->position();
+      pr.loss_sum += lv * static_cast<double>(B);
+      pr.seen += B;
+      pr.correct += metrics::count_correct(z.value(), b->labels);
+      pr.seconds = seconds_before + bar.elapsed();
+      bar.update(static_cast<long>(pr.batch_in_epoch), static_cast<long>(pr.seen),
+                 pr.loss_sum / static_cast<double>(pr.seen), lr);
       if (opt_.checkpoint_every_steps > 0 && state_.iteration % opt_.checkpoint_every_steps == 0) save();
       if (opt_.stop_after_steps >= 0 && state_.iteration >= opt_.stop_after_steps) {
         save();
@@ -191,27 +186,17 @@ class trainer {
     s.epoch = epoch;
     s.lr = lr;
     s.seconds = seconds_before + bar.elapsed();
-    s.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
-    s.train_acc = seen ? static_cast<double>(correct) / static_cast<double>(seen) : 0;
-    s.images_per_sec = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
+    const auto seen = static_cast<double>(pr.seen);
+    s.train_loss = pr.seen ? pr.loss_sum / seen : 0;
+    s.train_acc = pr.seen ? static_cast<double>(pr.correct) / seen : 0;
+    s.images_per_sec = s.seconds > 0 ? seen / s.seconds : 0;
     return s;
-  }
-
-  static index_t count_correct(const tensor<T>& z, const tensor<std::int64_t>& y) {
-    const auto zc = z.contiguous();
-    const index_t C = z.size(1);
-    index_t k = 0;
-    for (index_t i = 0; i < z.size(0); ++i) {
-      const T* row = zc.data() + i * C;
-      k += std::max_element(row, row + C) - row == y.data()[i];
-    }
-    return k;
   }
 
   void save() {
     if (opt_.out_dir.empty()) return;
     state_.rngs["mix"] = mix_rng_.state();
-    save_checkpoint(checkpoint_path(), static_cast<const nn::module<T>&>(model_), &sgd_, state_);
+    save_checkpoint(checkpoint_path(), static_cast<const nn::module<T, D>&>(model_), &sgd_, state_);
   }
 
   void log(const epoch_summary& s) {
@@ -236,8 +221,7 @@ class trainer {
     }
   }
 
-  nn::staged_model<T>& model_;
-  const data::image_dataset& train_;
+  nn::staged_model<T, D>& model_;
   trainer_options opt_;
   S sampler_;
   L loss_;
@@ -245,7 +229,7 @@ class trainer {
   Sch schedule_;
   data::normalize norm_;
   data::loader<T, data::image_dataset> loader_;
-  optim::sgd<T> sgd_;
+  optim::sgd<T, D> sgd_;
   rng mix_rng_;
   std::vector<double> counts_;
   train_state state_;

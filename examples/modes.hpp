@@ -1,0 +1,30 @@
+#pragma once
+// The one choice fmnist_lt and cifar_lt make: train (default), --evaluate a checkpoint, or run
+// --fsa-phase2 on one — each mode in its own header.
+
+#include "common.hpp"
+#include "evaluate_mode.hpp"
+#include "fsa_phase2.hpp"
+#include "train_mode.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace example {
+
+/// Builds the long-tailed split of `full` (head-class size `n_max`) and the model the flags
+/// define, then runs the mode the flags choose.
+inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, const ltl::data::image_dataset& test,
+                    index_t n_max, const ltl::data::normalize& norm, const std::string& args_text) {
+  auto [train, val] = make_split(f, full, n_max);
+  fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
+             f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
+  const auto* held_out = f.held_out > 0 ? &val : nullptr;
+  ltl::nn::resnet_cifar<float> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
+  if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
+  if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
+  return train_long_tailed(f, model, train, held_out, test, norm, args_text);
+}
+
+}  // namespace example

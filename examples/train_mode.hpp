@@ -1,0 +1,61 @@
+#pragma once
+// The training mode of fmnist_lt / cifar_lt: a CIFAR ResNet trained on the long-tailed split with
+// the policies the flags choose, evaluated on the test split (and the held-out one) every
+// --test-every epochs; the final report is printed and written to <out>/results.json.
+
+#include "common.hpp"
+#include "report.hpp"
+
+#include <ltlearn/eval/analysis.hpp>
+#include <ltlearn/train/trainer.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+namespace example {
+
+/// Trains `model` on `train` (resuming from --resume) and reports the last epoch.
+inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& model,
+                             const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
+                             const ltl::data::image_dataset& test, const ltl::data::normalize& norm,
+                             const std::string& args_text) {
+  namespace ld = ltl::data;
+  const auto C = static_cast<index_t>(train.num_classes());
+  const ld::standard_augment aug{.crop = {.pad = 4}, .flip = {.p = 0.5}, .norm = norm};
+  const auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
+  const index_t iters = (static_cast<index_t>(sampler.epoch_indices(0).size()) + f.batch - 1) / f.batch;
+  ltl::train::trainer tr(model, train,
+                         {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
+                          .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
+                          .progress = !f.quiet, .test_every = f.test_every},
+                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
+                         f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
+                         [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
+  tr.set_eval_sets(val, &test);
+  if (!f.resume.empty()) tr.resume(f.resume);
+  if (f.analysis_every > 0)
+    tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset>(
+        model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.mix_point},
+        f.analysis_every);
+  const auto summaries = tr.fit();
+  if (summaries.empty() || !summaries.back().test) return 0;
+  const auto& last = summaries.back();
+  print_report("test", *last.test, tr.class_counts());
+  double secs = 0;
+  for (auto& s : summaries) secs += s.seconds;
+  const double per_epoch = secs / static_cast<double>(summaries.size());
+  fmt::print("  mean training time per epoch: {:.1f} s ({} threads)\n", per_epoch, f.threads);
+  nlohmann::json res;
+  res["test"] = last.test->to_json(/*with_confusion=*/C <= 100);
+  if (last.val) res["val"] = last.val->to_json();
+  res["seconds_per_epoch"] = per_epoch;
+  res["threads"] = f.threads;
+  res["args"] = args_text;
+  write_json_atomically(std::filesystem::path(f.out) / "results.json", res);
+  return 0;
+}
+
+}  // namespace example
