@@ -78,6 +78,7 @@
 #include "ltlearn/losses/fused_loss.hpp"
 #include "ltlearn/losses/policies.hpp"
 #include "ltlearn/mixing/any_mixing.hpp"
+#include "ltlearn/mixing/mixed_loss.hpp"
 #include "ltlearn/mixing/policies.hpp"
 
 // decoupled classifiers, feature augmentation, metrics
@@ -86,6 +87,7 @@
 #include "ltlearn/augment/feature_bank.hpp"
 #include "ltlearn/augment/finetune.hpp"
 #include "ltlearn/augment/fsa.hpp"
+#include "ltlearn/augment/fsa_grid.hpp"
 #include "ltlearn/augment/head_tail.hpp"
 #include "ltlearn/classifier/decoupled.hpp"
 #include "ltlearn/classifier/features.hpp"
@@ -94,6 +96,14 @@
 #include "ltlearn/metrics/calibration.hpp"
 #include "ltlearn/metrics/class_analysis.hpp"
 #include "ltlearn/metrics/classification.hpp"
+#include "ltlearn/metrics/report.hpp"
+#include "ltlearn/metrics/selection.hpp"
+
+// evaluation: eval-mode scope, batched passes over a dataset, reports, per-class analysis
+#include "ltlearn/eval/analysis.hpp"
+#include "ltlearn/eval/batched_pass.hpp"
+#include "ltlearn/eval/evaluate.hpp"
+#include "ltlearn/eval/scope.hpp"
 
 // optimisation, training
 #include "ltlearn/optim/any_schedule.hpp"
