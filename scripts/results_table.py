@@ -21,7 +21,7 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("erm", "ERM (cross-entropy, instance-balanced)", ""),
     ("cb-sampling", "class-balanced sampling", "q = 0, two-stage draw"),
     ("sqrt-sampling", "square-root sampling", "q = 1/2"),
-    ("progressive", "progressively-balanced sampling", "q from 1 to 0 over the epochs"),
+    ("progressive", "progressively-balanced sampling", "probabilities (1 − t/T)·instance + (t/T)·class-balanced (run before the t/(T − 1) fix)"),
     ("cb-focal", "CB-focal", "focal gamma 1, CB beta 0.9999"),
     ("ldam-drw", "LDAM-DRW", "m_max 0.5, s 30, cosine classifier, DRW from epoch 16"),
     ("cdt", "CDT", "gamma {v}"),
