@@ -118,12 +118,13 @@ TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on the test
   // Stage 2 on the cached features: cRT (classifier re-trained with Kang et al.'s class-aware
   // budget) and LWS on it, each trained on the device, then evaluated there.
   const ltl::classifier::stage2_options o{.epochs = 2, .batch_size = 16, .seed = 3};
-  const auto crt_cpu = ltl::classifier::crt<float, cpu_dev>(f_cpu, o);
-  const auto crt_test = ltl::classifier::crt<float, test_dev>(f_cpu, o);
+  const ltl::classifier::cached_source<float> src(f_cpu);
+  const auto crt_cpu = ltl::classifier::crt<float, cpu_dev>(src, o);
+  const auto crt_test = ltl::classifier::crt<float, test_dev>(src, o);
   REQUIRE(same_bits(crt_cpu->weight.value().to_vector(), crt_test->weight.value().to_vector()));
   REQUIRE(same_bits(crt_cpu->bias.value().to_vector(), crt_test->bias.value().to_vector()));
-  const auto lws_cpu = ltl::classifier::lws<float, cpu_dev>(*crt_cpu, f_cpu, o);
-  const auto lws_test = ltl::classifier::lws<float, test_dev>(*crt_test, f_cpu, o);
+  const auto lws_cpu = ltl::classifier::lws<float, cpu_dev>(*crt_cpu, src, o);
+  const auto lws_test = ltl::classifier::lws<float, test_dev>(*crt_test, src, o);
   for (const auto& [name, p] : lws_cpu->named_parameters()) {
     INFO(name);
     bool found = false;
