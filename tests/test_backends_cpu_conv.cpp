@@ -604,6 +604,10 @@ TEST_CASE("Winograd F(4x4, 3x3) weight gradient matches the reference", "[ops][c
   REQUIRE(f4({64, 32, 28, 28}, 32));
 }
 
+// The CPU device provides the fused epilogue kernel, so conv_bn folds batch norm at inference.
+static_assert(ltl::conv_epilogue_device<float, ltl::cpu::device>);
+static_assert(ltl::conv_epilogue_device<double, ltl::cpu::device>);
+
 TEST_CASE("conv2d_bn_inference equals conv, eval batch norm, residual and ReLU composed", "[ops][conv][bn]") {
   // One shape per forward kernel: channel-vectorised (stride 2; stride 1 on an 8×8 plane), the
   // row-vectorised direct kernel (16×16 plane) and im2col + GEMM (5×5 kernel, 1×1 kernel).
