@@ -3,9 +3,16 @@
 // the Fashion-MNIST 28×28 equivalents with a 1-channel stem. The GFLOPS counter counts 2 flops
 // per multiply-add of the direct convolution (backward: both products). Also batch norm in
 // training (forward + backward) at each activation shape, in GB/s.
+//
+// LTL_CONV_ALGORITHM=<name> (a conv2d_algorithm as ltl::to_string writes it, e.g.
+// winograd_f2_planar) forces that kernel for every pass, to compare the kernels on one layer;
+// layers and passes the kernel cannot compute are skipped with the reason.
 #include "bench_common.hpp"
 
 #include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <string>
 
 namespace {
 
@@ -21,6 +28,28 @@ struct conv_case {
 
 conv_case from(const benchmark::State& s) {
   return {s.range(0), s.range(1), s.range(2), s.range(3), s.range(4)};
+}
+
+/// The layer's options, with the algorithm LTL_CONV_ALGORITHM forces (automatic if unset).
+ltl::conv2d_options options_for(const conv_case& c) {
+  const char* forced = std::getenv("LTL_CONV_ALGORITHM");
+  return {.stride = c.stride,
+          .padding = 1,
+          .algorithm = forced ? ltl::parse_conv2d_algorithm(forced) : ltl::conv2d_algorithm::automatic};
+}
+
+/// With a forced algorithm, runs f once outside the timing: false (and the benchmark skipped
+/// with the reason) if the algorithm cannot compute the layer. Without, nothing runs.
+template <class F>
+bool runs(benchmark::State& state, F&& f) {
+  if (!std::getenv("LTL_CONV_ALGORITHM")) return true;
+  try {
+    f();
+    return true;
+  } catch (const ltl::value_error& e) {
+    state.SkipWithError(e.what());
+    return false;
+  }
 }
 
 void register_layers(benchmark::internal::Benchmark* b) {
@@ -41,9 +70,11 @@ void BM_conv_forward(benchmark::State& state) {
   const conv_case c = from(state);
   const auto x = ltl_bench::randn(ltl::shape{c.n, c.cin, c.hw, c.hw}, 1);
   const auto w = ltl_bench::randn(ltl::shape{c.cout, c.cin, 3, 3}, 2, 0.1);
-  const ltl::conv2d_options opt{.stride = c.stride, .padding = 1};
+  const ltl::conv2d_options opt = options_for(c);
+  const auto forward = [&] { return ltl::cpu::conv2d_forward(x, w, ltl::tensor<float>(), opt); };
+  if (!runs(state, forward)) return;
   for (auto _ : state) {
-    auto y = ltl::cpu::conv2d_forward(x, w, ltl::tensor<float>(), opt);
+    auto y = forward();
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOPS"] =
@@ -58,7 +89,12 @@ void BM_conv_backward(benchmark::State& state) {
   const auto x = ltl_bench::randn(ltl::shape{c.n, c.cin, c.hw, c.hw}, 1);
   const auto w = ltl_bench::randn(ltl::shape{c.cout, c.cin, 3, 3}, 2, 0.1);
   const auto dy = ltl_bench::randn(ltl::shape{c.n, c.cout, c.out_hw(), c.out_hw()}, 3);
-  const ltl::conv2d_options opt{.stride = c.stride, .padding = 1};
+  const ltl::conv2d_options opt = options_for(c);
+  if (!runs(state, [&] {
+        (void)ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), opt);
+        (void)ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), opt);
+      }))
+    return;
   for (auto _ : state) {
     auto dx = ltl::cpu::conv2d_backward_input(dy, w, x.sizes(), opt);
     auto dw = ltl::cpu::conv2d_backward_weight(dy, x, w.sizes(), opt);

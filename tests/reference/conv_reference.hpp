@@ -1,10 +1,12 @@
 #pragma once
 /// \file
 /// Naive direct 2-D convolution (forward and both backward products) accumulated in double:
-/// the oracle for ltl::conv2d's im2col + GEMM kernels. Deliberately written as plain nested
-/// loops over the definition, sharing no code with the library kernels.
+/// the oracle for every kernel of ltl::conv2d (conv2d_options::algorithm is ignored here).
+/// Deliberately written as plain nested loops over the definition, sharing no code with the
+/// library kernels: it needs only the options and the tensor type.
 
-#include <ltlearn/backends/cpu/conv.hpp>
+#include <ltlearn/backends/contract/conv.hpp>
+#include <ltlearn/tensor/tensor.hpp>
 
 namespace ltl_ref {
 

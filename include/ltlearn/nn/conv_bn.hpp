@@ -8,19 +8,19 @@
 #include "ltlearn/nn/conv.hpp"
 
 #include <memory>
-#include <type_traits>
 
 namespace ltl::nn {
 
 /// relu(bn(conv(x)) + residual) if `relu`, else bn(conv(x)) + residual (`residual` may be
 /// undefined). Training, or gradients enabled: the convolution, then batch norm with the
-/// residual add and the ReLU fused into it (batch_norm2d::forward_fused). Inference on the CPU
-/// (batch norm in eval mode, no_grad): batch norm folds into the convolution, which applies it
-/// with the residual and the ReLU as it stores its output (ltl::conv2d_bn_inference).
+/// residual add and the ReLU fused into it (batch_norm2d::forward_fused). Inference (batch norm
+/// in eval mode, no_grad) on a device with the fused epilogue kernel (conv_epilogue_device):
+/// batch norm folds into the convolution, which applies it with the residual and the ReLU as it
+/// stores its output (ltl::conv2d_bn_inference).
 template <real_scalar T, device D>
 variable<T, D> conv_bn(conv2d<T, D>& conv, batch_norm2d<T, D>& bn, const variable<T, D>& x, bool relu,
                        const variable<T, D>& residual = {}) {
-  if constexpr (std::is_same_v<D, cpu::device>) {
+  if constexpr (conv_epilogue_device<T, D>) {
     if (!bn.is_training() && !grad_enabled()) {
       const auto& o = conv.options();
       return ltl::conv2d_bn_inference(x, conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean,

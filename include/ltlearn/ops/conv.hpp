@@ -4,10 +4,13 @@
 /// Shapes: x [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW], bias [Cout] or undefined
 /// → y [N, Cout, Ho, Wo]. Kernels are reached by argument-dependent lookup on the device.
 
+#include "ltlearn/backends/contract/conv.hpp"
 #include "ltlearn/backends/cpu/conv.hpp"
 #include "ltlearn/ops/elementwise.hpp"
 
 #include <cmath>
+#include <concepts>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -37,21 +40,28 @@ variable<T, D> conv2d(const variable<T, D>& x, const variable<T, D>& weight, con
   return make_result<T, D>(std::move(y), "conv2d", {&x, &weight, &b}, std::move(bw));
 }
 
+/// Whether device D provides the fused convolution kernel conv2d_forward_epilogue (x, weight,
+/// options, scale, shift, residual, relu → y; backends/cpu/conv.hpp), found like every kernel
+/// by argument-dependent lookup on the tensor's device.
+template <class T, class D>
+concept conv_epilogue_device = requires(const tensor<T, D>& t, const conv2d_options& opt, bool relu) {
+  { conv2d_forward_epilogue(t, t, opt, t, t, t, relu) } -> std::same_as<tensor<T, D>>;
+};
+
 /// Inference only (no gradient): act(bn(conv2d(x, weight) + conv_bias) + residual) with batch
 /// norm in evaluation mode, i.e. its running statistics: the batch norm folds into a scale and
 /// shift per output channel, s = γ/√(var + ε) and t = β + (b − mean)·s, which the convolution
 /// applies as it stores its sums, together with the residual and the ReLU — one pass over the
 /// output instead of two. conv_bias, bn_weight (γ), bn_bias (β) and residual may be undefined.
-/// CPU tensors. Throws value_error if gradients are enabled and an input requires one.
-template <real_scalar T>
-variable<T, cpu::device> conv2d_bn_inference(const variable<T, cpu::device>& x, const variable<T, cpu::device>& weight,
-                                             const variable<T, cpu::device>& conv_bias,
-                                             const variable<T, cpu::device>& bn_weight,
-                                             const variable<T, cpu::device>& bn_bias,
-                                             const tensor<T, cpu::device>& running_mean,
-                                             const tensor<T, cpu::device>& running_var, double eps,
-                                             const conv2d_options& opt, bool relu,
-                                             const variable<T, cpu::device>& residual = {}) {
+/// The fold runs on the host over the [Cout] vectors; the convolution on D's epilogue kernel.
+/// Throws value_error if gradients are enabled and an input requires one.
+template <real_scalar T, device D>
+  requires conv_epilogue_device<T, D>
+variable<T, D> conv2d_bn_inference(const variable<T, D>& x, const variable<T, D>& weight,
+                                   const variable<T, D>& conv_bias, const variable<T, D>& bn_weight,
+                                   const variable<T, D>& bn_bias, const tensor<T, D>& running_mean,
+                                   const tensor<T, D>& running_var, double eps, const conv2d_options& opt, bool relu,
+                                   const variable<T, D>& residual = {}) {
   const bool wants_grad = x.requires_grad() || weight.requires_grad() ||
                           (conv_bias.defined() && conv_bias.requires_grad()) ||
                           (bn_weight.defined() && bn_weight.requires_grad()) ||
@@ -66,27 +76,28 @@ variable<T, cpu::device> conv2d_bn_inference(const variable<T, cpu::device>& x, 
             running_mean.defined() ? running_mean.sizes() : shape{}, running_var.defined() ? running_var.sizes() : shape{},
             weight.sizes());
   LTL_CHECK(eps > 0 && std::isfinite(eps), value_error, "conv2d_bn_inference: eps must be positive, got {}", eps);
-  auto per_channel = [&](const variable<T, cpu::device>& v, const char* what) {
-    if (!v.defined()) return tensor<T, cpu::device>();
+  // Host copies of the [Cout] vectors (empty where undefined).
+  auto per_channel = [&](const variable<T, D>& v, const char* what) {
+    if (!v.defined()) return std::vector<T>();
     LTL_CHECK(v.dim() == 1 && v.size(0) == cout, shape_error, "conv2d_bn_inference: {} {} does not match weight {}",
               what, v.sizes(), weight.sizes());
-    return v.value().contiguous();
+    return v.value().to_vector();
   };
   const auto cb = per_channel(conv_bias, "conv bias"), g = per_channel(bn_weight, "bn weight"),
              b = per_channel(bn_bias, "bn bias");
-  const auto rm = running_mean.contiguous(), rv = running_var.contiguous();
-  tensor<T, cpu::device> scale(shape{cout}), shift(shape{cout});
-  for (index_t c = 0; c < cout; ++c) {
-    auto val = [c](const tensor<T, cpu::device>& t, double neutral) {
-      return t.defined() ? static_cast<double>(t.data()[c]) : neutral;
-    };
-    const double s = val(g, 1.0) / std::sqrt(static_cast<double>(rv.data()[c]) + eps);
-    scale.data()[c] = static_cast<T>(s);
-    shift.data()[c] = static_cast<T>(val(b, 0.0) + (val(cb, 0.0) - static_cast<double>(rm.data()[c])) * s);
+  const auto rm = running_mean.to_vector(), rv = running_var.to_vector();
+  std::vector<T> scale(static_cast<std::size_t>(cout)), shift(static_cast<std::size_t>(cout));
+  for (std::size_t c = 0; c < scale.size(); ++c) {
+    auto val = [c](const std::vector<T>& t, double neutral) { return t.empty() ? neutral : static_cast<double>(t[c]); };
+    const double s = val(g, 1.0) / std::sqrt(static_cast<double>(rv[c]) + eps);
+    scale[c] = static_cast<T>(s);
+    shift[c] = static_cast<T>(val(b, 0.0) + (val(cb, 0.0) - static_cast<double>(rm[c])) * s);
   }
-  auto y = cpu::conv2d_forward_epilogue(x.value(), weight.value(), opt, scale, shift,
-                                        residual.defined() ? residual.value() : tensor<T, cpu::device>(), relu);
-  return variable<T, cpu::device>(std::move(y), false);
+  auto y = conv2d_forward_epilogue(x.value(), weight.value(), opt,
+                                   tensor<T, D>::from(shape{cout}, std::span<const T>(scale)),
+                                   tensor<T, D>::from(shape{cout}, std::span<const T>(shift)),
+                                   residual.defined() ? residual.value() : tensor<T, D>(), relu);
+  return variable<T, D>(std::move(y), false);
 }
 
 }  // namespace ltl

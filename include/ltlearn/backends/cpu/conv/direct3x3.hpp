@@ -17,7 +17,7 @@
 /// weight gradient's per-thread partial sums are added in thread order, so results are
 /// deterministic for a given thread count.
 
-#include "ltlearn/backends/cpu/elementwise.hpp"
+#include "ltlearn/backends/cpu/conv/kernel_args.hpp"
 #include "ltlearn/backends/cpu/simd.hpp"
 
 #include <algorithm>
@@ -30,37 +30,6 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
-
-namespace ltl::detail {
-
-/// What a convolution kernel does with each output sum a of channel r before storing it:
-/// y = act(a·scale[r] + shift[r] + residual), every part optional. A bias alone is `shift`;
-/// batch norm in evaluation folds into scale and shift (inference: one pass over the output
-/// fewer per layer), and a ResNet block's residual add and ReLU follow in the same store.
-template <class T>
-struct conv_epilogue {
-  const T* scale = nullptr;     ///< [rows] (null: 1)
-  const T* shift = nullptr;     ///< [rows] (null: 0)
-  const T* residual = nullptr;  ///< laid out as the whole output y (null: none)
-  bool relu = false;            ///< max(0, ·) last
-
-  /// dst[k] = epilogue(src[k·ss]) for k < n, of channel r; `res` is the residual at dst's place.
-  void store(T* dst, const T* src, index_t ss, index_t n, index_t r, const T* res) const noexcept {
-    const T sh = shift ? shift[r] : T(0);
-    if (!scale && !res && !relu) {  // bias (or nothing): the plain store
-      for (index_t k = 0; k < n; ++k) dst[k] = src[k * ss] + sh;
-      return;
-    }
-    const T sc = scale ? scale[r] : T(1);
-    for (index_t k = 0; k < n; ++k) {
-      T v = src[k * ss] * sc + sh;
-      if (res) v += res[k];
-      dst[k] = relu ? std::max(T(0), v) : v;
-    }
-  }
-};
-
-}  // namespace ltl::detail
 
 namespace ltl::detail::direct3x3 {
 
@@ -252,12 +221,16 @@ namespace ltl::cpu::direct3x3 {
 
 namespace d3 = ltl::detail::direct3x3;
 
-/// y [N, rows, H, W] = epilogue(conv3x3(x [N, cin, H, W])) with weights packed by
-/// pack_weights. Serves the forward pass (rows = Cout) and the input gradient (x = dy,
-/// rows = Cin, no epilogue).
+/// y [N, rows, H, W] = epilogue(conv3x3(x [N, cin, H, W])), stride 1: the forward pass
+/// (rows = Cout) and the input gradient (`adjoint`: x = dy, rows = Cin, no epilogue). The
+/// weights are packed (pack_weights) once per call.
 template <class T, class ForEachChunk>
-void run(const T* x, index_t n, index_t cin, index_t h, index_t w, const std::vector<T>& wpk, index_t rows,
-         const ltl::detail::conv_epilogue<T>& ep, T* y, ForEachChunk&& for_each_chunk) {
+void run(const ltl::detail::conv3x3_args<T>& args, ForEachChunk&& for_each_chunk) {
+  const auto wpk = d3::pack_weights(args.weight, args.weight_out, args.weight_in, args.adjoint);
+  const T* x = args.input;
+  const index_t n = args.samples, cin = args.in_channels, h = args.height, w = args.width, rows = args.out_channels;
+  const ltl::detail::conv_epilogue<T>& ep = args.epilogue;
+  T* y = args.output;
   const d3::grid g = d3::make_grid(h, w, d3::simd<T>::lanes);
   for_each_chunk(n, [&](int, index_t n0, index_t n1) {
     host_tensor<T> xp = host_tensor<T>::zeros(shape{cin * g.len});
@@ -272,10 +245,13 @@ void run(const T* x, index_t n, index_t cin, index_t h, index_t w, const std::ve
 }
 
 /// dW [cout, cin·9] (added into each thread's zeroed partial, then summed in thread order)
-/// from dy [N, cout, H, W] and x [N, cin, H, W].
+/// from dy [N, cout, H, W] and x [N, cin, H, W], stride 1.
 template <class T, class ForEachChunk>
-host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, index_t cout, index_t h, index_t w,
-                           int threads, ForEachChunk&& for_each_chunk) {
+host_tensor<T> weight_grad(const ltl::detail::conv3x3_weight_grad_args<T>& args, ForEachChunk&& for_each_chunk) {
+  const T* dy = args.dy;
+  const T* x = args.x;
+  const index_t n = args.samples, cin = args.in_channels, cout = args.out_channels, h = args.height, w = args.width;
+  const int threads = args.threads;
   constexpr int L = d3::simd<T>::lanes;
   const d3::grid g = d3::make_grid(h, w, L);
   index_t off[9];

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Channel-vectorised direct 3×3 convolution (padding 1, stride 1 or 2) for small output planes
-/// and strided layers, where the row-vectorised kernels of conv3x3.hpp lose: on a 7×7 or 8×8
+/// and strided layers, where the row-vectorised kernels of direct3x3.hpp lose: on a 7×7 or 8×8
 /// plane their padded grid wastes a quarter of every vector, and a stride of 2 breaks their
 /// unit-stride runs (the im2col fallback copies 9× the input).
 ///
@@ -10,11 +10,11 @@
 /// weights and broadcasts P input values. Positions are a list of offsets into the sample's
 /// zero-bordered planes (position (i, j) reads tap (ki, kj) at (s·i + ki)·Wp + s·j + kj), so
 /// only real outputs are computed, at either stride. Each accumulator sums Σ_ci Σ_t in the same
-/// order as conv3x3.hpp's tile, so a stride-1 output is bit-identical to the row kernel's.
+/// order as direct3x3.hpp's tile, so a stride-1 output is bit-identical to the row kernel's.
 /// The same kernel gives a stride-1 layer's input gradient with the adjoint weights, and, phase
 /// by phase, a stride-2 layer's; the weight gradient vectorises over output channels too.
 
-#include "ltlearn/backends/cpu/conv3x3.hpp"
+#include "ltlearn/backends/cpu/conv/direct3x3.hpp"
 #include "ltlearn/backends/cpu/simd.hpp"
 
 #include <algorithm>
@@ -26,7 +26,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-namespace ltl::detail::conv3x3_cv {
+namespace ltl::detail::channel_vectorised3x3 {
 
 using ltl::detail::load;
 using ltl::detail::simd;
@@ -213,19 +213,24 @@ void wtile(const T* dyt, index_t dyt_row, index_t dyt_sample, const T* xp, index
       }
 }
 
-}  // namespace ltl::detail::conv3x3_cv
+}  // namespace ltl::detail::channel_vectorised3x3
 
-namespace ltl::cpu::conv3x3_cv {
+namespace ltl::cpu::channel_vectorised3x3 {
 
-namespace cv3 = ltl::detail::conv3x3_cv;
+namespace cv3 = ltl::detail::channel_vectorised3x3;
 
 /// y [N, rows, Ho, Wo] = epilogue(conv3x3(x [N, cin, H, W], padding 1, `stride`)), from
 /// `weight` [A, B, 3, 3] (forward: A = rows = Cout; with `adjoint`, the input gradient of a
 /// stride-1 layer: x = dy, B = rows = Cin, no epilogue). Work is split over samples.
 template <class T, class ForEachChunk>
-void run(const T* x, index_t n, index_t cin, index_t h, index_t w, index_t stride, const T* weight, index_t a,
-         index_t b, bool adjoint, index_t rows, const ltl::detail::conv_epilogue<T>& ep, T* y,
-         ForEachChunk&& for_each_chunk) {
+void run(const ltl::detail::conv3x3_args<T>& args, ForEachChunk&& for_each_chunk) {
+  const T* x = args.input;
+  const T* weight = args.weight;
+  const index_t n = args.samples, cin = args.in_channels, h = args.height, w = args.width, stride = args.stride;
+  const index_t a = args.weight_out, b = args.weight_in, rows = args.out_channels;
+  const bool adjoint = args.adjoint;
+  const ltl::detail::conv_epilogue<T>& ep = args.epilogue;
+  T* y = args.output;
   constexpr int L = cv3::simd<T>::lanes;
   auto go = [&]<int CV>() {
     const cv3::layout g = cv3::make_layout(h, w, stride, cv3::positions<CV>, L);
@@ -249,11 +254,16 @@ void run(const T* x, index_t n, index_t cin, index_t h, index_t w, index_t strid
   }
 }
 
-/// dx [N, cin, H, W] of a 3×3, padding-1, stride-2 convolution from dy [N, cout, Ho, Wo] and
-/// weight [cout, cin, 3, 3], phase by phase (see detail::conv3x3_cv::phase). Split over samples.
+/// dx [N, cin, H, W] of a 3×3, padding-1, stride-2 convolution from dy [N, cout, Ho, Wo]
+/// (args.input) and weight [cout, cin, 3, 3], phase by phase (see
+/// detail::channel_vectorised3x3::phase); args.adjoint and the epilogue are not read. Split
+/// over samples.
 template <class T, class ForEachChunk>
-void input_grad_stride2(const T* dy, index_t n, index_t cout, const T* weight, index_t cin, index_t h, index_t w,
-                        T* dx, ForEachChunk&& for_each_chunk) {
+void input_grad_stride2(const ltl::detail::conv3x3_args<T>& args, ForEachChunk&& for_each_chunk) {
+  const T* dy = args.input;
+  const T* weight = args.weight;
+  const index_t n = args.samples, cout = args.weight_out, cin = args.weight_in, h = args.height, w = args.width;
+  T* dx = args.output;
   constexpr int L = cv3::simd<T>::lanes;
   const index_t ho = (h - 1) / 2 + 1, wo = (w - 1) / 2 + 1, wop = wo + 2;
   const index_t lenp = ((ho + 2) * wop + L - 1) / L * L;
@@ -308,8 +318,12 @@ void input_grad_stride2(const T* dy, index_t n, index_t cout, const T* weight, i
 /// buffer; the buffers are added in thread order, so results are deterministic for a given
 /// thread count.
 template <class T, class ForEachChunk>
-host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, index_t cout, index_t h, index_t w,
-                           index_t stride, int threads, ForEachChunk&& for_each_chunk) {
+host_tensor<T> weight_grad(const ltl::detail::conv3x3_weight_grad_args<T>& args, ForEachChunk&& for_each_chunk) {
+  const T* dy = args.dy;
+  const T* x = args.x;
+  const index_t n = args.samples, cin = args.in_channels, cout = args.out_channels, h = args.height, w = args.width;
+  const index_t stride = args.stride;
+  const int threads = args.threads;
   constexpr int L = cv3::simd<T>::lanes;
   const int cv = cv3::vectors_for<T>(cout) >= 2 ? 2 : 1;  // 2 × 9 or 1 × 9 × 3 accumulators
   const index_t width = cv * L, rows_pad = (cout + width - 1) / width * width;
@@ -365,7 +379,7 @@ host_tensor<T> weight_grad(const T* dy, const T* x, index_t n, index_t cin, inde
   return ltl::detail::direct3x3::sum_in_thread_order(partial, shape{cout, cin * 9});
 }
 
-}  // namespace ltl::cpu::conv3x3_cv
+}  // namespace ltl::cpu::channel_vectorised3x3
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
