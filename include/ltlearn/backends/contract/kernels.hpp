@@ -23,7 +23,7 @@
 #include "ltlearn/backends/contract/pool.hpp"
 // conv2d_options: from backends/contract/conv.hpp once the conv branch has moved the conv types
 // there (until then they live in the CPU conv header).
-#include "ltlearn/backends/cpu/conv.hpp"
+#include "ltlearn/backends/contract/conv.hpp"
 #include "ltlearn/core/concepts.hpp"
 #include "ltlearn/core/shape.hpp"
 #include "ltlearn/tensor/tensor.hpp"

@@ -6,7 +6,7 @@
 
 // pair2d: from backends/contract/conv.hpp once the conv branch has moved the conv types there
 // (until then they live in the CPU conv header).
-#include "ltlearn/backends/cpu/conv.hpp"
+#include "ltlearn/backends/contract/conv.hpp"
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shape.hpp"
 #include "ltlearn/tensor/tensor.hpp"
