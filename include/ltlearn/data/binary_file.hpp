@@ -129,7 +129,9 @@ class byte_source {
     }
     std::size_t produced = 0;
     while (produced < n && !finished_) {
-      const std::size_t chunk = std::min<std::size_t>(n - produced, std::size_t{1} << 20);
+      // Geometric growth from 4 KiB to 1 MiB: tiny inputs stay cheap, large ones amortised.
+      const std::size_t chunk =
+          std::min({n - produced, std::max<std::size_t>(out.size(), std::size_t{1} << 12), std::size_t{1} << 20});
       const std::size_t old = out.size();
       out.resize(old + chunk);
       zs_.next_out = reinterpret_cast<Bytef*>(out.data() + old);
