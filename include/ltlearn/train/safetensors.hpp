@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -188,7 +189,7 @@ inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
 inline nlohmann::json parse_json_untrusted(std::string_view text, const std::string& file, std::string_view field) {
   LTL_CHECK(!detail::json_deeper_than(text, max_json_depth), io_error,
             "{}: {} nests arrays/objects deeper than {} levels", file, field, max_json_depth);
-  std::vector<std::vector<std::string>> keys;  // keys seen in each open object, innermost last
+  std::vector<std::set<std::string>> keys;  // keys seen in each open object, innermost last (a set: no quadratic scan)
   const nlohmann::json::parser_callback_t on_event = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
     using pe = nlohmann::json::parse_event_t;
     if (ev == pe::object_start) {
@@ -196,12 +197,9 @@ inline nlohmann::json parse_json_untrusted(std::string_view text, const std::str
     } else if (ev == pe::object_end) {
       if (!keys.empty()) keys.pop_back();
     } else if (ev == pe::key && !keys.empty() && v.is_string()) {
-      auto& seen = keys.back();
       const auto& k = v.get_ref<const std::string&>();
-      LTL_CHECK(std::find(seen.begin(), seen.end(), k) == seen.end(), io_error,
-                "{}: {} has the duplicate key '{}' (in the object at depth {})", file, field, detail::clip(k),
-                keys.size());
-      seen.push_back(k);
+      LTL_CHECK(keys.back().insert(k).second, io_error, "{}: {} has the duplicate key '{}' (in the object at depth {})",
+                file, field, detail::clip(k), keys.size());
     }
     return true;
   };
