@@ -6,6 +6,7 @@
 #   bash scripts/ltl.sh test           release build of everything + the whole ctest suite
 #   bash scripts/ltl.sh demo [args]    build and run examples/fmnist_lt (Fashion-MNIST-LT)
 #   bash scripts/ltl.sh asan           debug build with ASan + UBSan + the whole ctest suite
+#   bash scripts/ltl.sh fuzz [seconds] libFuzzer on every parser, [seconds] (default 60) each
 #
 # Environment: LTL_JOBS overrides the number of parallel compile jobs.
 set -euo pipefail
@@ -17,12 +18,15 @@ packages=(cmake ninja-build g++ libeigen3-dev libxtensor-dev libfmt-dev catch2 l
           zlib1g-dev libcli11-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist)
 # Optional, only for rendering figures (scripts/plot_analysis.py); the library and tests never need Python.
 optional_packages=(python3-matplotlib)
+# Only for `fuzz` (libFuzzer needs clang; Debian's clang 14 cannot compile the headers' C++20).
+fuzz_packages=(cmake ninja-build clang-16 libclang-rt-16-dev libomp-16-dev libeigen3-dev libxtensor-dev libfmt-dev
+               zlib1g-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev)
 
 say() { printf 'ltl.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 usage() {
-  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 setup() {
@@ -100,6 +104,39 @@ cmd_demo() {
   exec build/release/examples/fmnist_lt "$@"
 }
 
+# libFuzzer harnesses (fuzz/fuzz_<parser>.cpp) with ASan + UBSan, each run for $1 seconds on the
+# seed corpus (fuzz/corpus/<parser>/, read only); inputs it finds go to build/fuzz/corpus/<parser>/,
+# crashes to build/fuzz/artifacts/<parser>/ (add them to fuzz/crashes/<parser>/ with a test).
+cmd_fuzz() {
+  local seconds="${1:-60}"
+  [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "fuzz: seconds must be a positive integer, got '$seconds'"
+  # setup() checks the global `packages`: shadow it with the fuzz list (bash scoping is dynamic).
+  local packages=("${fuzz_packages[@]}")
+  setup
+  cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-16 \
+    -DCMAKE_CXX_COMPILER=clang++-16 -DLTL_BUILD_FUZZERS=ON -DLTL_BUILD_TESTS=OFF -DLTL_BUILD_EXAMPLES=OFF \
+    -DLTL_BUILD_BENCHMARKS=OFF -DLTL_INSTALL=OFF -DLTL_NATIVE=OFF -DLTL_WITH_CUDA=OFF >/dev/null
+  cmake --build build/fuzz -j "$(build_jobs)"
+  local parser log failed=0 summary=()
+  for parser in idx cifar safetensors; do
+    mkdir -p "build/fuzz/corpus/$parser" "build/fuzz/artifacts/$parser"
+    log="build/fuzz/fuzz_$parser.log"
+    say "fuzz_$parser: ${seconds} s (log: $log)"
+    if ! "build/fuzz/fuzz/fuzz_$parser" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="build/fuzz/artifacts/$parser/" \
+        "build/fuzz/corpus/$parser" "fuzz/corpus/$parser" >"$log" 2>&1; then
+      failed=1
+      say "fuzz_$parser FOUND A CRASH: see $log and build/fuzz/artifacts/$parser/"
+    fi
+    local execs rate
+    execs="$(awk '/^stat::number_of_executed_units:/ {print $2}' "$log")"
+    rate="$(awk '/^stat::average_exec_per_sec:/ {print $2}' "$log")"
+    summary+=("$(printf 'fuzz_%-12s %12s executions  %8s exec/s' "$parser" "${execs:-?}" "${rate:-?}")")
+  done
+  printf '%s\n' "${summary[@]}"
+  return "$failed"
+}
+
 command="${1:-}"
 if (($# > 0)); then shift; fi
 case "$command" in
@@ -107,6 +144,7 @@ case "$command" in
   test) cmd_test ;;
   demo) cmd_demo "$@" ;;
   asan) cmd_asan ;;
+  fuzz) cmd_fuzz "$@" ;;
   -h|--help|help) usage ;;
   *) usage; exit 2 ;;
 esac

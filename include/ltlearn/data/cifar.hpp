@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,9 @@ inline constexpr std::size_t cifar_label_bytes(cifar_variant v) { return v == ci
 inline constexpr std::int64_t cifar_classes(cifar_variant v) { return v == cifar_variant::cifar10 ? 10 : 100; }
 inline constexpr const char* cifar_name(cifar_variant v) { return v == cifar_variant::cifar10 ? "CIFAR-10" : "CIFAR-100"; }
 
-/// Appends the records of one file to `pixels`/`labels`, validating size and every label.
-inline void read_cifar_file(const std::filesystem::path& path, cifar_variant v, std::vector<std::uint8_t>& pixels,
-                            std::vector<std::int64_t>& labels) {
-  const file_bytes f = read_file_bytes(path);
+/// Appends the records of one decoded buffer to `pixels`/`labels`, validating size and every label.
+inline void append_cifar_records(const file_bytes& f, cifar_variant v, std::vector<std::uint8_t>& pixels,
+                                 std::vector<std::int64_t>& labels) {
   const std::size_t lb = cifar_label_bytes(v);
   const std::size_t record = lb + cifar_pixels;
   LTL_CHECK(!f.bytes.empty(), io_error, "{}: empty file, expected {} records of {} bytes", f.path, cifar_name(v), record);
@@ -61,7 +61,23 @@ inline void read_cifar_file(const std::filesystem::path& path, cifar_variant v, 
     pixels.insert(pixels.end(), px.begin(), px.end());
   }
 }
+
+/// Appends the records of one file (a regular file, plain or gzip, at most max_file_bytes).
+inline void read_cifar_file(const std::filesystem::path& path, cifar_variant v, std::vector<std::uint8_t>& pixels,
+                            std::vector<std::int64_t>& labels) {
+  append_cifar_records(read_file_bytes(path), v, pixels, labels);
+}
 }  // namespace detail
+
+/// Parses one CIFAR binary file held in `raw` (plain or gzip, decompressed up to max_file_bytes)
+/// into a dataset [N, 3, 32, 32] named `name`; errors as read_cifar_files, naming `name`.
+inline image_dataset parse_cifar(std::span<const std::uint8_t> raw, cifar_variant v, std::string name) {
+  std::vector<std::uint8_t> pixels;
+  std::vector<std::int64_t> labels;
+  detail::append_cifar_records(decode_bytes(raw, name), v, pixels, labels);
+  return image_dataset(std::move(name), shape{3, 32, 32}, std::move(pixels), std::move(labels),
+                       detail::cifar_classes(v));
+}
 
 /// Reads and concatenates CIFAR binary files (in the given order) into one dataset [N, 3, 32, 32].
 /// Throws io_error naming the file on a missing file, a size that is not a whole number of

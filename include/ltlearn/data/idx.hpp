@@ -13,8 +13,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,49 +42,84 @@ inline void read_idx_magic(byte_reader& r, std::uint32_t expected_dims, const ch
 }
 }  // namespace detail
 
-/// Reads an IDX unsigned-byte image file [N, H, W]. Throws io_error naming the file and the
-/// offending field or byte offset on a missing file, bad magic, wrong dimension count, zero
-/// image extent, truncated pixel data or trailing bytes.
-inline idx_images read_idx_images(const std::filesystem::path& path) {
-  const file_bytes f = read_file_bytes(path);
-  byte_reader r(f);
-  detail::read_idx_magic(r, 3, "images");
+/// Parses an IDX unsigned-byte image file [N, H, W] held in `raw` (plain or gzip); `name` names
+/// the source in errors. Only the header and the declared pixel bytes + 1 are decompressed.
+/// Throws io_error naming the source and the offending field or byte offset on bad magic, wrong
+/// dimension count, zero image extent, truncated pixel data or trailing bytes.
+inline idx_images parse_idx_images(std::span<const std::uint8_t> raw, const std::string& name) {
+  byte_source src(raw, name);
+  file_bytes f{name, {}, src.gzipped()};
+  src.read(f.bytes, 16);
   idx_images out;
-  out.count = r.be32("dimension 0 (image count)");
-  out.rows = r.be32("dimension 1 (rows)");
-  out.cols = r.be32("dimension 2 (columns)");
+  {
+    byte_reader h(f);
+    detail::read_idx_magic(h, 3, "images");
+    out.count = h.be32("dimension 0 (image count)");
+    out.rows = h.be32("dimension 1 (rows)");
+    out.cols = h.be32("dimension 2 (columns)");
+  }
   LTL_CHECK(out.rows > 0 && out.cols > 0, io_error, "{}: image extent {}x{} in the header (byte offsets 8-15) is empty",
-            f.path, out.rows, out.cols);
+            name, out.rows, out.cols);
   const auto per_image = static_cast<std::size_t>(out.rows) * static_cast<std::size_t>(out.cols);
-  // Compare by division: count · rows · cols can exceed 64 bits in a corrupt header.
+  std::size_t declared = 0;  // count · rows · cols can exceed 64 bits in a corrupt header
+  if (__builtin_mul_overflow(static_cast<std::size_t>(out.count), per_image, &declared)) declared = SIZE_MAX;
+  // Plain data is in memory already: take it all (exact trailing counts); inflate one byte past
+  // the declared size, never the whole stream.
+  src.read(f.bytes, src.gzipped() ? std::min(declared, max_file_bytes) + 1 : SIZE_MAX);
+  byte_reader r(f);
+  (void)r.bytes(16, "header");
+  LTL_CHECK(declared <= max_file_bytes || r.remaining() <= max_file_bytes, io_error,
+            "{}: the header declares {} images of {}x{} ({} bytes), more than the {}-byte limit", name, out.count,
+            out.rows, out.cols, static_cast<double>(out.count) * static_cast<double>(per_image), max_file_bytes);
   LTL_CHECK(static_cast<std::size_t>(out.count) <= r.remaining() / per_image, io_error,
-            "{}: truncated: the header declares {} images of {}x{} ({} bytes) at {} but only {} bytes remain", f.path,
+            "{}: truncated: the header declares {} images of {}x{} ({} bytes) at {} but only {} bytes remain", name,
             out.count, out.rows, out.cols, static_cast<double>(out.count) * static_cast<double>(per_image),
             r.where(r.offset()), r.remaining());
-  const auto px = r.bytes(static_cast<std::size_t>(out.count) * per_image, "pixel data");
+  const auto px = r.bytes(declared, "pixel data");
   out.pixels.assign(px.begin(), px.end());
-  r.expect_end("pixel data");
+  r.expect_end("pixel data", src.gzipped());
   return out;
+}
+
+/// Parses an IDX unsigned-byte label file [N] held in `raw` (plain or gzip) and checks every
+/// label is < num_classes; errors as parse_idx_images.
+inline std::vector<std::int64_t> parse_idx_labels(std::span<const std::uint8_t> raw, const std::string& name,
+                                                  index_t num_classes) {
+  byte_source src(raw, name);
+  file_bytes f{name, {}, src.gzipped()};
+  src.read(f.bytes, 8);
+  std::uint32_t n = 0;
+  {
+    byte_reader h(f);
+    detail::read_idx_magic(h, 1, "labels");
+    n = h.be32("dimension 0 (label count)");
+  }
+  src.read(f.bytes, src.gzipped() ? std::size_t{n} + 1 : SIZE_MAX);
+  byte_reader r(f);
+  (void)r.bytes(8, "header");
+  const std::size_t start = r.offset();
+  LTL_CHECK(n <= r.remaining(), io_error, "{}: truncated: the header declares {} labels at {} but only {} bytes remain",
+            name, n, r.where(start), r.remaining());
+  const auto labels_raw = r.bytes(n, "labels");
+  std::vector<std::int64_t> labels(labels_raw.size());
+  for (std::size_t i = 0; i < labels_raw.size(); ++i) {
+    LTL_CHECK(labels_raw[i] < num_classes, io_error, "{}: label {} at {} (label {}) is not below the class count {}",
+              name, labels_raw[i], r.where(start + i), i, num_classes);
+    labels[i] = labels_raw[i];
+  }
+  r.expect_end("labels", src.gzipped());
+  return labels;
+}
+
+/// Reads an IDX unsigned-byte image file [N, H, W] (plain or .gz); a regular file only, errors as
+/// parse_idx_images plus io_error on a missing or non-regular file.
+inline idx_images read_idx_images(const std::filesystem::path& path) {
+  return parse_idx_images(read_raw_file(path), path.string());
 }
 
 /// Reads an IDX unsigned-byte label file [N] and checks every label is < num_classes.
 inline std::vector<std::int64_t> read_idx_labels(const std::filesystem::path& path, index_t num_classes) {
-  const file_bytes f = read_file_bytes(path);
-  byte_reader r(f);
-  detail::read_idx_magic(r, 1, "labels");
-  const std::uint32_t n = r.be32("dimension 0 (label count)");
-  const std::size_t start = r.offset();
-  LTL_CHECK(n <= r.remaining(), io_error, "{}: truncated: the header declares {} labels at {} but only {} bytes remain",
-            f.path, n, r.where(start), r.remaining());
-  const auto raw = r.bytes(n, "labels");
-  std::vector<std::int64_t> labels(raw.size());
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    LTL_CHECK(raw[i] < num_classes, io_error, "{}: label {} at {} (label {}) is not below the class count {}", f.path,
-              raw[i], r.where(start + i), i, num_classes);
-    labels[i] = raw[i];
-  }
-  r.expect_end("labels");
-  return labels;
+  return parse_idx_labels(read_raw_file(path), path.string(), num_classes);
 }
 
 /// Reads an IDX image file and its label file into a dataset [N, 1, H, W]. Throws io_error

@@ -125,12 +125,8 @@ train_state load_checkpoint(const std::filesystem::path& path, nn::module<T, D>&
             "{}: not an ltlearn checkpoint (metadata 'format' missing or unknown)", file);
   auto st_it = data.metadata.find("ltlearn.state");
   LTL_CHECK(st_it != data.metadata.end(), io_error, "{}: metadata 'ltlearn.state' is missing", file);
-  nlohmann::json sj;
-  try {
-    sj = nlohmann::json::parse(st_it->second);
-  } catch (const nlohmann::json::exception& e) {
-    throw io_error(fmt::format("{}: 'ltlearn.state' is not valid JSON: {}", file, e.what()));
-  }
+  // Depth-limited, duplicate-free, and every nlohmann error an io_error (safetensors.hpp).
+  const nlohmann::json sj = io::parse_json_untrusted(st_it->second, file, "'ltlearn.state'");
   train_state state = train_state::from_json(sj, file);
 
   std::map<std::string, tensor<T>> model_state, optim_state;

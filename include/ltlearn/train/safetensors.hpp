@@ -11,20 +11,24 @@
 /// truncated or inconsistent files with an io_error naming the file and the field.
 
 #include "ltlearn/core/error.hpp"
+#include "ltlearn/data/binary_file.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -141,70 +145,147 @@ inline void save_safetensors(const std::filesystem::path& path, const safetensor
   atomic_write(path, to_safetensors_bytes(data));
 }
 
-/// Parses safetensors bytes; `file` names the source in errors.
-inline safetensors_data parse_safetensors(const std::vector<char>& bytes, const std::string& file) {
+/// Deepest nesting of arrays and objects a JSON header or metadata document may have. nlohmann's
+/// parser (and copying or destroying its values) recurses once per level, so deeper documents
+/// are refused by a byte scan before they reach it; 64 is far above anything the library writes.
+inline constexpr std::size_t max_json_depth = 64;
+
+namespace detail {
+/// Whether `text` nests arrays/objects deeper than `limit` (brackets inside strings do not count).
+/// A linear scan without recursion; stops at the first level past the limit.
+inline bool json_deeper_than(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+/// `s` cut to `n` characters for an error message (names and nlohmann's messages can be huge).
+inline std::string clip(std::string_view s, std::size_t n = 120) {
+  return s.size() <= n ? std::string(s) : fmt::format("{}... ({} bytes)", s.substr(0, n), s.size());
+}
+
+/// `a` · `b` for non-negative counts; false on overflow of 64 bits.
+inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
+  return !__builtin_mul_overflow(a, b, &out);
+}
+}  // namespace detail
+
+/// Parses JSON from an untrusted source: nesting deeper than max_json_depth, a key repeated in
+/// one object (nlohmann would silently keep the last) and every nlohmann error become io_error
+/// naming `file` and `field`; messages never quote the document.
+inline nlohmann::json parse_json_untrusted(std::string_view text, const std::string& file, std::string_view field) {
+  LTL_CHECK(!detail::json_deeper_than(text, max_json_depth), io_error,
+            "{}: {} nests arrays/objects deeper than {} levels", file, field, max_json_depth);
+  std::vector<std::set<std::string>> keys;  // keys seen in each open object, innermost last (a set: no quadratic scan)
+  const nlohmann::json::parser_callback_t on_event = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
+    using pe = nlohmann::json::parse_event_t;
+    if (ev == pe::object_start) {
+      keys.emplace_back();
+    } else if (ev == pe::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (ev == pe::key && !keys.empty() && v.is_string()) {
+      const auto& k = v.get_ref<const std::string&>();
+      LTL_CHECK(keys.back().insert(k).second, io_error, "{}: {} has the duplicate key '{}' (in the object at depth {})",
+                file, field, detail::clip(k), keys.size());
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text.begin(), text.end(), on_event);
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("{}: {} is not valid JSON: {}", file, field, detail::clip(e.what(), 200)));
+  }
+}
+
+/// Parses safetensors bytes; `file` names the source in errors. Every inconsistency (length,
+/// JSON, nesting, duplicate names, dtype, shape, element-count overflow, offsets, holes) throws
+/// io_error naming the file and the tensor or field.
+inline safetensors_data parse_safetensors(std::span<const char> bytes, const std::string& file) {
   LTL_CHECK(bytes.size() >= 8, io_error, "{}: {} bytes is too short for a safetensors header length (offset 0)", file,
             bytes.size());
   std::uint64_t hn = 0;
   std::memcpy(&hn, bytes.data(), 8);
   LTL_CHECK(hn <= bytes.size() - 8, io_error, "{}: header length {} at offset 0 exceeds the {} bytes that follow", file,
             hn, bytes.size() - 8);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(hn));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw io_error(fmt::format("{}: corrupt JSON header at byte {}: {}", file, 8 + e.byte, e.what()));
-  }
+  const nlohmann::json header =
+      parse_json_untrusted(std::string_view(bytes.data() + 8, static_cast<std::size_t>(hn)), file, "the JSON header (offset 8)");
   LTL_CHECK(header.is_object(), io_error, "{}: header (offset 8) is not a JSON object", file);
   const std::uint64_t data_size = bytes.size() - 8 - hn;
   const char* base = bytes.data() + 8 + hn;
   safetensors_data out;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    if (name == "__metadata__") {
-      LTL_CHECK(it->is_object(), io_error, "{}: '__metadata__' is not an object", file);
-      for (auto m = it->begin(); m != it->end(); ++m) {
-        LTL_CHECK(m->is_string(), io_error, "{}: metadata '{}' is not a string", file, m.key());
-        out.metadata[m.key()] = m->get<std::string>();
+  try {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string name = detail::clip(it.key());
+      if (it.key() == "__metadata__") {
+        LTL_CHECK(it->is_object(), io_error, "{}: '__metadata__' is not an object", file);
+        for (auto m = it->begin(); m != it->end(); ++m) {
+          LTL_CHECK(m->is_string(), io_error, "{}: metadata '{}' is not a string", file, detail::clip(m.key()));
+          out.metadata[m.key()] = m->get<std::string>();
+        }
+        continue;
       }
-      continue;
+      const auto& e = *it;
+      LTL_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), io_error,
+                "{}: tensor '{}' lacks dtype, shape or data_offsets", file, name);
+      LTL_CHECK(e["dtype"].is_string() && e["shape"].is_array() && e["data_offsets"].is_array() &&
+                    e["data_offsets"].size() == 2,
+                io_error, "{}: tensor '{}' has malformed fields", file, name);
+      LTL_CHECK(e["shape"].size() <= static_cast<std::size_t>(shape::max_rank), io_error,
+                "{}: tensor '{}' has rank {}, more than {}", file, name, e["shape"].size(), shape::max_rank);
+      shape s;
+      std::uint64_t numel = 1;
+      for (const auto& d : e["shape"]) {
+        // Unsigned JSON integers above 2^63 would turn negative as index_t: compare unsigned.
+        LTL_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<std::int64_t>() >= 0), io_error,
+                  "{}: tensor '{}' has a shape dimension {} that is not a non-negative integer", file, name, s.size());
+        const auto dim = d.get<std::uint64_t>();
+        LTL_CHECK(dim <= static_cast<std::uint64_t>(INT64_MAX) && detail::checked_mul(numel, dim, numel) &&
+                      numel <= static_cast<std::uint64_t>(INT64_MAX),
+                  io_error, "{}: tensor '{}' has an element count that overflows 64 bits (shape dimension {} = {})",
+                  file, name, s.size(), dim);
+        s.push_back(static_cast<index_t>(dim));
+      }
+      LTL_CHECK(e["data_offsets"][0].is_number_unsigned() && e["data_offsets"][1].is_number_unsigned(), io_error,
+                "{}: tensor '{}' has non-integer data_offsets", file, name);
+      const auto b = e["data_offsets"][0].get<std::uint64_t>(), en = e["data_offsets"][1].get<std::uint64_t>();
+      LTL_CHECK(b <= en && en <= data_size, io_error,
+                "{}: tensor '{}' data_offsets [{}, {}) exceed the {}-byte data section (file truncated?)", file, name, b,
+                en, data_size);
+      const std::string dt = detail::clip(e["dtype"].get<std::string>());
+      auto make = [&](auto tag) {
+        using T = decltype(tag);
+        std::uint64_t need = 0;
+        LTL_CHECK(detail::checked_mul(numel, sizeof(T), need), io_error,
+                  "{}: tensor '{}' of shape {} and dtype {} has a byte size that overflows 64 bits", file, name, s, dt);
+        LTL_CHECK(en - b == need, io_error,
+                  "{}: tensor '{}' of shape {} and dtype {} needs {} bytes, data_offsets give {}", file, name, s, dt,
+                  need, en - b);
+        tensor<T> t(s);
+        if (numel) std::memcpy(t.data(), base + b, en - b);
+        out.tensors.emplace(it.key(), std::move(t));
+      };
+      if (dt == "F32") make(float{});
+      else if (dt == "F64") make(double{});
+      else if (dt == "I64") make(std::int64_t{});
+      else throw io_error(fmt::format("{}: tensor '{}' has unsupported dtype '{}'", file, name, dt));
+      ranges.emplace_back(b, en);
     }
-    const auto& e = *it;
-    LTL_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), io_error,
-              "{}: tensor '{}' lacks dtype, shape or data_offsets", file, name);
-    LTL_CHECK(e["dtype"].is_string() && e["shape"].is_array() && e["data_offsets"].is_array() &&
-                  e["data_offsets"].size() == 2,
-              io_error, "{}: tensor '{}' has malformed fields", file, name);
-    shape s;
-    index_t numel = 1;
-    for (const auto& d : e["shape"]) {
-      LTL_CHECK(d.is_number_integer() && d.get<index_t>() >= 0 && s.size() < shape::max_rank, io_error,
-                "{}: tensor '{}' has an invalid shape {}", file, name, e["shape"].dump());
-      s.push_back(d.get<index_t>());
-      numel *= s.back();
-    }
-    LTL_CHECK(e["data_offsets"][0].is_number_unsigned() && e["data_offsets"][1].is_number_unsigned(), io_error,
-              "{}: tensor '{}' has non-integer data_offsets", file, name);
-    const auto b = e["data_offsets"][0].get<std::uint64_t>(), en = e["data_offsets"][1].get<std::uint64_t>();
-    LTL_CHECK(b <= en && en <= data_size, io_error,
-              "{}: tensor '{}' data_offsets [{}, {}) exceed the {}-byte data section (file truncated?)", file, name, b,
-              en, data_size);
-    const std::string dt = e["dtype"].get<std::string>();
-    auto make = [&](auto tag) {
-      using T = decltype(tag);
-      LTL_CHECK(en - b == static_cast<std::uint64_t>(numel) * sizeof(T), io_error,
-                "{}: tensor '{}' of shape {} and dtype {} needs {} bytes, data_offsets give {}", file, name, s, dt,
-                static_cast<std::uint64_t>(numel) * sizeof(T), en - b);
-      tensor<T> t(s);
-      if (numel) std::memcpy(t.data(), base + b, en - b);
-      out.tensors.emplace(name, std::move(t));
-    };
-    if (dt == "F32") make(float{});
-    else if (dt == "F64") make(double{});
-    else if (dt == "I64") make(std::int64_t{});
-    else throw io_error(fmt::format("{}: tensor '{}' has unsupported dtype '{}'", file, name, dt));
-    ranges.emplace_back(b, en);
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(fmt::format("{}: malformed header: {}", file, detail::clip(e.what(), 200)));
   }
   std::sort(ranges.begin(), ranges.end());
   std::uint64_t expect = 0;
@@ -216,13 +297,11 @@ inline safetensors_data parse_safetensors(const std::vector<char>& bytes, const 
   return out;
 }
 
-/// Reads and validates a safetensors file.
+/// Reads and validates a safetensors file: a regular file only (directories, FIFOs and devices
+/// are refused before opening), at most data::max_file_bytes, errors as parse_safetensors.
 inline safetensors_data load_safetensors(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  LTL_CHECK(in.good(), io_error, "{}: cannot open file", path.string());
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  LTL_CHECK(!in.bad(), io_error, "{}: read error", path.string());
-  return parse_safetensors(bytes, path.string());
+  const auto raw = data::read_raw_file(path);
+  return parse_safetensors(std::span<const char>(reinterpret_cast<const char*>(raw.data()), raw.size()), path.string());
 }
 
 }  // namespace ltl::io

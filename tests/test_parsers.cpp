@@ -1,0 +1,301 @@
+// Hardened parsers (issue 20, findings 4-6): non-regular files, bounded reads, JSON nesting,
+// overflow-safe shapes, duplicate names, every error an ltl::error; and the replay of the fuzz
+// corpus and of every past crash (fuzz/corpus/<parser>/, fuzz/crashes/<parser>/).
+
+#include "../fuzz/fuzz_targets.hpp"
+
+#include <catch2/catch.hpp>
+#include <ltlearn/data/binary_file.hpp>
+#include <ltlearn/data/cifar.hpp>
+#include <ltlearn/data/idx.hpp>
+#include <ltlearn/nn/models/resnet_cifar.hpp>
+#include <ltlearn/train/checkpoint.hpp>
+#include <ltlearn/train/safetensors.hpp>
+
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+using bytes_t = std::vector<std::uint8_t>;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  explicit temp_dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("ltl_parsers_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& f) const { return path / f; }
+};
+
+void write_bytes(const fs::path& p, const std::string& b) {
+  std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
+}
+
+std::string gzip(const bytes_t& b) {
+  z_stream zs{};
+  REQUIRE(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(b.size())), '\0');
+  zs.next_in = const_cast<Bytef*>(b.data());
+  zs.avail_in = static_cast<uInt>(b.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  REQUIRE(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+bytes_t idx_header(std::uint32_t magic, std::vector<std::uint32_t> dims) {
+  bytes_t b;
+  for (std::uint32_t v : [&] { dims.insert(dims.begin(), magic); return dims; }())
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(v >> s));
+  return b;
+}
+
+/// A safetensors file: the 8-byte little-endian length, `header` verbatim, then `data_bytes` zeros.
+std::string safetensors_bytes(const std::string& header, std::size_t data_bytes = 0) {
+  std::string out(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(out.data(), &n, 8);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+std::string deep_json(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+ltl::io::safetensors_data parse(const std::string& b, const std::string& name = "bad.safetensors") {
+  return ltl::io::parse_safetensors(std::span<const char>(b.data(), b.size()), name);
+}
+
+template <class F>
+std::string io_message(F&& f) {
+  try {
+    f();
+  } catch (const ltl::io_error& e) {
+    return e.what();
+  }
+  FAIL("expected an ltl::io_error");
+  return {};
+}
+
+/// Seconds `f` takes: a refused FIFO or device must return at once, never block.
+template <class F>
+double seconds(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+TEST_CASE("readers refuse directories, FIFOs and devices before reading", "[parsers][finding4][finding5]") {
+  temp_dir tmp("nonregular");
+  const auto fifo = tmp / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 1});
+  struct { fs::path path; const char* kind; } cases[] = {{tmp.path, "directory"}, {fifo, "FIFO"}, {"/dev/zero", "device"}};
+  for (const auto& c : cases) {
+    INFO(c.path);
+    const auto ckpt = io_message([&] {
+      (void)ltl::train::load_checkpoint(c.path, static_cast<ltl::nn::module<float>&>(m), nullptr);
+    });
+    REQUIRE_THAT(ckpt, Contains(c.path.string()) && Contains("not a regular file") && Contains(c.kind));
+    REQUIRE_THAT(io_message([&] { (void)ltl::io::load_safetensors(c.path); }), Contains("not a regular file"));
+    REQUIRE_THAT(io_message([&] { (void)ltl::data::read_idx_images(c.path); }), Contains("not a regular file"));
+    REQUIRE_THAT(io_message([&] { (void)ltl::data::read_idx_labels(c.path, 10); }), Contains("not a regular file"));
+    REQUIRE_THAT(io_message([&] {
+                   (void)ltl::data::read_cifar_files({c.path}, ltl::data::cifar_variant::cifar10, "x");
+                 }),
+                 Contains("not a regular file"));
+  }
+  // Nobody writes to the FIFO: a reader that opened it would block here forever.
+  REQUIRE(seconds([&] { (void)io_message([&] { (void)ltl::io::load_safetensors(fifo); }); }) < 5.0);
+}
+
+TEST_CASE("safetensors header numbers and types that nlohmann rejects become io_error", "[parsers][finding4]") {
+  // The 24-byte file libFuzzer found: a double overflow is nlohmann::out_of_range, not parse_error.
+  const auto overflow = safetensors_bytes("{\"a\":1e999}     ");
+  REQUIRE(overflow.size() == 24);
+  REQUIRE_THAT(io_message([&] { (void)parse(overflow); }), Contains("bad.safetensors") && Contains("JSON"));
+  // Wrong types in tensor entries.
+  for (const std::string& h : std::vector<std::string>{R"({"t":{"dtype":1,"shape":[1],"data_offsets":[0,4]}})",
+                              R"({"t":{"dtype":"F32","shape":"1","data_offsets":[0,4]}})",
+                              R"({"t":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})",
+                              R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+                              R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,"4"]}})",
+                              R"({"t":[1,2,3]})", R"({"__metadata__":{"k":1}})", R"([1])"}) {
+    INFO(h);
+    REQUIRE_THAT(io_message([&] { (void)parse(safetensors_bytes(h, 4)); }), Contains("bad.safetensors"));
+  }
+}
+
+TEST_CASE("checkpoint state fields of the wrong JSON type are io_error naming the file", "[parsers][finding4]") {
+  temp_dir tmp("state");
+  ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 1});
+  const auto good = tmp / "good.safetensors";
+  ltl::train::save_checkpoint(good, static_cast<const ltl::nn::module<float>&>(m), nullptr, {});
+  auto data = ltl::io::load_safetensors(good);
+  for (const std::string& st : std::vector<std::string>{R"({"epoch":"3","iteration":1})", R"({"epoch":3,"iteration":[1]})",
+                               R"({"epoch":3,"iteration":1,"rngs":{"mix":"x"}})",
+                               R"({"epoch":3,"iteration":1,"rngs":[1]})", R"([3,1])", R"({"epoch":3e999})",
+                               R"({"epoch":3,"epoch":4,"iteration":1})",
+                               R"({"epoch":3,"iteration":1,"extra":)" + deep_json(100000) + "}"}) {
+    INFO(st.substr(0, 80));
+    data.metadata["ltlearn.state"] = st;
+    const auto bad = tmp / "bad.safetensors";
+    ltl::io::save_safetensors(bad, data);
+    REQUIRE_THAT(io_message([&] {
+                   (void)ltl::train::load_checkpoint(bad, static_cast<ltl::nn::module<float>&>(m), nullptr);
+                 }),
+                 Contains("bad.safetensors") && Contains("ltlearn.state"));
+  }
+}
+
+TEST_CASE("JSON nested 100,000 deep is refused before parsing, without quoting it", "[parsers][finding6]") {
+  // In a shape (whose error message used to dump it recursively), in metadata, and bare.
+  for (const std::string& h : std::vector<std::string>{R"({"t":{"dtype":"F32","shape":)" + deep_json(100000) + R"(,"data_offsets":[0,4]}})",
+                              R"({"t":)" + deep_json(100000) + "}", deep_json(100000),
+                              std::string(100000, '[') /* unterminated */}) {
+    const auto msg = io_message([&] { (void)parse(safetensors_bytes(h, 4)); });
+    REQUIRE_THAT(msg, Contains("bad.safetensors") && Contains("deeper than 64"));
+    REQUIRE(msg.size() < 300);
+  }
+  // The limit is exact; brackets inside strings do not count.
+  REQUIRE_NOTHROW(ltl::io::parse_json_untrusted(deep_json(64), "f", "x"));
+  REQUIRE_THROWS_AS(ltl::io::parse_json_untrusted(deep_json(65), "f", "x"), ltl::io_error);
+  REQUIRE(ltl::io::parse_json_untrusted("[\"" + std::string(100, '[') + "\\\"[\"]", "f", "x").size() == 1);
+}
+
+TEST_CASE("safetensors element counts and byte sizes cannot overflow", "[parsers][finding6]") {
+  const std::string two62_16 = std::to_string((std::uint64_t{1} << 62) + 16);  // · 4 bytes wraps to 64
+  const std::string two62_1 = std::to_string((std::uint64_t{1} << 62) + 1);
+  const std::string two63 = std::to_string(std::uint64_t{1} << 63);
+  for (const std::string& shp : std::vector<std::string>{"[" + two62_16 + "]", "[" + two62_1 + "]", "[4294967296,4294967296,4]",
+                                "[" + two63 + "]", "[3037000500,3037000500]", "[18446744073709551615]",
+                                "[1,1,1,1,1,1,1,1,1]"}) {
+    INFO(shp);
+    const auto msg = io_message([&] {
+      (void)parse(safetensors_bytes(R"({"big":{"dtype":"F32","shape":)" + shp + R"(,"data_offsets":[0,64]}})", 64));
+    });
+    REQUIRE_THAT(msg, Contains("bad.safetensors") && Contains("'big'"));
+  }
+  // A valid file with the same layout parses (and 16 floats of zero come back).
+  const auto ok = parse(safetensors_bytes(R"({"big":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}})", 64));
+  REQUIRE(ok.get<float>("big").numel() == 16);
+}
+
+TEST_CASE("duplicate names in a safetensors header are rejected", "[parsers][finding6]") {
+  const std::string e = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  REQUIRE_THAT(io_message([&] { (void)parse(safetensors_bytes(R"({"w":)" + e + R"(,"w":)" + e + "}", 4)); }),
+               Contains("bad.safetensors") && Contains("duplicate") && Contains("'w'"));
+  REQUIRE_THAT(io_message([&] {
+                 (void)parse(safetensors_bytes(R"({"w":{"dtype":"F32","dtype":"F64","shape":[1],"data_offsets":[0,4]}})", 4));
+               }),
+               Contains("duplicate") && Contains("'dtype'"));
+  // The same key in different objects is fine.
+  REQUIRE(parse(safetensors_bytes(R"({"w":)" + e + R"(,"__metadata__":{"w":"x"}})", 4)).metadata.at("w") == "x");
+}
+
+TEST_CASE("a gzip IDX is inflated only one byte past its declared size", "[parsers][finding5]") {
+  temp_dir tmp("bomb");
+  // 2 images of 2x2 declared, 64 MiB of zeros after them, and a broken gzip trailer: a reader
+  // that inflates the whole stream first reports the corrupt trailer; a bounded one stops long
+  // before it and reports the trailing bytes.
+  bytes_t images = idx_header(0x803, {2, 2, 2});
+  images.resize(images.size() + 8 + (std::size_t{64} << 20), 0);
+  auto gz = gzip(images);
+  gz[gz.size() - 5] ^= 0x55;  // the CRC-32
+  write_bytes(tmp / "img.gz", gz);
+  REQUIRE(gz.size() < (std::size_t{1} << 20));
+  const auto msg = io_message([&] { (void)ltl::data::read_idx_images(tmp / "img.gz"); });
+  REQUIRE_THAT(msg, Contains("img.gz") && Contains("at least 1 trailing bytes") && Contains("byte offset 24 (decompressed)"));
+
+  bytes_t labels = idx_header(0x801, {3});
+  labels.resize(labels.size() + 3 + (std::size_t{64} << 20), 1);
+  auto lgz = gzip(labels);
+  lgz[lgz.size() - 5] ^= 0x55;
+  write_bytes(tmp / "lab.gz", lgz);
+  REQUIRE_THAT(io_message([&] { (void)ltl::data::read_idx_labels(tmp / "lab.gz", 10); }),
+               Contains("lab.gz") && Contains("at least 1 trailing bytes"));
+
+  // byte_source hands out no more than asked, and the same data read whole still validates.
+  ltl::data::byte_source src(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(gz.data()), gz.size()),
+                             "img.gz");
+  bytes_t out;
+  REQUIRE(src.read(out, 25) == 25);
+  REQUIRE(out.size() == 25);
+  REQUIRE(bytes_t(out.begin(), out.begin() + 16) == idx_header(0x803, {2, 2, 2}));
+  REQUIRE_THAT(io_message([&] { (void)ltl::data::read_file_bytes(tmp / "img.gz"); }), Contains("gzip"));
+  REQUIRE_THAT(io_message([&] {
+                 (void)ltl::data::decode_bytes(
+                     std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(gz.data()), gz.size()), "x",
+                     1000);
+               }),
+               Contains("more than the 1000-byte limit"));
+}
+
+TEST_CASE("buffer parsers match the file readers on valid input", "[parsers]") {
+  temp_dir tmp("valid");
+  bytes_t img = idx_header(0x803, {2, 2, 3});
+  for (int i = 0; i < 12; ++i) img.push_back(static_cast<std::uint8_t>(i * 7));
+  const auto gz = gzip(img);
+  const bytes_t gzb(gz.begin(), gz.end());
+  write_bytes(tmp / "img.gz", gz);
+  const auto a = ltl::data::parse_idx_images(img, "img");
+  const auto b = ltl::data::parse_idx_images(gzb, "img.gz");
+  const auto c = ltl::data::read_idx_images(tmp / "img.gz");
+  REQUIRE(a.count == 2);
+  REQUIRE(a.rows == 2);
+  REQUIRE(a.cols == 3);
+  REQUIRE(a.pixels == bytes_t(img.begin() + 16, img.end()));
+  REQUIRE(b.pixels == a.pixels);
+  REQUIRE(c.pixels == a.pixels);
+  // Two concatenated gzip members read as one stream, as zlib's gzread does.
+  const auto half = gzip(bytes_t(img.begin(), img.begin() + 20)) + gzip(bytes_t(img.begin() + 20, img.end()));
+  REQUIRE(ltl::data::parse_idx_images(bytes_t(half.begin(), half.end()), "two").pixels == a.pixels);
+
+  bytes_t rec(3073, 9);
+  rec[0] = 7;
+  const auto ds = ltl::data::parse_cifar(rec, ltl::data::cifar_variant::cifar10, "c10");
+  REQUIRE(ds.size() == 1);
+  REQUIRE(ds.label(0) == 7);
+}
+
+TEST_CASE("the fuzz corpus and every past crash replay without a non-ltl exception", "[parsers][fuzz]") {
+  const fs::path fuzz_dir = fs::path(__FILE__).parent_path().parent_path() / "fuzz";
+  REQUIRE(fs::is_directory(fuzz_dir / "corpus"));
+  for (const auto& [parser, target] : ltl_fuzz::targets()) {
+    std::size_t corpus = 0, crashes = 0;
+    for (const char* kind : {"corpus", "crashes"}) {
+      const auto dir = fuzz_dir / kind / parser;
+      if (!fs::is_directory(dir)) continue;
+      for (const auto& entry : fs::directory_iterator(dir)) {
+        if (!entry.is_regular_file()) continue;
+        INFO(entry.path().string());
+        const auto raw = ltl::data::read_raw_file(entry.path());
+        REQUIRE_NOTHROW(target(raw));
+        ++(std::string(kind) == "corpus" ? corpus : crashes);
+      }
+    }
+    INFO(parser);
+    REQUIRE(corpus >= 3);
+    if (parser != "cifar") REQUIRE(crashes >= 1);
+  }
+}
