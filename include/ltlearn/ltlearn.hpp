@@ -43,6 +43,9 @@
 #include "ltlearn/sampling/any_sampler.hpp"
 #include "ltlearn/sampling/samplers.hpp"
 
+// the kernel set a device provides (backends/contract/kernels.hpp), checked for the CPU device
+#include "ltlearn/backends/cpu/kernel_set.hpp"
+
 // autograd, ops
 #include "ltlearn/autograd/grad_mode.hpp"
 #include "ltlearn/autograd/gradcheck.hpp"
