@@ -3,8 +3,11 @@
 
 #include <catch2/catch.hpp>
 #include <ltlearn/autograd/gradcheck.hpp>
+#include <ltlearn/ops/default_kernels.hpp>  // require_gradcheck instantiates the CPU kernels
 #include <ltlearn/core/rng.hpp>
 
+#include <cmath>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -44,6 +47,31 @@ void require_error(F&& f, const std::vector<std::string>& parts) {
     const std::string msg = e.what();
     INFO("message: " << msg);
     for (const auto& p : parts) REQUIRE_THAT(msg, Catch::Contains(p));
+  }
+}
+
+/// Elementwise |got − want| ≤ atol + rtol·|want|; reports the worst element.
+template <class A, class B>
+void require_close(const A& got, const B& want, double atol, double rtol = 0) {
+  REQUIRE(got.sizes() == want.sizes());
+  const auto g = got.to_vector();
+  const auto w = want.to_vector();
+  double worst = 0;
+  std::size_t worst_i = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const double excess = std::abs(double(g[i]) - double(w[i])) - (atol + rtol * std::abs(double(w[i])));
+    if (excess > worst) worst = excess, worst_i = i;
+  }
+  INFO("element " << worst_i << ": got " << double(g[worst_i]) << ", want " << double(w[worst_i]));
+  REQUIRE(worst == 0);
+}
+
+inline void require_values(const ltl::tensor<double>& t, const std::vector<double>& want, double tol = 1e-12) {
+  const auto v = t.to_vector();
+  REQUIRE(v.size() == want.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    INFO("element " << i);
+    REQUIRE(v[i] == Approx(want[i]).margin(tol));
   }
 }
 

@@ -3,6 +3,9 @@
 // Every file is written by the test itself with libjpeg / libpng into a temporary directory.
 
 #include <catch2/catch.hpp>
+
+#include "support.hpp"
+
 #include <ltlearn/core/shot_groups.hpp>
 #include <ltlearn/data/image/augment.hpp>
 #include <ltlearn/data/image/decode.hpp>
@@ -33,6 +36,8 @@ namespace ld = ltl::data;
 using ltl::index_t;
 using bytes_t = std::vector<std::uint8_t>;
 
+using ltl_test::require_error;
+
 namespace {
 
 struct temp_dir {
@@ -52,17 +57,6 @@ struct temp_dir {
   fs::path operator/(const std::string& name) const { return path / name; }
 };
 
-template <class E, class F>
-void require_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    FAIL("expected an error");
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    INFO("message: " << msg);
-    for (const auto& p : parts) REQUIRE_THAT(msg, Catch::Contains(p));
-  }
-}
 
 /// A smooth RGB image [h, w, 3] (gradients: JPEG keeps them within a few grey levels).
 bytes_t smooth_rgb(index_t h, index_t w, int phase = 0) {

@@ -22,33 +22,12 @@ using V = ltl::variable<double>;
 using ltl_test::leaf;
 using ltl_test::random_tensor;
 using ltl_test::require_error;
+using ltl_test::require_close;
 using ltl_test::require_gradcheck;
+using ltl_test::require_values;
 
 namespace {
 
-template <class A, class B>
-void require_close(const A& got, const B& want, double atol, double rtol = 0) {
-  REQUIRE(got.sizes() == want.sizes());
-  const auto g = got.to_vector();
-  const auto w = want.to_vector();
-  double worst = 0;
-  std::size_t worst_i = 0;
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const double excess = std::abs(double(g[i]) - double(w[i])) - (atol + rtol * std::abs(double(w[i])));
-    if (excess > worst) worst = excess, worst_i = i;
-  }
-  INFO("element " << worst_i << ": got " << double(g[worst_i]) << ", want " << double(w[worst_i]));
-  REQUIRE(worst == 0);
-}
-
-void require_values(const TD& t, const std::vector<double>& want, double tol = 1e-12) {
-  const auto v = t.to_vector();
-  REQUIRE(v.size() == want.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    INFO("element " << i);
-    REQUIRE(v[i] == Approx(want[i]).margin(tol));
-  }
-}
 
 TD iota(const shape& s, double start = 1, double step = 1) {
   TD t(s);
