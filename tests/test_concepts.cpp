@@ -309,6 +309,105 @@ static_assert(first_unchecked_requirement<4>([]<unsigned D>() {
 static_assert(!ltl::classifier::feature_source<feature_source_archetype<0, double>, float>);
 static_assert(ltl::classifier::feature_source<ltl::classifier::cached_source<float>, float>);
 
+// ---- ltl::data::subsettable_dataset: 0 size, 1 num_classes, 2 label, 3 name, 4 class_indices,
+// 5 subset. A subset keeps the chosen items' labels in the order given.
+template <unsigned Drop = 0>
+struct subsettable_archetype {
+  std::vector<std::int64_t> labels_{0, 1, 1, 0, 1};
+  [[nodiscard]] index_t size() const
+    requires keep<Drop, 0>
+  {
+    return static_cast<index_t>(labels_.size());
+  }
+  [[nodiscard]] index_t num_classes() const
+    requires keep<Drop, 1>
+  {
+    return 2;
+  }
+  [[nodiscard]] std::int64_t label(index_t i) const
+    requires keep<Drop, 2>
+  {
+    return labels_[static_cast<std::size_t>(i)];
+  }
+  [[nodiscard]] std::string name() const
+    requires keep<Drop, 3>
+  {
+    return "subsettable archetype";
+  }
+  [[nodiscard]] std::vector<std::vector<index_t>> class_indices() const
+    requires keep<Drop, 4>
+  {
+    std::vector<std::vector<index_t>> out(2);
+    for (std::size_t i = 0; i < labels_.size(); ++i) out[static_cast<std::size_t>(labels_[i])].push_back(static_cast<index_t>(i));
+    return out;
+  }
+  [[nodiscard]] subsettable_archetype subset(std::span<const index_t> idx, const std::string&) const
+    requires keep<Drop, 5>
+  {
+    subsettable_archetype out;
+    out.labels_.clear();
+    for (index_t i : idx) out.labels_.push_back(labels_[static_cast<std::size_t>(i)]);
+    return out;
+  }
+};
+static_assert(ltl::data::subsettable_dataset<subsettable_archetype<>>,
+              "the archetype must model ltl::data::subsettable_dataset");
+static_assert(first_unchecked_requirement<6>([]<unsigned D>() {
+                return ltl::data::subsettable_dataset<subsettable_archetype<D>>;
+              }) == -1,
+              "ltl::data::subsettable_dataset accepts a type missing one of its documented requirements");
+static_assert(ltl::data::subsettable_dataset<ltl::data::image_dataset>);
+
+// ---- ltl::data::batch_source<S, T>: 0 make_batch(indices, epoch, first_position, seed).
+// Each item's pixel is a pure function of (index, epoch, position, seed), as the contract asks.
+template <unsigned Drop = 0, class T = float>
+struct batch_source_archetype {
+  [[nodiscard]] ltl::data::batch<T> make_batch(std::span<const index_t> idx, index_t epoch, index_t first,
+                                               std::uint64_t seed) const
+    requires keep<Drop, 0>
+  {
+    const auto n = static_cast<index_t>(idx.size());
+    ltl::data::batch<T> b{ltl::tensor<T>(ltl::shape{n, 1, 1, 1}), ltl::tensor<std::int64_t>(ltl::shape{n})};
+    for (index_t k = 0; k < n; ++k) {
+      b.images.data()[k] = static_cast<T>(1000 * idx[static_cast<std::size_t>(k)] + 100 * epoch + 10 * (first + k) +
+                                          static_cast<index_t>(seed));
+      b.labels.data()[k] = idx[static_cast<std::size_t>(k)] % 2;
+    }
+    return b;
+  }
+};
+static_assert(ltl::data::batch_source<batch_source_archetype<>, float>,
+              "the archetype must model ltl::data::batch_source");
+static_assert(!ltl::data::batch_source<batch_source_archetype<1>, float>,
+              "ltl::data::batch_source accepts a type without make_batch");
+// The batch's element type is part of the contract: a double source is not a float source.
+static_assert(!ltl::data::batch_source<batch_source_archetype<0, double>, float>);
+static_assert(ltl::data::batch_source<ltl::data::image_pipeline<float>, float>);
+
+// ---- ltl::conv_epilogue_device<T, D>: 0 conv2d_forward_epilogue, found by argument-dependent
+// lookup on tensor<T, D> (a function in the device tag's namespace).
+template <unsigned Drop = 0>
+struct epilogue_device_archetype : ltl::cpu::device {
+  static constexpr const char* name = "epilogue archetype";
+};
+template <unsigned Drop>
+  requires keep<Drop, 0>
+ltl::tensor<float, epilogue_device_archetype<Drop>> conv2d_forward_epilogue(
+    const ltl::tensor<float, epilogue_device_archetype<Drop>>& x, const ltl::tensor<float, epilogue_device_archetype<Drop>>&,
+    const ltl::conv2d_options&, const ltl::tensor<float, epilogue_device_archetype<Drop>>&,
+    const ltl::tensor<float, epilogue_device_archetype<Drop>>&, const ltl::tensor<float, epilogue_device_archetype<Drop>>&,
+    bool) {
+  return x;
+}
+static_assert(ltl::device<epilogue_device_archetype<>>);
+static_assert(ltl::conv_epilogue_device<float, epilogue_device_archetype<>>,
+              "the archetype must model ltl::conv_epilogue_device");
+static_assert(!ltl::conv_epilogue_device<float, epilogue_device_archetype<1>>,
+              "ltl::conv_epilogue_device accepts a device without conv2d_forward_epilogue");
+// The kernel is per element type: a float kernel does not make a double epilogue device.
+static_assert(!ltl::conv_epilogue_device<double, epilogue_device_archetype<>>);
+static_assert(ltl::conv_epilogue_device<float, ltl::cpu::device> && ltl::conv_epilogue_device<double, ltl::cpu::device>);
+
 }  // namespace
 
 TEST_CASE("type-erased holders accept every model of their concept", "[concepts]") {
@@ -334,4 +433,28 @@ TEST_CASE("the batch builder reads any model of the dataset concept", "[concepts
   CHECK(b.images.sizes() == ltl::shape{2, 1, 1, 2});
   CHECK(b.images.to_vector() == std::vector<float>{3.f / 255, 4.f / 255, 1.f / 255, 2.f / 255});
   CHECK(b.labels.to_vector() == std::vector<std::int64_t>{1, 0});
+}
+
+TEST_CASE("long-tail subsetting and the loader work on any model of their concepts", "[concepts]") {
+  // make_long_tailed needs only the subsettable_dataset contract: 2 of class 0, 1 of class 1.
+  const subsettable_archetype<> d;
+  const std::vector<index_t> counts{2, 1};
+  const auto lt = ltl::data::make_long_tailed(d, counts, 7);
+  CHECK(lt.size() == 3);
+  CHECK(lt.class_indices()[0].size() == 2);
+  CHECK(lt.class_indices()[1].size() == 1);
+  CHECK_THROWS_AS(ltl::data::make_long_tailed(d, std::vector<index_t>{3, 1}, 7), ltl::value_error);
+
+  // The loader hands a batch source the positions of its items in the epoch's order.
+  const batch_source_archetype<> src;
+  ltl::data::loader<float, batch_source_archetype<>> l(src, {.batch_size = 2, .workers = 0, .seed = 3});
+  auto run = l.run(5, {4, 1, 2});
+  auto b0 = run->next();
+  auto b1 = run->next();
+  REQUIRE(b0);
+  REQUIRE(b1);
+  CHECK_FALSE(run->next());
+  CHECK(b0->images.to_vector() == std::vector<float>{4503.f, 1513.f});
+  CHECK(b1->images.to_vector() == std::vector<float>{2523.f});
+  CHECK(b0->labels.to_vector() == std::vector<std::int64_t>{0, 1});
 }
