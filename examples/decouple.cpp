@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include <omp.h>
 
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
       ->delimiter(',')->check(example::one_of({"cos", "l2", "cl2n"}))->capture_default_str();
   app.add_option("--nc-tau-bias", nc_bias, "N_c^tau: the classifier's bias dropped (as tau-norm) or scaled with the weights")
       ->check(example::one_of({"drop", "scale"}))->capture_default_str();
-  app.add_option("--worst", worst, "also print each rule's K worst test classes (class:accuracy%)")->capture_default_str();
+  app.add_option("--worst", worst, "also print each rule's K worst test classes (class:accuracy%)")->check(nonneg)
+      ->capture_default_str();
   app.add_flag("--no-retrain", no_retrain, "only the post-hoc rules: no cRT, LWS or learned tau (seconds, not minutes)");
   app.add_flag("--faithful", faithful, "cRT/LWS on augmented images through the frozen backbone (Kang et al.)");
   app.add_flag("--analysis", analysis, "also write the per-class analysis of the checkpoint to <out>/analysis.json");
@@ -103,8 +105,10 @@ int main(int argc, char** argv) {
   try {
     namespace fs = std::filesystem;
     f.check();
+    for (const auto& [flag, g] : {std::pair{"--tau-grid", &tau_grid}, std::pair{"--la-tau-grid", &la_grid}})
+      LTL_CHECK((*g)[2] > 0 && (*g)[1] >= (*g)[0], value_error, "{} {},{},{}: needs lo <= hi and a step > 0", flag,
+                (*g)[0], (*g)[1], (*g)[2]);
     const cl::tau_grid norm_grid{tau_grid[0], tau_grid[1], tau_grid[2]}, la_tau_grid{la_grid[0], la_grid[1], la_grid[2]};
-    (void)norm_grid.values(), (void)la_tau_grid.values();  // a bad grid fails here, before any work
     omp_set_num_threads(f.threads);
     s2.seed = f.seed;
     s2.sampler = stage2_sampler == "two-stage" ? cl::balance::two_stage : cl::balance::class_aware;

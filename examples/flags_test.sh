@@ -82,7 +82,9 @@ expect_error "$decouple" "^--ncm: 'cosine' is not one of cos\|l2\|cl2n" --ncm co
 expect_error "$decouple" "^--nc-tau-bias: 'keep' is not one of drop\|scale" --nc-tau-bias keep
 expect_error "$decouple" '^--tau-grid' --tau-grid 0,1
 expect_error "$decouple" '^--tau-grid: must be >= 0' --tau-grid 0,1,-0.1
-expect_error "$decouple" '^decouple: tau_grid: \[1, 0\]' --tau-grid 1,0,0.1
+expect_error "$decouple" '^decouple: --tau-grid 1,0,0.1: needs lo <= hi and a step > 0' --tau-grid 1,0,0.1
+expect_error "$decouple" '^decouple: --la-tau-grid 0,2,0: needs lo <= hi and a step > 0' --la-tau-grid 0,2,0
+expect_error "$decouple" '^--worst: must be >= 0' --worst -1
 echo "flag rejections: all refused with a message naming the flag"
 
 if [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then

@@ -51,7 +51,9 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("ldam-drw", "LDAM-DRW", "m_max 0.5, s 30, cosine classifier, DRW from epoch 16"),
     ("cdt", "CDT", "gamma {v}"),
     ("la", "logit-adjusted loss", "tau 1"),
-    ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
+    ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),  # the runs/table layout (arithmetic s(N))
+    ("mfw-geo", "MFW (after stage 1), geometric s(N)", "alpha {v}, beta {beta}"),
+    ("mfw-arith", "MFW (after stage 1), arithmetic s(N)", "alpha {v}, beta {beta}"),
     ("ce-drw", "cross-entropy + DRW (MFW + DRW's control)", "CB weights (beta 0.9999) from epoch 16"),
     ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
     ("mfw-drw-mix16", "MFW + DRW, MFW off from epoch 16 (diagnostic)",
@@ -155,7 +157,7 @@ def table(root):
     rows = []
     mfw = "MFW (after stage 1), alpha 0.5, beta 2"
     for name, method in (("exp-erm", "ERM"), ("exp-mfw-0.5", mfw), ("seed1-erm", "ERM"), ("seed1-mfw-0.5", mfw),
-                         ("long-erm", "ERM"), ("long-mfw-0.5", mfw)):
+                         ("long-erm", "ERM"), ("long-mfw-0.5", mfw), ("long-mfw-geo-0.5", mfw + ", geometric s(N)")):
         res = load(root / name / "results.json")
         if res is None:
             continue
