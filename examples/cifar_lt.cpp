@@ -18,10 +18,11 @@ int main(int argc, char** argv) {
   f.policy.decay_a = 0.01;  // CDT / LDAM-DRW recipe: x0.01 at 160, x0.0001 at 180
   f.policy.decay_b = 0.0001;
   app.add_option("--data-dir", data_dir, "directory of the CIFAR binary files")->capture_default_str();
-  app.add_option("--dataset", dataset, "cifar10 | cifar100")->capture_default_str();
+  app.add_option("--dataset", dataset, "cifar10 | cifar100")->check(example::one_of({"cifar10", "cifar100"}))->capture_default_str();
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
+    f.check();
     omp_set_num_threads(f.threads);
     namespace ld = ltl::data;
     const bool c100 = dataset == "cifar100";

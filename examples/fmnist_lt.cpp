@@ -3,9 +3,10 @@
 //
 //   fmnist_lt                                  # ERM, exponential profile rho = 100, 5 epochs (a few minutes)
 //   fmnist_lt --epochs 20                      # the SPEC §5 recipe measured in the README
-//   fmnist_lt --loss cdt --gamma 0.2           # class-dependent temperatures
+//   fmnist_lt --loss cdt --cdt-gamma 0.2       # class-dependent temperatures
 //   fmnist_lt --loss ldam --drw-epoch 16       # LDAM-DRW
 //   fmnist_lt --mix mfw --alpha 1 --profile step --beta 0.01
+//   fmnist_lt --config runs/fmnist_lt/config.toml --out runs/again   # the same run again
 #include "modes.hpp"
 
 #include <ltlearn/data/idx.hpp>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
   try {
+    f.check();
     omp_set_num_threads(f.threads);
     const auto full = ltl::data::read_fashion_mnist(ltl::data::split::train, data_dir);
     const auto test = ltl::data::read_fashion_mnist(ltl::data::split::test, data_dir);

@@ -22,6 +22,10 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
              f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
   const auto* held_out = f.held_out > 0 ? &val : nullptr;
   ltl::nn::resnet_cifar<float> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
+  // The resolved flags (config_to_str: every option, defaults included), written before any work
+  // so that even a killed run can be repeated with --config FILE.
+  const char* config_name = !f.evaluate.empty() ? "eval_config.toml" : f.fsa.enabled() ? "fsa_config.toml" : "config.toml";
+  write_config(f.out, config_name, args_text);
   if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
   if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
   return train_long_tailed(f, model, train, held_out, test, norm, args_text);

@@ -20,6 +20,16 @@ inline void write_json_atomically(const std::filesystem::path& path, const nlohm
   ltl::io::atomic_write(path, text);
 }
 
+/// Writes a program's resolved flags (CLI::App::config_to_str, TOML) to <out>/<name>, which
+/// `--config` reads back.
+inline void write_config(const std::filesystem::path& out, const std::string& name, const std::string& text) {
+  if (out.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  LTL_CHECK(!ec, io_error, "--out {}: cannot create the directory ({})", out.string(), ec.message());
+  ltl::io::atomic_write(out / name, "# written by the run; repeat it with --config " + (out / name).string() + "\n" + text);
+}
+
 /// Prints per-class and shot-group accuracy of a final evaluation.
 inline void print_report(const std::string& title, const ltl::metrics::eval_report& r, const std::vector<double>& counts) {
   fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  mean per-class {:.2f}%  ECE {:.4f}  ({} images)\n", title,

@@ -17,7 +17,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
 # A 2-epoch CDT run on 600 images of the step profile with a held-out split, ResNet-8.
-flags=(--data-dir "$data" --profile step --held-out 5 --train-limit 600 --threads 2 --quiet --loss cdt --gamma 0.1)
+flags=(--data-dir "$data" --profile step --held-out 5 --train-limit 600 --threads 2 --quiet --loss cdt --cdt-gamma 0.1)
 "$bin" "${flags[@]}" --depth 8 --epochs 2 --out "$work/run" > "$work/train.log"
 [[ -f "$work/run/results.json" ]] || fail "the run wrote no results.json"
 ! compgen -G "$work/run/*.tmp.*" > /dev/null || fail "a temporary file was left behind"

@@ -38,7 +38,7 @@ inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& m
   if (!f.resume.empty()) tr.resume(f.resume);
   if (f.analysis_every > 0)
     tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset>(
-        model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.mix_point},
+        model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.analysis_point()},
         f.analysis_every);
   const auto summaries = tr.fit();
   if (summaries.empty() || !summaries.back().test) return 0;

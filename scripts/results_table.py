@@ -6,6 +6,15 @@
     results_table.py RUNS_ROOT decouple   stage-2 rows (RUN/decouple.json) of ERM and CDT, FSA phase II (RUN/fsa/)
     results_table.py RUNS_ROOT data-flags RUN   the flags that rebuild RUN's data split and model
                                                 (for fmnist_lt --evaluate)
+    results_table.py SEEDS_ROOT seeds [--seeds 0,1,2] [--profile exp]
+                                          mean ± std over seeds (SEEDS_ROOT/seed<s>/<run>/results.json,
+                                          the layout of scripts/seed_runs.sh and experiments.sh),
+                                          each method's paired difference to ERM over the seeds, grids
+                                          chosen per seed on that seed's held-out split, and the
+                                          stage-2 rules on each seed's ERM model (decouple.json)
+
+With the one-seed commands (table, select, decouple), RUNS_ROOT may be one seed's directory
+(SEEDS_ROOT/seed0).
 
 Hyper-parameter grids (runs named GROUP-VALUE, e.g. exp-cdt-0.2) are decided by the held-out
 split's mean per-class accuracy (the "val" report), never by the test set; a tie goes to the
@@ -16,7 +25,23 @@ import pathlib
 import statistics
 import sys
 
-GRIDS = {"cdt": ["0.1", "0.2", "0.3", "0.5"], "mfw": ["0.5", "1", "2"]}
+GRIDS = {"cdt": ["0.1", "0.2", "0.3", "0.5"], "mfw": ["0.5", "1", "2"], "mfw-geo": ["0.5", "1", "2"],
+         "mfw-arith": ["0.5", "1", "2"]}
+# The seeded table (command `seeds`): (run or grid group without the profile, label, hyper-parameters,
+# grid symbol). A grid's value is chosen per seed on that seed's held-out split.
+SEED_METHODS = [
+    ("erm", "ERM (cross-entropy, instance-balanced)", "", None),
+    ("cb-sampling", "class-balanced sampling", "q = 0, two-stage draw", None),
+    ("sqrt-sampling", "square-root sampling", "q = 1/2", None),
+    ("progressive", "progressively-balanced sampling", "w_t = t/(T − 1)", None),
+    ("cdt", "CDT", "gamma per seed", "gamma"),
+    ("ldam-drw", "LDAM-DRW", "m_max 0.5, s 30, DRW from epoch 16", None),
+    ("la", "logit-adjusted loss", "tau 1", None),
+    ("mfw-geo", "MFW, geometric s(N)", "alpha per seed, beta 2", "alpha"),
+    ("mfw-arith", "MFW, arithmetic s(N)", "alpha per seed, beta 2", "alpha"),
+    ("ce-drw", "cross-entropy + DRW", "CB weights (beta 0.9999) from epoch 16", None),
+    ("cb-focal", "CB-focal", "focal gamma 1, CB beta 0.9999", None),
+]
 METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("erm", "ERM (cross-entropy, instance-balanced)", ""),
     ("cb-sampling", "class-balanced sampling", "q = 0, two-stage draw"),
@@ -26,7 +51,9 @@ METHODS = [  # (run suffix or grid, label, hyper-parameters)
     ("ldam-drw", "LDAM-DRW", "m_max 0.5, s 30, cosine classifier, DRW from epoch 16"),
     ("cdt", "CDT", "gamma {v}"),
     ("la", "logit-adjusted loss", "tau 1"),
-    ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),
+    ("mfw", "MFW (after stage 1)", "alpha {v}, beta {beta}"),  # the runs/table layout (arithmetic s(N))
+    ("mfw-geo", "MFW (after stage 1), geometric s(N)", "alpha {v}, beta {beta}"),
+    ("mfw-arith", "MFW (after stage 1), arithmetic s(N)", "alpha {v}, beta {beta}"),
     ("ce-drw", "cross-entropy + DRW (MFW + DRW's control)", "CB weights (beta 0.9999) from epoch 16"),
     ("mfw-drw", "MFW + DRW", "alpha {alpha} (MFW's held-out choice), beta {beta}, DRW from epoch 16"),
     ("mfw-drw-mix16", "MFW + DRW, MFW off from epoch 16 (diagnostic)",
@@ -130,7 +157,7 @@ def table(root):
     rows = []
     mfw = "MFW (after stage 1), alpha 0.5, beta 2"
     for name, method in (("exp-erm", "ERM"), ("exp-mfw-0.5", mfw), ("seed1-erm", "ERM"), ("seed1-mfw-0.5", mfw),
-                         ("long-erm", "ERM"), ("long-mfw-0.5", mfw)):
+                         ("long-erm", "ERM"), ("long-mfw-0.5", mfw), ("long-mfw-geo-0.5", mfw + ", geometric s(N)")):
         res = load(root / name / "results.json")
         if res is None:
             continue
@@ -181,6 +208,78 @@ def decouple(root):
         print("\n".join(rows))
 
 
+def mean_std(values):
+    """"m ± s" in percent over the seeds (sample standard deviation; one seed: no ±)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    m = 100 * statistics.mean(values)
+    if len(values) == 1:
+        return f"{m:.2f}"
+    return f"{m:.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def seed_run(root, seed, profile, key, is_grid):
+    """(chosen grid value or None, results) of one method on one seed, or None if not finished.
+    A grid's value is chosen on that seed's own held-out split (select)."""
+    seed_dir = root / f"seed{seed}"
+    if is_grid:  # chosen only once the whole grid has finished on that seed
+        done = [v for v in GRIDS[key] if (seed_dir / f"{profile}-{key}-{v}" / "results.json").exists()]
+        return select(seed_dir, f"{profile}-{key}") if len(done) == len(GRIDS[key]) else None
+    res = load(seed_dir / f"{profile}-{key}" / "results.json")
+    return None if res is None else (None, res)
+
+
+def seeds_table(root, seeds, profile):
+    """Mean ± std over seeds of each method, its paired difference to ERM, the stage-2 rules."""
+    erm = {s: r[1] for s in seeds if (r := seed_run(root, s, profile, "erm", False)) is not None}
+    erm_tests = {s: r["test"] for s, r in erm.items()}
+    cols = ("top1", "mean_per_class", "many", "medium", "few")
+    print(f"\n#### Profile {profile}, rho = 100: mean ± std over seeds {', '.join(map(str, seeds))} (test, %)\n")
+    print("| method | hyper-parameters | seeds | top-1 | mean per-class | many | medium | few | "
+          "top-1 − ERM (paired) | choice per seed |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+
+    def row(label, hp, per_seed, choices):
+        """per_seed: {seed: test report}; the paired difference uses the seeds ERM also has."""
+        n = len(per_seed)
+        cells = [mean_std([t.get(c) for t in per_seed.values()]) for c in cols]
+        diffs = [per_seed[s]["top1"] - erm[s]["test"]["top1"] for s in per_seed if s in erm]
+        paired = "—" if not diffs or per_seed is erm_tests else mean_std(diffs) + ("" if len(diffs) == n else f" ({len(diffs)} seeds)")
+        if paired != "—" and not paired.startswith("-"):
+            paired = "+" + paired
+        print(f"| {label} | {hp} | {n} | " + " | ".join(cells) + f" | {paired} | {choices} |")
+
+    for key, label, hp, symbol in SEED_METHODS:
+        per_seed, choices = ({}, []) if key != "erm" else (erm_tests, [])
+        for s in seeds:
+            r = seed_run(root, s, profile, key, symbol is not None)
+            if r is None:
+                if symbol is not None:
+                    done = sum((root / f"seed{s}" / f"{profile}-{key}-{v}" / "results.json").exists() for v in GRIDS[key])
+                    if done:
+                        choices.append(f"seed {s}: grid {done}/{len(GRIDS[key])} finished, left out")
+                continue
+            per_seed[s] = r[1]["test"]
+            if symbol is not None:
+                choices.append(f"seed {s}: {symbol} {r[0]}")
+        if per_seed:
+            row(label, hp, per_seed, "; ".join(choices))
+        elif choices:
+            print(f"| {label} | {hp} | 0 | | | | | | | {'; '.join(choices)} |")
+    # Stage 2 on each seed's ERM model (decouple.json of seed<s>/<profile>-erm), tau chosen per
+    # seed on its held-out split by decouple itself.
+    rules = {}
+    for s in seeds:
+        dec = load(root / f"seed{s}" / f"{profile}-erm" / "decouple.json")
+        for r in (dec or {}).get("table", []):
+            if r["classifier"] != "joint":
+                rules.setdefault(r["classifier"], {})[s] = (r["test"], r["tau"])
+    for name, per in rules.items():
+        taus = [f"seed {s}: tau {t:.2f}" for s, (_, t) in per.items() if t is not None]
+        row(f"ERM + {name} (stage 2)", "on the ERM checkpoint", {s: t for s, (t, _) in per.items()}, "; ".join(taus))
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -194,6 +293,13 @@ def main():
         print(f"{sys.argv[3]}-{chosen[0]}")
     elif cmd == "decouple":
         decouple(root)
+    elif cmd == "seeds":
+        args = sys.argv[3:]
+        opts = dict(zip(args[::2], args[1::2]))
+        if len(args) % 2 or set(opts) - {"--seeds", "--profile"}:
+            sys.exit(__doc__)
+        seeds = [int(v) for v in opts.get("--seeds", "0,1,2").split(",")]
+        seeds_table(root, seeds, opts.get("--profile", "exp"))
     elif cmd == "data-flags" and len(sys.argv) == 4:
         res = load(root / sys.argv[3] / "results.json")
         if res is None:
