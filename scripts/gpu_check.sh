@@ -15,6 +15,13 @@
 # Without a GPU it still runs the binaries (their [cuda] cases report SKIPPED) and says so.
 #
 #   scripts/gpu_check.sh [--bin DIR] [--out DIR] [--no-build]
+#   scripts/gpu_check.sh --bundle DIR [--bin BUILD]   (on the build machine: see below)
+#
+# --bundle DIR copies the CUDA test binaries, fmnist_lt, cifar_lt and bench_cuda found under
+# BUILD (default build/gpu-portable, else build/release) to DIR/bin, and the shared libraries
+# they load (fmt, libjpeg, libpng, zlib, OpenMP, libstdc++, the CUDA runtime; not glibc, the
+# driver, cuBLAS or cuDNN, which the GPU machine provides) to DIR/lib, so that a GPU machine
+# without -dev packages runs them: `scripts/gpu_check.sh --bin DIR` there puts DIR/lib first.
 #   env: LTL_GPU_BIN, OUT, LTL_FMNIST_DIR (Fashion-MNIST IDX files), LTL_GPU_TRAIN_CMD (replaces
 #        the training run), LTL_GPU_CHECK_BUDGET (seconds, default 330)
 set -uo pipefail
@@ -23,15 +30,41 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin_dir="${LTL_GPU_BIN:-}"
 out_dir="${OUT:-$repo/gpu_check_results}"
 allow_build=1
+bundle_dir=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bin) bin_dir="$2"; shift 2 ;;
     --out) out_dir="$2"; shift 2 ;;
     --no-build) allow_build=0; shift ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --bundle) bundle_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+# ---- --bundle: package prebuilt binaries with their libraries, then stop ----------------------
+if [[ -n "$bundle_dir" ]]; then
+  src="${bin_dir:-}"
+  if [[ -z "$src" ]]; then
+    for d in "$repo/build/gpu-portable" "$repo/build/release"; do [[ -d "$d" ]] && { src="$d"; break; }; done
+  fi
+  [[ -n "$src" && -d "$src" ]] || { echo "gpu_check --bundle: no build folder (give --bin BUILD)" >&2; exit 2; }
+  mkdir -p "$bundle_dir/bin" "$bundle_dir/lib"
+  n=0
+  while IFS= read -r f; do
+    cp -p "$f" "$bundle_dir/bin/"
+    n=$((n + 1))
+    # Libraries the GPU machine must provide itself: glibc and the loader, the NVIDIA driver,
+    # cuBLAS and cuDNN (hundreds of MB; a wheel or the toolkit has them).
+    ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*)\.so' |
+      while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
+  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt -o -name cifar_lt \
+             -o -name bench_cuda \) ! -name '*.*' 2> /dev/null)
+  echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)); libraries:"
+  ls "$bundle_dir/lib"
+  (( n > 0 ))
+  exit $?
+fi
+
 budget="${LTL_GPU_CHECK_BUDGET:-330}"
 start=$SECONDS
 mkdir -p "$out_dir"
@@ -101,6 +134,8 @@ for lib in "libcudnn.so.9*" "libcublas.so.13*" "libcublasLt.so.13*" "libcudart.s
     say "library: ${lib%%.so*} NOT FOUND in ${#lib_dirs[@]} candidate folders (set CUDNN_ROOT or CUDA_HOME, or pip install nvidia-cudnn-cu13)"
   fi
 done
+# A bundle's own libraries (--bundle) come first: they are what the binaries were linked with.
+[[ -n "$bin_dir" && -d "$bin_dir/lib" ]] && ld_extra="$(cd "$bin_dir/lib" && pwd)${ld_extra:+:$ld_extra}"
 export LD_LIBRARY_PATH="${ld_extra}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 

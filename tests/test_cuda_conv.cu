@@ -352,6 +352,13 @@ TEST_CASE("algorithm choice filters cuDNN's ranked candidates by the settings", 
   REQUIRE_THAT(msg, Contains("conv2d_backward_weight") && Contains("input [1, 2, 5, 5]") &&
                         Contains("algorithm 4: not deterministic") && Contains("algorithm 6: not supported") &&
                         Contains("algorithm 1: tensor-core math (TF32) not allowed"));
+  // "Not supported" is a category of codes in cuDNN 9; other failures are errors.
+  REQUIRE(cuda::cudnn_not_supported(CUDNN_STATUS_NOT_SUPPORTED));
+  REQUIRE(cuda::cudnn_not_supported(CUDNN_STATUS_NOT_SUPPORTED_SHAPE));
+  REQUIRE(cuda::cudnn_not_supported(CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH));
+  REQUIRE_FALSE(cuda::cudnn_not_supported(CUDNN_STATUS_BAD_PARAM));
+  REQUIRE_FALSE(cuda::cudnn_not_supported(CUDNN_STATUS_SUCCESS));
+  REQUIRE_FALSE(cuda::cudnn_not_supported(CUDNN_STATUS_EXECUTION_FAILED));
   // The perf structs of the three passes map onto candidates field by field.
   cudnnConvolutionBwdFilterAlgoPerf_t perf{};
   perf.algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
@@ -387,7 +394,7 @@ TEST_CASE("conv kernels check shapes and options before touching the GPU", "[cud
   const std::string msg =
       error_of<ltl::shape_error>([&] { (void)conv2d_forward(x, bad_w, DT(), ltl::conv2d_options{}); });
   REQUIRE_THAT(msg, Contains("conv2d") && Contains("input channels"));
-  REQUIRE_THROWS_AS(conv2d_forward(x, w, DT(shape{5}), ltl::conv2d_options{}), ltl::shape_error);
+  REQUIRE_THROWS_AS(conv2d_forward(x, w, DT(shape{1, 0}), ltl::conv2d_options{}), ltl::shape_error);  // not [Cout]
   REQUIRE_THROWS_WITH(conv2d_forward(x, w, DT(), ltl::conv2d_options{.algorithm = ltl::conv2d_algorithm::direct3x3}),
                       Contains("conv2d") && Contains("direct3x3") && Contains("automatic"));
   REQUIRE_THROWS_WITH(conv2d_backward_input(DT(shape{0, 4, 2, 2}), w, shape{0, 3, 5, 5}, ltl::conv2d_options{}),

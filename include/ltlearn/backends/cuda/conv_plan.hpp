@@ -105,6 +105,12 @@ conv_candidate to_candidate(const Perf& p) {
   return {static_cast<int>(p.algo), p.status, p.memory, p.determinism, p.mathType};
 }
 
+/// True for CUDNN_STATUS_NOT_SUPPORTED and its cuDNN 9 sub-codes (3000-3999: shape, layout,
+/// architecture ...): the algorithm cannot run this problem, which is no error of the caller.
+constexpr bool cudnn_not_supported(cudnnStatus_t st) noexcept {
+  return CUDNN_STATUS_CATEGORY(static_cast<int>(st)) == static_cast<int>(CUDNN_STATUS_NOT_SUPPORTED);
+}
+
 /// Why candidate `c` is not usable under `s` for `dtype`, or nullptr when it is.
 inline const char* reject_reason(const conv_candidate& c, const settings& s, cudnnDataType_t dtype) {
   if (c.status != CUDNN_STATUS_SUCCESS) return "not supported";

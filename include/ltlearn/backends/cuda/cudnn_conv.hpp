@@ -141,8 +141,8 @@ inline std::vector<conv_candidate> heuristic_candidates(cudnnHandle_t h, const c
   return out;
 }
 
-/// cuDNN's workspace size for algorithm `algo` of `pass`; its status (NOT_SUPPORTED when the
-/// algorithm cannot run with the descriptor's math type).
+/// cuDNN's workspace size for algorithm `algo` of `pass`; its status (a NOT_SUPPORTED code when
+/// the algorithm cannot run with the descriptor's math type).
 inline cudnnStatus_t workspace_size(cudnnHandle_t h, const conv_plan& p, conv2d_pass pass, int algo,
                                     std::size_t* bytes) {
   switch (pass) {
@@ -231,7 +231,7 @@ class legacy_conv_engine final : public conv_engine {
       LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), s.allow_tf32 ? c.math : math));
       std::size_t bytes = 0;
       const cudnnStatus_t st = cudnn::workspace_size(h, *p, pass, c.algo, &bytes);
-      if (st == CUDNN_STATUS_NOT_SUPPORTED || (st == CUDNN_STATUS_SUCCESS && bytes > s.max_workspace_bytes)) continue;
+      if (cudnn_not_supported(st) || (st == CUDNN_STATUS_SUCCESS && bytes > s.max_workspace_bytes)) continue;
       LTL_CUDNN_CHECK(st);
       p->algo = c.algo;
       p->workspace_bytes = bytes;
