@@ -92,6 +92,7 @@ fi
 # Candidate folders, in order of preference: explicit, Python wheels, conda, the toolkit, system.
 lib_dirs=()
 add_dir() { [[ -d "$1" ]] && lib_dirs+=("$(cd "$1" && pwd)"); }
+[[ -n "$bin_dir" ]] && add_dir "$bin_dir/lib"  # a --bundle folder's libraries first
 [[ -n "${CUDNN_ROOT:-}" ]] && { add_dir "$CUDNN_ROOT/lib"; add_dir "$CUDNN_ROOT/lib64"; }
 site_dirs=()
 for py in python3 python; do
@@ -135,7 +136,10 @@ for lib in "libcudnn.so.9*" "libcublas.so.13*" "libcublasLt.so.13*" "libcudart.s
   fi
 done
 # A bundle's own libraries (--bundle) come first: they are what the binaries were linked with.
-[[ -n "$bin_dir" && -d "$bin_dir/lib" ]] && ld_extra="$(cd "$bin_dir/lib" && pwd)${ld_extra:+:$ld_extra}"
+if [[ -n "$bin_dir" && -d "$bin_dir/lib" ]]; then
+  d="$(cd "$bin_dir/lib" && pwd)"
+  case ":$ld_extra:" in *":$d:"*) ;; *) ld_extra="$d${ld_extra:+:$ld_extra}" ;; esac
+fi
 export LD_LIBRARY_PATH="${ld_extra}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
