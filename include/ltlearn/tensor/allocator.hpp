@@ -26,7 +26,20 @@ struct allocator_stats {
   std::size_t peak_bytes_in_use = 0;
 };
 
-/// Caching allocator for device `D`. Thread-safe. Obtain it with `instance()`.
+/// Bucket size a request of `bytes` is served from (shared by every device's allocator).
+constexpr std::size_t allocation_bucket(std::size_t bytes) noexcept {
+  constexpr std::size_t min_block = 64, mib = std::size_t{1} << 20;
+  if (bytes <= min_block) return min_block;
+  if (bytes <= mib) {
+    std::size_t b = min_block;
+    while (b < bytes) b <<= 1;
+    return b;
+  }
+  return (bytes + mib - 1) / mib * mib;
+}
+
+/// Caching allocator for device `D`. Thread-safe. Obtain it with `instance()`. Devices with
+/// streams specialise it (the CUDA one in backends/cuda/device.hpp).
 template <device D>
 class caching_allocator {
  public:
@@ -38,16 +51,7 @@ class caching_allocator {
   }
 
   /// Bucket size a request of `bytes` is served from.
-  static constexpr std::size_t bucket_size(std::size_t bytes) noexcept {
-    constexpr std::size_t min_block = 64, mib = std::size_t{1} << 20;
-    if (bytes <= min_block) return min_block;
-    if (bytes <= mib) {
-      std::size_t b = min_block;
-      while (b < bytes) b <<= 1;
-      return b;
-    }
-    return (bytes + mib - 1) / mib * mib;
-  }
+  static constexpr std::size_t bucket_size(std::size_t bytes) noexcept { return allocation_bucket(bytes); }
 
   /// A block of at least `bytes` bytes (≥ 1); pair it with `release(p, bytes)`.
   void* allocate(std::size_t bytes) {

@@ -3,13 +3,16 @@
 /// ltl::cuda::device: the device tag of CUDA global memory, and host <-> device transfers.
 ///
 /// `tensor<float, cuda::device>` lives on the calling thread's current CUDA device. Memory
-/// comes from cudaMalloc through the generic `caching_allocator<cuda::device>`; copies and
-/// fills are issued on the device's context stream (see context.hpp), so they are ordered with
-/// every kernel ltlearn launches. Transfers to or from the host synchronise that stream: once
-/// `t.to<cpu::device>()` returns, the host data is final.
+/// comes from `caching_allocator<cuda::device>`, specialised here to forward to the stream-aware
+/// pool of memory.hpp (keyed by device ordinal and stream; out of memory frees the cache,
+/// retries once, then throws out_of_memory_error with requested/in-use/cached/peak bytes).
+/// Copies and fills are issued on the device's compute stream (see context.hpp), so they are
+/// ordered with every kernel ltlearn launches. Transfers to or from the host synchronise that
+/// stream: once `t.to<cpu::device>()` returns, the host data is final.
 
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
+#include "ltlearn/backends/cuda/memory.hpp"
 #include "ltlearn/core/device.hpp"
 #include "ltlearn/tensor/allocator.hpp"
 
@@ -23,7 +26,8 @@ struct device {
   static constexpr bool is_host = false;
   static constexpr std::size_t alignment = 256;
 
-  /// Raw device allocation of `bytes` (> 0); throws cuda_error naming cudaMalloc and the size.
+  /// Raw device allocation of `bytes` (> 0) on the current device, bypassing the cache;
+  /// throws out_of_memory_error or cuda_error naming cudaMalloc and the size.
   static void* allocate(std::size_t bytes);
   /// Frees a block from `allocate` (errors at process teardown are ignored: nothing to do then).
   static void deallocate(void* p, std::size_t bytes) noexcept;
@@ -34,20 +38,10 @@ struct device {
 };
 
 inline void* device::allocate(std::size_t bytes) {
-  void* p = nullptr;
-  cudaError_t st = cudaMalloc(&p, bytes);
-  if (st == cudaErrorMemoryAllocation) {
-    // Blocks cached for other sizes may be what stands in the way: give them back and retry
-    // once. (The caching allocator retries only on std::bad_alloc, which CUDA never throws.)
-    (void)cudaGetLastError();
-    caching_allocator<device>::instance().empty_cache();
-    st = cudaMalloc(&p, bytes);
-  }
-  if (st != cudaSuccess) {
-    (void)cudaGetLastError();
-    throw cuda_error(fmt::format("cudaMalloc of {} bytes failed: {} ({})", bytes, cudaGetErrorString(st),
-                                 cudaGetErrorName(st)));
-  }
+  int index = 0;
+  LTL_CUDA_CHECK(cudaGetDevice(&index));
+  void* p = runtime_memory_source{}.try_allocate(index, bytes);
+  if (!p) throw out_of_memory_error(fmt::format("cudaMalloc of {} bytes on device {} failed: out of memory", bytes, index));
   return p;
 }
 
@@ -68,6 +62,45 @@ inline void device::zero(void* dst, std::size_t bytes) {
 }  // namespace ltl::cuda
 
 namespace ltl {
+
+/// The CUDA device's allocator: the interface of the generic caching_allocator over
+/// `cuda::device_pool()`, allocating on the current device for the thread's allocation stream
+/// (the compute stream unless an allocation_stream_guard says otherwise).
+template <>
+class caching_allocator<cuda::device> {
+ public:
+  /// The allocator (stateless: the state is the process-wide pool).
+  static caching_allocator& instance() {
+    static caching_allocator inst;
+    return inst;
+  }
+  /// Bucket size a request of `bytes` is served from.
+  static constexpr std::size_t bucket_size(std::size_t bytes) noexcept { return allocation_bucket(bytes); }
+
+  /// A block of at least `bytes` (≥ 1) bytes on the current device; pair it with `release`.
+  void* allocate(std::size_t bytes) {
+    int index = 0;
+    const cudaError_t st = cudaGetDevice(&index);
+    if (st != cudaSuccess) {
+      (void)cudaGetLastError();
+      cuda::device_pool().note_failed_request();
+      throw cuda_error(fmt::format("cudaMalloc of {} bytes failed: no usable CUDA device (cudaGetDevice: {} ({}))",
+                                   bucket_size(bytes), cudaGetErrorString(st), cudaGetErrorName(st)));
+    }
+    return cuda::device_pool().allocate(index, cuda::detail::thread_allocation_stream(), bytes);
+  }
+  /// Returns a block from `allocate` to the cache of the device and stream it came from.
+  void release(void* p, std::size_t /*bytes*/) noexcept { cuda::device_pool().release(p); }
+  /// Frees every cached block of every device.
+  void empty_cache() noexcept { cuda::device_pool().empty_cache(); }
+  /// Counters summed over devices (per device: `cuda::memory_stats(index)`).
+  [[nodiscard]] allocator_stats stats() const { return cuda::device_pool().stats(); }
+  /// Resets the peak counters to the current use.
+  void reset_peak() { cuda::device_pool().reset_peak(); }
+
+ private:
+  caching_allocator() = default;
+};
 
 /// Host to device: the host buffer may be released as soon as this returns.
 template <>

@@ -28,8 +28,13 @@ namespace detail {
   throw cuda_error(fmt::format("{} failed at {}:{}: {} ({})", expr, file, line, cublasGetStatusString(status),
                                cublasGetStatusName(status)));
 }
+/// The cuDNN error, with cuDNN's own description of the last failure (cudnnGetLastErrorString,
+/// cuDNN ≥ 9), which names the parameter it rejected.
 [[noreturn]] inline void throw_cudnn_error(cudnnStatus_t status, const char* expr, const char* file, int line) {
-  throw cuda_error(fmt::format("{} failed at {}:{}: {}", expr, file, line, cudnnGetErrorString(status)));
+  char last[512] = {};
+  cudnnGetLastErrorString(last, sizeof(last));
+  throw cuda_error(fmt::format("{} failed at {}:{}: {}{}{}", expr, file, line, cudnnGetErrorString(status),
+                               last[0] ? "; cuDNN: " : "", last));
 }
 
 /// Throws cuda_error if the kernel launch just made failed (bad configuration, no device,

@@ -6,12 +6,13 @@
 /// list. Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 ///
 /// Provided: tensor hooks (fill_, strided copy_), elementwise (cuda/elementwise.hpp),
-/// reductions (cuda/reduce.hpp), GEMM (cuda/gemm.hpp, cuBLAS).
-/// Lacking: softmax family, batch norm, pooling, convolution (the cuDNN part of the plan),
+/// reductions (cuda/reduce.hpp), GEMM (cuda/gemm.hpp, cuBLAS), convolution (cuda/conv.hpp, cuDNN).
+/// Lacking: softmax family, batch norm, pooling,
 /// indexing, the fused loss and the optimiser update. Until they exist, a model or loss
 /// instantiated for `cuda::device` fails to compile at the first missing kernel's call.
 
 #include "ltlearn/backends/contract/kernels.hpp"
+#include "ltlearn/backends/cuda/conv.hpp"
 #include "ltlearn/backends/cuda/device.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/gemm.hpp"
@@ -22,12 +23,13 @@ namespace ltl::cuda {
 /// Kernel areas the CUDA backend provides for element type T.
 template <class T>
 inline constexpr bool provides_v = tensor_kernels<device, T> && elementwise_kernels<device, T> &&
-                                   reduction_kernels<device, T> && gemm_kernels<device, T>;
+                                   reduction_kernels<device, T> && gemm_kernels<device, T> &&
+                                   conv_kernels<device, T>;
 
 /// Kernel areas the CUDA backend lacks for element type T (none of them is partly there).
 template <class T>
 inline constexpr bool lacks_v = !softmax_kernels<device, T> && !batch_norm_kernels<device, T> &&
-                                !pooling_kernels<device, T> && !conv_kernels<device, T> &&
+                                !pooling_kernels<device, T> &&
                                 !indexing_kernels<device, T> && !loss_kernels<device, T> &&
                                 !optimiser_kernels<device, T>;
 

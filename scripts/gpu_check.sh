@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Every GPU check of ltlearn in one command, for a machine with an NVIDIA GPU, the CUDA 13
+# driver/runtime and cuDNN 9 (from the toolkit, a Debian/conda package or a Python wheel), but
+# possibly no package registry and no -dev packages. In under 6 minutes it
+#   1. finds the cuDNN, cuBLAS and CUDA runtime libraries and puts their folders on
+#      LD_LIBRARY_PATH (printing which files it uses),
+#   2. takes prebuilt binaries (--bin DIR or $LTL_GPU_BIN: a build folder, searched recursively)
+#      or else builds them with CMake for this machine's GPU only (build/gpu-check),
+#   3. runs every CUDA test binary (test_cuda, test_cuda_*), a short GPU training run
+#      (fmnist_lt --device cuda, when the binary and the Fashion-MNIST files exist) and the GPU
+#      benchmark (bench_cuda), each under its own timeout, running what exists and listing
+#      what is missing,
+#   4. writes every log into one results folder (--out DIR, else $OUT, else gpu_check_results/)
+#      with summary.txt (device, libraries, one line per step). Exit status 0 when nothing failed.
+# Without a GPU it still runs the binaries (their [cuda] cases report SKIPPED) and says so.
+#
+#   scripts/gpu_check.sh [--bin DIR] [--out DIR] [--no-build]
+#   scripts/gpu_check.sh --bundle DIR [--bin BUILD]   (on the build machine: see below)
+#
+# --bundle DIR copies the CUDA test binaries, fmnist_lt, cifar_lt and bench_cuda found under
+# BUILD (default build/gpu-portable, else build/release) to DIR/bin, and the shared libraries
+# they load (fmt, libjpeg, libpng, zlib, OpenMP, libstdc++, the CUDA runtime; not glibc, the
+# driver, cuBLAS or cuDNN, which the GPU machine provides) to DIR/lib, so that a GPU machine
+# without -dev packages runs them: `scripts/gpu_check.sh --bin DIR` there puts DIR/lib first.
+#   env: LTL_GPU_BIN, OUT, LTL_FMNIST_DIR (Fashion-MNIST IDX files), LTL_GPU_TRAIN_CMD (replaces
+#        the training run), LTL_GPU_CHECK_BUDGET (seconds, default 330)
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin_dir="${LTL_GPU_BIN:-}"
+out_dir="${OUT:-$repo/gpu_check_results}"
+allow_build=1
+bundle_dir=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --bin) bin_dir="$2"; shift 2 ;;
+    --out) out_dir="$2"; shift 2 ;;
+    --no-build) allow_build=0; shift ;;
+    --bundle) bundle_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+# ---- --bundle: package prebuilt binaries with their libraries, then stop ----------------------
+if [[ -n "$bundle_dir" ]]; then
+  src="${bin_dir:-}"
+  if [[ -z "$src" ]]; then
+    for d in "$repo/build/gpu-portable" "$repo/build/release"; do [[ -d "$d" ]] && { src="$d"; break; }; done
+  fi
+  [[ -n "$src" && -d "$src" ]] || { echo "gpu_check --bundle: no build folder (give --bin BUILD)" >&2; exit 2; }
+  mkdir -p "$bundle_dir/bin" "$bundle_dir/lib"
+  n=0
+  while IFS= read -r f; do
+    cp -p "$f" "$bundle_dir/bin/"
+    n=$((n + 1))
+    # Libraries the GPU machine must provide itself: glibc and the loader, the NVIDIA driver,
+    # cuBLAS and cuDNN (hundreds of MB; a wheel or the toolkit has them).
+    ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*)\.so' |
+      while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
+  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt -o -name cifar_lt \
+             -o -name bench_cuda \) ! -name '*.*' 2> /dev/null)
+  echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)); libraries:"
+  ls "$bundle_dir/lib"
+  (( n > 0 ))
+  exit $?
+fi
+
+budget="${LTL_GPU_CHECK_BUDGET:-330}"
+start=$SECONDS
+mkdir -p "$out_dir"
+summary="$out_dir/summary.txt"
+: > "$summary"
+failures=0
+
+say() { echo "$*" | tee -a "$summary"; }
+left() { echo $(( budget - (SECONDS - start) )); }
+
+say "ltlearn GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+# ---- 1. the device ------------------------------------------------------------------------
+have_gpu=0
+if command -v nvidia-smi > /dev/null 2>&1 &&
+   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out_dir/device.txt" 2>&1; then
+  have_gpu=1
+  say "device: $(head -n 1 "$out_dir/device.txt") ($(wc -l < "$out_dir/device.txt") GPU(s) visible)"
+  nvidia-smi > "$out_dir/nvidia-smi.txt" 2>&1 || true
+else
+  say "device: no NVIDIA GPU visible (nvidia-smi missing or failing): [cuda] cases will report SKIPPED"
+fi
+
+# ---- 2. the libraries ---------------------------------------------------------------------
+# Candidate folders, in order of preference: explicit, Python wheels, conda, the toolkit, system.
+lib_dirs=()
+add_dir() { [[ -d "$1" ]] && lib_dirs+=("$(cd "$1" && pwd)"); }
+[[ -n "$bin_dir" ]] && add_dir "$bin_dir/lib"  # a --bundle folder's libraries first
+[[ -n "${CUDNN_ROOT:-}" ]] && { add_dir "$CUDNN_ROOT/lib"; add_dir "$CUDNN_ROOT/lib64"; }
+site_dirs=()
+for py in python3 python; do
+  if command -v "$py" > /dev/null 2>&1; then
+    while IFS= read -r d; do site_dirs+=("$d"); done < <("$py" - <<'PY' 2>/dev/null
+import site, sys
+dirs = list(getattr(site, "getsitepackages", lambda: [])()) + [site.getusersitepackages()] + sys.path
+print("\n".join(d for d in dict.fromkeys(dirs) if d))
+PY
+    )
+  fi
+done
+shopt -s nullglob
+site_dirs+=(/usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages "$HOME"/.local/lib/python3*/site-packages)
+for s in "${site_dirs[@]}"; do
+  for sub in cudnn cublas cuda_runtime cu13 cuda_nvrtc nvjitlink; do add_dir "$s/nvidia/$sub/lib"; done
+done
+[[ -n "${CONDA_PREFIX:-}" ]] && add_dir "$CONDA_PREFIX/lib"
+for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda /usr/local/cuda-13*; do
+  [[ -n "$d" ]] && { add_dir "$d/lib64"; add_dir "$d/targets/x86_64-linux/lib"; }
+done
+add_dir /usr/lib/x86_64-linux-gnu
+shopt -u nullglob
+
+# The first folder holding each library wins; only those folders go on LD_LIBRARY_PATH.
+find_lib() {  # name pattern (e.g. libcudnn.so.9*) -> first match
+  local d f
+  for d in "${lib_dirs[@]}"; do
+    for f in "$d"/$1; do [[ -e "$f" ]] && { echo "$f"; return 0; }; done
+  done
+  return 1
+}
+ld_extra=""
+for lib in "libcudnn.so.9*" "libcublas.so.13*" "libcublasLt.so.13*" "libcudart.so.13*"; do
+  if f="$(find_lib "$lib")"; then
+    say "library: ${lib%%.so*} -> $f"
+    d="$(dirname "$f")"
+    case ":$ld_extra:" in *":$d:"*) ;; *) ld_extra="${ld_extra:+$ld_extra:}$d" ;; esac
+  else
+    say "library: ${lib%%.so*} NOT FOUND in ${#lib_dirs[@]} candidate folders (set CUDNN_ROOT or CUDA_HOME, or pip install nvidia-cudnn-cu13)"
+  fi
+done
+# A bundle's own libraries (--bundle) come first: they are what the binaries were linked with.
+if [[ -n "$bin_dir" && -d "$bin_dir/lib" ]]; then
+  d="$(cd "$bin_dir/lib" && pwd)"
+  case ":$ld_extra:" in *":$d:"*) ;; *) ld_extra="$d${ld_extra:+:$ld_extra}" ;; esac
+fi
+export LD_LIBRARY_PATH="${ld_extra}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+
+# ---- 3. the binaries ------------------------------------------------------------------------
+find_bin() {  # name -> path of an executable called exactly `name` under $bin_dir
+  [[ -n "$bin_dir" && -d "$bin_dir" ]] || return 1
+  find "$bin_dir" -type f -name "$1" -perm -u+x 2> /dev/null | head -n 1
+}
+if [[ -z "$bin_dir" ]]; then
+  for d in "$repo/build/gpu-portable" "$repo/build/gpu-check" "$repo/build/release"; do
+    if [[ -n "$(find "$d" -type f -name test_cuda -perm -u+x 2> /dev/null | head -n 1)" ]]; then bin_dir="$d"; break; fi
+  done
+fi
+if [[ -z "$bin_dir" && $allow_build == 1 ]]; then
+  if command -v cmake > /dev/null 2>&1 && { command -v nvcc > /dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; }; then
+    bin_dir="$repo/build/gpu-check"
+    arch=native
+    [[ $have_gpu == 1 ]] || arch=75-real  # "native" needs a GPU at configure time
+    say "build: no prebuilt binaries; building in $bin_dir for CUDA architecture '$arch'"
+    jobs="$(nproc 2> /dev/null || echo 4)"
+    if timeout "$(left)" cmake -S "$repo" -B "$bin_dir" -DCMAKE_BUILD_TYPE=Release -DLTL_WITH_CUDA=ON \
+         -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" \
+         > "$out_dir/configure.log" 2>&1; then
+      targets=()
+      all_targets="$(cmake --build "$bin_dir" --target help 2> /dev/null)"
+      for t in $(grep -o 'test_cuda[A-Za-z0-9_]*' <<< "$all_targets" | sort -u) fmnist_lt cifar_lt bench_cuda; do
+        grep -qw "$t" <<< "$all_targets" && targets+=("$t")
+      done
+      if ! timeout "$(left)" cmake --build "$bin_dir" -j "$jobs" --target "${targets[@]}" > "$out_dir/build.log" 2>&1; then
+        say "build: FAILED or timed out (see build.log); running whatever was built"
+        failures=$((failures + 1))
+      fi
+    else
+      say "build: configure FAILED (see configure.log)"
+      failures=$((failures + 1))
+    fi
+  else
+    say "build: no prebuilt binaries and no cmake/nvcc to build them"
+  fi
+fi
+say "binaries: ${bin_dir:-none}"
+
+# ---- 4. the steps ---------------------------------------------------------------------------
+# run_step NAME TIMEOUT CMD...: log to NAME.log, one summary line with status and seconds.
+run_step() {
+  local name="$1" limit="$2" t0=$SECONDS rc status
+  shift 2
+  local remaining; remaining="$(left)"
+  if (( remaining < 10 )); then say "$(printf '%-28s %s' "$name" "NOT RUN: the ${budget}s budget is spent")"; return; fi
+  (( limit > remaining )) && limit=$remaining
+  timeout --kill-after=5 "$limit" "$@" > "$out_dir/$name.log" 2>&1
+  rc=$?
+  if (( rc == 124 || rc == 137 )); then status="TIMEOUT after ${limit}s"; failures=$((failures + 1))
+  elif (( rc != 0 )); then status="FAILED (exit $rc)"; failures=$((failures + 1))
+  elif grep -q "SKIPPED:" "$out_dir/$name.log"; then
+    status="passed, GPU cases SKIPPED: $(grep -m1 -o 'SKIPPED:.*' "$out_dir/$name.log" | cut -c10-120)"
+  else status="passed"; fi
+  say "$(printf '%-28s %-8s %s' "$name" "$((SECONDS - t0))s" "$status")"
+}
+
+missing=()
+tests=()
+if [[ -n "$bin_dir" && -d "$bin_dir" ]]; then
+  while IFS= read -r f; do tests+=("$f"); done < <(find "$bin_dir" -type f -perm -u+x \( -name test_cuda -o -name 'test_cuda_*' \) \
+                                                     ! -name '*.*' 2> /dev/null | sort)
+fi
+(( ${#tests[@]} )) || missing+=("test_cuda*")
+for t in "${tests[@]}"; do
+  # -d yes: per-case durations; the [cuda] and [cuda-host] cases, everything else is CPU-only.
+  run_step "$(basename "$t")" 150 "$t" "[cuda],[cuda-host]" -d yes
+done
+
+fmnist="$(find_bin fmnist_lt)"
+data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+if [[ -n "${LTL_GPU_TRAIN_CMD:-}" ]]; then
+  run_step train_gpu 120 bash -c "$LTL_GPU_TRAIN_CMD"
+elif [[ -z "$fmnist" ]]; then
+  missing+=("fmnist_lt")
+elif ! "$fmnist" --help 2>&1 | grep -q -- "--device"; then
+  say "$(printf '%-28s %s' train_gpu "NOT RUN: this fmnist_lt has no --device option yet")"
+elif [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
+  say "$(printf '%-28s %s' train_gpu "NOT RUN: no Fashion-MNIST files in $data (set LTL_FMNIST_DIR)")"
+else
+  run_step train_gpu 120 "$fmnist" --device cuda --data-dir "$data" --profile step --train-limit 2000 --depth 8 \
+    --epochs 2 --quiet --out "$out_dir/train_gpu"
+fi
+[[ -n "$(find_bin cifar_lt)" ]] || missing+=("cifar_lt")
+
+bench="$(find_bin bench_cuda)"
+if [[ -n "$bench" ]]; then
+  run_step bench_cuda 150 "$bench"
+else
+  missing+=("bench_cuda")
+fi
+
+(( ${#missing[@]} )) && say "missing binaries (not run): ${missing[*]}"
+if [[ $have_gpu == 0 ]]; then say "note: no GPU here, so nothing above ran on a GPU"; fi
+say "total: $((SECONDS - start))s, $failures failing step(s); logs in $out_dir"
+(( failures == 0 ))
