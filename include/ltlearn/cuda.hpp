@@ -30,10 +30,16 @@
 
 #include "ltlearn/ltlearn.hpp"
 
+#include "ltlearn/backends/cuda/batchnorm.hpp"
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/device.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/backends/cuda/gemm.hpp"
+#include "ltlearn/backends/cuda/indexing.hpp"
 #include "ltlearn/backends/cuda/kernel_set.hpp"
+#include "ltlearn/backends/cuda/loss.hpp"
+#include "ltlearn/backends/cuda/optim.hpp"
+#include "ltlearn/backends/cuda/pool.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
+#include "ltlearn/backends/cuda/softmax.hpp"
