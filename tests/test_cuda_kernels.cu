@@ -11,17 +11,21 @@
 // and compare the two results bit for bit; they are skipped, with the reason printed, when no
 // GPU is usable.
 //
-// Tolerances (|got − want| ≤ atol + rtol·|want|), float / double:
-//   host emulations of the kernels' own functions ......... exact (same operations, same order)
+// Tolerances, float / double, as |got − want| ≤ tol·max|want| (require_close_max):
+//   host emulations of the kernels' own functions ......... exact where they repeat the CPU's
+//       operations in its order (softmax lines, pooling, indexing, loss rows one per thread);
+//       batch norm and the loss's block-per-row split sum in another order: as below
 //   softmax, log_softmax, l2_normalize (+ backwards) ...... 1e-6 / 1e-13: expf/exp of the CUDA
 //       math library (≤ 2 ulp from libm), sums in double in another order
-//   batch norm ........................................... 1e-5 / 1e-12 relative to the
-//       largest output: double statistics summed in another order, rounded to T
-//   pooling, indexing, SGD ................................ exact except global average
-//       pooling (1e-6 / 1e-14: its long-plane path sums in another order) and SGD (1 ulp:
-//       the products are rounded apart as on the CPU, but the CPU's compiler may fuse them)
-//   fused loss: value, per-row losses, ∂z ................. 1e-6 / 1e-13 relative to the
-//       largest (double arithmetic throughout; exp/log/pow of the CUDA math library)
+//   batch norm ........................................... 1e-5 / 1e-12: double statistics
+//       summed in another order, rounded to T
+//   pooling, indexing ..................................... exact, except global average
+//       pooling (1e-6 / 1e-14: its long-plane path sums in another order) and lerp_mix
+//       (3e-7 / 1e-15, an ulp: the device rounds products apart, the CPU's compiler may
+//       fuse them into FMAs)
+//   SGD ................................................... 3e-7 / 1e-15 (an ulp, as lerp_mix)
+//   fused loss: per-row losses, ∂z ........................ 1e-6 / 1e-13 (double arithmetic
+//       throughout; exp/log/pow of the CUDA math library); the value 1e-12 relative
 #include <ltlearn/cuda.hpp>
 #include <ltlearn/backends/cpu/kernel_set.hpp>
 
@@ -550,8 +554,8 @@ TEMPLATE_TEST_CASE("sgd_element gives the CPU's update", "[cuda-host]", float, d
     HT<T>& buf = s.momentum != T(0) ? b_c : none;
     ltl::cpu::sgd_update(w_c, g, buf, s);
     for (index_t i = 0; i < 50; ++i) kn::sgd_element(w_h.data(), g.data(), s.momentum != T(0) ? b_h.data() : nullptr, s, i);
-    require_close_max(w_h, w_c, tol<T>(1e-7, 1e-16));
-    require_close_max(b_h, b_c, tol<T>(1e-7, 1e-16));
+    require_close_max(w_h, w_c, tol<T>(3e-7, 1e-15));
+    require_close_max(b_h, b_c, tol<T>(3e-7, 1e-15));
   }
 }
 
@@ -814,12 +818,14 @@ TEMPLATE_TEST_CASE("indexing kernels on the device match the CPU, bit-reproducib
   const auto ga = a.template to<gpu>(), gb = b.template to<gpu>(), gl = lambda.template to<gpu>();
   const auto gp = perm.template to<gpu>();
   require_close_max(twice([&] { return lerp_mix_forward(ga, gb, gl, gp); }), ltl::cpu::lerp_mix_forward(a, b, lambda, perm),
-                    tol<T>(1e-7, 1e-16));
+                    tol<T>(3e-7, 1e-15));
   const auto g = random_tensor<T>({4, 3, 2}, 88);
   const auto dg = g.template to<gpu>();
   require_close_max(twice([&] { return lerp_mix_backward_a(dg, gl); }), ltl::cpu::lerp_mix_backward_a(g, lambda),
-                    tol<T>(1e-7, 1e-16));
-  require_exact(twice([&] { return lerp_mix_backward_b(dg, gl, gp); }), ltl::cpu::lerp_mix_backward_b(g, lambda, perm));
+                    tol<T>(3e-7, 1e-15));
+  // λ_i·g_i sums: the device rounds each product apart; the CPU's compiler may fuse them.
+  require_close_max(twice([&] { return lerp_mix_backward_b(dg, gl, gp); }), ltl::cpu::lerp_mix_backward_b(g, lambda, perm),
+                    tol<T>(3e-7, 1e-15));
   ltl_test::require_error<ltl::value_error>([&] { (void)lerp_mix_forward(ga, gb, gl, labels_of({0, 1, 2, 4}).template to<gpu>()); },
                                             {"lerp_mix", "perm entry 4"});
   // The option-A shortcut, from a strided input.
@@ -898,7 +904,7 @@ TEMPLATE_TEST_CASE("sgd_update on the device matches the CPU", "[cuda]", float, 
     DT<T>& gbuf = s.momentum != T(0) ? gb : gnone;
     ltl::cpu::sgd_update(w, g, buf, s);
     sgd_update(gw, g.template to<gpu>(), gbuf, s);
-    require_close_max(gw, w, tol<T>(1e-7, 1e-16));
-    require_close_max(gb, b, tol<T>(1e-7, 1e-16));
+    require_close_max(gw, w, tol<T>(3e-7, 1e-15));
+    require_close_max(gb, b, tol<T>(3e-7, 1e-15));
   }
 }
