@@ -9,7 +9,8 @@
 ///
 /// The labels are copied to the host to be validated (value_error on a bad label, as on the
 /// CPU) and to form the normaliser Σ w_{y_i} in the CPU's order; the loss value comes back to
-/// the host as a double, so one call synchronises the stream twice.
+/// the host as a double, so one call synchronises the stream twice. The per-class terms are
+/// uploaded only when they change (detail::device_loss_terms).
 /// Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 
 #include "ltlearn/backends/contract/loss.hpp"
@@ -20,6 +21,28 @@
 #include <vector>
 
 namespace ltl::cuda {
+
+namespace detail {
+/// The per-class terms on the current device, uploaded only when they differ from the last
+/// call's on this thread and device: the terms change once per epoch at most, and an upload
+/// from pageable memory would wait for all work queued on the stream.
+inline const tensor<double, device>& device_loss_terms(std::vector<double> host) {
+  struct cached {
+    int device_index = -1;
+    std::vector<double> host;
+    tensor<double, device> on_device;
+  };
+  thread_local cached last;
+  const int index = context::current().device_index();
+  if (last.device_index != index || last.host != host) {
+    last.on_device = tensor<double, cpu::device>::from(shape{static_cast<index_t>(host.size())}, host)
+                         .template to<device>();
+    last.host = std::move(host);
+    last.device_index = index;
+  }
+  return last.on_device;
+}
+}  // namespace detail
 
 /// Loss value of logits z [B, C] with labels y [B]; writes ∂L/∂z into dz [B, C] when dz is
 /// non-null, and each ℓ_i into row_loss [B] when non-null. Optional per-sample factors
@@ -60,15 +83,14 @@ double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>&
   for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
   LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
 
-  // The per-class terms in one upload: mult (s/a_c), then offsets, margins, weights if given.
+  // The per-class terms as one array: mult (s/a_c), then offsets, margins, weights if given.
   const auto cs = static_cast<std::size_t>(C);
   std::vector<double> terms(cs, t.scale);
   if (!t.temperatures.empty())
     for (std::size_t c = 0; c < cs; ++c) terms[c] = t.scale / t.temperatures[c];
   for (const auto* v : {has_off ? &t.offsets : nullptr, has_m ? &t.margins : nullptr, has_w ? &t.weights : nullptr})
     if (v) terms.insert(terms.end(), v->begin(), v->end());
-  const auto dterms =
-      tensor<double, cpu::device>::from(shape{static_cast<index_t>(terms.size())}, terms).template to<device>();
+  const tensor<double, device>& dterms = detail::device_loss_terms(std::move(terms));
   const double* next = dterms.data() + C;
   auto take = [&](bool has) {
     const double* p = has ? next : nullptr;
@@ -80,7 +102,7 @@ double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>&
   const double* d_weight = take(has_w);
 
   const device_tensor<T> zc = z.contiguous();
-  const auto yd = yh.template to<device>();
+  const auto yd = y.contiguous();  // checked above through its host copy
   const device_tensor<T> swc = has_sw ? sample_w->contiguous() : device_tensor<T>();
   tensor<double, device> row_acc(shape{B}), total(shape{1});
   const kernels::loss_args<T> a{zc.data(),
