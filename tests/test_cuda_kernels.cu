@@ -140,7 +140,8 @@ TEMPLATE_TEST_CASE("softmax line functions over the line space give the CPU's re
     auto run = [&](auto op_tag, const HT<T>& a, const HT<T>& b, HT<T>& norms, T eps) {
       constexpr line_op Op = decltype(op_tag)::value;
       HT<T> out(s);
-      const kn::line_args<T> p{a.data(), b.defined() ? b.data() : nullptr, out.data(), norms.data(), eps};
+      const kn::line_args<T> p{a.data(), b.defined() ? b.data() : nullptr, out.data(), norms.data(), norms.data(),
+                               eps};
       for (index_t l = 0; l < L.lines(); ++l) kn::run_line<Op>(p, L.base(l), l, L.n, L.inner);
       return out;
     };

@@ -94,7 +94,7 @@ std::pair<device_tensor<T>, device_tensor<T>> l2_normalize_forward(const device_
   ns[dim] = 1;
   device_tensor<T> norms(ns);
   detail::run_lines<kernels::line_op::l2_normalize>(
-      kernels::line_args<T>{xc.data(), nullptr, y.data(), norms.data(), eps}, x.sizes(), dim, "l2_normalize");
+      kernels::line_args<T>{xc.data(), nullptr, y.data(), norms.data(), nullptr, eps}, x.sizes(), dim, "l2_normalize");
   if (x.size(dim) == 0 && norms.numel() > 0) norms.zero_();  // the norm of an empty line is 0, as on the CPU
   return {std::move(y), std::move(norms)};
 }
@@ -111,7 +111,7 @@ device_tensor<T> l2_normalize_backward(const device_tensor<T>& g, const device_t
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous(), nc = norms.contiguous();
   device_tensor<T> dx(y.sizes());
   detail::run_lines<kernels::line_op::l2_normalize_grad>(
-      kernels::line_args<T>{gc.data(), yc.data(), dx.data(), const_cast<T*>(nc.data()), eps}, y.sizes(), dim,
+      kernels::line_args<T>{gc.data(), yc.data(), dx.data(), nullptr, nc.data(), eps}, y.sizes(), dim,
       "l2_normalize_backward");
   return dx;
 }

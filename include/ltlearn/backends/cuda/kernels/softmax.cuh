@@ -16,13 +16,14 @@ namespace ltl::cuda::kernels {
 /// Which function a line kernel computes.
 enum class line_op { softmax, log_softmax, softmax_grad, log_softmax_grad, l2_normalize, l2_normalize_grad };
 
-/// Operands of a line kernel; `b` and `norms` are read or written depending on the op.
+/// Operands of a line kernel; `b` and the norms are used depending on the op.
 template <class T>
 struct line_args {
   const T* a = nullptr;  ///< x (forward) or the upstream gradient g (backward)
   const T* b = nullptr;  ///< the forward output y (backward)
   T* out = nullptr;      ///< y (forward) or dx (backward)
-  T* norms = nullptr;    ///< l2_normalize: written by the forward, read by the backward (one per line)
+  T* norms = nullptr;                ///< l2_normalize's forward: the line norms it writes
+  const T* saved_norms = nullptr;    ///< l2_normalize's backward: the forward's norms
   T eps = T(0);
 };
 
@@ -73,7 +74,7 @@ __host__ __device__ void run_line(const line_args<T>& p, index_t base, index_t l
     for (index_t j = 0; j < n; ++j) o[j * s] = static_cast<T>(static_cast<double>(a[j * s]) * inv);
   } else {  // l2_normalize_grad
     const T* y = p.b + base;
-    const T norm = p.norms[l];
+    const T norm = p.saved_norms[l];
     if (norm >= p.eps) {
       double dot = 0;
       for (index_t j = 0; j < n; ++j) dot += static_cast<double>(a[j * s]) * static_cast<double>(y[j * s]);
@@ -145,7 +146,7 @@ __global__ void lines_per_block(line_args<T> p, line_space L) {
       for (index_t j = t; j < n; j += block_size) o[j * s] = static_cast<T>(static_cast<double>(a[j * s]) * inv);
     } else {  // l2_normalize_grad; the branch is uniform over the block
       const T* y = p.b + base;
-      const T norm = p.norms[l];
+      const T norm = p.saved_norms[l];
       if (norm >= p.eps) {
         double dot = 0;
         for (index_t j = t; j < n; j += block_size)
