@@ -30,6 +30,7 @@
 
 #include "ltlearn/ltlearn.hpp"
 
+#include "ltlearn/backends/cuda/batchnorm.hpp"
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/conv.hpp"
 #include "ltlearn/backends/cuda/conv_plan.hpp"
@@ -38,8 +39,13 @@
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/backends/cuda/gemm.hpp"
+#include "ltlearn/backends/cuda/indexing.hpp"
 #include "ltlearn/backends/cuda/kernel_set.hpp"
+#include "ltlearn/backends/cuda/loss.hpp"
 #include "ltlearn/backends/cuda/memory.hpp"
 #include "ltlearn/backends/cuda/memory_pool.hpp"
+#include "ltlearn/backends/cuda/optim.hpp"
+#include "ltlearn/backends/cuda/pool.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
+#include "ltlearn/backends/cuda/softmax.hpp"
 #include "ltlearn/backends/cuda/version_check.hpp"

@@ -1,42 +1,43 @@
 #pragma once
 /// \file
-/// Which part of the kernel set (backends/contract/kernels.hpp) the CUDA backend provides
-/// today, stated as code: the areas it has are asserted to be complete, the areas it lacks are
-/// asserted to be missing, so that adding a kernel area (or losing one) has to update this
-/// list. Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
+/// The CUDA backend's statement that it provides the whole kernel set
+/// (backends/contract/kernels.hpp), as code: every area is asserted for float and double, so a
+/// renamed or mistyped kernel fails here, at its definition, and not in some model far away.
+/// Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 ///
-/// Provided: tensor hooks (fill_, strided copy_), elementwise (cuda/elementwise.hpp),
-/// reductions (cuda/reduce.hpp), GEMM (cuda/gemm.hpp, cuBLAS), convolution (cuda/conv.hpp, cuDNN).
-/// Lacking: softmax family, batch norm, pooling,
-/// indexing, the fused loss and the optimiser update. Until they exist, a model or loss
-/// instantiated for `cuda::device` fails to compile at the first missing kernel's call.
+/// Areas and where they live: tensor hooks (fill_, strided copy_) and elementwise
+/// (cuda/elementwise.hpp), reductions (cuda/reduce.hpp), GEMM (cuda/gemm.hpp, cuBLAS), softmax
+/// family (cuda/softmax.hpp), batch norm (cuda/batchnorm.hpp), pooling (cuda/pool.hpp),
+/// convolution (cuda/conv.hpp, cuDNN), indexing (cuda/indexing.hpp), the fused loss
+/// (cuda/loss.hpp) and the optimiser update (cuda/optim.hpp).
 
 #include "ltlearn/backends/contract/kernels.hpp"
+#include "ltlearn/backends/cuda/batchnorm.hpp"
 #include "ltlearn/backends/cuda/conv.hpp"
 #include "ltlearn/backends/cuda/device.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/gemm.hpp"
+#include "ltlearn/backends/cuda/indexing.hpp"
+#include "ltlearn/backends/cuda/loss.hpp"
+#include "ltlearn/backends/cuda/optim.hpp"
+#include "ltlearn/backends/cuda/pool.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
+#include "ltlearn/backends/cuda/softmax.hpp"
 
 namespace ltl::cuda {
 
-/// Kernel areas the CUDA backend provides for element type T.
-template <class T>
-inline constexpr bool provides_v = tensor_kernels<device, T> && elementwise_kernels<device, T> &&
-                                   reduction_kernels<device, T> && gemm_kernels<device, T> &&
-                                   conv_kernels<device, T>;
-
-/// Kernel areas the CUDA backend lacks for element type T (none of them is partly there).
-template <class T>
-inline constexpr bool lacks_v = !softmax_kernels<device, T> && !batch_norm_kernels<device, T> &&
-                                !pooling_kernels<device, T> &&
-                                !indexing_kernels<device, T> && !loss_kernels<device, T> &&
-                                !optimiser_kernels<device, T>;
-
-static_assert(provides_v<float> && provides_v<double>,
-              "the CUDA backend lost a kernel of an area it provides (backends/contract/kernels.hpp)");
-static_assert(lacks_v<float> && lacks_v<double>,
-              "the CUDA backend gained a kernel area: move it from the 'lacking' to the 'provided' list above");
-static_assert(!compute_device<device>, "the CUDA backend is not yet a complete compute_device");
+// One assertion per area, so a failure names the area that lost a kernel.
+static_assert(tensor_kernels<device, float> && tensor_kernels<device, double>, "CUDA: tensor hooks incomplete");
+static_assert(elementwise_kernels<device, float> && elementwise_kernels<device, double>, "CUDA: elementwise kernels incomplete");
+static_assert(reduction_kernels<device, float> && reduction_kernels<device, double>, "CUDA: reductions incomplete");
+static_assert(gemm_kernels<device, float> && gemm_kernels<device, double>, "CUDA: GEMM incomplete");
+static_assert(softmax_kernels<device, float> && softmax_kernels<device, double>, "CUDA: softmax family incomplete");
+static_assert(batch_norm_kernels<device, float> && batch_norm_kernels<device, double>, "CUDA: batch norm incomplete");
+static_assert(pooling_kernels<device, float> && pooling_kernels<device, double>, "CUDA: pooling incomplete");
+static_assert(conv_kernels<device, float> && conv_kernels<device, double>, "CUDA: convolution incomplete");
+static_assert(indexing_kernels<device, float> && indexing_kernels<device, double>, "CUDA: indexing incomplete");
+static_assert(loss_kernels<device, float> && loss_kernels<device, double>, "CUDA: fused loss incomplete");
+static_assert(optimiser_kernels<device, float> && optimiser_kernels<device, double>, "CUDA: optimiser update incomplete");
+static_assert(compute_device<device>, "the CUDA backend must be a complete compute_device");
 
 }  // namespace ltl::cuda
