@@ -1,5 +1,5 @@
 // Data parallelism (issue 19, SPEC §14). One binary:
-//   - run directly (ctest: test_dist "~[mpi]~[mpi_abort]"): rank slices of every sampler, the
+//   - run directly (the [mpi] cases are hidden): rank slices of every sampler, the
 //     external loss normaliser, the local communicator;
 //   - under `mpiexec -np 2` (ctest: one test per [mpi] case): collectives, sharded evaluation, the
 //     gradient reducer, the trainer at world 2 against single-process references (micro-batch
@@ -198,13 +198,13 @@ std::filesystem::path shared_dir(dist::any_communicator& c, const std::string& n
 }
 
 dist::any_communicator world() {
-  REQUIRE(dist::mpi_active());
+  if (!dist::mpi_active()) FAIL("this case runs under mpiexec -np 2 (ctest -L mpi)");
   return dist::mpi_communicator();
 }
 
 }  // namespace
 
-TEST_CASE("MPI collectives: sums, broadcast, non-blocking sums and sharded evaluation", "[mpi][collectives]") {
+TEST_CASE("MPI collectives: sums, broadcast, non-blocking sums and sharded evaluation", "[.mpi][collectives]") {
   auto c = world();
   REQUIRE(c.size() == 2);
   const int r = c.rank();
@@ -244,7 +244,7 @@ TEST_CASE("MPI collectives: sums, broadcast, non-blocking sums and sharded evalu
   REQUIRE(sharded.ece == Approx(single.ece).epsilon(1e-12).margin(1e-15));
 }
 
-TEST_CASE("the gradient reducer sums gradients across ranks with buckets started during backward", "[mpi][reducer]") {
+TEST_CASE("the gradient reducer sums gradients across ranks with buckets started during backward", "[.mpi][reducer]") {
   auto c = world();
   ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 2});
   ltl::optim::sgd<float> opt(m.named_parameters(), {});
@@ -281,7 +281,7 @@ TEST_CASE("the gradient reducer sums gradients across ranks with buckets started
 }
 
 TEST_CASE("world 2 at local batch B/2 equals one process accumulating the two micro-batches bit for bit",
-          "[mpi][accumulate]") {
+          "[.mpi][accumulate]") {
   auto c = world();
   const auto ds = toy_dataset(24, 3, 2);  // 50 samples: 7 steps of 8, the last of 2 (1 per rank)
   const auto y = ds.labels();
@@ -346,7 +346,7 @@ TEST_CASE("world 2 at local batch B/2 equals one process accumulating the two mi
   REQUIRE(!ref->named_buffers().empty());
 }
 
-TEST_CASE("without batch norm world 2 equals the full-batch process within 1e-6 under DRW weights", "[mpi][full_batch]") {
+TEST_CASE("without batch norm world 2 equals the full-batch process within 1e-6 under DRW weights", "[.mpi][full_batch]") {
   auto c = world();
   const auto ds = toy_dataset(28, 3, 6);  // 57 samples: the last batch of 8 has 1 (rank 0's slice is empty)
   const auto y = ds.labels();
@@ -373,7 +373,7 @@ TEST_CASE("without batch norm world 2 equals the full-batch process within 1e-6 
   // parameters by far more than 1e-6 — checked by the loss test above at the kernel level.
 }
 
-TEST_CASE("a 2-process run resumed from a checkpoint reproduces the uninterrupted run bit for bit", "[mpi][resume]") {
+TEST_CASE("a 2-process run resumed from a checkpoint reproduces the uninterrupted run bit for bit", "[.mpi][resume]") {
   auto c = world();
   const auto ds = toy_dataset(24, 3, 2);
   const auto y = ds.labels();
@@ -428,7 +428,7 @@ TEST_CASE("a 2-process run resumed from a checkpoint reproduces the uninterrupte
   }
 }
 
-TEST_CASE("an exception on one rank aborts the whole job with that rank's message", "[mpi_abort]") {
+TEST_CASE("an exception on one rank aborts the whole job with that rank's message", "[.mpi_abort]") {
   auto c = world();
   dist::run_or_abort(c, [&] {
     if (c.rank() == 1) throw ltl::value_error("rank 1 fails on purpose");

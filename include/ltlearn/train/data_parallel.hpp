@@ -39,6 +39,10 @@ class data_parallel {
                 const std::vector<std::pair<std::string, variable<T, D>>>& params, dist::reducer_options ro = {})
       : comm_(std::move(comm)), global_batch_(global_batch) {
     if (!active()) return;
+    // The reducer's buckets are host memory (device gradients are staged through them).
+    LTL_CHECK(comm_.name() != "nccl", value_error,
+              "trainer: the NCCL communicator reduces device buffers, and the trainer's gradient buckets are host "
+              "memory; give the trainer an mpi_communicator");
     dist::check_global_batch(global_batch, comm_.size());
     reducer_ = std::make_unique<dist::gradient_reducer<T, D>>(params, comm_, ro);
   }
