@@ -2,6 +2,7 @@
 // 5-epoch warm-up to 0.1, x0.01 at 160 and x0.0001 at 180 of 200 epochs; --schedule cosine and
 // --epochs 300 for the MFW recipe) on the CIFAR binary files, which the user provides:
 //   cifar_lt --data-dir cifar-10-batches-bin --dataset cifar10 --rho 100 --loss ldam --drw-epoch 160
+#include "distributed.hpp"
 #include "modes.hpp"
 
 #include <ltlearn/data/cifar.hpp>
@@ -9,6 +10,7 @@
 #include <omp.h>
 
 int main(int argc, char** argv) {
+  example::distributed dist(argc, argv);  // under mpirun: data parallel
   CLI::App app{"ResNet-32 on CIFAR-10/100-LT (SPEC §4 recipe)"};
   std::string data_dir = "cifar-10-batches-bin", dataset = "cifar10";
   example::run_flags f;
@@ -33,6 +35,6 @@ int main(int argc, char** argv) {
     return example::run_mode(f, full, test, c100 ? 500 : 5000, norm, app.config_to_str(true, false));
   } catch (const ltl::error& e) {
     fmt::print(stderr, "cifar_lt: {}\n", e.what());
-    return 1;
+    return dist.fail();
   }
 }

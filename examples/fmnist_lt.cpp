@@ -7,6 +7,7 @@
 //   fmnist_lt --loss ldam --drw-epoch 16       # LDAM-DRW
 //   fmnist_lt --mix mfw --alpha 1 --profile step --beta 0.01
 //   fmnist_lt --config runs/fmnist_lt/config.toml --out runs/again   # the same run again
+#include "distributed.hpp"
 #include "modes.hpp"
 
 #include <ltlearn/data/idx.hpp>
@@ -14,6 +15,7 @@
 #include <omp.h>
 
 int main(int argc, char** argv) {
+  example::distributed dist(argc, argv);  // under mpirun: data parallel
   CLI::App app{"ResNet on long-tailed Fashion-MNIST (ltlearn's main job)"};
   std::string data_dir = ltl::data::fashion_mnist_default_dir().string();
   example::run_flags f;
@@ -30,6 +32,6 @@ int main(int argc, char** argv) {
     return example::run_mode(f, full, test, 6000, {{0.2860}, {0.3530}}, app.config_to_str(true, false));
   } catch (const ltl::error& e) {
     fmt::print(stderr, "fmnist_lt: {}\n", e.what());
-    return 1;
+    return dist.fail();
   }
 }

@@ -4,6 +4,7 @@
 // --test-every epochs; the final report is printed and written to <out>/results.json.
 
 #include "common.hpp"
+#include "distributed.hpp"
 #include "report.hpp"
 
 #include <ltlearn/eval/analysis.hpp>
@@ -30,18 +31,18 @@ inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& m
   ltl::train::trainer tr(model, train,
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet, .test_every = f.test_every},
+                          .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm()},
                          sampler, f.policy.make_loss(), f.policy.make_mixing(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
                          [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
   tr.set_eval_sets(val, &test);
   if (!f.resume.empty()) tr.resume(f.resume);
-  if (f.analysis_every > 0)
+  if (f.analysis_every > 0 && distributed::root())
     tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset>(
         model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.analysis_point()},
         f.analysis_every);
   const auto summaries = tr.fit();
-  if (summaries.empty() || !summaries.back().test) return 0;
+  if (summaries.empty() || !summaries.back().test || !distributed::root()) return 0;
   const auto& last = summaries.back();
   print_report("test", *last.test, tr.class_counts());
   double secs = 0;

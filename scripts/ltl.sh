@@ -16,7 +16,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 packages=(cmake ninja-build g++ libeigen3-dev libxtensor-dev libfmt-dev catch2 libbenchmark-dev
-          zlib1g-dev libcli11-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist)
+          zlib1g-dev libcli11-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 # Optional, only for rendering figures (scripts/plot_analysis.py); the library and tests never need Python.
 optional_packages=(python3-matplotlib)
 # Only for `fuzz` (libFuzzer needs clang; Debian's clang 14 cannot compile the headers' C++20).

@@ -108,11 +108,19 @@
 #include "ltlearn/eval/evaluate.hpp"
 #include "ltlearn/eval/scope.hpp"
 
+// data parallelism: the communicator concept, its local model and the data-parallel pieces
+// (the MPI and NCCL models, dist/mpi.hpp and dist/nccl.hpp, need ltlearn::mpi / ltlearn::nccl)
+#include "ltlearn/dist/communicator.hpp"
+#include "ltlearn/dist/data_parallel.hpp"
+#include "ltlearn/dist/evaluate.hpp"
+#include "ltlearn/dist/gradient_reducer.hpp"
+
 // optimisation, training
 #include "ltlearn/optim/any_schedule.hpp"
 #include "ltlearn/optim/schedule.hpp"
 #include "ltlearn/optim/sgd.hpp"
 #include "ltlearn/train/checkpoint.hpp"
+#include "ltlearn/train/data_parallel.hpp"
 #include "ltlearn/train/evaluate.hpp"
 #include "ltlearn/train/progress.hpp"
 #include "ltlearn/train/safetensors.hpp"

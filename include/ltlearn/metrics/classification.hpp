@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,27 @@ class classification_meter {
       e += cnt / static_cast<double>(n_) * std::abs(bin_correct_[bu] / cnt - bin_conf_[bu] / cnt);
     }
     return e;
+  }
+
+  /// Calls `sum(std::span<index_t>)` on the integer counts and `sum(std::span<double>)` on the
+  /// real sums it accumulates, so that a sharded evaluation can add up every rank's meter.
+  template <class Sum>
+  void reduce_with(Sum&& sum) {
+    std::vector<index_t> ints(confusion_);
+    ints.insert(ints.end(), bin_count_.begin(), bin_count_.end());
+    ints.push_back(topk_);
+    ints.push_back(n_);
+    std::vector<double> reals(bin_conf_);
+    reals.insert(reals.end(), bin_correct_.begin(), bin_correct_.end());
+    sum(std::span<index_t>(ints));
+    sum(std::span<double>(reals));
+    const auto nc = confusion_.size(), nb = bin_count_.size();
+    std::copy_n(ints.begin(), nc, confusion_.begin());
+    std::copy_n(ints.begin() + static_cast<std::ptrdiff_t>(nc), nb, bin_count_.begin());
+    topk_ = ints[nc + nb];
+    n_ = ints[nc + nb + 1];
+    std::copy_n(reals.begin(), nb, bin_conf_.begin());
+    std::copy_n(reals.begin() + static_cast<std::ptrdiff_t>(nb), nb, bin_correct_.begin());
   }
 
  private:

@@ -23,6 +23,8 @@
 #include "ltlearn/optim/sgd.hpp"
 #include "ltlearn/sampling/samplers.hpp"
 #include "ltlearn/train/checkpoint.hpp"
+#include "ltlearn/train/data_parallel.hpp"
+#include "ltlearn/dist/evaluate.hpp"
 #include "ltlearn/train/evaluate.hpp"
 #include "ltlearn/train/progress.hpp"
 
@@ -52,6 +54,10 @@ struct trainer_options {
   bool print_epochs = true;             ///< one summary line per epoch on stdout
   index_t eval_batch_size = 256;
   index_t test_every = 1;               ///< evaluate the test set every k epochs (and always after the last)
+  /// Data parallelism (train/data_parallel.hpp): batch_size is the global batch, split across
+  /// the ranks. Default: one process.
+  dist::any_communicator comm{};
+  dist::reducer_options reducer{};      ///< gradient bucket size and backward overlap
 };
 
 /// Summary of one epoch.
@@ -80,15 +86,17 @@ class trainer {
         mixer_(std::move(mixer)),
         schedule_(std::move(schedule)),
         norm_(std::move(eval_norm)),
-        loader_(train_set, {.batch_size = opt_.batch_size, .workers = opt_.loader_workers, .seed = opt_.seed},
-                std::move(train_transform)),
         sgd_(model.named_parameters(), opt_.sgd),
+        dp_(opt_.comm, opt_.batch_size, sgd_.params(), opt_.reducer),
+        loader_(train_set, {.batch_size = dp_.local_batch(), .workers = opt_.loader_workers, .seed = dp_.loader_seed(opt_.seed)},
+                std::move(train_transform)),
         mix_rng_(opt_.seed, 0x6d6978ull) {
     for (index_t c : train_set.class_counts()) counts_.push_back(static_cast<double>(c));
     LTL_CHECK(opt_.epochs > 0 && opt_.batch_size > 0, value_error, "trainer: epochs {} and batch size {} must be positive",
               opt_.epochs, opt_.batch_size);
     LTL_CHECK(opt_.test_every > 0, value_error, "trainer: test_every must be positive, got {}", opt_.test_every);
     if (mixer_.point() != "input") (void)model_.point(mixer_.point());  // fail early on a bad point name
+    dp_.sync(model_, sgd_);
   }
 
   /// Evaluate on these sets after every epoch, the test set every `test_every` epochs (either may be null).
@@ -102,22 +110,24 @@ class trainer {
   /// Restores model, optimizer and position from a checkpoint written by this trainer.
   void resume(const std::filesystem::path& checkpoint) {
     auto st = load_checkpoint(checkpoint, static_cast<nn::module<T, D>&>(model_), &sgd_);
+    dp_.check_resume(st, checkpoint.string());
+    dp_.sync(model_, sgd_);
     state_ = st;
     if (auto it = st.rngs.find("mix"); it != st.rngs.end()) mix_rng_.set_state(it->second);
-    fmt::print("resumed from {} at epoch {}, step {}\n", checkpoint.string(), st.epoch, st.iteration);
+    if (dp_.root()) fmt::print("resumed from {} at epoch {}, step {}\n", checkpoint.string(), st.epoch, st.iteration);
   }
 
   /// Trains until opt.epochs (or stop_after_steps). Returns the summaries of the epochs run.
   std::vector<epoch_summary> fit() {
     std::vector<epoch_summary> out;
-    if (!opt_.out_dir.empty()) std::filesystem::create_directories(opt_.out_dir);
+    if (!opt_.out_dir.empty() && dp_.root()) std::filesystem::create_directories(opt_.out_dir);
     while (state_.epoch < opt_.epochs) {
       const index_t epoch = state_.epoch;
       auto summary = train_epoch(epoch);
       if (!summary) return out;  // interrupted
-      if (val_) summary->val = evaluate(model_, *val_, norm_, counts_, opt_.eval_batch_size);
+      if (val_) summary->val = dist::evaluate(model_, *val_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
       const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
-      if (test_ && test_now) summary->test = evaluate(model_, *test_, norm_, counts_, opt_.eval_batch_size);
+      if (test_ && test_now) summary->test = dist::evaluate(model_, *test_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
       state_.epoch = epoch + 1;
       state_.progress = {};
       save();
@@ -131,6 +141,7 @@ class trainer {
   [[nodiscard]] const train_state& state() const noexcept { return state_; }
   [[nodiscard]] const std::vector<double>& class_counts() const noexcept { return counts_; }
   [[nodiscard]] optim::sgd<T, D>& optimizer() noexcept { return sgd_; }
+  [[nodiscard]] const data_parallel<T, D>& parallel() const noexcept { return dp_; }
   [[nodiscard]] std::filesystem::path checkpoint_path() const { return opt_.out_dir / "checkpoint.safetensors"; }
 
  private:
@@ -138,41 +149,58 @@ class trainer {
   std::optional<epoch_summary> train_epoch(index_t epoch) {
     model_.train();
     epoch_progress& pr = state_.progress;
-    auto run = loader_.run(epoch, sampler_.epoch_indices(epoch), pr.batch_in_epoch);
+    auto global_order = sampler_.epoch_indices(epoch);
+    const index_t steps = dp_.steps(static_cast<index_t>(global_order.size()));
+    auto run = loader_.run(epoch, dp_.order(std::move(global_order)), pr.batch_in_epoch);
     const loss_terms terms = losses::make_terms(loss_, counts_, epoch);
     const bool mixing_on = mixer_.active(epoch);
     const int point = mixing_on && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
-    progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(run->size()), stderr,
-                     opt_.progress);
+    progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, opt_.epochs), static_cast<long>(steps), stderr,
+                     opt_.progress && dp_.root());
     // The epoch's running totals (state_.progress) travel in the checkpoint.
     const double seconds_before = pr.seconds;
     double lr = 0;
-    while (auto b = run->next()) {
+    while (pr.batch_in_epoch < steps) {
+      // Empty only on a rank whose slice of the last global batch is empty (data parallel).
+      const auto b = run->next();
       lr = schedule_(state_.iteration);
-      const variable<T, D> x(b->images.template to<D>());
-      const tensor<std::int64_t, D> labels = b->labels.template to<D>();
-      variable<T, D> z;
-      mixing::mix_result<T, D> m;  // default: not mixed
-      if (mixing_on) {
-        m = mixer_.mix(model_.run(x, -1, point), labels, counts_, mix_rng_);
-        z = model_.run(m.h, point, model_.last_point());
-      } else {
-        z = model_.forward(x);
+      const loss_terms step_terms = dp_.global_terms(terms, b ? b->labels.template to<D>() : tensor<std::int64_t, D>{});
+      variable<T, D> z, loss;
+      double lv = 0;
+      index_t correct = 0, B = 0;
+      if (b) {
+        const variable<T, D> x(b->images.template to<D>());
+        const tensor<std::int64_t, D> labels = b->labels.template to<D>();
+        mixing::mix_result<T, D> m;  // default: not mixed
+        if (mixing_on) {
+          // One process: the saved generator; data parallel: a function of (seed, epoch, step, rank).
+          rng step_rng(opt_.seed, dist::mixing_stream(epoch, pr.batch_in_epoch, dp_.comm().rank()));
+          m = mixer_.mix(model_.run(x, -1, point), labels, counts_, dp_.active() ? step_rng : mix_rng_);
+          z = model_.run(m.h, point, model_.last_point());
+        } else {
+          z = model_.forward(x);
+        }
+        loss = mixing::mixed_loss(z, labels, m, step_terms);
+        lv = static_cast<double>(loss.value().item());
+        B = b->labels.numel();
+        correct = metrics::count_correct(z.value(), b->labels);
       }
-      const variable<T, D> loss = mixing::mixed_loss(z, labels, m, terms);
-      const double lv = static_cast<double>(loss.value().item());
+      const auto tot = dp_.reduce({.loss = lv, .seen = B, .correct = correct});
+      lv = tot.loss;
       LTL_CHECK(std::isfinite(lv), value_error,
                 "trainer: the loss is {} at epoch {}, step {} (lr {}); lower the learning rate or check the data", lv,
                 epoch, state_.iteration, lr);
       sgd_.zero_grad();
-      loss.backward();
+      dp_.before_backward();
+      if (b) loss.backward();
+      dp_.after_backward();
       sgd_.step(lr);
+      dp_.after_step(model_);
       ++state_.iteration;
-      const index_t B = b->labels.numel();
-      pr.batch_in_epoch = run->position();
-      pr.loss_sum += lv * static_cast<double>(B);
-      pr.seen += B;
-      pr.correct += metrics::count_correct(z.value(), b->labels);
+      pr.batch_in_epoch = b ? run->position() : pr.batch_in_epoch + 1;
+      pr.loss_sum += lv * static_cast<double>(tot.seen);
+      pr.seen += tot.seen;
+      pr.correct += tot.correct;
       pr.seconds = seconds_before + bar.elapsed();
       bar.update(static_cast<long>(pr.batch_in_epoch), static_cast<long>(pr.seen),
                  pr.loss_sum / static_cast<double>(pr.seen), lr);
@@ -196,10 +224,16 @@ class trainer {
   void save() {
     if (opt_.out_dir.empty()) return;
     state_.rngs["mix"] = mix_rng_.state();
-    save_checkpoint(checkpoint_path(), static_cast<const nn::module<T, D>&>(model_), &sgd_, state_);
+    if (dp_.root()) {
+      train_state st = state_;
+      dp_.stamp(st);
+      save_checkpoint(checkpoint_path(), static_cast<const nn::module<T, D>&>(model_), &sgd_, st);
+    }
+    if (dp_.active()) dp_.comm().barrier();  // the checkpoint exists when any rank goes on
   }
 
   void log(const epoch_summary& s) {
+    if (!dp_.root()) return;
     nlohmann::json j{{"epoch", s.epoch},           {"lr", s.lr},         {"train_loss", s.train_loss},
                      {"train_acc", s.train_acc},   {"seconds", s.seconds}, {"images_per_sec", s.images_per_sec},
                      {"sampler", sampler_.name()}, {"loss", loss_.name()}, {"mixing", mixer_.name()}};
@@ -228,8 +262,9 @@ class trainer {
   X mixer_;
   Sch schedule_;
   data::normalize norm_;
-  data::loader<T, data::image_dataset> loader_;
   optim::sgd<T, D> sgd_;
+  data_parallel<T, D> dp_;
+  data::loader<T, data::image_dataset> loader_;
   rng mix_rng_;
   std::vector<double> counts_;
   train_state state_;

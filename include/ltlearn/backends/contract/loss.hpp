@@ -18,6 +18,9 @@ struct loss_terms {
   std::vector<double> offsets;       ///< b_c, added to the logits (logit adjustment)
   std::vector<double> weights;       ///< w_c, per-class loss weights
   double focal = 0.0;                ///< φ, softmax focal exponent
+  /// The loss's denominator Σ_i w_{y_i}; 0: the batch's own. Data-parallel training sets the
+  /// sum over the global batch, so that per-rank losses add up to the global batch's loss.
+  double normalizer = 0.0;
 };
 
 }  // namespace ltl

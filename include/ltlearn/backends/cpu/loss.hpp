@@ -85,8 +85,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
   const bool has_off = !t.offsets.empty(), has_w = !t.weights.empty(), has_m = !t.margins.empty();
   const double phi = t.focal;
 
-  double wsum = 0;
-  for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
+  double wsum = t.normalizer;
+  if (wsum == 0)
+    for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
   LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
   const double inv_wsum = 1.0 / wsum;
 
