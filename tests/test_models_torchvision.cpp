@@ -177,7 +177,7 @@ TEST_CASE("torchvision export -> import reproduces every parameter and buffer", 
   for (std::size_t i = 0; i < fv.size(); ++i) REQUIRE(fv[i] == static_cast<float>(dv[i]));
 }
 
-TEST_CASE("torchvision import: missing, unexpected and mis-shaped keys name the key; nothing changes",
+TEST_CASE("torchvision import: missing, unexpected and mis-shaped keys name the key and change nothing",
           "[nn][models][torchvision]") {
   nn::resnet<float> src({.depth = 18, .num_classes = 1000, .seed = 1});
   const auto full = nn::to_torchvision_state(src);
