@@ -75,6 +75,7 @@
 #include "ltlearn/nn/models/resnet.hpp"
 #include "ltlearn/nn/models/resnet12.hpp"
 #include "ltlearn/nn/models/resnet_cifar.hpp"
+#include "ltlearn/nn/models/torchvision.hpp"
 
 // long-tail policies: losses, mixing
 #include "ltlearn/losses/any_policy.hpp"
