@@ -29,6 +29,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ld = ltl::data;
@@ -141,7 +142,36 @@ TEST_CASE("an external normaliser replaces the batch's Σ w_y in the fused loss"
   REQUIRE_THROWS_AS(ltl::logit_adjusted_loss(ltl::variable<double>(z, true), y, te), ltl::value_error);
 }
 
+namespace {
+/// The communicator concept's archetype: exactly the documented requirements; bit i of `Drop`
+/// removes requirement i, which the concept must then reject.
+template <unsigned Drop>
+struct communicator_archetype {
+  int rank() const requires(!(Drop & 1u)) { return 0; }
+  int size() const requires(!(Drop & 2u)) { return 1; }
+  void all_reduce_sum(std::span<float>) requires(!(Drop & 4u)) {}
+  void all_reduce_sum(std::span<double>) requires(!(Drop & 8u)) {}
+  void all_reduce_sum(std::span<std::int64_t>) requires(!(Drop & 16u)) {}
+  void start_all_reduce_sum(std::span<float>) requires(!(Drop & 32u)) {}
+  void start_all_reduce_sum(std::span<double>) requires(!(Drop & 64u)) {}
+  void progress() requires(!(Drop & 128u)) {}
+  void wait_all() requires(!(Drop & 256u)) {}
+  void broadcast(std::span<std::byte>, int) requires(!(Drop & 512u)) {}
+  void barrier() requires(!(Drop & 1024u)) {}
+  void abort(int) noexcept requires(!(Drop & 2048u)) {}
+  std::string name() const requires(!(Drop & 4096u)) { return "archetype"; }
+};
+static_assert(dist::communicator<communicator_archetype<0>>);
+static_assert([]<unsigned... I>(std::integer_sequence<unsigned, I...>) {
+  return (!dist::communicator<communicator_archetype<(1u << I)>> && ...);
+}(std::make_integer_sequence<unsigned, 13>{}), "the communicator concept must check each documented requirement");
+}  // namespace
+
 TEST_CASE("the local communicator is the identity and the default", "[dist]") {
+  // The type-erased holder accepts any model, the archetype included.
+  const dist::any_communicator arch{communicator_archetype<0>{}};
+  REQUIRE(arch.name() == "archetype");
+  REQUIRE(arch.single());
   static_assert(dist::communicator<dist::local_communicator>);
   static_assert(dist::communicator<dist::any_communicator>);
   dist::any_communicator c;
