@@ -79,8 +79,10 @@ double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>&
     LTL_CHECK(py[i] >= 0 && py[i] < C, value_error, "fused_loss: label {} at position {} is outside [0, {})", py[i], i,
               C);
   const bool has_off = !t.offsets.empty(), has_w = !t.weights.empty(), has_m = !t.margins.empty();
-  double wsum = 0;
-  for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
+  // A given normaliser (data parallel: the global batch's Σw) replaces the local one, as on the CPU.
+  double wsum = t.normalizer;
+  if (wsum == 0)
+    for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
   LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
 
   // The per-class terms as one array: mult (s/a_c), then offsets, margins, weights if given.
