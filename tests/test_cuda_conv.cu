@@ -518,3 +518,30 @@ TEST_CASE("conv kernels reject operands that are not on the current device", "[c
   REQUIRE_THROWS_WITH(conv2d_forward(on1, w, ltl::tensor<float, gpu>(), ltl::conv2d_options{}),
                       Contains("conv2d") && Contains("device 1"));
 }
+
+TEST_CASE("copy-stream blocks used on the compute stream are reused only after its event", "[cuda]") {
+  LTL_REQUIRE_GPU();
+  auto& ctx = cuda::context::current();
+  auto& pool = cuda::device_pool();
+  const int dev = ctx.device_index();
+  const std::size_t pending_before = pool.pending_blocks();
+  const std::size_t in_use_before = cuda::memory_stats(dev).bytes_in_use;
+  void* p = nullptr;
+  {
+    const cuda::allocation_stream_guard on_copy(dev, ctx.copy_stream());
+    {
+      ltl::tensor<float, gpu> staged(shape{1000});  // 4000 bytes: a 4096-byte block
+      p = staged.data();
+      REQUIRE(cuda::memory_stats(dev).bytes_in_use == in_use_before + 4096);
+      cuda::record_stream(p, dev, ctx.stream());  // read by compute-stream work from here on
+    }
+    REQUIRE(pool.pending_blocks() == pending_before + 1);
+    ctx.synchronize();  // the compute stream's work is done, so is the event recorded at release
+    const ltl::tensor<float, gpu> again(shape{1000});
+    REQUIRE(again.data() == p);
+    REQUIRE(pool.pending_blocks() == pending_before);
+  }
+  // Back on the compute stream: the copy stream's cached block is not handed out.
+  const ltl::tensor<float, gpu> compute(shape{1000});
+  REQUIRE(compute.data() != p);
+}
