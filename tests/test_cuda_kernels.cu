@@ -37,6 +37,8 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include "support/cuda_skip.hpp"
+
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -49,14 +51,6 @@ using gpu = ltl::cuda::device;
 using cpu = ltl::cpu::device;
 using ltl_test::random_tensor;
 
-/// Skips the rest of a [cuda] test case, visibly, when no GPU is usable (as in test_cuda.cu).
-#define LTL_REQUIRE_GPU()                                   \
-  do {                                                      \
-    if (!ltl::cuda::available()) {                          \
-      WARN("SKIPPED: " << ltl::cuda::unavailable_reason()); \
-      return;                                               \
-    }                                                       \
-  } while (0)
 
 namespace {
 
