@@ -30,6 +30,7 @@
 #include <ltlearn/backends/cpu/kernel_set.hpp>
 
 #include "support.hpp"
+#include "support/cuda_skip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -37,8 +38,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include "support/cuda_skip.hpp"
-
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -50,7 +49,6 @@ namespace kn = ltl::cuda::kernels;
 using gpu = ltl::cuda::device;
 using cpu = ltl::cpu::device;
 using ltl_test::random_tensor;
-
 
 namespace {
 
