@@ -37,3 +37,4 @@
 #include "ltlearn/backends/cuda/gemm.hpp"
 #include "ltlearn/backends/cuda/kernel_set.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
+#include "ltlearn/backends/cuda/upload.hpp"
