@@ -12,6 +12,7 @@
 #include <ltlearn/data/transforms.hpp>
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 
+#include "device.hpp"
 #include "fsa_flags.hpp"
 
 #include <CLI/CLI.hpp>
@@ -94,7 +95,8 @@ struct policy_flags {
     throw ltl::value_error("unknown --loss '" + loss + "'");
   }
 
-  ltl::mixing::any_mixing<float> make_mixing() const {
+  template <class D = ltl::cpu::device>
+  ltl::mixing::any_mixing<float, D> make_mixing() const {
     namespace m = ltl::mixing;
     if (mix == "none") return m::none{};
     if (mix == "mfw") return m::mfw{.alpha = alpha, .beta = mfw_beta, .at = mix_point, .stop_epoch = mix_until};
@@ -125,6 +127,7 @@ struct run_flags {
   bool quiet = false;
   policy_flags policy;
   fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
+  std::string device = "cpu";  // --device (device.hpp)
 
   void add_to(CLI::App& app) {
     app.add_option("--profile", profile, "exp | step")->capture_default_str();
@@ -154,6 +157,7 @@ struct run_flags {
                    "append the per-class analysis to <out>/analysis.jsonl every k epochs (0: off)")->capture_default_str();
     policy.add_to(app);
     fsa.add_to(app);
+    add_device_option(app, device);
   }
 };
 

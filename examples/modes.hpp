@@ -21,10 +21,13 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
   fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
              f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
   const auto* held_out = f.held_out > 0 ? &val : nullptr;
-  ltl::nn::resnet_cifar<float> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
-  if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
-  if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
-  return train_long_tailed(f, model, train, held_out, test, norm, args_text);
+  return with_device(f.device, [&](auto dev) {  // the model and every step on --device
+    using D = decltype(dev);
+    ltl::nn::resnet_cifar<float, D> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
+    if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
+    if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
+    return train_long_tailed(f, model, train, held_out, test, norm, args_text);
+  });
 }
 
 }  // namespace example
