@@ -35,7 +35,7 @@ inline constexpr bool built_with_cuda =
 /// Why this binary cannot run --device cuda (empty in a CUDA binary).
 inline std::string cuda_build_missing() {
   if (built_with_cuda) return {};
-  return "--device cuda: this binary was built without CUDA; configure with -DLTL_WITH_CUDA=ON (CUDA toolkit and "
+  return "this binary was built without CUDA; configure with -DLTL_WITH_CUDA=ON (CUDA toolkit and "
          "cuDNN) and run the example's CUDA binary, <example>_cuda (e.g. cmake --build build/release --target "
          "cifar_lt_cuda, then build/release/examples/cifar_lt_cuda --device cuda)";
 }
@@ -70,7 +70,7 @@ int with_device(const std::string& name, F&& run) {
         "see backends/cuda/kernel_set.hpp for the kernel areas it lacks); use --device cpu");
   }
 #else
-  throw ltl::value_error(cuda_build_missing());
+  throw ltl::value_error("--device cuda: " + cuda_build_missing());
 #endif
 }
 
