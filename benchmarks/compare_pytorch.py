@@ -11,6 +11,14 @@ PyTorch (Debian's python3-torch) is used here only; the library and its tests ne
 
   python3 benchmarks/compare_pytorch.py --bench build/release/benchmarks/ltl_bench --threads 2
   python3 benchmarks/compare_pytorch.py ... --only loss,model --min-time 1 --json out.json
+
+--device cuda runs the GPU workloads instead (ltl_bench_cuda, built with -DLTL_WITH_CUDA=ON): the
+ResNet-32 CIFAR training step at batch 128, ResNet-50 224x224 at batch 64, and the fused loss at
+(512, 8142) and (1024, 8142) with the device's copy bandwidth, each beside PyTorch eager on the
+same GPU (cuDNN, TF32 off as in ltlearn, composite losses). Both sides are timed with CUDA events.
+Where PyTorch sees no GPU, it says why and runs the CPU comparison instead.
+
+  python3 benchmarks/compare_pytorch.py --device cuda --cuda-bench build/release/benchmarks/ltl_bench_cuda
 """
 import argparse
 import json
@@ -22,6 +30,7 @@ import time
 
 LOSS_VARIANTS = ["ce", "cdt", "ldam", "la", "cb_focal", "drw"]
 LOSS_SIZES = [(128, 10), (128, 100), (256, 1000), (512, 8142)]
+CUDA_LOSS_SIZES = [(512, 8142), (1024, 8142)]
 MODEL_SHAPES = [(3, 32), (1, 28)]
 
 
@@ -50,6 +59,39 @@ def run_ltl(binary, filt, threads, min_time):
     finally:
         os.unlink(out)
     return {b["name"]: b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"}
+
+
+def run_ltl_cuda(binary, filt, min_time):
+    """ltl_bench_cuda results by name (manual-time runs); skipped ones carry their reason."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    try:
+        subprocess.run([binary, f"--benchmark_filter={filt}", f"--benchmark_min_time={min_time}",
+                        f"--benchmark_out={out}", "--benchmark_out_format=json"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    finally:
+        os.unlink(out)
+    res = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration":
+            continue
+        name = b["name"]
+        for suffix in ("/manual_time", "/real_time"):
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+        res[name] = b
+    return res
+
+
+def ltl_skip_reason(b):
+    """Why ltl_bench_cuda skipped a benchmark (None when it ran)."""
+    if b is None:
+        return "not in ltl_bench_cuda's output"
+    if b.get("error_occurred"):
+        return b.get("error_message", "skipped")
+    return None
 
 
 def seconds_per_iter(b):
@@ -82,6 +124,133 @@ def time_torch(fn, min_time, reps=3):
         results.append(dt / n)
     results.sort()
     return results[len(results) // 2]
+
+
+def time_torch_cuda(torch, fn, min_time, reps=3):
+    """As time_torch, with each call timed by CUDA events on the current stream."""
+    fn()
+    fn()
+    torch.cuda.synchronize()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    results = []
+    for _ in range(reps):
+        n, gpu_s, t0 = 0, 0.0, time.perf_counter()
+        while True:
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            gpu_s += start.elapsed_time(stop) * 1e-3
+            n += 1
+            if time.perf_counter() - t0 >= min_time:
+                break
+        results.append(gpu_s / n)
+    results.sort()
+    return results[len(results) // 2]
+
+
+def cuda_unavailable_reason(torch):
+    """Why PyTorch cannot run on a GPU here (None when it can)."""
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            return f"this PyTorch ({torch.__version__}) was built without CUDA"
+        return "PyTorch sees no CUDA device (driver missing or no GPU)"
+    return None
+
+
+def resnet50(torch):
+    """torchvision's ResNet-50 (ImageNet layout)."""
+    import torchvision
+    return torchvision.models.resnet50(num_classes=1000)
+
+
+def run_cuda(args, torch, results):
+    """The GPU comparison: training steps, fused loss and copy bandwidth (see the module doc)."""
+    F = torch.nn.functional
+    dev = torch.device("cuda")
+    # ltlearn computes in FP32 with FMA (no TF32 unless asked): the same for PyTorch.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    results["gpu"] = torch.cuda.get_device_name(0)
+    print(f"GPU {results['gpu']}, torch {torch.__version__} (CUDA {torch.version.cuda}, "
+          f"cuDNN {torch.backends.cudnn.version()})")
+    groups = set(args.only.split(","))
+
+    if "model" in groups:
+        print("\n## Training steps (images/s; ratio = ltl / torch)")
+        ltl = run_ltl_cuda(args.cuda_bench, "BM_cuda_resnet(32|50)_train", max(args.min_time, 2))
+        rows = []
+        for name, batch, hw, make in (("resnet32_train", 128, 32, lambda: resnet32(torch, 3)),
+                                      ("resnet50_train", 64, 224, lambda: resnet50(torch))):
+            net = make().to(dev)
+            classes = 10 if name.startswith("resnet32") else 1000
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=2e-4)
+            g = torch.Generator().manual_seed(7)
+            x = torch.randn(batch, 3, hw, hw, generator=g).to(dev)
+            y = torch.randint(0, classes, (batch,), generator=g).to(dev)
+
+            def train():
+                net.train()
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(x), y).backward()
+                opt.step()
+            t_torch = time_torch_cuda(torch, train, max(args.min_time, 2))
+            b = ltl.get(f"BM_cuda_{name}/{batch}")
+            why = ltl_skip_reason(b)
+            row = {"workload": name, "batch": batch, "torch_img_s": batch / t_torch}
+            if why:
+                row["ltl_skipped"] = why
+                print(f"{name:15} b{batch:<4} torch {row['torch_img_s']:9.1f} img/s  ltl skipped: {why}")
+            else:
+                t_ltl = seconds_per_iter(b)
+                row.update({"ltl_img_s": batch / t_ltl, "ratio": t_torch / t_ltl,
+                            "ltl_peak_MiB": b.get("peak_MiB")})
+                print(f"{name:15} b{batch:<4} ltl {row['ltl_img_s']:9.1f} img/s  torch {row['torch_img_s']:9.1f} "
+                      f"img/s  ratio {row['ratio']:.2f}x")
+            rows.append(row)
+            del net, opt
+            torch.cuda.empty_cache()
+        results["model"] = rows
+
+    if "loss" in groups:
+        print("\n## Fused loss on the GPU, forward + backward (GB/s = logits read + gradient written)")
+        print(f"{'variant':9} {'B':>5} {'C':>5} | {'ltl autograd':>12} {'torch':>10} {'ratio':>7} | "
+              f"{'kernel GB/s':>11} {'copy GB/s':>9} {'share':>6}")
+        ltl = run_ltl_cuda(args.cuda_bench, "BM_cuda_(loss_(autograd|kernel)|copy_bandwidth)", args.min_time)
+        rows = []
+        for B, C in CUDA_LOSS_SIZES:
+            copy_b = ltl.get(f"BM_cuda_copy_bandwidth/B:{B}/C:{C}")
+            copy = None if ltl_skip_reason(copy_b) else copy_b["bytes_per_second"]
+            g = torch.Generator().manual_seed(11)
+            z0 = (torch.randn(B, C, generator=g) * 2.0).to(dev)
+            y = torch.randint(0, C, (B,), generator=g).to(dev)
+            for v, name in enumerate(LOSS_VARIANTS):
+                fn = torch_loss_fn(torch, name, C)
+                z = z0.clone().requires_grad_(True)
+
+                def step():
+                    z.grad = None
+                    fn(z, y).backward()
+                t_torch = time_torch_cuda(torch, step, args.min_time)
+                row = {"variant": name, "B": B, "C": C, "torch_s": t_torch,
+                       "copy_GBps": copy / 1e9 if copy else None}
+                a = ltl.get(f"BM_cuda_loss_autograd/variant:{v}/B:{B}/C:{C}")
+                k = ltl.get(f"BM_cuda_loss_kernel/variant:{v}/B:{B}/C:{C}")
+                why = ltl_skip_reason(a) or ltl_skip_reason(k)
+                if why:
+                    row["ltl_skipped"] = why
+                    print(f"{name:9} {B:5} {C:5} | {'-':>12} {t_torch * 1e6:8.1f}us {'-':>7} | ltl skipped: {why}")
+                else:
+                    t_ltl = seconds_per_iter(a)
+                    row.update({"ltl_s": t_ltl, "ratio": t_torch / t_ltl, "kernel_GBps": k["bytes_per_second"] / 1e9,
+                                "share": k.get("copy_share")})
+                    share = f"{row['share'] * 100:5.0f}%" if row["share"] is not None else "    -"
+                    copy_txt = f"{row['copy_GBps']:9.2f}" if copy else f"{'-':>9}"
+                    print(f"{name:9} {B:5} {C:5} | {t_ltl * 1e6:10.1f}us {t_torch * 1e6:8.1f}us "
+                          f"{row['ratio']:6.1f}x | {row['kernel_GBps']:11.2f} {copy_txt} {share}")
+                rows.append(row)
+        results["loss"] = rows
 
 
 def resnet32(torch, in_channels):
@@ -199,7 +368,26 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
     ap.add_argument("--only", default="loss,conv,model,data,rss", help="comma-separated groups")
     ap.add_argument("--json", default=None, help="also write all results here")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: the GPU workloads of ltl_bench_cuda beside PyTorch on the same GPU (groups model, "
+                         "loss); falls back to cpu, saying why, when PyTorch sees no GPU")
+    ap.add_argument("--cuda-bench", default=None, help="ltl_bench_cuda (default: beside --bench)")
     args = ap.parse_args()
+    if args.device == "cuda":
+        import torch
+        why = cuda_unavailable_reason(torch)
+        cuda_bench = args.cuda_bench or os.path.join(os.path.dirname(args.bench), "ltl_bench_cuda")
+        if why is None and not os.access(cuda_bench, os.X_OK):
+            why = f"{cuda_bench} does not exist (configure with -DLTL_WITH_CUDA=ON and build ltl_bench_cuda)"
+        if why is None:
+            args.cuda_bench = cuda_bench
+            results = {"device": "cuda", "torch": torch.__version__, "loadavg_before": os.getloadavg()}
+            run_cuda(args, torch, results)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(results, f, indent=1)
+            return
+        print(f"--device cuda: {why}; running the CPU comparison instead")
     groups = set(args.only.split(","))
     rss_bin = args.rss_bin or os.path.join(os.path.dirname(args.bench), "ltl_train_rss")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # PyTorch's OpenMP team too

@@ -12,6 +12,7 @@
 #include <ltlearn/data/transforms.hpp>
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 
+#include "device.hpp"
 #include "flag_checks.hpp"
 #include "fsa_flags.hpp"
 
@@ -195,7 +196,8 @@ struct policy_flags {
     throw ltl::value_error("unknown --loss '" + loss + "'");
   }
 
-  ltl::mixing::any_mixing<float> make_mixing() const {
+  template <class D = ltl::cpu::device>
+  ltl::mixing::any_mixing<float, D> make_mixing() const {
     namespace m = ltl::mixing;
     const std::string at = point();
     if (mix == "none") return m::none{};
@@ -229,6 +231,7 @@ struct run_flags {
   bool quiet = false;
   policy_flags policy;
   fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
+  std::string device = "cpu";  // --device (device.hpp)
 
   /// Adds the flags and --config FILE (CLI11 reads TOML or INI; a run's own <out>/config.toml
   /// reproduces it; flags given on the command line override the file's values).
@@ -275,6 +278,7 @@ struct run_flags {
         ->check(nonneg)->capture_default_str();
     policy.add_to(app);
     fsa.add_to(app);
+    add_device_option(app, device);
   }
 
   /// Checks across flags (ltl::value_error naming the flag); the single values were checked by

@@ -28,6 +28,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include <omp.h>
@@ -128,9 +129,27 @@ int main(int argc, char** argv) {
     fmt::print("stage 1: {} (epoch {})\ntrain {}\n", ckpt.string(), state.epoch, train.summary());
     example::write_config(f.out, "decouple_config.toml", app.config_to_str(true, false));
 
-    // Features once (eval mode, no augmentation); every post-hoc variant reuses them.
-    const auto ftr = cl::extract_features(model, train, norm), fte = cl::extract_features(model, test, norm);
-    const auto fval = f.held_out > 0 ? cl::extract_features(model, val, norm) : cl::feature_table<float>{};
+    // Features once (eval mode, no augmentation); every post-hoc variant reuses them. With
+    // --device cuda the backbone pass runs on the GPU (the checkpoint loaded into a model there);
+    // the heads below are fitted and evaluated on the host from the cached features.
+    cl::feature_table<float> ftr, fte, fval;
+    const ltl::data::image_dataset &train_set = train, &val_set = val;
+    example::with_device(f.device, [&](auto dev) {
+      using D = decltype(dev);
+      auto extract = [&](auto& m) {
+        ftr = cl::extract_features(m, train_set, norm);
+        fte = cl::extract_features(m, test, norm);
+        if (f.held_out > 0) fval = cl::extract_features(m, val_set, norm);
+      };
+      if constexpr (std::is_same_v<D, ltl::cpu::device>) {
+        extract(model);
+      } else {
+        ltl::nn::resnet_cifar<float, D> on_device(example::model_options(f, C, test.channels()));
+        ltl::train::load_checkpoint(ckpt, static_cast<ltl::nn::module<float, D>&>(on_device), nullptr);
+        extract(on_device);
+      }
+      return 0;
+    });
     const auto& tune = f.held_out > 0 ? fval : ftr;
     const std::string tuned_on = f.held_out > 0 ? "held-out split" : "training mean per-class accuracy";
     const auto counts = ftr.class_counts_double();

@@ -19,10 +19,11 @@ namespace example {
 
 /// Loads `f.evaluate` into `model` and reports it on `test` (and `val`). The training set only
 /// gives the shot groups.
-inline int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float>& model,
+template <class D>
+int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model,
                                const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
                                const ltl::data::image_dataset& test, const ltl::data::normalize& norm) {
-  const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float>&>(model), nullptr);
+  const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float, D>&>(model), nullptr);
   fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
   std::vector<double> counts;
   for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));

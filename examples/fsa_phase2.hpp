@@ -29,13 +29,14 @@ inline std::string fsa_line(const char* name, const ltl::metrics::eval_report& r
 }
 
 /// Loads the phase-I checkpoint into `model`, runs the grid and writes the reports.
-inline int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float>& model,
+template <class D>
+int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float, D>& model,
                           const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
                           const ltl::data::image_dataset& test, const ltl::data::normalize& norm,
                           const std::string& args_text) {
   namespace la = ltl::augment;
   const auto& ff = f.fsa;
-  const auto st = ltl::train::load_checkpoint(ff.checkpoint, static_cast<ltl::nn::module<float>&>(model), nullptr);
+  const auto st = ltl::train::load_checkpoint(ff.checkpoint, static_cast<ltl::nn::module<float, D>&>(model), nullptr);
   fmt::print("phase II (feature space augmentation) from {} (phase I: {} epochs)\n", ff.checkpoint, st.epoch);
   const auto counts = train.class_counts();
   const std::vector<double> dcounts(counts.begin(), counts.end());
@@ -92,7 +93,7 @@ inline int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float>& mode
       ltl::train::train_state s = st;
       s.extra["fsa"] = out["configs"][*res.selected];
       ltl::train::save_checkpoint(std::filesystem::path(f.out) / "fsa_checkpoint.safetensors",
-                                  static_cast<const ltl::nn::module<float>&>(model), nullptr, s);
+                                  static_cast<const ltl::nn::module<float, D>&>(model), nullptr, s);
     }
   }
   out["checkpoint"] = ff.checkpoint;

@@ -22,16 +22,19 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
   fmt::print("train {}\ntest  {}\n{}", train.summary(), test.summary(),
              f.held_out > 0 ? "val   " + val.summary() + "\n" : std::string());
   const auto* held_out = f.held_out > 0 ? &val : nullptr;
-  ltl::nn::resnet_cifar<float> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
   // Only training is data parallel: under mpirun the other modes run on rank 0 alone.
   if ((!f.evaluate.empty() || f.fsa.enabled()) && !distributed::root()) return 0;
   // The resolved flags (config_to_str: every option, defaults included), written before any work
   // so that even a killed run can be repeated with --config FILE; by rank 0 alone under mpirun.
   const char* config_name = !f.evaluate.empty() ? "eval_config.toml" : f.fsa.enabled() ? "fsa_config.toml" : "config.toml";
   if (distributed::root()) write_config(f.out, config_name, args_text);
-  if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
-  if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
-  return train_long_tailed(f, model, train, held_out, test, norm, args_text);
+  return with_device(f.device, [&](auto dev) {  // the model and every step on --device
+    using D = decltype(dev);
+    ltl::nn::resnet_cifar<float, D> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
+    if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
+    if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
+    return train_long_tailed(f, model, train, held_out, test, norm, args_text);
+  });
 }
 
 }  // namespace example

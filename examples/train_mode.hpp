@@ -19,7 +19,8 @@
 namespace example {
 
 /// Trains `model` on `train` (resuming from --resume) and reports the last epoch.
-inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& model,
+template <class D>
+int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model,
                              const ltl::data::image_dataset& train, const ltl::data::image_dataset* val,
                              const ltl::data::image_dataset& test, const ltl::data::normalize& norm,
                              const std::string& args_text) {
@@ -32,13 +33,13 @@ inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& m
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
                           .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm()},
-                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
+                         sampler, f.policy.make_loss(), f.policy.template make_mixing<D>(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
                          [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
   tr.set_eval_sets(val, &test);
   if (!f.resume.empty()) tr.resume(f.resume);
   if (f.analysis_every > 0 && distributed::root())
-    tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset>(
+    tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset, D>(
         model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.analysis_point()},
         f.analysis_every);
   const auto summaries = tr.fit();

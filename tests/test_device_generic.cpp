@@ -2,8 +2,12 @@
 // ltl::testing::device (tests/support/test_device.hpp), a device type that is not the CPU's but
 // forwards to its kernels, and give the CPU device's results bit for bit. Anything above the
 // backends still hard-wired to `cpu::device` or `cpu::` kernels fails to compile here.
+// They also run on ltl::testing::remote::device (tests/support/remote_device.hpp), whose memory
+// the host cannot read, as a GPU's: code above the backends that reads a device tensor's
+// elements on the host faults there.
 #include <catch2/catch.hpp>
 
+#include "support/remote_device.hpp"
 #include "support/test_device.hpp"
 
 #include <ltlearn/backends/cpu/kernel_set.hpp>
@@ -32,10 +36,13 @@ using ltl::index_t;
 using ltl::shape;
 using cpu_dev = ltl::cpu::device;
 using test_dev = ltl::testing::device;
+using remote_dev = ltl::testing::remote::device;
 
 static_assert(ltl::compute_device<cpu_dev>);
 static_assert(ltl::compute_device<test_dev>);
+static_assert(ltl::compute_device<remote_dev>);
 static_assert(!std::is_same_v<cpu_dev, test_dev>);
+static_assert(!remote_dev::is_host);
 // An archetype that is a device but provides no kernel satisfies none of the kernel concepts.
 namespace archetype {
 struct bare_device {
@@ -144,6 +151,26 @@ TEST_CASE("view_as_device types host memory as another host device without copyi
   require_bitwise_equal(c, t, "copy");
 }
 
+TEST_CASE("the remote test device hands out addresses the host cannot use, and moves values exactly", "[device]") {
+  const auto h = random_host<float>({3, 5}, 41);
+  auto r = h.to<remote_dev>();
+  // A device address: bit 62 set, never a host pointer (a dereference faults).
+  REQUIRE((reinterpret_cast<std::uintptr_t>(r.data()) & remote_dev::tag) != 0);
+  REQUIRE(remote_dev::untagged(r.data()) != h.data());
+  require_bitwise_equal(h, r, "upload and download");
+  REQUIRE_THROWS_AS(r.item(), ltl::shape_error);  // 15 elements
+  // copy_ between strided views and fill_ of a strided view run through the device's hooks.
+  auto t = ltl::tensor<float, remote_dev>::zeros({5, 3});
+  t.copy_(r.transpose(0, 1));
+  require_bitwise_equal(h.transpose(0, 1).contiguous(), t, "strided copy");
+  t.narrow(1, 1, 1).fill_(7.0f);
+  auto expect = h.transpose(0, 1).contiguous();
+  expect.narrow(1, 1, 1).fill_(7.0f);
+  require_bitwise_equal(expect, t, "strided fill");
+  REQUIRE(t.select(0, 2).select(0, 1).item() == 7.0f);
+  REQUIRE(ltl::tensor<float, remote_dev>::scalar(2.5f).item() == 2.5f);
+}
+
 TEST_CASE("a small resnet_cifar trains on the test device with the CPU's bits", "[device]") {
   const ltl::nn::resnet_cifar_options opt{.depth = 8, .num_classes = 5, .width = 4, .seed = 3};
   const auto x = random_host<float>({4, 3, 12, 12}, 7);
@@ -151,6 +178,7 @@ TEST_CASE("a small resnet_cifar trains on the test device with the CPU's bits", 
   const auto on_cpu = train_step<ltl::nn::resnet_cifar, cpu_dev>(opt, x, y);
   const auto on_test = train_step<ltl::nn::resnet_cifar, test_dev>(opt, x, y);
   require_same_step(on_cpu, on_test);
+  require_same_step(on_cpu, train_step<ltl::nn::resnet_cifar, remote_dev>(opt, x, y));
 }
 
 TEST_CASE("a tiny ResNet-12 trains on the test device with the CPU's bits", "[device]") {
@@ -160,6 +188,7 @@ TEST_CASE("a tiny ResNet-12 trains on the test device with the CPU's bits", "[de
   const auto on_cpu = train_step<ltl::nn::resnet12, cpu_dev>(opt, x, y);
   const auto on_test = train_step<ltl::nn::resnet12, test_dev>(opt, x, y);
   require_same_step(on_cpu, on_test);
+  require_same_step(on_cpu, train_step<ltl::nn::resnet12, remote_dev>(opt, x, y));
 }
 
 TEST_CASE("the fused loss under several policies gives the CPU's value and gradient", "[device]") {
@@ -189,6 +218,9 @@ TEST_CASE("the fused loss under several policies gives the CPU's value and gradi
     const auto [l_test, g_test] = run(test_dev{});
     require_bitwise_equal(l_cpu, l_test, "loss");
     require_bitwise_equal(g_cpu, g_test, "gradient");
+    const auto [l_remote, g_remote] = run(remote_dev{});
+    require_bitwise_equal(l_cpu, l_remote, "loss on the remote device");
+    require_bitwise_equal(g_cpu, g_remote, "gradient on the remote device");
   }
 }
 
@@ -218,6 +250,9 @@ TEST_CASE("SGD with momentum and Nesterov updates test-device parameters as on t
   REQUIRE(on_cpu.size() == 4);  // weights, bias and both momentum buffers
   REQUIRE(on_test.size() == on_cpu.size());
   for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_test[i], std::to_string(i));
+  const auto on_remote = run(remote_dev{});
+  REQUIRE(on_remote.size() == on_cpu.size());
+  for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_remote[i], "remote " + std::to_string(i));
   // The run moved the parameters (the comparison is not between two untouched copies).
   REQUIRE(std::memcmp(on_cpu[0].data(), w0.data(), w0.bytes()) != 0);
 }
@@ -260,4 +295,7 @@ TEST_CASE("every kernel area, through its op, gives the CPU's values and gradien
   const auto on_test = run(test_dev{});
   REQUIRE(on_test.size() == on_cpu.size());
   for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_test[i], std::to_string(i));
+  const auto on_remote = run(remote_dev{});
+  REQUIRE(on_remote.size() == on_cpu.size());
+  for (std::size_t i = 0; i < on_cpu.size(); ++i) require_bitwise_equal(on_cpu[i], on_remote[i], "remote " + std::to_string(i));
 }

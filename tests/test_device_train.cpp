@@ -1,15 +1,24 @@
-// The layers above the model — trainer, evaluation, feature extraction and stage-2 decoupling —
-// are generic over the device: they run on ltl::testing::device (a device type that is not the
-// CPU's but forwards to its kernels) and give the CPU device's results bit for bit. Anything in
-// those paths still hard-wired to `cpu::device` or to `cpu::` kernels fails to compile here.
+// The layers above the model — trainer, evaluation, feature extraction, stage-2 decoupling, FSA
+// phase II and checkpoints — are generic over the device: they run on ltl::testing::device (a
+// device type that is not the CPU's but forwards to its kernels) and give the CPU device's results
+// bit for bit. Anything in those paths still hard-wired to `cpu::device` or to `cpu::` kernels
+// fails to compile here. The same runs on ltl::testing::remote::device, whose memory the host
+// cannot read (as a GPU's), catch host reads of device tensors: they fault.
 #include <catch2/catch.hpp>
 
+#include "support/remote_device.hpp"
 #include "support/test_device.hpp"
 #include "support/toy_data.hpp"
 
+#include <ltlearn/augment/confusion.hpp>
+#include <ltlearn/augment/feature_bank.hpp>
+#include <ltlearn/augment/finetune.hpp>
+#include <ltlearn/augment/fsa.hpp>
+#include <ltlearn/augment/head_tail.hpp>
 #include <ltlearn/classifier/decoupled.hpp>
 #include <ltlearn/classifier/features.hpp>
 #include <ltlearn/data/transforms.hpp>
+#include <ltlearn/eval/analysis.hpp>
 #include <ltlearn/eval/evaluate.hpp>
 #include <ltlearn/losses/policies.hpp>
 #include <ltlearn/mixing/policies.hpp>
@@ -18,14 +27,22 @@
 #include <ltlearn/sampling/samplers.hpp>
 #include <ltlearn/train/trainer.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <csignal>
+#include <cstdio>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
 using cpu_dev = ltl::cpu::device;
 using test_dev = ltl::testing::device;
+using remote_dev = ltl::testing::remote::device;
 
 template <class D>
 using model_t = ltl::nn::resnet_cifar<float, D>;
@@ -52,20 +69,32 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 /// Two epochs of LDAM-DRW with MFW at stage 1 and square-root sampling on the toy set, then the
 /// per-epoch summaries (loss, accuracy, the held-out and test reports).
+/// With `out_dir`, the trainer checkpoints there, stops after `stop` steps (-1: never) and,
+/// with `resume`, first resumes from the checkpoint there.
 template <class D>
 std::vector<ltl::train::epoch_summary> train_two_epochs(model_t<D>& m, const ltl::data::image_dataset& train,
-                                                        const ltl::data::image_dataset& test) {
+                                                        const ltl::data::image_dataset& test,
+                                                        const std::filesystem::path& out_dir = {},
+                                                        ltl::index_t stop = -1, bool resume = false) {
   const ltl::data::normalize norm{{0.3}, {0.3}};
   const ltl::data::standard_augment aug{.crop = {.pad = 1}, .flip = {.p = 0.5}, .norm = norm};
   ltl::train::trainer tr(m, train,
-                         {.epochs = 2, .batch_size = 8, .seed = 4, .loader_workers = 1, .progress = false,
-                          .print_epochs = false},
+                         {.epochs = 2, .batch_size = 8, .seed = 4, .out_dir = out_dir, .stop_after_steps = stop,
+                          .loader_workers = 1, .progress = false, .print_epochs = false},
                          ltl::sampling::power_sampler(train.labels(), 3, 0.5, 4),
                          ltl::losses::compose(ltl::losses::ldam{}, ltl::losses::drw(1)),
                          ltl::mixing::mfw{.alpha = 1.0, .at = "stage1"}, ltl::optim::make_step_recipe(0.05, 6, 1, 1, 2),
                          [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
   tr.set_eval_sets(&test, &test);
+  if (resume) tr.resume(out_dir / "checkpoint.safetensors");
   return tr.fit();
+}
+
+std::filesystem::path fresh_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("ltl_device_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
 }
 
 void require_same_report(const ltl::metrics::eval_report& a, const ltl::metrics::eval_report& b) {
@@ -78,8 +107,9 @@ void require_same_report(const ltl::metrics::eval_report& a, const ltl::metrics:
 
 }  // namespace
 
-TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on the test device give the CPU's bits",
-          "[device][train]") {
+TEMPLATE_TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on the test devices give the CPU's bits",
+                   "[device][train]", ltl::testing::device, ltl::testing::remote::device) {
+  using test_dev = TestType;
   const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
   const ltl::data::normalize norm{{0.3}, {0.3}};
   auto on_cpu = make_model<cpu_dev>();
@@ -109,6 +139,11 @@ TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on the test
   require_same_report(ltl::eval::evaluate(on_cpu, test, norm, counts, 5),
                       ltl::eval::evaluate(on_test, test, norm, counts, 5));
 
+  // The per-class analysis (features, gradient norms at a mixing point, calibration), as the
+  // examples' --analysis-every writes it.
+  REQUIRE(ltl::eval::analyze(on_cpu, train, test, norm, {.point = "stage1"}).to_json().dump() ==
+          ltl::eval::analyze(on_test, train, test, norm, {.point = "stage1"}).to_json().dump());
+
   // Feature extraction (the "pool" point, batches of 7 with a partial last batch).
   const auto f_cpu = ltl::classifier::extract_features(on_cpu, train, norm, 7);
   const auto f_test = ltl::classifier::extract_features(on_test, train, norm, 7);
@@ -135,6 +170,108 @@ TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on the test
       }
     REQUIRE(found);
   }
+  // LWS folded into a plain classifier on the device, with the CPU's weights.
+  const auto fold_cpu = lws_cpu->folded(), fold_test = lws_test->folded();
+  STATIC_REQUIRE(std::is_same_v<typename std::decay_t<decltype(*fold_test)>::device_type, test_dev>);
+  REQUIRE(same_bits(fold_cpu->weight.value().to_vector(), fold_test->weight.value().to_vector()));
+  REQUIRE(same_bits(fold_cpu->bias.value().to_vector(), fold_test->bias.value().to_vector()));
   require_same_report(ltl::classifier::evaluate_features<float, cpu_dev>(ltl::classifier::as_head(*crt_cpu), f_cpu, counts),
                       ltl::classifier::evaluate_features<float, test_dev>(ltl::classifier::as_head(*crt_test), f_cpu, counts));
+}
+
+TEST_CASE("reading the remote test device's memory on the host faults, so the runs above prove no host reads",
+          "[device][remote]") {
+  // The runs on ltl::testing::remote::device above show that no code on their paths reads a
+  // device tensor's elements on the host only if such a read cannot go unnoticed: it must kill
+  // the process. A child process makes one.
+  const auto t = ltl::tensor<float, remote_dev>::full({4}, 1.5f);
+  REQUIRE(t.select(0, 2).item() == 1.5f);  // the legitimate way (a download) works
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::signal(SIGSEGV, SIG_DFL);  // no test-framework handler in the child
+    std::signal(SIGBUS, SIG_DFL);
+    volatile float v = t.data()[0];  // what a host loop over a device tensor would do
+    (void)v;
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFSIGNALED(status));
+  REQUIRE((WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS));
+}
+
+TEMPLATE_TEST_CASE("an interrupted trainer run on a test device resumes to the CPU's uninterrupted bits",
+                   "[device][train][resume]", ltl::testing::device, ltl::testing::remote::device) {
+  using test_dev = TestType;
+  const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
+  auto full = make_model<cpu_dev>();
+  const auto s_full = train_two_epochs(full, train, test);
+  const auto dir = fresh_dir(std::string("resume_") + test_dev::name);
+  auto part = make_model<test_dev>();
+  train_two_epochs(part, train, test, dir, 5);  // "killed" after 5 steps, mid-epoch 0
+  REQUIRE_FALSE(same_bits(flat_state(part), flat_state(full)));
+  auto resumed = make_model<test_dev>();  // a fresh process: new model, state from the file
+  const auto s_resumed = train_two_epochs(resumed, train, test, dir, -1, true);
+  REQUIRE(same_bits(flat_state(resumed), flat_state(full)));
+  REQUIRE(s_resumed.size() == s_full.size());
+  REQUIRE(s_resumed.back().train_loss == s_full.back().train_loss);
+  require_same_report(*s_resumed.back().test, *s_full.back().test);
+  std::filesystem::remove_all(dir);
+}
+
+TEMPLATE_TEST_CASE("a checkpoint written on a test device loads on the CPU and a CPU checkpoint on the device",
+                   "[device][train][checkpoint]", ltl::testing::device, ltl::testing::remote::device) {
+  using test_dev = TestType;
+  const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
+  const auto dir = fresh_dir(std::string("ckpt_") + test_dev::name);
+  // Device → CPU: a few steps on the device (moved weights, batch-norm statistics, momentum).
+  auto on_dev = make_model<test_dev>();
+  train_two_epochs(on_dev, train, test, dir / "dev", 4);
+  auto loaded_cpu = make_model<cpu_dev>();
+  REQUIRE_FALSE(same_bits(flat_state(on_dev), flat_state(loaded_cpu)));
+  auto cpu_params = loaded_cpu.named_parameters();
+  ltl::optim::sgd<float, cpu_dev> cpu_opt(cpu_params, {.momentum = 0.9});
+  const auto st = ltl::train::load_checkpoint(dir / "dev" / "checkpoint.safetensors", loaded_cpu, &cpu_opt);
+  REQUIRE(st.iteration == 4);
+  REQUIRE(same_bits(flat_state(on_dev), flat_state(loaded_cpu)));
+  REQUIRE_FALSE(cpu_opt.state_dict().empty());
+  for (auto& [name, m] : cpu_opt.state_dict()) {
+    INFO(name);
+    const auto v = m.to_vector();  // momentum came from the file, not a fresh zero buffer
+    REQUIRE(std::any_of(v.begin(), v.end(), [](float x) { return x != 0; }));
+  }
+  // CPU → device.
+  auto on_cpu = make_model<cpu_dev>();
+  train_two_epochs(on_cpu, train, test, dir / "cpu", 3);
+  auto loaded_dev = make_model<test_dev>();
+  REQUIRE_FALSE(same_bits(flat_state(on_cpu), flat_state(loaded_dev)));
+  ltl::train::load_checkpoint(dir / "cpu" / "checkpoint.safetensors", loaded_dev, nullptr);
+  REQUIRE(same_bits(flat_state(on_cpu), flat_state(loaded_dev)));
+  std::filesystem::remove_all(dir);
+}
+
+TEMPLATE_TEST_CASE("FSA phase II (feature bank, confusing classes, fine-tuning) on a test device gives the CPU's bits",
+                   "[device][train][fsa]", ltl::testing::device, ltl::testing::remote::device) {
+  using test_dev = TestType;
+  namespace la = ltl::augment;
+  const auto train = ltl_test::toy_dataset(24, 3, 2);
+  const ltl::data::normalize norm{{0.3}, {0.3}};
+  auto run = [&]<class D>(D) {
+    auto m = make_model<D>();
+    auto bank = la::build_feature_bank(m, train, norm, "stage3", 7);
+    const auto counts = train.class_counts();
+    const auto split = la::split_head_tail(counts, 0.6);
+    const auto conf = la::confusing_classes(la::mean_class_scores(bank.logits, bank.labels), split.tail, 1);
+    la::fsa_generator<float> gen(bank, split, conf, {.tail_per_batch = 2, .augment_per_tail = 2, .seed = 1});
+    const auto res = la::fsa_finetune(m, gen, {.iterations = 4, .lr = 0.05});
+    REQUIRE(res.iterations == 4);
+    return std::pair{flat_state(m), std::vector<double>{res.first_loss, res.last_loss}};
+  };
+  const auto [w_cpu, l_cpu] = run(cpu_dev{});
+  const auto [w_dev, l_dev] = run(test_dev{});
+  REQUIRE(same_bits(w_cpu, w_dev));
+  REQUIRE(l_cpu == l_dev);
+  REQUIRE_FALSE(same_bits(w_cpu, flat_state(make_model<cpu_dev>())));  // the fine-tuning moved the head
 }

@@ -48,4 +48,5 @@
 #include "ltlearn/backends/cuda/pool.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
 #include "ltlearn/backends/cuda/softmax.hpp"
+#include "ltlearn/backends/cuda/upload.hpp"
 #include "ltlearn/backends/cuda/version_check.hpp"

@@ -227,9 +227,9 @@ class lws_head : public nn::unary_module<T, D> {
   var forward(const var& x) override {
     return ltl::mul(ltl::linear(x, var(weight_), bias_.defined() ? var(bias_) : var()), scale);
   }
-  /// The equivalent plain classifier: weights f_c·w_c, bias f_c·b_c (a host classifier, as
-  /// classifier/posthoc.hpp makes them).
-  [[nodiscard]] std::shared_ptr<nn::linear<T>> folded() const {
+  /// The equivalent plain classifier on device D: weights f_c·w_c, bias f_c·b_c (folded on the
+  /// host, as classifier/posthoc.hpp scales rows, then moved to D).
+  [[nodiscard]] std::shared_ptr<nn::linear<T, D>> folded() const {
     const auto f = scale.value().to_vector();
     std::vector<double> fd(f.begin(), f.end());
     tensor<T> b;
@@ -237,7 +237,8 @@ class lws_head : public nn::unary_module<T, D> {
       b = ltl::detail::to_host(bias_).clone();
       for (index_t c = 0; c < b.numel(); ++c) b.data()[c] *= static_cast<T>(fd[static_cast<std::size_t>(c)]);
     }
-    return make_linear_head(scale_rows(ltl::detail::to_host(weight_), fd), b);
+    const tensor<T> w = scale_rows(ltl::detail::to_host(weight_), fd);
+    return make_linear_head(w.template to<D>(), b.defined() ? b.template to<D>() : tensor<T, D>());
   }
 
   var scale;  ///< f [C]

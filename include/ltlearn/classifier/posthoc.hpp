@@ -73,15 +73,15 @@ inline std::vector<double> logit_adjustment_offsets(std::span<const double> coun
   return o;
 }
 
-/// A linear head x·Wᵀ + b holding copies of weight [C, F] and bias [C] (undefined: no bias),
-/// usable as a model's classifier (`staged_model::set_classifier`).
-template <real_scalar T>
-std::shared_ptr<nn::linear<T>> make_linear_head(const tensor<T>& weight, const tensor<T>& bias = {}) {
+/// A linear head x·Wᵀ + b on device D holding copies of weight [C, F] and bias [C]
+/// (undefined: no bias), usable as a model's classifier (`staged_model::set_classifier`).
+template <real_scalar T, device D = cpu::device>
+std::shared_ptr<nn::linear<T, D>> make_linear_head(const tensor<T, D>& weight, const tensor<T, D>& bias = {}) {
   LTL_CHECK(weight.dim() == 2, shape_error, "make_linear_head: weight must be [C, F], got {}", weight.sizes());
   LTL_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), shape_error,
             "make_linear_head: bias {} does not match weight {}", bias.defined() ? bias.sizes() : shape{}, weight.sizes());
   rng g(0);  // the initial values are overwritten below
-  auto fc = std::make_shared<nn::linear<T>>(
+  auto fc = std::make_shared<nn::linear<T, D>>(
       nn::linear_options{.in_features = weight.size(1), .out_features = weight.size(0), .bias = bias.defined()}, g);
   fc->weight.value().copy_(weight);
   if (bias.defined()) fc->bias.value().copy_(bias);

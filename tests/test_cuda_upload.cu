@@ -1,0 +1,93 @@
+// ltl::cuda::batch_uploader (backends/cuda/upload.hpp): uint8 batches through pinned staging
+// buffers and a copy stream, normalised on the device. [cuda-host] cases check the host-side
+// logic (ring rotation, argument and shape checks) and run everywhere; the [cuda] case compares
+// the uploaded values with the host pipeline (data::make_batch, then data::normalize) bit for
+// bit and is skipped, with the reason printed, without a GPU.
+#include "support/cuda_skip.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+using ltl::index_t;
+using ltl::shape;
+namespace cuda = ltl::cuda;
+
+TEST_CASE("the staging ring hands out its slots in rotation and counts their uses", "[cuda-host][upload]") {
+  cuda::detail::ring_cursor r(3);
+  REQUIRE(r.slots() == 3);
+  REQUIRE(r.uses(0) == 0);
+  std::vector<int> seen;
+  for (int i = 0; i < 7; ++i) seen.push_back(r.next());
+  REQUIRE(seen == std::vector<int>{0, 1, 2, 0, 1, 2, 0});
+  REQUIRE(r.count() == 7);
+  REQUIRE(r.uses(0) == 3);
+  REQUIRE(r.uses(1) == 2);
+  REQUIRE(r.uses(2) == 2);
+  cuda::detail::ring_cursor one(1);
+  REQUIRE(one.next() == 0);
+  REQUIRE(one.next() == 0);
+  REQUIRE(one.uses(0) == 2);
+  REQUIRE_THROWS_AS(cuda::detail::ring_cursor(0), ltl::value_error);
+}
+
+TEST_CASE("batch_uploader rejects bad options and batches before touching the GPU", "[cuda-host][upload]") {
+  using cuda::upload_options;
+  REQUIRE_THROWS_AS(cuda::batch_uploader(upload_options{.mean = {0.5}, .stddev = {0.2}, .slots = 0}), ltl::value_error);
+  REQUIRE_THROWS_AS(cuda::batch_uploader(upload_options{.mean = {0.5, 0.4}, .stddev = {0.2}}), ltl::value_error);
+  REQUIRE_THROWS_AS(cuda::batch_uploader(upload_options{.mean = {}, .stddev = {}}), ltl::value_error);
+  REQUIRE_THROWS_AS(cuda::batch_uploader(upload_options{.mean = {0.5}, .stddev = {0.0}}), ltl::value_error);
+  REQUIRE_THROWS_AS(cuda::batch_uploader(upload_options{.mean = std::vector<double>(9, 0.5),
+                                                        .stddev = std::vector<double>(9, 0.2)}),
+                    ltl::value_error);
+  cuda::batch_uploader up({.mean = {0.5, 0.4, 0.3}, .stddev = {0.2, 0.2, 0.2}});
+  REQUIRE(up.uploads() == 0);
+  const std::vector<std::uint8_t> px(2 * 3 * 4 * 4, 7);
+  // The shape must be [B, C, H, W] with the normalisation's channel count and the bytes' size:
+  // shape errors come before any device work, so they hold without a GPU.
+  REQUIRE_THROWS_AS(up.upload(px, shape{2, 3, 16}), ltl::shape_error);
+  REQUIRE_THROWS_AS(up.upload(px, shape{2, 1, 12, 4}), ltl::shape_error);
+  REQUIRE_THROWS_AS(up.upload(px, shape{2, 3, 4, 5}), ltl::shape_error);
+  REQUIRE(up.uploads() == 0);
+  cuda::detail::check_upload_batch(shape{2, 3, 4, 4}, px.size(), 3);  // the right one passes
+}
+
+TEST_CASE("uploaded batches equal the host's make_batch + normalize bit for bit, across ring slots",
+          "[cuda][upload]") {
+  LTL_REQUIRE_GPU();
+  const ltl::data::normalize norm{{0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
+  cuda::batch_uploader up({.mean = norm.mean, .stddev = norm.stddev, .slots = 2});
+  // Five batches of growing size through two slots: rotation, reuse and buffer growth.
+  std::vector<ltl::tensor<float, cuda::device>> got;
+  std::vector<ltl::tensor<float>> want;
+  for (int k = 0; k < 5; ++k) {
+    const shape s{2 + k, 3, 5, 7};
+    ltl::rng g(100 + static_cast<std::uint64_t>(k));
+    std::vector<std::uint8_t> px(static_cast<std::size_t>(s.numel()));
+    for (auto& p : px) p = static_cast<std::uint8_t>(g.uniform(0, 256));
+    px[0] = 0;
+    px[1] = 255;
+    got.push_back(up.upload(px, s));
+    // The host pipeline: bytes / 255 in float, then (x - mean) / std per channel.
+    ltl::tensor<float> h(s);
+    for (index_t i = 0; i < h.numel(); ++i) h.data()[i] = static_cast<float>(px[static_cast<std::size_t>(i)]) / 255.0f;
+    norm(h);
+    want.push_back(h);
+  }
+  REQUIRE(up.uploads() == 5);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    INFO("batch " << k);
+    REQUIRE(got[k].sizes() == want[k].sizes());
+    const auto a = got[k].to_vector(), b = want[k].to_vector();
+    REQUIRE(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  }
+  // Work queued on the compute stream after an upload sees the batch (the event orders them).
+  std::vector<std::uint8_t> ones(1 * 3 * 2 * 2, 255);
+  const auto t = up.upload(ones, shape{1, 3, 2, 2});
+  const auto doubled = cuda::add(t, t).to_vector();
+  for (std::size_t i = 0; i < doubled.size(); ++i) {
+    const std::size_t c = i / 4;
+    const float v = (1.0f - static_cast<float>(norm.mean[c])) / static_cast<float>(norm.stddev[c]);
+    REQUIRE(doubled[i] == v + v);
+  }
+}
