@@ -7,9 +7,10 @@
 #   2. takes prebuilt binaries (--bin DIR or $LTL_GPU_BIN: a build folder, searched recursively)
 #      or else builds them with CMake for this machine's GPU only (build/gpu-check),
 #   3. runs every CUDA test binary (test_cuda, test_cuda_*), a short GPU training run
-#      (fmnist_lt --device cuda, when the binary and the Fashion-MNIST files exist) and the GPU
-#      benchmark (bench_cuda), each under its own timeout, running what exists and listing
-#      what is missing,
+#      (fmnist_lt_cuda --device cuda, when the binary and the Fashion-MNIST files exist), the GPU
+#      benchmark (ltl_bench_cuda) and, where a CUDA-enabled PyTorch is found, the same workloads
+#      side by side with PyTorch (benchmarks/compare_pytorch.py --device cuda), each under its
+#      own timeout, running what exists and listing what is missing,
 #   4. writes every log into one results folder (--out DIR, else $OUT, else gpu_check_results/)
 #      with summary.txt (device, libraries, one line per step). Exit status 0 when nothing failed.
 # Without a GPU it still runs the binaries (their [cuda] cases report SKIPPED) and says so.
@@ -17,7 +18,7 @@
 #   scripts/gpu_check.sh [--bin DIR] [--out DIR] [--no-build]
 #   scripts/gpu_check.sh --bundle DIR [--bin BUILD]   (on the build machine: see below)
 #
-# --bundle DIR copies the CUDA test binaries, fmnist_lt, cifar_lt and bench_cuda found under
+# --bundle DIR copies the CUDA test binaries, fmnist_lt_cuda, cifar_lt_cuda and ltl_bench_cuda found under
 # BUILD (default build/gpu-portable, else build/release) to DIR/bin, and the shared libraries
 # they load (fmt, libjpeg, libpng, zlib, OpenMP, libstdc++, the CUDA runtime; not glibc, the
 # driver, cuBLAS or cuDNN, which the GPU machine provides) to DIR/lib, so that a GPU machine
@@ -57,8 +58,8 @@ if [[ -n "$bundle_dir" ]]; then
     # cuBLAS and cuDNN (hundreds of MB; a wheel or the toolkit has them).
     ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*)\.so' |
       while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
-  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt -o -name cifar_lt \
-             -o -name bench_cuda \) ! -name '*.*' 2> /dev/null)
+  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt_cuda -o -name cifar_lt_cuda \
+             -o -name ltl_bench_cuda \) ! -name '*.*' 2> /dev/null)
   echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)); libraries:"
   ls "$bundle_dir/lib"
   (( n > 0 ))
@@ -165,7 +166,7 @@ if [[ -z "$bin_dir" && $allow_build == 1 ]]; then
          > "$out_dir/configure.log" 2>&1; then
       targets=()
       all_targets="$(cmake --build "$bin_dir" --target help 2> /dev/null)"
-      for t in $(grep -o 'test_cuda[A-Za-z0-9_]*' <<< "$all_targets" | sort -u) fmnist_lt cifar_lt bench_cuda; do
+      for t in $(grep -o 'test_cuda[A-Za-z0-9_]*' <<< "$all_targets" | sort -u) fmnist_lt_cuda ltl_bench_cuda; do
         grep -qw "$t" <<< "$all_targets" && targets+=("$t")
       done
       if ! timeout "$(left)" cmake --build "$bin_dir" -j "$jobs" --target "${targets[@]}" > "$out_dir/build.log" 2>&1; then
@@ -212,27 +213,36 @@ for t in "${tests[@]}"; do
   run_step "$(basename "$t")" 150 "$t" "[cuda],[cuda-host]" -d yes
 done
 
-fmnist="$(find_bin fmnist_lt)"
+fmnist="$(find_bin fmnist_lt_cuda)"
 data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
 if [[ -n "${LTL_GPU_TRAIN_CMD:-}" ]]; then
   run_step train_gpu 120 bash -c "$LTL_GPU_TRAIN_CMD"
 elif [[ -z "$fmnist" ]]; then
-  missing+=("fmnist_lt")
-elif ! "$fmnist" --help 2>&1 | grep -q -- "--device"; then
-  say "$(printf '%-28s %s' train_gpu "NOT RUN: this fmnist_lt has no --device option yet")"
+  missing+=("fmnist_lt_cuda")
 elif [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
   say "$(printf '%-28s %s' train_gpu "NOT RUN: no Fashion-MNIST files in $data (set LTL_FMNIST_DIR)")"
 else
   run_step train_gpu 120 "$fmnist" --device cuda --data-dir "$data" --profile step --train-limit 2000 --depth 8 \
     --epochs 2 --quiet --out "$out_dir/train_gpu"
 fi
-[[ -n "$(find_bin cifar_lt)" ]] || missing+=("cifar_lt")
-
-bench="$(find_bin bench_cuda)"
+bench="$(find_bin ltl_bench_cuda)"
 if [[ -n "$bench" ]]; then
-  run_step bench_cuda 150 "$bench"
+  run_step ltl_bench_cuda 150 "$bench" --benchmark_min_time=0.2
+  # Side by side with PyTorch on the same GPU, where a CUDA-enabled torch is installed.
+  py=""
+  for p in python3 /usr/bin/python3 python; do
+    if command -v "$p" > /dev/null 2>&1 && "$p" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2> /dev/null; then
+      py="$p"; break
+    fi
+  done
+  if [[ -n "$py" ]]; then
+    run_step compare_pytorch_cuda 150 "$py" "$repo/benchmarks/compare_pytorch.py" --device cuda --cuda-bench "$bench" \
+      --only model,loss --json "$out_dir/compare_pytorch_cuda.json"
+  else
+    say "$(printf '%-28s %s' compare_pytorch_cuda "NOT RUN: no Python with a CUDA-enabled torch")"
+  fi
 else
-  missing+=("bench_cuda")
+  missing+=("ltl_bench_cuda")
 fi
 
 (( ${#missing[@]} )) && say "missing binaries (not run): ${missing[*]}"
