@@ -122,7 +122,7 @@ struct run_flags {
           analysis_every = 0, test_every = 1;
   int depth = 32, threads = 2, workers = 1;
   std::uint64_t seed = 0;
-  bool quiet = false;
+  bool quiet = false, overwrite = false, force_resume = false;
   policy_flags policy;
   fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
 
@@ -141,6 +141,10 @@ struct run_flags {
     app.add_option("--train-limit", train_limit, "use only N evenly spaced images of the long-tailed set (smoke tests)");
     app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
     app.add_option("--resume", resume, "checkpoint to resume from");
+    app.add_flag("--force-resume", force_resume,
+                 "resume even a checkpoint of another experiment (seed, data, batch size, ...) or one without "
+                 "optimizer state");
+    app.add_flag("--overwrite", overwrite, "replace the run already in --out (without it, such a run is refused)");
     app.add_option("--evaluate", evaluate,
                    "no training: evaluate this checkpoint (of a run with the same --profile, --seed, --held-out, "
                    "--depth, --loss) on the test and held-out splits; report with the confusion matrix in "

@@ -8,6 +8,7 @@
 //   fmnist_lt --held-out 10 --out runs/erm && decouple --held-out 10 --out runs/erm
 //   decouple --out runs/erm --faithful        # cRT/LWS through the backbone with augmentation
 //   decouple --out runs/erm --analysis        # also <out>/analysis.json (SPEC §11) of the checkpoint
+#include "main_guard.hpp"
 #include "common.hpp"
 
 #include <ltlearn/classifier/decoupled.hpp>
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   app.add_flag("--analysis", analysis, "also write the per-class analysis of the checkpoint to <out>/analysis.json");
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
-  try {
+  return example::guarded_main("decouple", [&]() -> int {
     namespace fs = std::filesystem;
     omp_set_num_threads(f.threads);
     s2.seed = f.seed;
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
     const nlohmann::json out{{"checkpoint", ckpt.string()}, {"epoch", state.epoch},  {"tuned_on", tuned_on},
                              {"faithful", faithful},        {"train_counts", counts}, {"table", table},
                              {"tau_curves", curves},        {"args", app.config_to_str(true, false)}};
-    fs::create_directories(f.out);
+    ltl::io::create_output_dir(f.out);
     ltl::metrics::write_json(fs::path(f.out) / "decouple.json", out);
     fmt::print("wrote {}\n", (fs::path(f.out) / "decouple.json").string());
     if (analysis) {
@@ -120,8 +121,5 @@ int main(int argc, char** argv) {
       fmt::print("wrote {}\n", (fs::path(f.out) / "analysis.json").string());
     }
     return 0;
-  } catch (const ltl::error& e) {
-    fmt::print(stderr, "decouple: {}\n", e.what());
-    return 1;
-  }
+  });
 }

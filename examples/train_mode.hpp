@@ -30,17 +30,30 @@ inline int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float>& m
   ltl::train::trainer tr(model, train,
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet, .test_every = f.test_every},
+                          .progress = !f.quiet, .test_every = f.test_every, .overwrite = f.overwrite,
+                          .run_config = {{"profile", f.profile}, {"rho", f.rho}, {"held_out", f.held_out},
+                                         {"train_limit", f.train_limit}, {"lr", f.lr}, {"warmup", f.warmup},
+                                         {"schedule", f.policy.schedule}, {"depth", f.depth}}},
                          sampler, f.policy.make_loss(), f.policy.make_mixing(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
                          [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
   tr.set_eval_sets(val, &test);
-  if (!f.resume.empty()) tr.resume(f.resume);
+  if (!f.resume.empty()) tr.resume(f.resume, {.force = f.force_resume});
   if (f.analysis_every > 0)
     tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset>(
         model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.mix_point},
         f.analysis_every);
-  const auto summaries = tr.fit();
+  auto summaries = tr.fit();
+  if (summaries.empty() && tr.state().epoch == f.epochs && tr.state().progress == ltl::train::epoch_progress{}) {
+    // Resumed from the final checkpoint (a run killed before it wrote results.json): the report
+    // is a function of the final weights, evaluated as the trainer evaluates.
+    const index_t batch = ltl::train::trainer_options{}.eval_batch_size;
+    ltl::train::epoch_summary s;
+    s.epoch = f.epochs - 1;
+    if (val) s.val = ltl::train::evaluate(model, *val, norm, tr.class_counts(), batch);
+    s.test = ltl::train::evaluate(model, test, norm, tr.class_counts(), batch);
+    summaries.push_back(std::move(s));
+  }
   if (summaries.empty() || !summaries.back().test) return 0;
   const auto& last = summaries.back();
   print_report("test", *last.test, tr.class_counts());
