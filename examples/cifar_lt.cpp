@@ -3,6 +3,7 @@
 // --epochs 300 for the MFW recipe) on the CIFAR binary files, which the user provides:
 //   cifar_lt --data-dir cifar-10-batches-bin --dataset cifar10 --rho 100 --loss ldam --drw-epoch 160
 #include "distributed.hpp"
+#include "main_guard.hpp"
 #include "modes.hpp"
 
 #include <ltlearn/data/cifar.hpp>
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", dataset, "cifar10 | cifar100")->check(example::one_of({"cifar10", "cifar100"}))->capture_default_str();
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
-  try {
+  return example::guarded_main("cifar_lt", [&]() -> int {
     f.check();
     omp_set_num_threads(f.threads);
     namespace ld = ltl::data;
@@ -33,8 +34,5 @@ int main(int argc, char** argv) {
     const auto test = c100 ? ld::read_cifar100(data_dir, ld::split::test) : ld::read_cifar10(data_dir, ld::split::test);
     const ld::normalize norm{{0.4914, 0.4822, 0.4465}, {0.2023, 0.1994, 0.2010}};
     return example::run_mode(f, full, test, c100 ? 500 : 5000, norm, app.config_to_str(true, false));
-  } catch (const ltl::error& e) {
-    fmt::print(stderr, "cifar_lt: {}\n", e.what());
-    return dist.fail();
-  }
+  }, [&](int status) { return dist.fail(status); });
 }

@@ -228,7 +228,7 @@ struct run_flags {
           analysis_every = 0, test_every = 1;
   int depth = 32, threads = 2, workers = 1;
   std::uint64_t seed = 0;
-  bool quiet = false;
+  bool quiet = false, overwrite = false, force_resume = false;
   policy_flags policy;
   fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
   std::string device = "cpu";  // --device (device.hpp)
@@ -264,6 +264,10 @@ struct run_flags {
         ->capture_default_str();
     // Not written to config.toml: a run reproduced from its file starts afresh.
     app.add_option("--resume", resume, "checkpoint to resume from")->configurable(false);
+    app.add_flag("--force-resume", force_resume,
+                 "resume even a checkpoint of another experiment (seed, data, batch size, ...) or one without "
+                 "optimizer state")->configurable(false);
+    app.add_flag("--overwrite", overwrite, "replace the run already in --out (without it, such a run is refused)")->configurable(false);
     app.add_option("--evaluate", evaluate,
                    "no training: evaluate this checkpoint (of a run with the same --profile, --seed, --held-out, "
                    "--depth, --loss) on the test and held-out splits; report with the confusion matrix in "

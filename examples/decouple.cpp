@@ -13,6 +13,7 @@
 // On a cosine classifier (LDAM) the rules that act on logits (NCM, cRT, N_c^tau, post-hoc LA) run;
 // tau-norm, LWS and learned tau need a linear classifier's weight norms and are listed as not
 // applicable.
+#include "main_guard.hpp"
 #include "common.hpp"
 #include "report.hpp"
 
@@ -103,7 +104,7 @@ int main(int argc, char** argv) {
   app.add_flag("--analysis", analysis, "also write the per-class analysis of the checkpoint to <out>/analysis.json");
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
-  try {
+  return example::guarded_main("decouple", [&]() -> int {
     namespace fs = std::filesystem;
     f.check();
     for (const auto& [flag, g] : {std::pair{"--tau-grid", &tau_grid}, std::pair{"--la-tau-grid", &la_grid}})
@@ -248,7 +249,7 @@ int main(int argc, char** argv) {
                              {"faithful", faithful},        {"train_counts", counts}, {"table", table},
                              {"not_applicable", na},        {"tau_curves", curves},
                              {"args", app.config_to_str(true, false)}};
-    fs::create_directories(f.out);
+    ltl::io::create_output_dir(f.out);
     ltl::metrics::write_json(fs::path(f.out) / "decouple.json", out);
     fmt::print("wrote {}\n", (fs::path(f.out) / "decouple.json").string());
     if (analysis) {
@@ -257,8 +258,5 @@ int main(int argc, char** argv) {
       fmt::print("wrote {}\n", (fs::path(f.out) / "analysis.json").string());
     }
     return 0;
-  } catch (const ltl::error& e) {
-    fmt::print(stderr, "decouple: {}\n", e.what());
-    return 1;
-  }
+  });
 }

@@ -47,12 +47,12 @@ class distributed {
   /// True on the rank that prints and writes files (the only rank of a single process).
   static bool root() { return comm().rank() == 0; }
 
-  /// main's error exit after printing the error: 1 in a single process; in a job of several
-  /// ranks, aborts them all (this rank's message is already on stderr).
-  int fail() {
-    if (comm().single()) return 1;
+  /// main's error exit after printing the error: `status` in a single process; in a job of
+  /// several ranks, aborts them all (this rank's message is already on stderr).
+  int fail(int status = 1) {
+    if (comm().single()) return status;
     std::fprintf(stderr, "rank %d of %d: aborting the job\n", comm().rank(), comm().size());
-    comm().abort(1);
+    comm().abort(status);
   }
 
  private:

@@ -38,7 +38,7 @@ int evaluate_checkpoint(const run_flags& f, ltl::nn::resnet_cifar<float, D>& mod
     print_confusion(r);
     res[name] = r.to_json(/*with_confusion=*/r.per_class.size() <= 100);
   }
-  std::filesystem::create_directories(f.out);
+  ltl::io::create_output_dir(f.out);
   write_json_atomically(std::filesystem::path(f.out) / "eval.json", res);
   return 0;
 }

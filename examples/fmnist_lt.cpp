@@ -8,6 +8,7 @@
 //   fmnist_lt --mix mfw --alpha 1 --profile step --beta 0.01
 //   fmnist_lt --config runs/fmnist_lt/config.toml --out runs/again   # the same run again
 #include "distributed.hpp"
+#include "main_guard.hpp"
 #include "modes.hpp"
 
 #include <ltlearn/data/idx.hpp>
@@ -24,14 +25,11 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "directory of the Fashion-MNIST IDX files")->capture_default_str();
   f.add_to(app);
   CLI11_PARSE(app, argc, argv);
-  try {
+  return example::guarded_main("fmnist_lt", [&]() -> int {
     f.check();
     omp_set_num_threads(f.threads);
     const auto full = ltl::data::read_fashion_mnist(ltl::data::split::train, data_dir);
     const auto test = ltl::data::read_fashion_mnist(ltl::data::split::test, data_dir);
     return example::run_mode(f, full, test, 6000, {{0.2860}, {0.3530}}, app.config_to_str(true, false));
-  } catch (const ltl::error& e) {
-    fmt::print(stderr, "fmnist_lt: {}\n", e.what());
-    return dist.fail();
-  }
+  }, [&](int status) { return dist.fail(status); });
 }

@@ -89,7 +89,7 @@ int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float, D>& model,
     }
     out["selected"] = *res.selected;
     if (!f.out.empty()) {  // the model holds the selected configuration's weights
-      std::filesystem::create_directories(f.out);
+      ltl::io::create_output_dir(f.out);
       ltl::train::train_state s = st;
       s.extra["fsa"] = out["configs"][*res.selected];
       ltl::train::save_checkpoint(std::filesystem::path(f.out) / "fsa_checkpoint.safetensors",
@@ -99,7 +99,7 @@ int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float, D>& model,
   out["checkpoint"] = ff.checkpoint;
   out["args"] = args_text;
   if (!f.out.empty()) {
-    std::filesystem::create_directories(f.out);
+    ltl::io::create_output_dir(f.out);
     write_json_atomically(std::filesystem::path(f.out) / "fsa_results.json", out);
   }
   return 0;

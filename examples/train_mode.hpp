@@ -32,17 +32,32 @@ int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model
   ltl::train::trainer tr(model, train,
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm()},
+                          .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm(),
+                          .overwrite = f.overwrite,
+                          .run_config = {{"profile", f.profile}, {"rho", f.rho}, {"held_out", f.held_out},
+                                         {"train_limit", f.train_limit}, {"lr", f.lr}, {"warmup", f.warmup},
+                                         {"schedule", f.policy.schedule}, {"depth", f.depth}}},
                          sampler, f.policy.make_loss(), f.policy.template make_mixing<D>(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
                          [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
   tr.set_eval_sets(val, &test);
-  if (!f.resume.empty()) tr.resume(f.resume);
+  if (!f.resume.empty()) tr.resume(f.resume, {.force = f.force_resume});
   if (f.analysis_every > 0 && distributed::root())
     tr.on_epoch_end = ltl::eval::analysis_recorder<float, ld::image_dataset, D>(
         model, train, test, norm, std::filesystem::path(f.out) / "analysis.jsonl", {.point = f.policy.analysis_point()},
         f.analysis_every);
-  const auto summaries = tr.fit();
+  auto summaries = tr.fit();
+  if (summaries.empty() && tr.state().epoch == f.epochs && tr.state().progress == ltl::train::epoch_progress{}) {
+    // Resumed from the final checkpoint (a run killed before it wrote results.json): the report
+    // is a function of the final weights, evaluated as the trainer evaluates.
+    const index_t batch = ltl::train::trainer_options{}.eval_batch_size;
+    ltl::train::epoch_summary s;
+    s.epoch = f.epochs - 1;
+    const auto& comm = distributed::comm();
+    if (val) s.val = ltl::dist::evaluate(model, *val, norm, tr.class_counts(), comm, batch);
+    s.test = ltl::dist::evaluate(model, test, norm, tr.class_counts(), comm, batch);
+    summaries.push_back(std::move(s));
+  }
   if (summaries.empty() || !summaries.back().test || !distributed::root()) return 0;
   const auto& last = summaries.back();
   print_report("test", *last.test, tr.class_counts());

@@ -7,6 +7,8 @@
 #include <ltlearn/core/error.hpp>
 #include <ltlearn/data/cifar.hpp>
 #include <ltlearn/data/idx.hpp>
+#include <ltlearn/data/image/decode.hpp>
+#include <ltlearn/data/image/readers.hpp>
 #include <ltlearn/train/checkpoint.hpp>
 #include <ltlearn/train/safetensors.hpp>
 
@@ -58,10 +60,43 @@ inline void safetensors(input in) {
   });
 }
 
+/// JPEG and PNG: the header, then (when the image is small) the pixels at full scale, at a DCT
+/// reduction, and with codec warnings as errors. Headers may declare up to 65500 × 65500 pixels
+/// that a few hundred bytes cannot back; decoding those would measure the allocator, not the
+/// parser, so only images of at most 2^20 pixels are decoded.
+inline void image(input in) {
+  accepts([&] {
+    ltl::data::image_decoder d(in, "fuzz-image");
+    if (d.height() * d.width() > (ltl::index_t{1} << 20)) return;
+    (void)d.decode();
+  });
+  accepts([&] {
+    ltl::data::image_decoder d(in, "fuzz-image");
+    if (d.height() * d.width() > (ltl::index_t{1} << 20)) return;
+    (void)d.decode({.reduction = 2, .warnings_are_errors = true});
+  });
+}
+
+/// An ImageNet-LT / Places-LT list file, with and without a class count.
+inline void image_list(input in) {
+  const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
+  accepts([&] { (void)ltl::data::parse_image_list(text, "fuzz-list"); });
+  accepts([&] { (void)ltl::data::parse_image_list(text, "fuzz-list", 10); });
+}
+
+/// An iNaturalist annotation file, alone and against the label mapping of a fixed training file.
+inline void inat(input in) {
+  const std::string_view text(reinterpret_cast<const char*>(in.data()), in.size());
+  accepts([&] { (void)ltl::data::parse_inat_json(text, "fuzz-inat"); });
+  static const ltl::data::category_map fixed{.ids = {4, 9}, .names = {"a", "b"}};
+  accepts([&] { (void)ltl::data::parse_inat_json(text, "fuzz-inat", &fixed); });
+}
+
 /// The targets by parser name (the corpus and crash folder names).
 inline const std::vector<std::pair<std::string, void (*)(input)>>& targets() {
   static const std::vector<std::pair<std::string, void (*)(input)>> t{
-      {"idx", &idx}, {"cifar", &cifar}, {"safetensors", &safetensors}};
+      {"idx", &idx},     {"cifar", &cifar}, {"safetensors", &safetensors},
+      {"image", &image}, {"list", &image_list}, {"inat", &inat}};
   return t;
 }
 

@@ -91,3 +91,45 @@ put("crashes", "safetensors", "duplicate_tensor_names",
        f32[:4]))
 put("crashes", "safetensors", "state_wrong_types",
     st({"__metadata__": {"format": "ltlearn-checkpoint-1", "ltlearn.state": '{"epoch":"3","iteration":[1]}'}}))
+
+# ---- encoded images (JPEG, PNG) ------------------------------------------------------------------
+# jpeg_rgb_8x8, jpeg_gray_8x8 and jpeg_progressive_8x8 were written once by libjpeg-turbo (8x8,
+# quality 50) and are committed as they are; the inputs below derive from them or are built here.
+import zlib
+
+
+def png(w, h, color_type, rows):
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    raw = b"".join(b"\0" + r for r in rows)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+with open(os.path.join(here, "corpus", "image", "jpeg_rgb_8x8"), "rb") as f:
+    rgb_jpeg = f.read()
+put("corpus", "image", "jpeg_truncated", rgb_jpeg[: len(rgb_jpeg) // 2])
+put("corpus", "image", "png_rgb_4x4", png(4, 4, 2, [bytes(range(r, r + 12)) for r in range(4)]))
+put("corpus", "image", "png_gray_alpha_2x2", png(2, 2, 4, [b"\x10\xff\x20\x80", b"\x30\x00\x40\xff"]))
+put("corpus", "image", "png_huge_dimensions", png(1 << 30, 1 << 30, 2, [b"\0" * 3]))
+put("corpus", "image", "gif_magic", b"GIF89a" + b"\0" * 10)
+put("corpus", "image", "empty", b"")
+
+# ---- ImageNet-LT / Places-LT list files ------------------------------------------------------------
+put("corpus", "list", "valid", b"train/n01/a.JPEG 0\ntrain/n02/b c.JPEG 1\n\n")
+put("corpus", "list", "crlf", b"a.jpg 3\r\nb.jpg 2\r\n")
+put("corpus", "list", "bad_label", b"a.jpg x1\nb.jpg -1\n")
+put("corpus", "list", "label_overflow", b"a.jpg 99999999999999999999999\n")
+put("corpus", "list", "no_path", b"   7\n")
+
+# ---- iNaturalist annotation JSON ---------------------------------------------------------------------
+inat = {"images": [{"id": 1, "file_name": "train_val2018/a/1.jpg"}, {"id": 2, "file_name": "train_val2018/b/2.jpg"}],
+        "annotations": [{"image_id": 2, "category_id": 9}, {"image_id": 1, "category_id": 4}],
+        "categories": [{"id": 9, "name": "b"}, {"id": 4, "name": "a"}]}
+put("corpus", "inat", "valid", json.dumps(inat).encode())
+put("corpus", "inat", "unknown_category",
+    json.dumps(dict(inat, annotations=[{"image_id": 1, "category_id": 5}, {"image_id": 2, "category_id": 9}])).encode())
+put("corpus", "inat", "duplicate_image_id",
+    json.dumps(dict(inat, images=[{"id": 1, "file_name": "x.jpg"}, {"id": 1, "file_name": "y.jpg"}])).encode())
+put("corpus", "inat", "wrong_types", b'{"images":{"id":"1"},"annotations":[],"categories":null}')
+put("corpus", "inat", "deep_nesting", b'{"images":' + b"[" * 5000 + b"]" * 5000 + b"}")

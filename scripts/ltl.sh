@@ -138,7 +138,7 @@ cmd_fuzz() {
     -DLTL_BUILD_BENCHMARKS=OFF -DLTL_INSTALL=OFF -DLTL_NATIVE=OFF -DLTL_WITH_CUDA=OFF >/dev/null
   cmake --build build/fuzz -j "$(build_jobs)"
   local parser log failed=0 summary=()
-  for parser in idx cifar safetensors; do
+  for parser in idx cifar safetensors image list inat; do
     mkdir -p "build/fuzz/corpus/$parser" "build/fuzz/artifacts/$parser"
     log="build/fuzz/fuzz_$parser.log"
     say "fuzz_$parser: ${seconds} s (log: $log)"

@@ -50,6 +50,7 @@ class calibration_meter {
       const std::int64_t yi = y.data()[i];
       LTL_CHECK(yi >= 0 && yi < C, value_error, "calibration_meter: label {} at position {} is outside [0, {})", yi, i,
                 C);
+      require_finite_row(row, C, i, "calibration_meter");
       const index_t pred = argmax(row, C);
       double se = 0;
       for (index_t c = 0; c < C; ++c) se += std::exp(static_cast<double>(row[c]) - static_cast<double>(row[pred]));

@@ -40,6 +40,22 @@ template <class T, device D1, device D2>
   return k;
 }
 
+/// Checks that a logit row holds no NaN or infinity (value_error naming `who` and the row).
+///
+/// Why an error rather than counting the row as a wrong prediction: non-finite logits come from
+/// a model that has diverged or a checkpoint holding non-finite weights, and then every row is
+/// affected; an accuracy of "0 %" or "10 %" with an ECE of 0 would be silent garbage in a report,
+/// whereas the error names the cause. (The softmax confidence of such a row is NaN, which used to
+/// become a negative calibration-bin index and crash.)
+template <class T>
+void require_finite_row(const T* row, index_t n, index_t position, const char* who) {
+  for (index_t c = 0; c < n; ++c)
+    LTL_CHECK(std::isfinite(static_cast<double>(row[c])), value_error,
+              "{}: the logits of sample {} of the batch are not finite ({} for class {}): the model has diverged or "
+              "its weights hold NaN/infinite values",
+              who, position, static_cast<double>(row[c]), c);
+}
+
 /// Accuracy of one shot group: nullopt when the group has no classes.
 struct group_accuracy {
   std::optional<double> many, medium, few;
@@ -69,6 +85,7 @@ class classification_meter {
       const std::int64_t yi = y.data()[i];
       LTL_CHECK(yi >= 0 && yi < C_, value_error, "classification_meter: label {} at position {} is outside [0, {})", yi,
                 i, C_);
+      require_finite_row(row, C_, i, "classification_meter");
       const index_t pred = argmax(row, C_);
       index_t rank = 0;  // number of classes scoring strictly above the true class
       double mx = row[pred], se = 0;

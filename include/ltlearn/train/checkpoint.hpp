@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -95,17 +96,54 @@ struct train_state {
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("{}: malformed 'ltlearn.state' metadata: {}", file, e.what()));
     }
+    // Positions a writer cannot produce (a hand-edited or corrupt file) would resume in the
+    // middle of nowhere: negative counts, or more epochs than steps (every epoch takes one).
+    const auto& p = st.progress;
+    LTL_CHECK(st.epoch >= 0 && st.iteration >= 0 && st.epoch <= max_saved_epoch, io_error,
+              "{}: 'ltlearn.state' has an impossible position: epoch {}, iteration {}", file, st.epoch, st.iteration);
+    LTL_CHECK(p.batch_in_epoch >= 0 && p.seen >= 0 && p.correct >= 0 && p.correct <= p.seen &&
+                  p.batch_in_epoch <= p.seen && std::isfinite(p.loss_sum) && std::isfinite(p.seconds) &&
+                  p.seconds >= 0,
+              io_error,
+              "{}: 'ltlearn.state' has impossible epoch totals: batch {}, {} images seen, {} correct, loss sum {}, "
+              "{} s",
+              file, p.batch_in_epoch, p.seen, p.correct, p.loss_sum, p.seconds);
     return st;
   }
+  /// Largest epoch a checkpoint may record (far beyond any run; 2^62 is a corrupt file).
+  static constexpr index_t max_saved_epoch = index_t{1} << 30;
 };
+
+namespace detail {
+/// Name of the first tensor of `tensors` ({name, tensor}) holding a NaN or an infinity, or "".
+template <class Map>
+std::string first_non_finite(const Map& tensors) {
+  for (const auto& [name, t] : tensors) {
+    const auto h = ltl::detail::to_host(t).contiguous();
+    const auto* v = h.data();
+    for (index_t i = 0; i < h.numel(); ++i)
+      if (!std::isfinite(static_cast<double>(v[i]))) return name;
+  }
+  return {};
+}
+}  // namespace detail
 
 /// Saves model, optimizer and state to `path` atomically.
 template <real_scalar T, device D>
 void save_checkpoint(const std::filesystem::path& path, const nn::module<T, D>& model,
                      const std::type_identity_t<optim::sgd<T, D>>* opt,
                      const train_state& state) {
+  // A diverged run must not replace the last good checkpoint with a poisoned one: refuse before
+  // the atomic write starts, so the file on disk stays the previous one.
+  const auto model_state = model.state_dict();
+  std::string bad = detail::first_non_finite(model_state);
+  if (bad.empty() && opt) bad = detail::first_non_finite(opt->state_dict());
+  LTL_CHECK(bad.empty(), value_error,
+            "{}: not written: tensor '{}' holds NaN or infinite values (the run diverged; lower the learning "
+            "rate). The previous checkpoint, if any, is kept.",
+            path.string(), bad);
   io::safetensors_data data;
-  for (auto& [name, t] : model.state_dict()) data.tensors.emplace("model." + name, ltl::detail::to_host(t));
+  for (auto& [name, t] : model_state) data.tensors.emplace("model." + name, ltl::detail::to_host(t));
   if (opt)
     for (auto& [name, t] : opt->state_dict()) data.tensors.emplace("optim." + name, ltl::detail::to_host(t));
   data.metadata["format"] = "ltlearn-checkpoint-1";
@@ -113,11 +151,20 @@ void save_checkpoint(const std::filesystem::path& path, const nn::module<T, D>& 
   io::save_safetensors(path, data);
 }
 
+/// Options of load_checkpoint.
+struct checkpoint_load_options {
+  /// Accept a checkpoint past step 0 without optimizer state (momentum restarts at zero, which
+  /// changes the run): only for a deliberate change of experiment.
+  bool allow_missing_optimizer_state = false;
+};
+
 /// Loads a checkpoint written by save_checkpoint into `model` (and `opt`), returning the state.
-/// Nothing is modified unless the whole file validates against the model.
+/// Nothing is modified unless the whole file validates against the model: shapes and names, a
+/// plausible position, finite values, non-negative batch-norm running variances and (with
+/// `opt`, past step 0) the optimizer state.
 template <real_scalar T, device D>
 train_state load_checkpoint(const std::filesystem::path& path, nn::module<T, D>& model,
-                            std::type_identity_t<optim::sgd<T, D>>* opt) {
+                            std::type_identity_t<optim::sgd<T, D>>* opt, checkpoint_load_options lo = {}) {
   const std::string file = path.string();
   const auto data = io::load_safetensors(path);
   auto fmt_it = data.metadata.find("format");
@@ -148,6 +195,24 @@ train_state load_checkpoint(const std::filesystem::path& path, nn::module<T, D>&
   for (auto& [name, t] : model_state)
     LTL_CHECK(expected.count(name), io_error,
               "{}: tensor 'model.{}' does not exist in the model (a checkpoint of another architecture?)", file, name);
+
+  const std::string bad = detail::first_non_finite(model_state);
+  LTL_CHECK(bad.empty(), io_error, "{}: tensor 'model.{}' holds NaN or infinite values (written by a diverged run?)",
+            file, bad);
+  const std::string bad_optim = detail::first_non_finite(optim_state);
+  LTL_CHECK(bad_optim.empty(), io_error, "{}: tensor 'optim.{}' holds NaN or infinite values", file, bad_optim);
+  for (auto& [name, t] : model_state) {
+    if (!name.ends_with("running_var")) continue;
+    const auto* v = t.data();
+    for (index_t i = 0; i < t.numel(); ++i)
+      LTL_CHECK(v[i] >= 0, io_error, "{}: batch-norm running variance 'model.{}' has the negative entry {} at {}",
+                file, name, static_cast<double>(v[i]), i);
+  }
+  if (opt && !lo.allow_missing_optimizer_state)
+    LTL_CHECK(!optim_state.empty() || state.iteration == 0 || opt->options().momentum == 0, io_error,
+              "{}: the checkpoint has no optimizer state (momentum) at step {}: resuming would restart the momentum "
+              "at zero and change the run (allow it deliberately with a forced resume)",
+              file, state.iteration);
 
   std::map<std::string, tensor<T, D>> dev_model, dev_optim;
   for (auto& [n, t] : model_state) dev_model.emplace(n, t.template to<D>());

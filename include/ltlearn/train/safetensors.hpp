@@ -12,7 +12,9 @@
 
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/data/binary_file.hpp"
+#include "ltlearn/data/json_untrusted.hpp"
 #include "ltlearn/tensor/tensor.hpp"
+#include "ltlearn/train/fault.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -29,10 +31,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 #include <vector>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 namespace ltl::io {
@@ -71,12 +76,20 @@ constexpr const char* dtype_name() {
 /// rename over the target, directory fsync. Failures throw io_error naming the file.
 inline void atomic_write(const std::filesystem::path& path, std::span<const char> bytes) {
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-  const auto tmp = dir / (path.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const std::string name = path.filename().string();
+  const auto tmp = dir / (name + ".tmp." + std::to_string(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   LTL_CHECK(fd >= 0, io_error, "{}: cannot create temporary file: {}", tmp.string(), std::strerror(errno));
   std::size_t done = 0;
+  bool halfway = false;  // the mid_write fault point: after a first half written alone
   while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (done > 0 && !halfway) {
+      halfway = true;
+      fault::reach(name, "mid_write");
+    }
+    const std::size_t chunk =
+        done == 0 && fault::armed() ? std::max<std::size_t>(bytes.size() / 2, 1) : bytes.size() - done;
+    const ssize_t w = ::write(fd, bytes.data() + done, chunk);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       const std::string why = std::strerror(errno);
@@ -86,10 +99,13 @@ inline void atomic_write(const std::filesystem::path& path, std::span<const char
     }
     done += static_cast<std::size_t>(w);
   }
+  if (!halfway) fault::reach(name, "mid_write");
+  fault::reach(name, "before_fsync");
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     throw io_error(fmt::format("{}: fsync/close failed: {}", tmp.string(), std::strerror(errno)));
   }
+  fault::reach(name, "before_rename");
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
@@ -100,6 +116,43 @@ inline void atomic_write(const std::filesystem::path& path, std::span<const char
     ::fsync(dfd);
     ::close(dfd);
   }
+  fault::reach(name, "after_rename");
+}
+
+/// Removes the temporary files `<name>.tmp.<pid>` that atomic_write left in `dir` when its
+/// process was killed mid-write: only those whose process is gone (a live writer's file stays).
+/// Returns how many were removed. Errors are ignored (a file that cannot be removed is harmless).
+inline int remove_stale_temporaries(const std::filesystem::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string f = it->path().filename().string();
+    const auto at = f.rfind(".tmp.");
+    if (at == std::string::npos || at + 5 == f.size()) continue;
+    const std::string digits = f.substr(at + 5);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno == EPERM) continue;  // a live writer
+    std::error_code rm;
+    if (std::filesystem::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
+}
+
+/// Creates the output directory `dir` (and its parents) and checks that files can be created
+/// in it, so a run fails before its first epoch rather than at its first checkpoint. io_error
+/// naming the directory when it is a file, cannot be created, or is not writable.
+inline void create_output_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  LTL_CHECK(!std::filesystem::exists(dir, ec) || std::filesystem::is_directory(dir, ec), io_error,
+            "{}: the output path exists and is not a directory", dir.string());
+  std::filesystem::create_directories(dir, ec);
+  LTL_CHECK(!ec, io_error, "{}: cannot create the output directory: {}", dir.string(), ec.message());
+  const auto probe = dir / (".ltl_write_probe.tmp." + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LTL_CHECK(fd >= 0, io_error, "{}: the output directory is not writable: {}", dir.string(), std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 /// Serialises `data` into safetensors bytes (tensors in name order, header padded to 8 bytes).
@@ -145,70 +198,12 @@ inline void save_safetensors(const std::filesystem::path& path, const safetensor
   atomic_write(path, to_safetensors_bytes(data));
 }
 
-/// Deepest nesting of arrays and objects a JSON header or metadata document may have. nlohmann's
-/// parser (and copying or destroying its values) recurses once per level, so deeper documents
-/// are refused by a byte scan before they reach it; 64 is far above anything the library writes.
-inline constexpr std::size_t max_json_depth = 64;
-
 namespace detail {
-/// Whether `text` nests arrays/objects deeper than `limit` (brackets inside strings do not count).
-/// A linear scan without recursion; stops at the first level past the limit.
-inline bool json_deeper_than(std::string_view text, std::size_t limit) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
-/// `s` cut to `n` characters for an error message (names and nlohmann's messages can be huge).
-inline std::string clip(std::string_view s, std::size_t n = 120) {
-  return s.size() <= n ? std::string(s) : fmt::format("{}... ({} bytes)", s.substr(0, n), s.size());
-}
-
 /// `a` · `b` for non-negative counts; false on overflow of 64 bits.
 inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
   return !__builtin_mul_overflow(a, b, &out);
 }
 }  // namespace detail
-
-/// Parses JSON from an untrusted source: nesting deeper than max_json_depth, a key repeated in
-/// one object (nlohmann would silently keep the last) and every nlohmann error become io_error
-/// naming `file` and `field`; messages never quote the document.
-inline nlohmann::json parse_json_untrusted(std::string_view text, const std::string& file, std::string_view field) {
-  LTL_CHECK(!detail::json_deeper_than(text, max_json_depth), io_error,
-            "{}: {} nests arrays/objects deeper than {} levels", file, field, max_json_depth);
-  std::vector<std::set<std::string>> keys;  // keys seen in each open object, innermost last (a set: no quadratic scan)
-  const nlohmann::json::parser_callback_t on_event = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
-    using pe = nlohmann::json::parse_event_t;
-    if (ev == pe::object_start) {
-      keys.emplace_back();
-    } else if (ev == pe::object_end) {
-      if (!keys.empty()) keys.pop_back();
-    } else if (ev == pe::key && !keys.empty() && v.is_string()) {
-      const auto& k = v.get_ref<const std::string&>();
-      LTL_CHECK(keys.back().insert(k).second, io_error, "{}: {} has the duplicate key '{}' (in the object at depth {})",
-                file, field, detail::clip(k), keys.size());
-    }
-    return true;
-  };
-  try {
-    return nlohmann::json::parse(text.begin(), text.end(), on_event);
-  } catch (const nlohmann::json::exception& e) {
-    throw io_error(fmt::format("{}: {} is not valid JSON: {}", file, field, detail::clip(e.what(), 200)));
-  }
-}
 
 /// Parses safetensors bytes; `file` names the source in errors. Every inconsistency (length,
 /// JSON, nesting, duplicate names, dtype, shape, element-count overflow, offsets, holes) throws

@@ -27,6 +27,7 @@
 #include "ltlearn/dist/evaluate.hpp"
 #include "ltlearn/train/evaluate.hpp"
 #include "ltlearn/train/progress.hpp"
+#include "ltlearn/train/run_guard.hpp"
 
 #include <fmt/format.h>
 
@@ -58,6 +59,13 @@ struct trainer_options {
   /// the ranks. Default: one process.
   dist::any_communicator comm{};
   dist::reducer_options reducer{};      ///< gradient bucket size and backward overlap
+  bool overwrite = false;               ///< a fresh run may replace another run's checkpoint in out_dir
+  nlohmann::json run_config = nlohmann::json::object();  ///< caller's entries for the run fingerprint (run_guard.hpp)
+};
+
+/// Options of trainer::resume.
+struct resume_options {
+  bool force = false;  ///< resume a checkpoint of another experiment, or one without optimizer state (warnings)
 };
 
 /// Summary of one epoch.
@@ -96,11 +104,21 @@ class trainer {
               opt_.epochs, opt_.batch_size);
     LTL_CHECK(opt_.test_every > 0, value_error, "trainer: test_every must be positive, got {}", opt_.test_every);
     if (mixer_.point() != "input") (void)model_.point(mixer_.point());  // fail early on a bad point name
+    image_shape_ = train_set.image_shape();
+    fingerprint_ = make_fingerprint({.data_hash = train_set.content_hash(), .train_size = train_set.size(),
+                                     .classes = train_set.num_classes(), .epochs = opt_.epochs,
+                                     .batch_size = opt_.batch_size, .seed = opt_.seed, .sampler = sampler_.name(),
+                                     .loss = loss_.name(), .mixing = mixer_.name(), .momentum = opt_.sgd.momentum,
+                                     .weight_decay = opt_.sgd.weight_decay, .config = opt_.run_config});
     dp_.sync(model_, sgd_);
   }
 
   /// Evaluate on these sets after every epoch, the test set every `test_every` epochs (either may be null).
   void set_eval_sets(const data::image_dataset* val, const data::image_dataset* test) {
+    for (const auto* ds : {val, test})
+      LTL_CHECK(ds == nullptr || ds->image_shape() == image_shape_, shape_error,
+                "trainer: evaluation set '{}' has images of shape {}, the training set {}", ds->name(),
+                ds->image_shape(), image_shape_);
     val_ = val;
     test_ = test;
   }
@@ -108,10 +126,19 @@ class trainer {
   std::function<void(const epoch_summary&)> on_epoch_end;
 
   /// Restores model, optimizer and position from a checkpoint written by this trainer.
-  void resume(const std::filesystem::path& checkpoint) {
-    auto st = load_checkpoint(checkpoint, static_cast<nn::module<T, D>&>(model_), &sgd_);
+  /// A checkpoint of another experiment (fingerprint), without optimizer state, or past the
+  /// last epoch is refused (the first two unless `ro.force`); data parallel, one written with
+  /// another global batch too. Every rank then takes rank 0's state.
+  void resume(const std::filesystem::path& checkpoint, resume_options ro = {}) {
+    auto st = load_checkpoint(checkpoint, static_cast<nn::module<T, D>&>(model_), &sgd_,
+                              {.allow_missing_optimizer_state = ro.force});
+    check_fingerprint(st.extra, fingerprint_, checkpoint.string(), ro.force);
+    LTL_CHECK(st.epoch < opt_.epochs || (st.epoch == opt_.epochs && st.progress == epoch_progress{}), io_error,
+              "{}: the checkpoint is at epoch {} (batch {}), past this run's {} epochs", checkpoint.string(), st.epoch,
+              st.progress.batch_in_epoch, opt_.epochs);
     dp_.check_resume(st, checkpoint.string());
     dp_.sync(model_, sgd_);
+    resumed_ = true;
     state_ = st;
     if (auto it = st.rngs.find("mix"); it != st.rngs.end()) mix_rng_.set_state(it->second);
     if (dp_.root()) fmt::print("resumed from {} at epoch {}, step {}\n", checkpoint.string(), st.epoch, st.iteration);
@@ -120,7 +147,8 @@ class trainer {
   /// Trains until opt.epochs (or stop_after_steps). Returns the summaries of the epochs run.
   std::vector<epoch_summary> fit() {
     std::vector<epoch_summary> out;
-    if (!opt_.out_dir.empty() && dp_.root()) std::filesystem::create_directories(opt_.out_dir);
+    if (!opt_.out_dir.empty() && dp_.root())
+      prepare_run_dir(opt_.out_dir, {.resumed = resumed_, .overwrite = opt_.overwrite, .completed_epochs = state_.epoch});
     while (state_.epoch < opt_.epochs) {
       const index_t epoch = state_.epoch;
       auto summary = train_epoch(epoch);
@@ -128,10 +156,10 @@ class trainer {
       if (val_) summary->val = dist::evaluate(model_, *val_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
       const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
       if (test_ && test_now) summary->test = dist::evaluate(model_, *test_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
+      log(*summary);  // before the checkpoint: a kill between the two repeats the epoch, losing no line
       state_.epoch = epoch + 1;
       state_.progress = {};
       save();
-      log(*summary);
       if (on_epoch_end) on_epoch_end(*summary);
       out.push_back(std::move(*summary));
     }
@@ -159,7 +187,8 @@ class trainer {
                      opt_.progress && dp_.root());
     // The epoch's running totals (state_.progress) travel in the checkpoint.
     const double seconds_before = pr.seconds;
-    double lr = 0;
+    // The last step's rate, also when a resume lands after the epoch's last batch (no step here).
+    double lr = state_.iteration > 0 ? schedule_(state_.iteration - 1) : 0.0;
     while (pr.batch_in_epoch < steps) {
       // Empty only on a rank whose slice of the last global batch is empty (data parallel).
       const auto b = run->next();
@@ -224,6 +253,8 @@ class trainer {
   void save() {
     if (opt_.out_dir.empty()) return;
     state_.rngs["mix"] = mix_rng_.state();
+    if (!state_.extra.is_object()) state_.extra = nlohmann::json::object();
+    state_.extra["fingerprint"] = fingerprint_;
     if (dp_.root()) {
       train_state st = state_;
       dp_.stamp(st);
@@ -239,11 +270,7 @@ class trainer {
                      {"sampler", sampler_.name()}, {"loss", loss_.name()}, {"mixing", mixer_.name()}};
     if (s.val) j["val"] = s.val->to_json();
     if (s.test) j["test"] = s.test->to_json();
-    if (!opt_.out_dir.empty()) {
-      std::ofstream f(opt_.out_dir / "log.jsonl", std::ios::app);
-      f << j.dump() << '\n';
-      LTL_CHECK(f.good(), io_error, "{}: cannot append to the log", (opt_.out_dir / "log.jsonl").string());
-    }
+    if (!opt_.out_dir.empty()) append_log_line(log_path(opt_.out_dir), j);
     if (opt_.print_epochs) {
       std::string line = fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.2f}%  lr {:.4g}  {:.1f}s ({:.0f} img/s)",
                                      s.epoch + 1, opt_.epochs, s.train_loss, 100 * s.train_acc, s.lr, s.seconds,
@@ -268,6 +295,9 @@ class trainer {
   rng mix_rng_;
   std::vector<double> counts_;
   train_state state_;
+  bool resumed_ = false;
+  shape image_shape_;
+  nlohmann::json fingerprint_;
   const data::image_dataset* val_ = nullptr;
   const data::image_dataset* test_ = nullptr;
 };

@@ -10,6 +10,7 @@
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shape.hpp"
 #include "ltlearn/data/image/encoded_dataset.hpp"
+#include "ltlearn/data/json_untrusted.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -145,6 +146,9 @@ inline std::int64_t json_int(const nlohmann::json& obj, const char* key, std::st
 /// unknown category, an image without annotation.
 inline inat_annotations parse_inat_json(std::string_view text, std::string_view source,
                                         const category_map* fixed = nullptr) {
+  // nlohmann recurses once per nesting level when it copies a value: refuse absurd depth first.
+  LTL_CHECK(!io::detail::json_deeper_than(text, io::max_json_depth), value_error,
+            "{}: JSON nests arrays/objects deeper than {} levels", source, io::max_json_depth);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.begin(), text.end());

@@ -1,0 +1,10 @@
+// libFuzzer harness for the list parser (see fuzz_targets.hpp); run with bash scripts/ltl.sh fuzz.
+#include "fuzz_targets.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  ltl_fuzz::image_list(ltl_fuzz::input(data, size));
+  return 0;
+}

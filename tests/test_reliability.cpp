@@ -1,0 +1,316 @@
+// Issue 20 at library level: non-finite logits (finding 1), checkpoints never written from
+// non-finite state (2), output directories that cannot be used (4), stale temporary files and
+// the log cut back on resume (7), and runs that know what they are (8): fingerprint, reuse of an
+// output directory, missing optimizer state, impossible positions, negative variances, image
+// shapes. The kill-and-resume tests drive fmnist_lt (tests/fault_injection.sh).
+
+#include "support.hpp"
+#include "support/toy_data.hpp"
+
+#include <catch2/catch.hpp>
+#include <ltlearn/eval/evaluate.hpp>
+#include <ltlearn/losses/policies.hpp>
+#include <ltlearn/metrics/calibration.hpp>
+#include <ltlearn/metrics/classification.hpp>
+#include <ltlearn/mixing/policies.hpp>
+#include <ltlearn/nn/models/resnet_cifar.hpp>
+#include <ltlearn/optim/schedule.hpp>
+#include <ltlearn/sampling/samplers.hpp>
+#include <ltlearn/train/checkpoint.hpp>
+#include <ltlearn/train/run_guard.hpp>
+#include <ltlearn/train/trainer.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using ltl_test::require_error;
+using ltl_test::toy_dataset;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("ltl_reliab_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+using model_t = ltl::nn::resnet_cifar<float>;
+model_t tiny_model(std::uint64_t seed = 11) {
+  return model_t({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = seed});
+}
+
+struct run_config {
+  fs::path dir;
+  std::uint64_t seed = 4;
+  ltl::index_t batch = 8, epochs = 2, stop = -1, checkpoint_every = 0;
+  double lr = 0.05;
+  bool overwrite = false;
+};
+
+/// A tiny trainer on the toy data; returns the trainer's final state (after `setup`, then fit).
+template <class Setup>
+ltl::train::train_state train_tiny(model_t& m, const ltl::data::image_dataset& data, const run_config& c, Setup&& setup) {
+  const auto y = data.labels();
+  ltl::train::trainer tr(m, data,
+                         {.epochs = c.epochs, .batch_size = c.batch, .seed = c.seed, .out_dir = c.dir,
+                          .checkpoint_every_steps = c.checkpoint_every, .stop_after_steps = c.stop,
+                          .progress = false, .print_epochs = false, .overwrite = c.overwrite},
+                         ltl::sampling::instance_balanced(y, 3, c.seed), ltl::losses::cross_entropy{},
+                         ltl::mixing::none{}, ltl::optim::make_step_recipe(c.lr, 4, 0, 1, 2),
+                         [](ltl::tensor<float>&, ltl::rng&) {}, {{0.3}, {0.3}});
+  setup(tr);
+  tr.fit();
+  return tr.state();
+}
+ltl::train::train_state train_tiny(model_t& m, const ltl::data::image_dataset& data, const run_config& c) {
+  return train_tiny(m, data, c, [](auto&) {});
+}
+
+/// Rewrites a checkpoint's 'ltlearn.state' through `edit` (and its tensors through `edit_t`).
+template <class Edit, class EditT>
+void rewrite_checkpoint(const fs::path& p, Edit&& edit, EditT&& edit_t) {
+  auto d = ltl::io::load_safetensors(p);
+  auto st = nlohmann::json::parse(d.metadata.at("ltlearn.state"));
+  edit(st);
+  d.metadata["ltlearn.state"] = st.dump();
+  edit_t(d.tensors);
+  ltl::io::save_safetensors(p, d);
+}
+template <class Edit>
+void rewrite_checkpoint(const fs::path& p, Edit&& edit) {
+  rewrite_checkpoint(p, std::forward<Edit>(edit), [](auto&) {});
+}
+
+}  // namespace
+
+TEST_CASE("non-finite logits are a value_error in the meters, not a crash", "[reliability][finding1]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const ltl::tensor<std::int64_t> y = ltl::tensor<std::int64_t>::from({2}, {0, 1});
+  for (const float bad : {nan, inf, -inf}) {
+    INFO("bad logit " << bad);
+    const auto z = ltl::tensor<float>::from({2, 3}, {1.f, 2.f, 0.f, 0.5f, bad, 0.f});
+    ltl::metrics::classification_meter m(3, 1);
+    require_error<ltl::value_error>([&] { m.add(z, y); }, {"classification_meter", "sample 1", "not finite", "class 1"});
+    ltl::metrics::calibration_meter cal({10, 5, 1});
+    require_error<ltl::value_error>([&] { cal.add(z, y); }, {"calibration_meter", "sample 1", "not finite"});
+  }
+  // Finite logits, however large, are still measured (the softmax is shifted by the maximum).
+  ltl::metrics::classification_meter m(3, 1);
+  m.add(ltl::tensor<float>::from({1, 3}, {3e38f, -3e38f, 0.f}), ltl::tensor<std::int64_t>::from({1}, {0}));
+  REQUIRE(m.top1() == 1.0);
+  REQUIRE(m.ece() == 0.0);
+}
+
+TEST_CASE("evaluating a model with non-finite weights names the problem", "[reliability][finding1]") {
+  const auto data = toy_dataset(6, 3, 2);
+  auto m = tiny_model();
+  auto first = m.named_parameters().front().second.value();
+  first.data()[0] = std::numeric_limits<float>::infinity();
+  require_error<ltl::value_error>(
+      [&] { (void)ltl::eval::evaluate(m, data, {{0.3}, {0.3}}, std::vector<double>{8, 5, 4}); },
+      {"not finite", "diverged"});
+}
+
+TEST_CASE("a checkpoint is never written from non-finite state; the last good one stays", "[reliability][finding2]") {
+  const auto data = toy_dataset(6, 3, 2);
+  const auto dir = fresh_dir("diverge");
+  auto m = tiny_model();
+  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 2});
+  const auto ckpt = dir / "checkpoint.safetensors";
+  const std::string good = slurp(ckpt);
+  REQUIRE(!good.empty());
+  // Directly: a NaN parameter, or a NaN momentum buffer.
+  {
+    auto bad = tiny_model();
+    bad.named_parameters()[3].second.value().data()[1] = NAN;
+    require_error<ltl::value_error>([&] { ltl::train::save_checkpoint(ckpt, static_cast<const ltl::nn::module<float>&>(bad), nullptr, {}); },
+                                    {"checkpoint.safetensors", "not written", "NaN or infinite", "kept"});
+    REQUIRE(slurp(ckpt) == good);
+  }
+  // Through the trainer: resuming the good checkpoint with a learning rate that poisons the
+  // weights at the first step, checkpointing every step.
+  auto m2 = tiny_model();
+  run_config c{.dir = dir, .epochs = 3, .checkpoint_every = 1, .lr = std::numeric_limits<double>::infinity()};
+  require_error<ltl::value_error>([&] { train_tiny(m2, data, c, [&](auto& tr) { tr.resume(ckpt); }); },
+                                  {"not written", "diverged"});
+  REQUIRE(slurp(ckpt) == good);
+  for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find(".tmp.") == std::string::npos);
+}
+
+TEST_CASE("output directories that cannot be used are io_error before training", "[reliability][finding4]") {
+  const auto dir = fresh_dir("outdir");
+  std::ofstream(dir / "a_file") << "x";
+  require_error<ltl::io_error>([&] { ltl::io::create_output_dir(dir / "a_file"); }, {"a_file", "not a directory"});
+  require_error<ltl::io_error>([&] { ltl::io::create_output_dir(dir / "a_file" / "sub"); },
+                               {"a_file/sub", "cannot create the output directory"});
+  if (fs::is_directory("/proc/self")) {
+    require_error<ltl::io_error>([&] { ltl::io::create_output_dir("/proc/ltl_run"); }, {"/proc/ltl_run", "cannot create"});
+    require_error<ltl::io_error>([&] { ltl::io::create_output_dir("/proc"); }, {"/proc", "not writable"});
+  }
+  ltl::io::create_output_dir(dir / "new" / "deeper");
+  REQUIRE(fs::is_directory(dir / "new" / "deeper"));
+  REQUIRE(fs::is_empty(dir / "new" / "deeper"));  // the writability probe is gone
+  // The trainer fails at once, before any epoch.
+  const auto data = toy_dataset(6, 3, 2);
+  auto m = tiny_model();
+  require_error<ltl::io_error>([&] { train_tiny(m, data, {.dir = dir / "a_file"}); }, {"a_file", "not a directory"});
+}
+
+TEST_CASE("temporary files of killed writers are removed, live writers' files kept", "[reliability][finding7]") {
+  const auto dir = fresh_dir("stale");
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);  // a pid that no longer runs
+  const auto dead = dir / ("checkpoint.safetensors.tmp." + std::to_string(child));
+  const auto live = dir / ("checkpoint.safetensors.tmp." + std::to_string(::getpid()));
+  const auto other = dir / "notes.tmp.txt";
+  for (const auto& p : {dead, live, other}) std::ofstream(p) << "partial";
+  REQUIRE(ltl::io::remove_stale_temporaries(dir) == 1);
+  REQUIRE_FALSE(fs::exists(dead));
+  REQUIRE(fs::exists(live));
+  REQUIRE(fs::exists(other));
+}
+
+TEST_CASE("log.jsonl is cut back to the epochs the checkpoint completed", "[reliability][finding7]") {
+  const auto dir = fresh_dir("logtrim");
+  const auto log = dir / "log.jsonl";
+  std::ofstream(log) << R"({"epoch":0,"x":1})" << '\n' << R"({"epoch":1,"x":2})" << '\n' << R"({"epoch":2,"x":3})" << '\n'
+                     << R"({"epoch":3,"x")";  // torn by a kill mid-append
+  ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 5});
+  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n{\"epoch\":2,\"x\":3}\n");
+  ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 2});
+  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
+  ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 2});  // nothing more to cut
+  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
+}
+
+TEST_CASE("an output directory holding another run is refused without resume or overwrite", "[reliability][finding8]") {
+  const auto data = toy_dataset(6, 3, 2);
+  const auto dir = fresh_dir("reuse");
+  auto m = tiny_model();
+  train_tiny(m, data, {.dir = dir, .epochs = 1});
+  const std::string first_log = slurp(dir / "log.jsonl");
+  auto m2 = tiny_model();
+  require_error<ltl::io_error>([&] { train_tiny(m2, data, {.dir = dir, .seed = 5, .epochs = 1}); },
+                               {"holds another run", "--resume", "--overwrite"});
+  REQUIRE(slurp(dir / "log.jsonl") == first_log);
+  // With overwrite the new run replaces the old one: one run's lines, not two interleaved.
+  auto m3 = tiny_model();
+  train_tiny(m3, data, {.dir = dir, .seed = 5, .epochs = 1, .overwrite = true});
+  const std::string second_log = slurp(dir / "log.jsonl");
+  REQUIRE(std::count(second_log.begin(), second_log.end(), '\n') == 1);
+  REQUIRE(second_log != first_log);
+}
+
+TEST_CASE("resuming under another experiment is refused, listing what differs", "[reliability][finding8]") {
+  const auto data = toy_dataset(6, 3, 2);
+  const auto dir = fresh_dir("fingerprint");
+  auto m = tiny_model();
+  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 3});
+  const auto ckpt = dir / "checkpoint.safetensors";
+  const auto saved = slurp(ckpt);
+  auto resume_with = [&](run_config c, const ltl::data::image_dataset& ds, ltl::train::resume_options ro = {}) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ofstream(ckpt, std::ios::binary) << saved;
+    auto r = tiny_model();
+    c.dir = dir;
+    return train_tiny(r, ds, c, [&](auto& tr) { tr.resume(ckpt, ro); });
+  };
+  require_error<ltl::io_error>([&] { resume_with({.seed = 5, .epochs = 3}, data); },
+                               {"another experiment", "seed: checkpoint 4, this run 5", "--force-resume"});
+  require_error<ltl::io_error>([&] { resume_with({.batch = 4, .epochs = 3}, data); },
+                               {"batch_size: checkpoint 8, this run 4"});
+  require_error<ltl::io_error>([&] { resume_with({.epochs = 4}, data); }, {"epochs: checkpoint 3, this run 4"});
+  const auto other = toy_dataset(6, 3, 3);  // same size and classes, other images
+  require_error<ltl::io_error>([&] { resume_with({.epochs = 3}, other); }, {"train_data: checkpoint"});
+  const std::vector<ltl::index_t> pick{0, 1, 2, 3, 5, 8, 9, 10, 12, 13, 14, 15, 16};
+  require_error<ltl::io_error>([&] { resume_with({.epochs = 3}, data.subset(pick)); },
+                               {"train_data: checkpoint", "train_size: checkpoint"});
+  // Forced: a warning, and the run continues.
+  REQUIRE(resume_with({.seed = 5, .epochs = 3}, data, {.force = true}).epoch == 3);
+  // The same experiment resumes.
+  REQUIRE(resume_with({.epochs = 3}, data).epoch == 3);
+  // A checkpoint written before fingerprints existed resumes (with a warning).
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(ckpt, std::ios::binary) << saved;
+  rewrite_checkpoint(ckpt, [](nlohmann::json& st) { st["extra"].erase("fingerprint"); });
+  auto r = tiny_model();
+  REQUIRE(train_tiny(r, data, {.dir = dir, .epochs = 3}, [&](auto& tr) { tr.resume(ckpt); }).epoch == 3);
+}
+
+TEST_CASE("checkpoints without optimizer state, with impossible positions or variances are refused",
+          "[reliability][finding8]") {
+  const auto data = toy_dataset(6, 3, 2);
+  const auto dir = fresh_dir("positions");
+  auto m = tiny_model();
+  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 3});
+  const auto ckpt = dir / "checkpoint.safetensors";
+  const auto saved = slurp(ckpt);
+  auto restore = [&] { std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << saved; };
+  auto resume = [&](ltl::train::resume_options ro = {}) {
+    auto r = tiny_model();
+    return train_tiny(r, data, {.dir = dir, .epochs = 3}, [&](auto& tr) { tr.resume(ckpt, ro); });
+  };
+  // No optimizer state past step 0.
+  rewrite_checkpoint(ckpt, [](auto&) {}, [](auto& t) { std::erase_if(t, [](auto& kv) { return kv.first.rfind("optim.", 0) == 0; }); });
+  require_error<ltl::io_error>([&] { resume(); }, {"no optimizer state", "step 3"});
+  REQUIRE(resume({.force = true}).epoch == 3);
+  // Impossible positions.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"epoch", -1}, {"iteration", -5}, {"epoch", std::int64_t{1} << 62}}) {
+    INFO(key << " = " << value);
+    restore();
+    rewrite_checkpoint(ckpt, [&](nlohmann::json& st) { st[key] = value; });
+    require_error<ltl::io_error>([&] { resume(); }, {"impossible position"});
+  }
+  restore();
+  rewrite_checkpoint(ckpt, [](nlohmann::json& st) { st["extra"]["epoch_seen"] = -4; });
+  require_error<ltl::io_error>([&] { resume(); }, {"impossible epoch totals"});
+  // Past the last epoch of this run (and not forced into it).
+  restore();
+  rewrite_checkpoint(ckpt, [](nlohmann::json& st) { st["epoch"] = 7; });
+  require_error<ltl::io_error>([&] { resume({.force = true}); }, {"epoch 7", "past this run's 3 epochs"});
+  // A negative batch-norm running variance; a NaN weight.
+  restore();
+  rewrite_checkpoint(ckpt, [](auto&) {}, [](auto& t) {
+    for (auto& [name, any] : t)
+      if (name.ends_with("running_var")) {
+        std::get<ltl::tensor<float>>(any).data()[0] = -0.5f;
+        break;
+      }
+  });
+  require_error<ltl::io_error>([&] { resume(); }, {"running variance", "negative entry -0.5"});
+  restore();
+  rewrite_checkpoint(ckpt, [](auto&) {}, [](auto& t) { std::get<ltl::tensor<float>>(t.begin()->second).data()[0] = NAN; });
+  require_error<ltl::io_error>([&] { resume(); }, {"NaN or infinite"});
+  restore();
+  REQUIRE(resume().epoch == 3);
+}
+
+TEST_CASE("evaluation sets with other image shapes than the training set are refused", "[reliability][finding8]") {
+  const auto data = toy_dataset(6, 3, 2);
+  const ltl::data::image_dataset wide("wide", {1, 8, 9}, std::vector<std::uint8_t>(72 * 3, 7), {0, 1, 2}, 3);
+  auto m = tiny_model();
+  require_error<ltl::shape_error>(
+      [&] { train_tiny(m, data, {.epochs = 1}, [&](auto& tr) { tr.set_eval_sets(nullptr, &wide); }); },
+      {"'wide'", "[1, 8, 9]", "[1, 8, 8]"});
+}
