@@ -129,7 +129,8 @@ done
 # New trainer flags run (2 short epochs each): MFW's arithmetic reading from epoch 1 with the
 # class-aware sampler's parameters and focal's own gamma; the power sampler with inv-freq's
 # exponent and remix at a feature point.
-short=(--data-dir "$data" --profile exp --train-limit 300 --depth 8 --epochs 2 --threads 2 --quiet --checkpoint-every 0)
+short=(--data-dir "$data" --profile exp --train-limit 300 --depth 8 --epochs 2 --threads 2 --quiet --checkpoint-every 0
+       --overwrite)  # both runs write into $work/n
 for extra in "--mix mfw --mfw-spread arithmetic --mix-from 1 --alpha 0.5 --sampler class-aware --per-class 4 \
 --epoch-size 256 --loss focal --focal-gamma 2" \
   "--sampler power --sampler-q 0.3 --loss inv-freq --inv-freq-power 0.5 --mix remix --mix-point stage1"; do

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <limits>
 #include <string>
 
 namespace example {
@@ -27,6 +28,13 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
   // The resolved flags (config_to_str: every option, defaults included), written before any work
   // so that even a killed run can be repeated with --config FILE; by rank 0 alone under mpirun.
   const char* config_name = !f.evaluate.empty() ? "eval_config.toml" : f.fsa.enabled() ? "fsa_config.toml" : "config.toml";
+  // A training run that the trainer would refuse (another run's checkpoint in --out, neither
+  // resumed nor --overwrite) must not touch that run, its config.toml included: the trainer's
+  // directory check, made before the config is written. (Keeping every log line here; the
+  // trainer trims the log once it knows the checkpoint's epoch.)
+  if (f.evaluate.empty() && !f.fsa.enabled() && !f.out.empty() && distributed::root())
+    ltl::train::prepare_run_dir(f.out, {.resumed = !f.resume.empty(), .overwrite = f.overwrite,
+                                        .completed_epochs = std::numeric_limits<index_t>::max()});
   if (distributed::root()) write_config(f.out, config_name, args_text);
   return with_device(f.device, [&](auto dev) {  // the model and every step on --device
     using D = decltype(dev);

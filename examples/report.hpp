@@ -24,9 +24,7 @@ inline void write_json_atomically(const std::filesystem::path& path, const nlohm
 /// `--config` reads back.
 inline void write_config(const std::filesystem::path& out, const std::string& name, const std::string& text) {
   if (out.empty()) return;
-  std::error_code ec;
-  std::filesystem::create_directories(out, ec);
-  LTL_CHECK(!ec, io_error, "--out {}: cannot create the directory ({})", out.string(), ec.message());
+  ltl::io::create_output_dir(out);  // a file, /proc or a read-only place: the one clear message
   ltl::io::atomic_write(out / name, "# written by the run; repeat it with --config " + (out / name).string() + "\n" + text);
 }
 
