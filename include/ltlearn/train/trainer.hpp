@@ -132,11 +132,13 @@ class trainer {
   void resume(const std::filesystem::path& checkpoint, resume_options ro = {}) {
     auto st = load_checkpoint(checkpoint, static_cast<nn::module<T, D>&>(model_), &sgd_,
                               {.allow_missing_optimizer_state = ro.force});
+    // The world-size rule first: its message names the batch size to use, where the fingerprint
+    // would only list the global batch among the differences.
+    dp_.check_resume(st, checkpoint.string());
     check_fingerprint(st.extra, fingerprint_, checkpoint.string(), ro.force);
     LTL_CHECK(st.epoch < opt_.epochs || (st.epoch == opt_.epochs && st.progress == epoch_progress{}), io_error,
               "{}: the checkpoint is at epoch {} (batch {}), past this run's {} epochs", checkpoint.string(), st.epoch,
               st.progress.batch_in_epoch, opt_.epochs);
-    dp_.check_resume(st, checkpoint.string());
     dp_.sync(model_, sgd_);
     resumed_ = true;
     state_ = st;
