@@ -1,0 +1,71 @@
+#pragma once
+/// \file
+/// Cached features of an encoded-image data set (ImageNet-LT, Places-LT, iNaturalist; SPEC §12)
+/// for stage 2 of decoupled training: every item decoded and transformed by a
+/// data::image_pipeline — for stage 2 its evaluation transform, Resize + CenterCrop — then passed
+/// once through the frozen backbone, giving the feature_table that NCM, τ-normalisation, N_c^τ,
+/// post-hoc logit adjustment, the τ search and cRT / LWS on cached features
+/// (classifier/decoupled.hpp) work from.
+///
+/// Difference from Kang et al.: their stage 2 re-runs the frozen backbone on every batch with
+/// the stage-1 training augmentation (RandomResizedCrop, flip and, except on iNaturalist,
+/// ColorJitter), so a tail image repeated by the class-balanced sampler arrives as a new crop
+/// each time. A table built here holds one centre crop per image: cRT and LWS on it see each
+/// image's single view, repeated; in exchange an epoch costs a gather instead of a backbone pass
+/// over max_c N_c × C decoded images. (backbone_source of classifier/decoupled.hpp is the
+/// faithful variant for in-memory data sets.)
+
+#include "ltlearn/classifier/features.hpp"
+#include "ltlearn/data/image/pipeline.hpp"
+#include "ltlearn/data/loader.hpp"
+#include "ltlearn/detail/host.hpp"
+#include "ltlearn/eval/scope.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+namespace ltl::classifier {
+
+/// Options of extract_image_features.
+struct image_feature_options {
+  index_t batch_size = 256;  ///< images per backbone pass
+  int workers = 2;           ///< loader threads decoding ahead (0: decode on the calling thread)
+  std::uint64_t seed = 0;    ///< the pipeline's per-sample streams (an evaluation transform draws nothing)
+};
+
+/// f(x) [N, F] of every item of `src`'s data set, in order, as `src` decodes and transforms it
+/// (item i at position i of epoch 0), with the model in eval mode (batch-norm running
+/// statistics) and no graph recorded; the model's mode is restored afterwards. Labels are the
+/// batches' — with bad_image_policy::replace, a replaced item's row is its replacement's image
+/// and label.
+template <real_scalar T, device D>
+feature_table<T> extract_image_features(nn::staged_model<T, D>& model, const data::image_pipeline<T>& src,
+                                        const image_feature_options& o = {}) {
+  const index_t N = src.size();
+  LTL_CHECK(N > 0 && o.batch_size > 0 && o.workers >= 0, value_error,
+            "extract_image_features: {} images, batch size {}, {} workers", N, o.batch_size, o.workers);
+  const int pool = model.feature_point();
+  eval::eval_scope scope(model);
+  data::loader<T, data::image_pipeline<T>> loader(src, {.batch_size = o.batch_size, .workers = o.workers, .seed = o.seed});
+  std::vector<index_t> order(static_cast<std::size_t>(N));
+  std::iota(order.begin(), order.end(), index_t{0});
+  tensor<T> features;
+  tensor<std::int64_t> labels(shape{N});
+  index_t row = 0;
+  auto run = loader.run(0, std::move(order));
+  while (auto b = run->next()) {
+    const auto f = ltl::detail::to_host(model.run(variable<T, D>(b->images.template to<D>()), -1, pool).value());
+    LTL_CHECK(f.dim() == 2 && f.size(0) == b->labels.numel(), shape_error,
+              "extract_image_features: the model's features are {} for a batch of {}, expected [B, F]", f.sizes(),
+              b->labels.numel());
+    if (!features.defined()) features = tensor<T>(shape{N, f.size(1)});
+    const auto fc = f.contiguous();
+    std::copy_n(fc.data(), fc.numel(), features.data() + row * fc.size(1));
+    std::copy_n(b->labels.data(), b->labels.numel(), labels.data() + row);
+    row += b->labels.numel();
+  }
+  return make_feature_table(features, labels, src.num_classes());
+}
+
+}  // namespace ltl::classifier

@@ -1,0 +1,88 @@
+// classifier/image_features.hpp: features of an encoded-image data set through an
+// image_pipeline, against the model run image by image on the pipeline's own batches.
+#include <catch2/catch.hpp>
+
+#include "support.hpp"
+
+#include <ltlearn/classifier/image_features.hpp>
+#include <ltlearn/data/image/encode.hpp>
+#include <ltlearn/nn/models/resnet.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace cl = ltl::classifier;
+namespace ld = ltl::data;
+using ltl::index_t;
+
+/// Seven JPEGs of three classes, of different sizes and colours, in a fresh directory.
+struct jpeg_set {
+  fs::path dir;
+  ld::encoded_dataset ds;
+  jpeg_set() : dir(fs::temp_directory_path() / fmt::format("ltl_test_image_features_{}", ::getpid())) {
+    fs::remove_all(dir);
+    ltl::rng g(3);
+    std::vector<ld::encoded_item> items;
+    std::vector<std::int64_t> labels{2, 0, 1, 0, 2, 1, 0};
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      const index_t h = 24 + 5 * static_cast<index_t>(i), w = 40 - 3 * static_cast<index_t>(i);
+      std::vector<std::uint8_t> px(static_cast<std::size_t>(h * w * 3));
+      for (auto& p : px) p = static_cast<std::uint8_t>(60 * labels[i] + 100 * g.uniform());
+      const std::string name = fmt::format("c{}/img{}.jpg", labels[i], i);
+      ld::write_bytes(dir / name, ld::encode_jpeg(px, h, w));
+      items.push_back({.path = name});
+    }
+    ds = ld::encoded_dataset("tiny", dir, std::move(items), std::move(labels), 3);
+  }
+  ~jpeg_set() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  jpeg_set(const jpeg_set&) = delete;
+  jpeg_set& operator=(const jpeg_set&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE("image features: every item through the eval transform and the frozen backbone, in order",
+          "[classifier][image]") {
+  const jpeg_set set;
+  const ld::image_pipeline<float> src(set.ds, {.transform = ld::imagenet_eval_transform(18, 16)});
+  ltl::nn::resnet<float> model({.depth = 10, .num_classes = 3, .seed = 5});
+  model.train();  // extraction must switch to eval mode (running statistics) and back
+
+  const auto t = cl::extract_image_features(model, src, {.batch_size = 3, .workers = 0});
+  REQUIRE(model.is_training());
+  REQUIRE(t.size() == 7);
+  REQUIRE(t.dim() == 512);
+  REQUIRE(t.num_classes == 3);
+  REQUIRE(t.class_counts() == std::vector<index_t>{3, 2, 2});
+
+  // Row i is the backbone's feature of item i decoded on its own, in eval mode.
+  model.eval();
+  ltl::no_grad_guard ng;
+  for (index_t i = 0; i < 7; ++i) {
+    INFO("item " << i);
+    const index_t idx[1] = {i};
+    const auto b = src.make_batch(idx, 0, i, 0);
+    REQUIRE(t.labels.data()[i] == set.ds.label(i));
+    const auto f = model.features(ltl::variable<float>(b.images)).value().contiguous();
+    REQUIRE(f.size(1) == 512);
+    for (index_t j = 0; j < 512; ++j) REQUIRE(t.features.data()[i * 512 + j] == Approx(f.data()[j]).margin(1e-5));
+  }
+  model.train();
+
+  // Loader threads and batch boundaries change nothing.
+  const auto t2 = cl::extract_image_features(model, src, {.batch_size = 3, .workers = 2});
+  REQUIRE(std::equal(t.features.data(), t.features.data() + t.features.numel(), t2.features.data()));
+  const auto t3 = cl::extract_image_features(model, src, {.batch_size = 7, .workers = 1});
+  for (index_t k = 0; k < t.features.numel(); ++k) REQUIRE(t3.features.data()[k] == Approx(t.features.data()[k]).margin(1e-5));
+
+  REQUIRE_THROWS_AS(cl::extract_image_features(model, src, {.batch_size = 0}), ltl::value_error);
+}
