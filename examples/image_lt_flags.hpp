@@ -7,6 +7,8 @@
 
 #include <ltlearn/data/image/encoded_dataset.hpp>
 #include <ltlearn/data/image/pipeline.hpp>
+#include <ltlearn/optim/any_schedule.hpp>
+#include <ltlearn/optim/schedule.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -18,12 +20,15 @@ namespace example {
 
 /// Flags of an encoded-image training run. Defaults: Kang et al. (ICLR 2020) stage 1 — SGD
 /// momentum 0.9, batch 512, lr 0.2 with a cosine schedule, 90 epochs; the trainers set the
-/// architecture, weight decay and colour jitter of their dataset.
+/// architecture, weight decay, colour jitter and (inat_lt: CDT's steps) schedule of their dataset.
 struct image_run_flags {
   std::string arch = "resnext50_32x4d", out, resume, init, export_torchvision;
   index_t epochs = 90, batch = 512, warmup = 0, resolution = 224, subset = 0, subset_images = 0,
           checkpoint_every = 500, test_every = 10, eval_batch = 256;
   double lr = 0.2, weight_decay = 5e-4;
+  std::vector<index_t> lr_steps{};  // --schedule step: epochs where lr ×= lr_step_factor (empty: 80 % / 90 %)
+  double lr_step_factor = 0.1;
+  CLI::Option* lr_steps_flag = nullptr;
   int threads = 2, workers = 4;
   std::uint64_t seed = 0;
   bool jitter = true, skip_bad_images = false, quiet = false;
@@ -33,11 +38,16 @@ struct image_run_flags {
 
   void add_to(CLI::App& app) {
     app.add_option("--arch", arch, "resnet10|18|34|50|101|152 or resnext50_32x4d")->capture_default_str();
-    app.add_option("--epochs", epochs)->capture_default_str();
-    app.add_option("--batch-size", batch)->capture_default_str();
-    app.add_option("--lr", lr, "peak learning rate")->capture_default_str();
-    app.add_option("--weight-decay", weight_decay)->capture_default_str();
-    app.add_option("--warmup", warmup, "linear warm-up epochs")->capture_default_str();
+    app.add_option("--epochs", epochs, "training epochs (Kang et al.; CDT on iNaturalist: 90)")->capture_default_str();
+    app.add_option("--batch-size", batch, "batch size (Kang et al.; CDT on iNaturalist: 512)")->capture_default_str();
+    app.add_option("--lr", lr, "peak learning rate (Kang et al.; CDT on iNaturalist: 0.2)")->capture_default_str();
+    app.add_option("--weight-decay", weight_decay, "weight decay (Kang et al.: 5e-4)")->capture_default_str();
+    app.add_option("--warmup", warmup, "linear warm-up epochs (Kang et al.: none)")->capture_default_str();
+    lr_steps_flag = app.add_option("--lr-steps", lr_steps,
+                                   "with --schedule step: epochs at which the lr is multiplied by --lr-step-factor "
+                                   "(empty: the policy's decays at 80% and 90% of the epochs)")
+                        ->delimiter(',')->capture_default_str();
+    app.add_option("--lr-step-factor", lr_step_factor, "--lr-steps: the factor of each step")->capture_default_str();
     app.add_option("--resolution", resolution,
                    "training crop side (RandomResizedCrop); evaluation resizes the short side to "
                    "round(resolution * 256 / 224) and centre-crops resolution")->capture_default_str();
@@ -66,6 +76,27 @@ struct image_run_flags {
     app.add_option("--eval-batch-size", eval_batch)->capture_default_str();
     app.add_flag("--quiet", quiet, "no progress bar");
     policy.add_to(app);
+  }
+
+  /// The lr schedule: warm-up, then ×lr_step_factor at each of lr_steps (--schedule step), or
+  /// the policy's (cosine, or step decays at 80 % and 90 % of the epochs).
+  [[nodiscard]] ltl::optim::any_schedule make_schedule(index_t iters_per_epoch) const {
+    const bool given = lr_steps_flag && lr_steps_flag->count() > 0;
+    LTL_CHECK(policy.schedule == "step" || !given, value_error, "--lr-steps needs --schedule step (it is '{}')",
+              policy.schedule);
+    if (policy.schedule != "step" || lr_steps.empty()) return policy.make_schedule(lr, iters_per_epoch, warmup, epochs);
+    std::vector<index_t> at;
+    std::string given_steps;
+    for (index_t e : lr_steps) given_steps += (given_steps.empty() ? "" : ",") + std::to_string(e);
+    for (std::size_t k = 0; k < lr_steps.size(); ++k) {
+      LTL_CHECK(lr_steps[k] > 0 && (k == 0 || lr_steps[k] > lr_steps[k - 1]), value_error,
+                "--lr-steps {}: epochs must be positive and increasing", given_steps);
+      at.push_back(lr_steps[k] * iters_per_epoch);
+    }
+    LTL_CHECK(lr_step_factor > 0 && std::isfinite(lr_step_factor), value_error, "--lr-step-factor {} must be > 0",
+              lr_step_factor);
+    return ltl::optim::warmup<ltl::optim::multistep_lr>{
+        .iters = warmup * iters_per_epoch, .after = {.lr = lr, .milestones = std::move(at), .gamma = lr_step_factor}};
   }
 
   /// Evaluation: Resize(round(resolution · 256/224)) + CenterCrop(resolution), the 224 recipe scaled.

@@ -83,7 +83,7 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
   auto loss = f.policy.make_loss();
   auto mixer = f.policy.make_mixing();
   const index_t iters = (static_cast<index_t>(sampler.epoch_indices(0).size()) + f.batch - 1) / f.batch;
-  auto schedule = f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs);
+  auto schedule = f.make_schedule(iters);
   ltl::optim::sgd<float> sgd(model.named_parameters(), {.momentum = 0.9, .weight_decay = f.weight_decay});
   image_loader loader(train_src, {.batch_size = f.batch, .workers = f.workers, .seed = f.seed});
   ltl::rng mix_rng(f.seed, 0x6d6978ull);

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Stage 2 on encoded-image checkpoints, end to end on the generated JPEG set (image_smoke_data):
+# imagenet_lt and inat_lt train ResNet-10 at 32 pixels for one epoch, then decouple_image runs
+# every rule (joint, NCM cos/L2/cl2n, cRT, tau-norm, LWS, N_c^tau, post-hoc LA, learned tau) on
+# each checkpoint from cached features, with the data flags read back from results.json. Checks:
+# every row printed and in decouple.json, accuracies in [0, 1], each tau from its grid and the
+# best of its curve, tau chosen on val.txt (lists) or on the training set (iNaturalist), never
+# on the reported set; inat_lt's CDT schedule (warm-up over 5 epochs, x0.1 at --lr-steps);
+# refusals: a checkpoint of another class count, another training subset, tau tuned on the
+# reported list, --lr-steps with a cosine schedule. A few seconds.
+#   image_decouple_smoke.sh <image_smoke_data> <imagenet_lt> <inat_lt> <decouple_image>
+set -euo pipefail
+gen=$1 imagenet=$2 inat=$3 decouple=$4
+work=$(mktemp -d "${TMPDIR:-/tmp}/ltl_image_decouple.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+d=$work/data
+"$gen" "$d" > /dev/null
+common=(--arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16 --lr 0.05 --workers 2 --threads 2
+        --quiet --checkpoint-every 0 --skip-bad-images)
+lists=(--root "$d" --num-classes 5 --train-list "$d/train.txt" --val-list "$d/val.txt" --test-list "$d/test.txt")
+rows=("joint" "NCM (cos)" "NCM (L2)" "NCM (cl2n)" "cRT" "tau-norm" "LWS" "N_c^tau" "post-hoc LA" "tau-norm (learned tau)")
+
+# Checks decouple.json: every row, accuracies in [0, 1], each tau on its grid and the best of its
+# curve, where tau was tuned and what was reported.
+check_json() {  # <decouple.json> <tuned_on pattern> <reported_on pattern>
+  /usr/bin/python3 - "$@" <<'PY'
+import json, math, re, sys
+j = json.load(open(sys.argv[1]))
+rows = {r["classifier"]: r for r in j["table"]}
+want = ["joint", "NCM (cos)", "NCM (L2)", "NCM (cl2n)", "cRT", "tau-norm", "LWS", "N_c^tau", "post-hoc LA",
+        "tau-norm (learned tau)"]
+assert list(rows) == want, list(rows)
+assert j["not_applicable"] == [], j["not_applicable"]
+for name, r in rows.items():
+    assert 0 <= r["all"] <= 1, (name, r["all"])
+    for g in ("many", "medium", "few"):
+        assert r[g] is None or 0 <= r[g] <= 1, (name, g, r[g])
+    assert r["few"] is not None, name  # every class of the generated set has < 20 images
+    assert r["test"]["top1"] == r["all"], name
+grids = {"tau-norm": (0, 1, 0.05), "N_c^tau": (0, 1, 0.05), "post-hoc LA": (0, 2, 0.1)}
+for name, (lo, hi, step) in grids.items():
+    tau, c = rows[name]["tau"], j["tau_curves"][name]
+    k = (tau - lo) / step
+    assert lo <= tau <= hi and abs(k - round(k)) < 1e-9, (name, tau)
+    assert len(c["taus"]) == round((hi - lo) / step) + 1 and tau in c["taus"], (name, c["taus"])
+    assert c["tau"] == tau and c["score"] == max(c["scores"]), (name, c)
+    assert c["scores"].index(c["score"]) == c["taus"].index(tau), (name, c)  # ties keep the smallest tau
+    assert all(0 <= a <= 1 for a in c["test"]) and len(c["test"]) == len(c["taus"]), name
+    assert re.search(sys.argv[2], c["tuned_on"]), c["tuned_on"]
+assert math.isfinite(rows["tau-norm (learned tau)"]["tau"])
+assert re.search(sys.argv[2], j["tuned_on"]), j["tuned_on"]
+assert re.search(sys.argv[3], j["reported_on"]), j["reported_on"]
+assert j["cached_features"] is True and j["classes"] == 5 and j["arch"] == "resnet10"
+assert j["bad_images"]["count"] == 1 and "broken.jpg" in j["bad_images"]["files"][0], j["bad_images"]
+assert j["train_counts"] == [12, 8, 6, 3, 2], j["train_counts"]
+PY
+}
+check_rows() {  # <log>
+  for r in "${rows[@]}"; do grep -qF -- "$r " "$1" || { cat "$1" >&2; fail "no '$r' row in $1"; }; done
+}
+
+# 1. ImageNet-LT lists: train one epoch, then every rule with the data flags from results.json.
+"$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --out "$work/in" > "$work/in.out" 2> "$work/in.err" ||
+  { cat "$work/in.err"; fail "imagenet_lt"; }
+"$decouple" --out "$work/in" --worst 2 > "$work/din.out" 2> "$work/din.err" || { cat "$work/din.err"; fail "decouple_image (lists)"; }
+check_rows "$work/din.out"
+grep -q "tau chosen on the held-out split (.*val.txt)" "$work/din.out" || fail "lists: tau not chosen on val.txt"
+grep -q "bad images skipped: 1" "$work/din.out" || fail "lists: the broken image was not skipped and counted"
+grep -q "worst 2 classes" "$work/din.out" || fail "--worst 2 printed no worst-class column"
+check_json "$work/in/decouple.json" 'held-out split \(.*val\.txt\)' 'test\.txt$' || fail "lists: decouple.json"
+grep -q '^crt-epochs=10$' "$work/in/decouple_config.toml" && grep -q '^lws-epochs=5$' "$work/in/decouple_config.toml" &&
+  grep -q '^stage2-per-class=4$' "$work/in/decouple_config.toml" || fail "Kang et al.'s stage-2 budget is not the default"
+
+# 2. iNaturalist JSON: CDT's schedule by default; stage 2 tunes tau on the training set.
+"$inat" --root "$d" --train-json "$d/train2018.json" --val-json "$d/val2018.json" "${common[@]}" --epochs 1 --out "$work/na" \
+  > "$work/na.out" 2> "$work/na.err" || { cat "$work/na.err"; fail "inat_lt"; }
+/usr/bin/python3 - "$work/na/log.jsonl" <<'PY' || fail "inat_lt: epoch 0 did not end at 1/5 of the warm-up to --lr 0.05"
+import json, sys
+line = json.loads(open(sys.argv[1]).readline())
+assert abs(line["lr"] - 0.05 / 5) < 1e-12, line["lr"]  # (iters / (5 * iters)) * 0.05 at epoch 0's last step
+PY
+"$decouple" --out "$work/na" > "$work/dna.out" 2> "$work/dna.err" || { cat "$work/dna.err"; fail "decouple_image (iNat)"; }
+check_rows "$work/dna.out"
+check_json "$work/na/decouple.json" '^training mean per-class accuracy$' 'val2018\.json$' || fail "iNat: decouple.json"
+"$inat" --help > "$work/help.txt"
+for want in "CDT's iNaturalist schedule" "\[30,60,80\]" "CDT paper App. A.2, 2e-4" "CDT's 5"; do
+  grep -q "$want" "$work/help.txt" || fail "inat_lt --help does not state '$want'"
+done
+# --lr-steps on two epochs: epoch 1 runs at --lr x 0.1 after the step at epoch 1.
+"$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" --epochs 2 --warmup 0 --lr-steps 1 \
+  --out "$work/st" > /dev/null 2> "$work/st.err" || { cat "$work/st.err"; fail "inat_lt --lr-steps 1"; }
+/usr/bin/python3 - "$work/st/log.jsonl" <<'PY' || fail "inat_lt --lr-steps 1: wrong lr per epoch"
+import json, sys
+lr = [json.loads(l)["lr"] for l in open(sys.argv[1])]
+assert len(lr) == 2 and abs(lr[0] - 0.05) < 1e-12 and abs(lr[1] - 0.005) < 1e-12, lr
+PY
+
+# 3. Refusals, each with a message that says what to do.
+expect_error() {  # <pattern> <command...>
+  local pattern=$1; shift
+  if "$@" > "$work/e.out" 2> "$work/e.err"; then fail "accepted: $*"; fi
+  grep -q -- "$pattern" "$work/e.err" || { cat "$work/e.err" >&2; fail "no '$pattern' in the error of: $*"; }
+}
+"$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --subset 3 --out "$work/s3" > /dev/null 2> "$work/s3.err" ||
+  { cat "$work/s3.err"; fail "imagenet_lt --subset 3"; }
+expect_error "was trained on 3 classes (.*results.json), the training set here has 5" "$decouple" --out "$work/s3" --subset 5
+expect_error "was trained on another training set" "$decouple" --out "$work/in" --subset-images 20
+expect_error "tau would be chosen on the reported set" "$decouple" --out "$work/in" --val-list "$d/test.txt"
+expect_error "no architecture" "$decouple" --out "$work/nowhere" "${lists[@]}" --no-retrain
+expect_error "--lr-steps needs --schedule step" "$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" \
+  --epochs 1 --schedule cosine --lr-steps 10 --out "$work/bad"
+echo "image decouple smoke test passed"
