@@ -7,7 +7,7 @@
 # best of its curve, tau chosen on val.txt (lists) or on the training set (iNaturalist), never
 # on the reported set; inat_lt's CDT schedule (warm-up over 5 epochs, x0.1 at --lr-steps);
 # refusals: a checkpoint of another class count, another training subset, tau tuned on the
-# reported list, --lr-steps with a cosine schedule. A few seconds.
+# reported list, --lr-steps with a cosine schedule, --decay-a with --lr-steps. A few seconds.
 #   image_decouple_smoke.sh <image_smoke_data> <imagenet_lt> <inat_lt> <decouple_image>
 set -euo pipefail
 gen=$1 imagenet=$2 inat=$3 decouple=$4
@@ -110,4 +110,6 @@ expect_error "tau would be chosen on the reported set" "$decouple" --out "$work/
 expect_error "no architecture" "$decouple" --out "$work/nowhere" "${lists[@]}" --no-retrain
 expect_error "--lr-steps needs --schedule step" "$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" \
   --epochs 1 --schedule cosine --lr-steps 10 --out "$work/bad"
+expect_error "--decay-a / --decay-b shape the 80%/90% step schedule" "$inat" --root "$d" --train-json "$d/train2018.json" \
+  "${common[@]}" --epochs 1 --decay-a 0.5 --out "$work/bad"
 echo "image decouple smoke test passed"

@@ -85,6 +85,10 @@ struct image_run_flags {
     LTL_CHECK(policy.schedule == "step" || !given, value_error, "--lr-steps needs --schedule step (it is '{}')",
               policy.schedule);
     if (policy.schedule != "step" || lr_steps.empty()) return policy.make_schedule(lr, iters_per_epoch, warmup, epochs);
+    const policy_flags defaults;
+    LTL_CHECK(policy.decay_a == defaults.decay_a && policy.decay_b == defaults.decay_b, value_error,
+              "--decay-a / --decay-b shape the 80%/90% step schedule, not the --lr-steps one (inat_lt's default): "
+              "use --lr-step-factor");
     std::vector<index_t> at;
     std::string given_steps;
     for (index_t e : lr_steps) given_steps += (given_steps.empty() ? "" : ",") + std::to_string(e);
