@@ -34,7 +34,10 @@ inline void nccl_check(ncclResult_t r, const char* what) {
 
 /// Options of nccl_communicator.
 struct nccl_options {
-  cudaStream_t stream = nullptr;  ///< stream to enqueue on (nullptr: a stream of its own)
+  /// Stream to enqueue on (nullptr: a stream of its own). For the trainer's gradient buckets
+  /// pass the compute stream (ltl::cuda::context::current().stream()): the buckets are filled by
+  /// copies on that stream, and NCCL orders its reads after them only on the same stream.
+  cudaStream_t stream = nullptr;
   int device = -1;                ///< GPU to use (-1: node-local rank modulo the GPU count)
 };
 
