@@ -7,9 +7,13 @@
 //     checkpoints, logs and results;
 //   - --batch is the global batch (split across the ranks; it must be a multiple of N);
 //   - an error on any rank prints "rank r: message" and aborts the whole job (MPI_Abort), since
-//     the other ranks may be waiting in a collective that would never complete.
+//     the other ranks may be waiting in a collective that would never complete;
+//   - `--sync-bn` (taken out of argv here, before the trainer's own flags are parsed) turns on
+//     synchronised batch norm: the batch statistics of every process's batch norms are those of
+//     the global batch. It changes nothing in a single process.
 
 #include <ltlearn/dist/communicator.hpp>
+#include <ltlearn/dist/gradient_reducer.hpp>
 #if LTL_HAS_MPI
 #include <ltlearn/dist/mpi.hpp>
 #endif
@@ -17,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 namespace example {
@@ -25,6 +30,16 @@ namespace example {
 class distributed {
  public:
   distributed(int& argc, char**& argv) {
+    int kept = 1;
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--sync-bn") == 0) {
+        sync_bn_flag() = true;
+      } else {
+        argv[kept++] = argv[i];
+      }
+    }
+    argc = kept;
+    argv[argc] = nullptr;
 #if LTL_HAS_MPI
     if (ltl::dist::launched_by_mpi()) {
       env_ = std::make_unique<ltl::dist::mpi_environment>(&argc, &argv);
@@ -44,6 +59,8 @@ class distributed {
     static ltl::dist::any_communicator c;
     return c;
   }
+  /// The trainer's data-parallel options (--sync-bn: synchronised batch norm).
+  static ltl::dist::reducer_options reducer_options() { return {.sync_batch_norm = sync_bn_flag()}; }
   /// True on the rank that prints and writes files (the only rank of a single process).
   static bool root() { return comm().rank() == 0; }
 
@@ -56,6 +73,10 @@ class distributed {
   }
 
  private:
+  static bool& sync_bn_flag() {
+    static bool on = false;
+    return on;
+  }
 #if LTL_HAS_MPI
   std::unique_ptr<ltl::dist::mpi_environment> env_;
 #endif

@@ -33,7 +33,7 @@ int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
                           .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm(),
-                          .overwrite = f.overwrite,
+                          .reducer = distributed::reducer_options(), .overwrite = f.overwrite,
                           .run_config = {{"profile", f.profile}, {"rho", f.rho}, {"held_out", f.held_out},
                                          {"train_limit", f.train_limit}, {"lr", f.lr}, {"warmup", f.warmup},
                                          {"schedule", f.policy.schedule}, {"depth", f.depth}}},

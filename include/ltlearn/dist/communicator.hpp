@@ -7,6 +7,12 @@
 /// over NCCL, bootstrapped over MPI) — and dist::any_communicator, which holds any of them so
 /// that the trainer takes one at run time.
 ///
+/// Memory: local and MPI communicators sum host buffers. A model whose buffers are device memory
+/// (NCCL) says so with `static constexpr bool device_memory = true` and names the communicator
+/// of the same ranks for host buffers with `host()`; any_communicator exposes both, so code that
+/// sums host scalars takes `comm.host()` and code that holds device buckets asks
+/// `comm.device_memory()`.
+///
 /// Ordering rule shared by every model: collectives are matched by the order in which ranks
 /// issue them, so every rank must issue the same sequence (same kinds, same lengths).
 
@@ -72,6 +78,16 @@ class local_communicator {
   [[nodiscard]] std::string name() const { return "local"; }
 };
 
+/// True when communicator type C sums device buffers (see the file comment).
+template <class C>
+inline constexpr bool device_memory_v = [] {
+  if constexpr (requires { C::device_memory; }) {
+    return static_cast<bool>(C::device_memory);
+  } else {
+    return false;
+  }
+}();
+
 /// Holds any communicator by shared handle (copies of an any_communicator are the same rank).
 /// Default: a local_communicator.
 class any_communicator {
@@ -100,6 +116,13 @@ class any_communicator {
     std::_Exit(code);  // a model's abort does not return; this only satisfies [[noreturn]]
   }
   [[nodiscard]] std::string name() const { return impl_->name(); }
+  /// True when the spans passed to the collectives must point to device memory (NCCL).
+  [[nodiscard]] bool device_memory() const { return impl_->device_memory(); }
+  /// The communicator of the same ranks for host buffers (this one unless device_memory()).
+  [[nodiscard]] any_communicator host() const {
+    auto h = impl_->host();
+    return h ? any_communicator(std::move(h)) : *this;
+  }
 
  private:
   struct base {
@@ -117,6 +140,8 @@ class any_communicator {
     virtual void barrier() = 0;
     virtual void abort(int) noexcept = 0;
     virtual std::string name() const = 0;
+    virtual bool device_memory() const = 0;
+    virtual std::shared_ptr<base> host() const = 0;  // null: this communicator is the host one
   };
   template <class C>
   struct model final : base {
@@ -134,10 +159,42 @@ class any_communicator {
     void barrier() override { c_.barrier(); }
     void abort(int code) noexcept override { c_.abort(code); }
     std::string name() const override { return c_.name(); }
+    bool device_memory() const override { return device_memory_v<C>; }
+    std::shared_ptr<base> host() const override {
+      if constexpr (device_memory_v<C>) {
+        using H = std::decay_t<decltype(c_.host())>;
+        return std::make_shared<model<H>>(c_.host());
+      } else {
+        return nullptr;
+      }
+    }
     C c_;
   };
+  explicit any_communicator(std::shared_ptr<base> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<base> impl_;
 };
+
+/// True when `c`'s collectives take device buffers (an any_communicator decides at run time).
+template <communicator C>
+bool sums_device_memory(const C& c) {
+  if constexpr (std::same_as<C, any_communicator>) {
+    return c.device_memory();
+  } else {
+    return device_memory_v<C>;
+  }
+}
+
+/// The communicator of `c`'s ranks for host buffers (`c` itself unless it sums device buffers).
+template <communicator C>
+any_communicator host_communicator(const C& c) {
+  if constexpr (std::same_as<C, any_communicator>) {
+    return c.host();
+  } else if constexpr (device_memory_v<C>) {
+    return any_communicator(c.host());
+  } else {
+    return any_communicator(c);
+  }
+}
 
 /// Broadcasts a buffer of trivially copyable values from `root` (in place).
 template <communicator C, class V>

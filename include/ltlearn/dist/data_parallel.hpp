@@ -9,6 +9,8 @@
 ///   - gradient_reducer: gradients summed across ranks in buckets in reverse parameter order,
 ///     each bucket's reduction started from the backward pass as soon as its gradients exist;
 ///   - global_normalizer: Σ_i w_{y_i} of the fused loss over the global batch.
+/// Scalars always travel through the communicator's host collectives; tensors through its own
+/// (device memory for NCCL: broadcast_state then never stages through the host).
 ///
 /// With world size 1 none of this runs in the trainer (single-process numbers are unchanged).
 
@@ -19,6 +21,8 @@
 #include "ltlearn/dist/gradient_reducer.hpp"
 #include "ltlearn/nn/module.hpp"
 #include "ltlearn/optim/sgd.hpp"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -86,16 +90,39 @@ inline constexpr std::uint64_t mixing_stream(index_t epoch, index_t step, int ra
 }
 
 namespace detail {
-/// Copies the tensors into one host buffer, broadcasts it from rank 0 and writes it back.
+/// Broadcasts the tensors from rank 0 as one buffer: in host memory, or, for a communicator of
+/// device buffers, in the tensors' device memory (filled and emptied with the device's copies).
 template <real_scalar T, device D, communicator C>
 void broadcast_tensors(C& comm, std::vector<tensor<T, D>> ts) {
   std::int64_t count[2] = {static_cast<std::int64_t>(ts.size()), 0};
   for (auto& t : ts) count[1] += t.numel();
   std::int64_t root_count[2] = {count[0], count[1]};
-  broadcast_values(comm, std::span<std::int64_t>(root_count), 0);
+  auto host = host_communicator(comm);
+  broadcast_values(host, std::span<std::int64_t>(root_count), 0);
   LTL_CHECK(root_count[0] == count[0] && root_count[1] == count[1], value_error,
             "broadcast_state: rank {} holds {} tensors ({} values), rank 0 holds {} ({})", comm.rank(), count[0],
             count[1], root_count[0], root_count[1]);
+  if (sums_device_memory(comm)) {
+    if constexpr (!D::is_host) {
+      tensor<T, D> flat(shape{count[1]});
+      index_t at = 0;
+      for (auto& t : ts) {
+        flat.narrow(0, at, t.numel()).view(t.sizes()).copy_(t);
+        at += t.numel();
+      }
+      broadcast_values(comm, std::span<T>(flat.data(), static_cast<std::size_t>(count[1])), 0);
+      at = 0;
+      for (auto& t : ts) {
+        t.copy_(flat.narrow(0, at, t.numel()).view(t.sizes()));
+        at += t.numel();
+      }
+      return;
+    } else {
+      throw value_error(fmt::format("broadcast_state: communicator '{}' sums device buffers, but the tensors are in "
+                                    "host memory",
+                                    host.name()));
+    }
+  }
   std::vector<T> flat;
   flat.reserve(static_cast<std::size_t>(count[1]));
   for (auto& t : ts) {
@@ -149,7 +176,7 @@ inline double local_normalizer(const loss_terms& terms, std::span<const std::int
 template <communicator C>
 double global_normalizer(C& comm, const loss_terms& terms, std::span<const std::int64_t> labels) {
   double s = local_normalizer(terms, labels);
-  comm.all_reduce_sum(std::span<double>(&s, 1));
+  host_communicator(comm).all_reduce_sum(std::span<double>(&s, 1));
   return s;
 }
 

@@ -5,7 +5,8 @@
 /// matrix, top-k hits, calibration bin counts) and the real sums (loss, calibration bins) are
 /// all-reduced, so every rank returns the report of the whole set. Counts, and so every
 /// accuracy, are identical to a single-process evaluation; the loss and ECE agree up to the
-/// order of floating-point summation. With world size 1 this is eval::evaluate.
+/// order of floating-point summation. With world size 1 this is eval::evaluate. The sums use the
+/// communicator's host collectives (any_communicator::host()).
 
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/transforms.hpp"
@@ -31,6 +32,7 @@ metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Ds& ds, const
                               const std::vector<double>& train_counts, any_communicator comm,
                               index_t batch_size = 256) {
   if (comm.single()) return eval::evaluate(model, ds, norm, train_counts, batch_size);
+  comm = comm.host();  // the counts and sums are host buffers (NCCL's ranks over MPI)
   const auto N = static_cast<index_t>(ds.size());
   LTL_CHECK(N > 0 && batch_size > 0, value_error, "evaluate: {} images, batch size {}", N, batch_size);
   const auto C = static_cast<index_t>(ds.num_classes());

@@ -14,6 +14,13 @@
 /// sums into `.grad()`. Hooks act only between prepare() and finish(), so other backward passes
 /// over the same model (analysis, a second optimizer) do not reach the communicator.
 ///
+/// Bucket memory: host memory for a host communicator (MPI; device gradients are staged through
+/// it), the parameters' device for a communicator of device buffers (NCCL: any_communicator::
+/// device_memory()), where gradients are copied into the bucket with the device's own copy and
+/// the reduction reads the bucket in place. Every device operation is enqueued on the device's
+/// stream and NCCL enqueues on the stream it was given — the compute stream — so a bucket's
+/// reduction starts after the copies that fill it, and finish()'s copies out after the reduction.
+///
 /// With MPI, a non-blocking reduction advances only inside MPI calls (each hook makes one), so
 /// overlap is partial; with NCCL it runs on the GPU concurrently.
 
@@ -36,6 +43,10 @@ namespace ltl::dist {
 struct reducer_options {
   std::size_t bucket_bytes = std::size_t{1} << 20;  ///< gradient bytes per all-reduce, about
   bool overlap = true;  ///< start reductions from the backward pass (false: all after it)
+  /// Data-parallel training (train::data_parallel) synchronises the model's batch norms: their
+  /// training statistics are the global batch's (dist/sync_batch_norm.hpp). No effect on the
+  /// reducer itself, nor in a world of one.
+  bool sync_batch_norm = false;
 };
 
 /// Sums gradients across ranks; see the file comment. Not copyable or movable (its hooks
@@ -47,7 +58,10 @@ class gradient_reducer {
 
   gradient_reducer(const std::vector<std::pair<std::string, var>>& params, any_communicator comm,
                    reducer_options o = {})
-      : comm_(std::move(comm)), opt_(o) {
+      : comm_(std::move(comm)), opt_(o), on_device_(comm_.device_memory()) {
+    LTL_CHECK(!on_device_ || !D::is_host, value_error,
+              "gradient_reducer: communicator '{}' sums device buffers, but the parameters are in host memory",
+              comm_.name());
     const std::size_t per_bucket = std::max<std::size_t>(1, o.bucket_bytes / sizeof(T));
     std::size_t fill = per_bucket;  // start a new bucket at the first parameter
     for (auto it = params.rbegin(); it != params.rend(); ++it) {
@@ -63,7 +77,13 @@ class gradient_reducer {
       ++buckets_.back().params;
       fill += n;
     }
-    for (auto& b : buckets_) b.data.resize(b.size);
+    for (auto& b : buckets_) {
+      if (on_device_) {
+        b.device = tensor<T, D>(shape{static_cast<index_t>(b.size)});
+      } else {
+        b.data.resize(b.size);
+      }
+    }
     if (o.overlap) {
       for (std::size_t i = 0; i < entries_.size(); ++i) {
         auto edge = entries_[i].p.gradient_edge();
@@ -95,6 +115,8 @@ class gradient_reducer {
       const auto& g = e.p.grad();
       if (g.defined()) {
         copy_in(e, g);
+      } else if (on_device_) {
+        slot(e).zero_();
       } else {
         std::fill_n(b.data.begin() + static_cast<std::ptrdiff_t>(e.offset), e.numel, T(0));
       }
@@ -106,7 +128,11 @@ class gradient_reducer {
     armed_ = false;
     for (auto& e : entries_) {
       const auto& b = buckets_[e.bucket];
-      e.p.grad() = tensor<T, D>::from(e.p.sizes(), std::span<const T>(b.data.data() + e.offset, e.numel));
+      if (on_device_) {
+        e.p.grad() = slot(e).view(e.p.sizes()).clone();  // the bucket is refilled next step
+      } else {
+        e.p.grad() = tensor<T, D>::from(e.p.sizes(), std::span<const T>(b.data.data() + e.offset, e.numel));
+      }
     }
   }
 
@@ -118,6 +144,8 @@ class gradient_reducer {
     for (auto& b : buckets_) out.push_back(b.size);
     return out;
   }
+  /// True when the buckets are in the parameters' device memory (a communicator of device buffers).
+  [[nodiscard]] bool buckets_on_device() const noexcept { return on_device_; }
   /// Buckets started from inside the last backward pass (before finish()).
   [[nodiscard]] std::size_t started_during_backward() const noexcept { return started_in_backward_; }
 
@@ -128,11 +156,21 @@ class gradient_reducer {
     bool ready = false;
   };
   struct bucket {
-    std::vector<T> data;
+    std::vector<T> data;   // host buckets
+    tensor<T, D> device;   // device buckets
     std::size_t size = 0, params = 0, ready = 0;
   };
 
+  /// The entry's elements of its device bucket, flat.
+  tensor<T, D> slot(const entry& e) {
+    return buckets_[e.bucket].device.narrow(0, static_cast<index_t>(e.offset), static_cast<index_t>(e.numel));
+  }
+
   void copy_in(const entry& e, const tensor<T, D>& g) {
+    if (on_device_) {
+      slot(e).view(g.sizes()).copy_(g);  // the device's strided copy, on its stream
+      return;
+    }
     const auto h = ltl::detail::to_host(g).contiguous();
     std::memcpy(buckets_[e.bucket].data.data() + e.offset, h.data(), e.numel * sizeof(T));
   }
@@ -155,13 +193,15 @@ class gradient_reducer {
   /// Starts every complete bucket whose predecessors have all been started.
   void launch_ready() {
     while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].params) {
-      comm_.start_all_reduce_sum(std::span<T>(buckets_[next_].data));
+      auto& b = buckets_[next_];
+      comm_.start_all_reduce_sum(on_device_ ? std::span<T>(b.device.data(), b.size) : std::span<T>(b.data));
       ++next_;
     }
   }
 
   any_communicator comm_;
   reducer_options opt_;
+  bool on_device_;
   std::vector<entry> entries_;
   std::vector<bucket> buckets_;
   std::vector<std::shared_ptr<node<T, D>>> edges_;

@@ -34,13 +34,19 @@ inline void nccl_check(ncclResult_t r, const char* what) {
 
 /// Options of nccl_communicator.
 struct nccl_options {
-  cudaStream_t stream = nullptr;  ///< stream to enqueue on (nullptr: a stream of its own)
+  /// Stream to enqueue on (nullptr: a stream of its own). For the trainer's gradient buckets
+  /// pass the compute stream (ltl::cuda::context::current().stream()): the buckets are filled by
+  /// copies on that stream, and NCCL orders its reads after them only on the same stream.
+  cudaStream_t stream = nullptr;
   int device = -1;                ///< GPU to use (-1: node-local rank modulo the GPU count)
 };
 
 /// NCCL over the ranks of an MPI communicator; spans passed to it point to device memory.
 class nccl_communicator {
  public:
+  /// Spans passed to the collectives point to device memory; host() sums host buffers.
+  static constexpr bool device_memory = true;
+
   explicit nccl_communicator(const mpi_communicator& boot, nccl_options o = {})
       : s_(std::make_shared<shared>()), boot_(boot) {
     s_->rank = boot.rank();
@@ -66,6 +72,8 @@ class nccl_communicator {
   [[nodiscard]] int size() const noexcept { return s_->size; }
   [[nodiscard]] int device() const noexcept { return s_->device; }
   [[nodiscard]] cudaStream_t stream() const noexcept { return s_->stream; }
+  /// The MPI communicator it was bootstrapped over: the same ranks, for host buffers.
+  [[nodiscard]] const mpi_communicator& host() const noexcept { return *boot_; }
 
   void all_reduce_sum(std::span<float> x) {
     enqueue_sum(x.data(), x.size(), ncclFloat32);

@@ -9,11 +9,24 @@
 /// non-finite loss stops every rank at the same step), the gradient buckets (during and after
 /// backward), and rank 0's buffers (after the update). A rank whose slice of the last batch is
 /// empty runs the same sequence with zero contributions.
+///
+/// Communicators: scalars (normaliser, step totals) travel through the host collectives
+/// (any_communicator::host()); gradient buckets and the broadcast of parameters and buffers use
+/// the communicator itself — device memory with NCCL (give nccl_communicator the device's compute
+/// stream), host memory with MPI.
+///
+/// Synchronised batch norm (reducer_options::sync_batch_norm): while the trainer lives, every
+/// batch-norm layer of the model takes its training statistics over the global batch (forward:
+/// per-channel count, mean and M2; backward: Σ dy and Σ dy·x̂; ops/sync_norm.hpp), so the running
+/// statistics are identical on every rank and the step equals one process at the global batch
+/// up to float summation order. Every rank then needs samples in every step: an epoch whose last
+/// global batch has fewer samples than ranks is refused.
 
 #include "ltlearn/backends/contract/loss.hpp"
 #include "ltlearn/dist/communicator.hpp"
 #include "ltlearn/dist/data_parallel.hpp"
 #include "ltlearn/dist/gradient_reducer.hpp"
+#include "ltlearn/dist/sync_batch_norm.hpp"
 #include "ltlearn/train/checkpoint.hpp"
 
 #include <memory>
@@ -37,12 +50,11 @@ class data_parallel {
 
   data_parallel(dist::any_communicator comm, index_t global_batch,
                 const std::vector<std::pair<std::string, variable<T, D>>>& params, dist::reducer_options ro = {})
-      : comm_(std::move(comm)), global_batch_(global_batch) {
+      : comm_(std::move(comm)), host_(comm_.host()), global_batch_(global_batch), sync_bn_(ro.sync_batch_norm) {
     if (!active()) return;
-    // The reducer's buckets are host memory (device gradients are staged through them).
-    LTL_CHECK(comm_.name() != "nccl", value_error,
-              "trainer: the NCCL communicator reduces device buffers, and the trainer's gradient buckets are host "
-              "memory; give the trainer an mpi_communicator");
+    LTL_CHECK(!comm_.device_memory() || !D::is_host, value_error,
+              "trainer: communicator '{}' sums device buffers; the model is in host memory (use an mpi_communicator)",
+              comm_.name());
     dist::check_global_batch(global_batch, comm_.size());
     reducer_ = std::make_unique<dist::gradient_reducer<T, D>>(params, comm_, ro);
   }
@@ -60,6 +72,11 @@ class data_parallel {
   /// This rank's part of the epoch's global order.
   [[nodiscard]] std::vector<index_t> order(std::vector<index_t> global) const {
     if (!active()) return global;
+    const auto n = static_cast<index_t>(global.size()), tail = n % global_batch_;
+    LTL_CHECK(!sync_bn_ || tail == 0 || tail >= comm_.size(), value_error,
+              "trainer: synchronised batch norm needs samples on every rank in every step, but the epoch's {} samples "
+              "leave a last global batch of {} for {} ranks (change the batch size or turn synchronised batch norm off)",
+              n, tail, comm_.size());
     return dist::rank_order(global, global_batch_, comm_.rank(), comm_.size());
   }
   /// Steps of the epoch (the same on every rank).
@@ -72,7 +89,7 @@ class data_parallel {
     if (!active()) return t;
     std::vector<std::int64_t> y;
     if (labels.defined()) y = ltl::detail::to_host(labels).to_vector();
-    t.normalizer = dist::global_normalizer(comm_, t, std::span<const std::int64_t>(y));
+    t.normalizer = dist::global_normalizer(host_, t, std::span<const std::int64_t>(y));
     return t;
   }
   /// Sums the ranks' step totals (this rank's loss share, batch size and correct count).
@@ -80,8 +97,8 @@ class data_parallel {
     if (!active()) return s;
     double real = s.loss;
     std::int64_t ints[2] = {s.seen, s.correct};
-    comm_.all_reduce_sum(std::span<double>(&real, 1));
-    comm_.all_reduce_sum(std::span<std::int64_t>(ints));
+    host_.all_reduce_sum(std::span<double>(&real, 1));
+    host_.all_reduce_sum(std::span<std::int64_t>(ints));
     return {real, ints[0], ints[1]};
   }
   void before_backward() {
@@ -94,10 +111,15 @@ class data_parallel {
   void after_step(const nn::module<T, D>& model) {
     if (active()) dist::broadcast_buffers(comm_, model);
   }
-  /// Rank 0's parameters, buffers and momentum everywhere (start and resume).
-  void sync(const nn::module<T, D>& model, const optim::sgd<T, D>& opt) {
-    if (active()) dist::broadcast_state(comm_, model, &opt);
+  /// Rank 0's parameters, buffers and momentum everywhere (start and resume); the first call
+  /// also synchronises the model's batch norms when asked to.
+  void sync(nn::module<T, D>& model, const optim::sgd<T, D>& opt) {
+    if (!active()) return;
+    dist::broadcast_state(comm_, model, &opt);
+    if (sync_bn_ && !sync_scope_) sync_scope_ = std::make_unique<dist::sync_batch_norm_scope<T, D>>(model, host_);
   }
+  /// Batch-norm layers whose statistics are synchronised (0 unless sync_batch_norm at world > 1).
+  [[nodiscard]] std::size_t synchronised_batch_norms() const noexcept { return sync_scope_ ? sync_scope_->size() : 0; }
 
   /// Records the world size and global batch in a checkpoint's state.
   void stamp(train_state& st) const {
@@ -119,9 +141,11 @@ class data_parallel {
   }
 
  private:
-  dist::any_communicator comm_;
+  dist::any_communicator comm_, host_;
   index_t global_batch_;
+  bool sync_bn_;
   std::unique_ptr<dist::gradient_reducer<T, D>> reducer_;
+  std::unique_ptr<dist::sync_batch_norm_scope<T, D>> sync_scope_;
 };
 
 }  // namespace ltl::train
