@@ -21,7 +21,13 @@
 #include "ltlearn/ops/linalg.hpp"
 
 #include <nlohmann/json.hpp>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
+#include <array>
 #include <cmath>
 #include <memory>
 #include <span>
@@ -35,9 +41,10 @@ tensor<T> scale_rows(const tensor<T>& w, std::span<const double> factors) {
   LTL_CHECK(w.dim() == 2 && static_cast<index_t>(factors.size()) == w.size(0), shape_error,
             "scale_rows: weights {} and {} factors", w.sizes(), factors.size());
   tensor<T> out = w.contiguous().clone();
-  const index_t F = w.size(1);
-  for (index_t c = 0; c < w.size(0); ++c)
-    for (index_t j = 0; j < F; ++j) out.data()[c * F + j] *= static_cast<T>(factors[static_cast<std::size_t>(c)]);
+  const auto C = static_cast<std::size_t>(w.size(0)), F = static_cast<std::size_t>(w.size(1));
+  auto o = xt::adapt(out.data(), C * F, xt::no_ownership(), std::array<std::size_t, 2>{C, F});
+  const auto f = xt::adapt(factors.data(), C, xt::no_ownership(), std::array<std::size_t, 1>{C});
+  xt::noalias(o) *= xt::view(xt::cast<T>(f), xt::all(), xt::newaxis());  // factor c (rounded to T) along row c
   return out;
 }
 
@@ -249,18 +256,16 @@ std::shared_ptr<ncm_classifier<T>> make_ncm(const feature_table<T>& train, ncm_m
   if (metric == ncm_metric::cl2n) {
     const index_t N = train.size(), F = train.dim();
     const auto f = train.features.contiguous();
-    std::vector<double> mu(static_cast<std::size_t>(F), 0.0);
-    for (index_t i = 0; i < N; ++i)
-      for (index_t j = 0; j < F; ++j) mu[static_cast<std::size_t>(j)] += static_cast<double>(f.data()[i * F + j]);
+    const std::array<std::size_t, 2> nf{static_cast<std::size_t>(N), static_cast<std::size_t>(F)};
+    const auto x = xt::cast<double>(xt::adapt(f.data(), nf[0] * nf[1], xt::no_ownership(), nf));
+    // Column sums from 0 in row order (xt::sum's lazy reducer), then / N: μ in double.
+    const xt::xtensor<double, 1> mu = xt::sum(x, {0}) / static_cast<double>(N);
     center = tensor<T>(shape{F});
-    for (index_t j = 0; j < F; ++j) {
-      mu[static_cast<std::size_t>(j)] /= static_cast<double>(N);
-      center.data()[j] = static_cast<T>(mu[static_cast<std::size_t>(j)]);
-    }
+    auto c = xt::adapt(center.data(), nf[1], xt::no_ownership(), std::array<std::size_t, 1>{nf[1]});
+    xt::noalias(c) = xt::cast<T>(mu);
     tensor<double> centred(shape{N, F});
-    for (index_t i = 0; i < N; ++i)
-      for (index_t j = 0; j < F; ++j)
-        centred.data()[i * F + j] = static_cast<double>(f.data()[i * F + j]) - mu[static_cast<std::size_t>(j)];
+    auto xc = xt::adapt(centred.data(), nf[0] * nf[1], xt::no_ownership(), nf);
+    xt::noalias(xc) = x - xt::view(mu, xt::newaxis(), xt::all());
     acc.add(centred, train.labels, true);
   } else {
     acc.add(train.features, train.labels, true);
