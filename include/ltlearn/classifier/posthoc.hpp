@@ -256,16 +256,20 @@ std::shared_ptr<ncm_classifier<T>> make_ncm(const feature_table<T>& train, ncm_m
   if (metric == ncm_metric::cl2n) {
     const index_t N = train.size(), F = train.dim();
     const auto f = train.features.contiguous();
-    const std::array<std::size_t, 2> nf{static_cast<std::size_t>(N), static_cast<std::size_t>(F)};
-    const auto x = xt::cast<double>(xt::adapt(f.data(), nf[0] * nf[1], xt::no_ownership(), nf));
-    // Column sums from 0 in row order (xt::sum's lazy reducer), then / N: μ in double.
-    const xt::xtensor<double, 1> mu = xt::sum(x, {0}) / static_cast<double>(N);
+    // Plain row-major loops: an xtensor column reduction or broadcast over [N, F] (N up to 10^5,
+    // F up to 2048) would walk columns or use per-element steppers, several times slower.
+    std::vector<double> mu(static_cast<std::size_t>(F), 0.0);
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j < F; ++j) mu[static_cast<std::size_t>(j)] += static_cast<double>(f.data()[i * F + j]);
     center = tensor<T>(shape{F});
-    auto c = xt::adapt(center.data(), nf[1], xt::no_ownership(), std::array<std::size_t, 1>{nf[1]});
-    xt::noalias(c) = xt::cast<T>(mu);
+    for (index_t j = 0; j < F; ++j) {
+      mu[static_cast<std::size_t>(j)] /= static_cast<double>(N);
+      center.data()[j] = static_cast<T>(mu[static_cast<std::size_t>(j)]);
+    }
     tensor<double> centred(shape{N, F});
-    auto xc = xt::adapt(centred.data(), nf[0] * nf[1], xt::no_ownership(), nf);
-    xt::noalias(xc) = x - xt::view(mu, xt::newaxis(), xt::all());
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j < F; ++j)
+        centred.data()[i * F + j] = static_cast<double>(f.data()[i * F + j]) - mu[static_cast<std::size_t>(j)];
     acc.add(centred, train.labels, true);
   } else {
     acc.add(train.features, train.labels, true);

@@ -191,7 +191,8 @@ class classification_meter {
   /// Per-class accuracy [C]: the diagonal over the row sums, NaN for rows without samples.
   [[nodiscard]] xt::xtensor<double, 1> per_class_table() const {
     const xt::xtensor<double, 1> hits = xt::cast<double>(xt::diagonal(confusion_));
-    const xt::xtensor<double, 1> total = xt::cast<double>(xt::sum(confusion_, {1}));
+    // Integer sums are exact in any order: the immediate reducer walks the matrix in memory order.
+    const xt::xtensor<double, 1> total = xt::cast<double>(xt::sum(confusion_, {1}, xt::evaluation_strategy::immediate));
     return xt::where(total > 0.0, hits / total, std::numeric_limits<double>::quiet_NaN());
   }
   /// Mean of the entries of `values` where `mask` holds; nullopt if none.
