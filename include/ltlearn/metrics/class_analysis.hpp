@@ -134,9 +134,10 @@ inline std::vector<double> classification_ratio(const std::vector<index_t>& conf
   const std::size_t C = counts.size();
   LTL_CHECK(confusion.size() == C * C, shape_error, "classification_ratio: confusion of {} entries for {} classes",
             confusion.size(), C);
-  // Column sums in integers: exact, so equal to summing the counts as doubles (each < 2^53).
+  // Column sums in integers: exact in any order, so equal to summing the counts as doubles
+  // (each < 2^53); the immediate reducer adds whole rows in memory order instead of walking columns.
   const auto m = xt::adapt(confusion.data(), C * C, xt::no_ownership(), std::array<std::size_t, 2>{C, C});
-  const xt::xtensor<double, 1> predicted = xt::cast<double>(xt::sum(m, {0}));
+  const xt::xtensor<double, 1> predicted = xt::cast<double>(xt::sum(m, {0}, xt::evaluation_strategy::immediate));
   const auto n = xt::adapt(counts.data(), C, xt::no_ownership(), std::array<std::size_t, 1>{C});
   const xt::xtensor<double, 1> r = xt::where(n > 0.0, predicted / n, std::numeric_limits<double>::quiet_NaN());
   return {r.begin(), r.end()};
