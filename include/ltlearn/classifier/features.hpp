@@ -23,7 +23,14 @@
 #include "ltlearn/nn/staged_model.hpp"
 #include "ltlearn/ops/indexing.hpp"
 
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xoperation.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -100,11 +107,15 @@ feature_table<T> extract_features(nn::staged_model<T, D>& model, const Ds& ds, c
 }
 
 /// Streaming per-class sums of features (optionally L2-normalised row by row) and counts, in
-/// double: class means without keeping the rows (NCM, test-side feature means).
+/// double: class means without keeping the rows (NCM, test-side feature means). The sums are an
+/// xt::xtensor [C, F]; the means divide it by the counts broadcast along the rows.
 class class_means {
  public:
   class_means(index_t num_classes, index_t dim)
-      : C_(num_classes), F_(dim), sums_(static_cast<std::size_t>(num_classes * dim), 0.0),
+      : C_(num_classes), F_(dim),
+        sums_(xt::xtensor<double, 2>::shape_type{static_cast<std::size_t>(std::max<index_t>(num_classes, 0)),
+                                                 static_cast<std::size_t>(std::max<index_t>(dim, 0))},
+              0.0),
         counts_(static_cast<std::size_t>(num_classes), 0) {
     LTL_CHECK(num_classes > 0 && dim > 0, value_error, "class_means: {} classes of dimension {}", num_classes, dim);
   }
@@ -124,6 +135,8 @@ class class_means {
         for (index_t j = 0; j < F_; ++j) n2 += static_cast<double>(row[j]) * row[j];
         s = 1.0 / std::max(std::sqrt(n2), 1e-12);
       }
+      // A plain loop, not an xtensor expression: s·row + acc is a multiply-add, and keeping its
+      // form keeps the compiler's FMA contraction (and so every bit) as it has always been.
       double* acc = sums_.data() + c * F_;
       for (index_t j = 0; j < F_; ++j) acc[j] += s * row[j];
       ++counts_[static_cast<std::size_t>(c)];
@@ -134,17 +147,18 @@ class class_means {
   template <real_scalar T>
   [[nodiscard]] tensor<T> means() const {
     tensor<T> m(shape{C_, F_});
-    for (index_t c = 0; c < C_; ++c) {
-      const auto n = counts_[static_cast<std::size_t>(c)];
-      for (index_t j = 0; j < F_; ++j)
-        m.data()[c * F_ + j] = n ? static_cast<T>(sums_[static_cast<std::size_t>(c * F_ + j)] / static_cast<double>(n)) : T(0);
-    }
+    const auto n = xt::adapt(counts_.data(), counts_.size(), xt::no_ownership(), std::array<std::size_t, 1>{counts_.size()});
+    const auto nc = xt::view(xt::cast<double>(n), xt::all(), xt::newaxis());  // [C, 1]
+    auto out = xt::adapt(m.data(), sums_.size(), xt::no_ownership(), sums_.shape());
+    xt::noalias(out) = xt::where(nc > 0.0, xt::cast<T>(sums_ / nc), T(0));
     return m;
   }
+  /// The per-class sums [C, F].
+  [[nodiscard]] const xt::xtensor<double, 2>& sums() const noexcept { return sums_; }
 
  private:
   index_t C_, F_;
-  std::vector<double> sums_;
+  xt::xtensor<double, 2> sums_;
   std::vector<index_t> counts_;
 };
 

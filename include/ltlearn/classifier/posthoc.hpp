@@ -21,7 +21,13 @@
 #include "ltlearn/ops/linalg.hpp"
 
 #include <nlohmann/json.hpp>
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
 
+#include <array>
 #include <cmath>
 #include <memory>
 #include <span>
@@ -35,9 +41,10 @@ tensor<T> scale_rows(const tensor<T>& w, std::span<const double> factors) {
   LTL_CHECK(w.dim() == 2 && static_cast<index_t>(factors.size()) == w.size(0), shape_error,
             "scale_rows: weights {} and {} factors", w.sizes(), factors.size());
   tensor<T> out = w.contiguous().clone();
-  const index_t F = w.size(1);
-  for (index_t c = 0; c < w.size(0); ++c)
-    for (index_t j = 0; j < F; ++j) out.data()[c * F + j] *= static_cast<T>(factors[static_cast<std::size_t>(c)]);
+  const auto C = static_cast<std::size_t>(w.size(0)), F = static_cast<std::size_t>(w.size(1));
+  auto o = xt::adapt(out.data(), C * F, xt::no_ownership(), std::array<std::size_t, 2>{C, F});
+  const auto f = xt::adapt(factors.data(), C, xt::no_ownership(), std::array<std::size_t, 1>{C});
+  xt::noalias(o) *= xt::view(xt::cast<T>(f), xt::all(), xt::newaxis());  // factor c (rounded to T) along row c
   return out;
 }
 
@@ -249,6 +256,8 @@ std::shared_ptr<ncm_classifier<T>> make_ncm(const feature_table<T>& train, ncm_m
   if (metric == ncm_metric::cl2n) {
     const index_t N = train.size(), F = train.dim();
     const auto f = train.features.contiguous();
+    // Plain row-major loops: an xtensor column reduction or broadcast over [N, F] (N up to 10^5,
+    // F up to 2048) would walk columns or use per-element steppers, several times slower.
     std::vector<double> mu(static_cast<std::size_t>(F), 0.0);
     for (index_t i = 0; i < N; ++i)
       for (index_t j = 0; j < F; ++j) mu[static_cast<std::size_t>(j)] += static_cast<double>(f.data()[i * F + j]);

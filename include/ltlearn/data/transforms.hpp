@@ -7,6 +7,9 @@
 /// the (OpenMP-parallel) pixel work, so a batch is the same for a given generator state whatever
 /// the thread count. Order as in the reference recipes (torchvision RandomCrop → Flip → ToTensor
 /// → Normalize): crop and flip act on [0, 1] pixels, so the padding is black, then normalise.
+/// Normalisation is one xtensor expression per plane over an adaptor of the batch's own storage
+/// (no copy; contiguous, so xtensor assigns it as a flat loop). Crop and flip stay row copies and
+/// row reverses (see pad_crop_ and hflip_ for why).
 
 #include "ltlearn/core/concepts.hpp"
 #include "ltlearn/core/config.hpp"
@@ -15,7 +18,11 @@
 #include "ltlearn/core/shape.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xnoalias.hpp>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -29,6 +36,15 @@ void check_batch(const tensor<T>& x, const char* op) {
   LTL_CHECK(x.defined() && x.dim() == 4, shape_error, "{}: expected an image batch [B, C, H, W], got {}", op,
             x.defined() ? x.sizes() : shape{});
   LTL_CHECK(x.is_contiguous(), shape_error, "{}: the batch {} must be contiguous (call .contiguous())", op, x.sizes());
+}
+
+/// A non-owning xtensor view of `n` contiguous elements at p with the given row-major shape.
+template <class T, std::size_t N>
+auto adapt_host(T* p, std::array<index_t, N> dims) {
+  std::array<std::size_t, N> shp{};
+  std::size_t n = 1;
+  for (std::size_t i = 0; i < N; ++i) n *= shp[i] = static_cast<std::size_t>(dims[i]);
+  return xt::adapt(p, n, xt::no_ownership(), shp);
 }
 }  // namespace detail
 
@@ -51,12 +67,14 @@ struct normalize {
                 "normalize: channel {} has mean {} and stddev {} (stddev must be positive and finite)", c, mean[c],
                 stddev[c]);
     T* p = x.data();
+    // One plane at a time with scalar mean/stddev: a contiguous expression xtensor assigns as a
+    // flat (vectorisable) loop, where a broadcast [C, 1] operand would fall back to a stepper.
     LTL_OMP(omp parallel for schedule(static))
     for (index_t plane = 0; plane < B * C; ++plane) {
       const auto c = static_cast<std::size_t>(plane % C);
       const T m = static_cast<T>(mean[c]), s = static_cast<T>(stddev[c]);
-      T* q = p + plane * hw;
-      for (index_t i = 0; i < hw; ++i) q[i] = (q[i] - m) / s;
+      auto q = detail::adapt_host(p + plane * hw, std::array<index_t, 1>{hw});
+      xt::noalias(q) = (q - m) / s;
     }
   }
 };
@@ -84,26 +102,23 @@ void pad_crop_(tensor<T>& x, index_t pad, std::span<const crop_offset> offsets) 
   T* p = x.data();
   LTL_OMP(omp parallel)
   {
-    std::vector<T> src(static_cast<std::size_t>(H * W));
+    std::vector<T> src(static_cast<std::size_t>(C * H * W));
     LTL_OMP(omp for schedule(static))
-    for (index_t plane = 0; plane < B * C; ++plane) {
-      const crop_offset o = offsets[static_cast<std::size_t>(plane / C)];
+    for (index_t b = 0; b < B; ++b) {
+      const crop_offset o = offsets[static_cast<std::size_t>(b)];
       const index_t dy = o.top - pad, dx = o.left - pad;  // output (y, x) reads input (y + dy, x + dx)
       if (dy == 0 && dx == 0) continue;
-      T* q = p + plane * H * W;
-      std::copy(q, q + H * W, src.begin());
-      for (index_t y = 0; y < H; ++y) {
-        const index_t sy = y + dy;
-        T* row = q + y * W;
-        if (sy < 0 || sy >= H) {
-          std::fill(row, row + W, T(0));
-          continue;
-        }
-        for (index_t xx = 0; xx < W; ++xx) {
-          const index_t sx = xx + dx;
-          row[xx] = (sx < 0 || sx >= W) ? T(0) : src[static_cast<std::size_t>(sy * W + sx)];
-        }
-      }
+      T* img = p + b * C * H * W;
+      std::copy(img, img + C * H * W, src.begin());
+      std::fill(img, img + C * H * W, T(0));
+      // The output rows/columns whose source lies inside the image; the rest stays zero (padding).
+      const index_t y0 = std::max<index_t>(0, -dy), y1 = std::min(H, H - dy);
+      const index_t x0 = std::max<index_t>(0, -dx), x1 = std::min(W, W - dx);
+      // Row copies rather than an xt::view window assignment: without xsimd, xtensor 0.24 assigns
+      // strided views element by element through steppers, several times slower than this.
+      for (index_t c = 0; c < C; ++c)
+        for (index_t y = y0; y < y1; ++y)
+          std::copy_n(src.data() + (c * H + y + dy) * W + x0 + dx, x1 - x0, img + (c * H + y) * W + x0);
     }
   }
 }
@@ -116,6 +131,8 @@ void hflip_(tensor<T>& x, std::span<const std::uint8_t> flip) {
   LTL_CHECK(static_cast<index_t>(flip.size()) == B, shape_error, "hflip_: {} flags for a batch {}", flip.size(),
             x.sizes());
   T* p = x.data();
+  // A mirror in place stays a per-row reverse: assigning an xt::flip view of the image to the
+  // image itself aliases, and the alias-safe form would copy every flipped image once more.
   LTL_OMP(omp parallel for schedule(static))
   for (index_t plane = 0; plane < B * C; ++plane) {
     if (!flip[static_cast<std::size_t>(plane / C)]) continue;

@@ -14,7 +14,12 @@
 #include "ltlearn/core/rng.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xtensor.hpp>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -129,13 +134,13 @@ inline std::vector<double> classification_ratio(const std::vector<index_t>& conf
   const std::size_t C = counts.size();
   LTL_CHECK(confusion.size() == C * C, shape_error, "classification_ratio: confusion of {} entries for {} classes",
             confusion.size(), C);
-  std::vector<double> r(C);
-  for (std::size_t p = 0; p < C; ++p) {
-    double predicted = 0;
-    for (std::size_t t = 0; t < C; ++t) predicted += static_cast<double>(confusion[t * C + p]);
-    r[p] = counts[p] > 0 ? predicted / counts[p] : std::numeric_limits<double>::quiet_NaN();
-  }
-  return r;
+  // Column sums in integers: exact in any order, so equal to summing the counts as doubles
+  // (each < 2^53); the immediate reducer adds whole rows in memory order instead of walking columns.
+  const auto m = xt::adapt(confusion.data(), C * C, xt::no_ownership(), std::array<std::size_t, 2>{C, C});
+  const xt::xtensor<double, 1> predicted = xt::cast<double>(xt::sum(m, {0}, xt::evaluation_strategy::immediate));
+  const auto n = xt::adapt(counts.data(), C, xt::no_ownership(), std::array<std::size_t, 1>{C});
+  const xt::xtensor<double, 1> r = xt::where(n > 0.0, predicted / n, std::numeric_limits<double>::quiet_NaN());
+  return {r.begin(), r.end()};
 }
 
 /// ‖w_c‖₂ of each row of classifier weights [C, F].

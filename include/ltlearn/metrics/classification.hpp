@@ -4,15 +4,25 @@
 /// shot-group accuracy (many > 100, medium 20–100, few < 20 training images; an empty group is
 /// reported as empty, not 0 %) and expected calibration error. Feed batches of logits [B, C]
 /// and labels [B] (on any device: they are read on the host); read the summary at the end.
+/// The confusion matrix is an xt::xtensor [C, C]; per-class accuracy and the shot-group means are
+/// its row sums, diagonal and masked means.
 
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shot_groups.hpp"
 #include "ltlearn/detail/host.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
+#include <xtensor/xbuilder.hpp>
+#include <xtensor/xindex_view.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
+#include <xtensor/xview.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -64,8 +74,14 @@ struct group_accuracy {
 /// Accumulates predictions batch by batch.
 class classification_meter {
  public:
+  /// The confusion matrix type: [C, C] counts, row = true class.
+  using confusion_matrix_t = xt::xtensor<index_t, 2>;
+
   explicit classification_meter(index_t num_classes, index_t top_k = 5, int ece_bins = 15)
-      : C_(num_classes), k_(top_k), bins_(ece_bins), confusion_(static_cast<std::size_t>(num_classes * num_classes), 0),
+      : C_(num_classes), k_(top_k), bins_(ece_bins), confusion_(confusion_matrix_t::shape_type{
+                                                         static_cast<std::size_t>(std::max<index_t>(num_classes, 0)),
+                                                         static_cast<std::size_t>(std::max<index_t>(num_classes, 0))},
+                                                     index_t{0}),
         bin_count_(static_cast<std::size_t>(ece_bins), 0), bin_conf_(static_cast<std::size_t>(ece_bins), 0.0),
         bin_correct_(static_cast<std::size_t>(ece_bins), 0.0) {
     LTL_CHECK(num_classes > 0 && top_k > 0 && ece_bins > 0, value_error,
@@ -93,7 +109,7 @@ class classification_meter {
         rank += row[c] > row[yi];
         se += std::exp(static_cast<double>(row[c]) - mx);
       }
-      confusion_[static_cast<std::size_t>(yi * C_ + pred)]++;
+      confusion_(static_cast<std::size_t>(yi), static_cast<std::size_t>(pred))++;
       topk_ += rank < k_;
       const double conf = 1.0 / se;  // softmax probability of the predicted class
       const int b = std::min(bins_ - 1, static_cast<int>(conf * bins_));
@@ -106,50 +122,36 @@ class classification_meter {
 
   [[nodiscard]] index_t count() const noexcept { return n_; }
   [[nodiscard]] index_t num_classes() const noexcept { return C_; }
-  /// confusion[t·C + p] = number of samples of true class t predicted as p.
-  [[nodiscard]] const std::vector<index_t>& confusion() const noexcept { return confusion_; }
+  /// The [C, C] confusion matrix: (t, p) = number of samples of true class t predicted as p.
+  [[nodiscard]] const confusion_matrix_t& confusion_matrix() const noexcept { return confusion_; }
+  /// The confusion matrix flattened row by row (confusion[t·C + p]), as eval_report stores it.
+  [[nodiscard]] std::vector<index_t> confusion() const { return {confusion_.begin(), confusion_.end()}; }
 
   /// Plain top-1 accuracy over all samples.
   [[nodiscard]] double top1() const { return n_ ? static_cast<double>(correct()) / static_cast<double>(n_) : 0.0; }
   [[nodiscard]] double topk() const { return n_ ? static_cast<double>(topk_) / static_cast<double>(n_) : 0.0; }
   /// Accuracy of each class (NaN for a class with no samples).
   [[nodiscard]] std::vector<double> per_class() const {
-    std::vector<double> acc(static_cast<std::size_t>(C_));
-    for (index_t t = 0; t < C_; ++t) {
-      index_t tot = 0;
-      for (index_t p = 0; p < C_; ++p) tot += confusion_[static_cast<std::size_t>(t * C_ + p)];
-      acc[static_cast<std::size_t>(t)] =
-          tot ? static_cast<double>(confusion_[static_cast<std::size_t>(t * C_ + t)]) / static_cast<double>(tot) : NAN;
-    }
-    return acc;
+    const auto acc = per_class_table();
+    return {acc.begin(), acc.end()};
   }
   /// Mean of the per-class accuracies over classes that have samples.
   [[nodiscard]] double mean_per_class() const {
-    double s = 0;
-    int k = 0;
-    for (double a : per_class())
-      if (!std::isnan(a)) s += a, ++k;
-    return k ? s / k : 0.0;
+    const auto acc = per_class_table();
+    return masked_mean(acc, !xt::isnan(acc)).value_or(0.0);
   }
   /// Mean per-class accuracy of each shot group given the training class counts.
   [[nodiscard]] group_accuracy by_shot(const std::vector<double>& train_counts, shot_thresholds th = {}) const {
     LTL_CHECK(static_cast<index_t>(train_counts.size()) == C_, shape_error,
               "classification_meter: {} class counts for {} classes", train_counts.size(), C_);
-    const auto acc = per_class();
-    double s[3] = {0, 0, 0};
-    int k[3] = {0, 0, 0};
-    for (index_t c = 0; c < C_; ++c) {
-      const double a = acc[static_cast<std::size_t>(c)];
-      if (std::isnan(a)) continue;
-      const int g = static_cast<int>(classify_shot(static_cast<index_t>(train_counts[static_cast<std::size_t>(c)]), th));
-      s[g] += a;
-      ++k[g];
-    }
-    group_accuracy r;
-    if (k[0]) r.many = s[0] / k[0];
-    if (k[1]) r.medium = s[1] / k[1];
-    if (k[2]) r.few = s[2] / k[2];
-    return r;
+    const auto acc = per_class_table();
+    xt::xtensor<int, 1> group = xt::xtensor<int, 1>::from_shape({static_cast<std::size_t>(C_)});
+    for (std::size_t c = 0; c < group.size(); ++c)
+      group(c) = static_cast<int>(classify_shot(static_cast<index_t>(train_counts[c]), th));
+    const auto has = !xt::isnan(acc);
+    return {.many = masked_mean(acc, has && xt::equal(group, 0)),
+            .medium = masked_mean(acc, has && xt::equal(group, 1)),
+            .few = masked_mean(acc, has && xt::equal(group, 2))};
   }
   /// Expected calibration error with equal-width confidence bins.
   [[nodiscard]] double ece() const {
@@ -168,7 +170,7 @@ class classification_meter {
   /// real sums it accumulates, so that a sharded evaluation can add up every rank's meter.
   template <class Sum>
   void reduce_with(Sum&& sum) {
-    std::vector<index_t> ints(confusion_);
+    std::vector<index_t> ints(confusion_.begin(), confusion_.end());
     ints.insert(ints.end(), bin_count_.begin(), bin_count_.end());
     ints.push_back(topk_);
     ints.push_back(n_);
@@ -177,7 +179,7 @@ class classification_meter {
     sum(std::span<index_t>(ints));
     sum(std::span<double>(reals));
     const auto nc = confusion_.size(), nb = bin_count_.size();
-    std::copy_n(ints.begin(), nc, confusion_.begin());
+    std::copy(ints.begin(), ints.begin() + static_cast<std::ptrdiff_t>(nc), confusion_.begin());
     std::copy_n(ints.begin() + static_cast<std::ptrdiff_t>(nc), nb, bin_count_.begin());
     topk_ = ints[nc + nb];
     n_ = ints[nc + nb + 1];
@@ -186,15 +188,26 @@ class classification_meter {
   }
 
  private:
-  [[nodiscard]] index_t correct() const {
-    index_t s = 0;
-    for (index_t c = 0; c < C_; ++c) s += confusion_[static_cast<std::size_t>(c * C_ + c)];
-    return s;
+  /// Per-class accuracy [C]: the diagonal over the row sums, NaN for rows without samples.
+  [[nodiscard]] xt::xtensor<double, 1> per_class_table() const {
+    const xt::xtensor<double, 1> hits = xt::cast<double>(xt::diagonal(confusion_));
+    // Integer sums are exact in any order: the immediate reducer walks the matrix in memory order.
+    const xt::xtensor<double, 1> total = xt::cast<double>(xt::sum(confusion_, {1}, xt::evaluation_strategy::immediate));
+    return xt::where(total > 0.0, hits / total, std::numeric_limits<double>::quiet_NaN());
   }
+  /// Mean of the entries of `values` where `mask` holds; nullopt if none.
+  template <class Mask>
+  [[nodiscard]] static std::optional<double> masked_mean(const xt::xtensor<double, 1>& values, const Mask& mask) {
+    const xt::xtensor<double, 1> kept = xt::filter(values, mask);
+    if (kept.size() == 0) return std::nullopt;
+    // xt::sum's (default, lazy) reducer adds from 0 in index order: the class-order sum.
+    return xt::sum(kept)() / static_cast<double>(kept.size());
+  }
+  [[nodiscard]] index_t correct() const { return xt::sum(xt::diagonal(confusion_))(); }
 
   index_t C_, k_;
   int bins_;
-  std::vector<index_t> confusion_;
+  confusion_matrix_t confusion_;
   index_t topk_ = 0, n_ = 0;
   std::vector<index_t> bin_count_;
   std::vector<double> bin_conf_, bin_correct_;

@@ -186,10 +186,12 @@ void apply_jitter(T* img, index_t n, const jitter_params& p) {
 /// Per-channel (x − mean)/std on [3, n] planes, in T as data::normalize computes it.
 template <class T>
 void normalize_planes(T* img, index_t n, std::span<const double> mean, std::span<const double> stddev) {
+  const auto sz = static_cast<std::size_t>(n);
+  const std::array<std::size_t, 1> shp{sz};
   for (std::size_t c = 0; c < 3; ++c) {
     const T m = static_cast<T>(mean[c]), s = static_cast<T>(stddev[c]);
-    T* q = img + static_cast<index_t>(c) * n;
-    for (index_t i = 0; i < n; ++i) q[i] = (q[i] - m) / s;
+    auto q = xt::adapt(img + static_cast<index_t>(c) * n, sz, xt::no_ownership(), shp);
+    xt::noalias(q) = (q - m) / s;
   }
 }
 
