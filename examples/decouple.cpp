@@ -161,8 +161,14 @@ int main(int argc, char** argv) {
     const auto base = model.classifier_ptr();
     const cl::cached_source<float> cached(ftr);
     const ltl::data::standard_augment aug{.crop = {.pad = 4}, .flip = {.p = 0.5}, .norm = norm};
-    const cl::backbone_source<float> through(
-        model, train, [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, f.seed);
+    // --faithful: the frozen backbone on the chosen device (examples/device.hpp).
+    const auto through = example::backbone_on_device(
+        f.device, model, [&](auto dev) { return ltl::nn::resnet_cifar<float, decltype(dev)>(example::model_options(f, C, test.channels())); },
+        [&]<class D>(ltl::nn::resnet_cifar<float, D>& m) {
+          ltl::train::load_checkpoint(ckpt, static_cast<ltl::nn::module<float, D>&>(m), nullptr);
+        },
+        train,
+        [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, f.seed);
 
     struct row {
       std::string name;
