@@ -94,12 +94,20 @@ int main(int argc, char** argv) {
     const std::string tuned_on = f.held_out > 0 ? "held-out split" : "training mean per-class accuracy";
     const auto counts = ftr.class_counts_double();
     const ltl::data::standard_augment aug{.crop = {.pad = 4}, .flip = {.p = 0.5}, .norm = norm};
-    const cl::backbone_source<float> through(
-        model, train, [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, f.seed);
+    // --faithful: the frozen backbone on the chosen device (examples/device.hpp), built only then.
+    std::optional<cl::any_feature_source<float>> through;
+    if (faithful)
+      through = example::backbone_on_device(
+          f.device, model,
+          [&](auto dev) { return ltl::nn::resnet_cifar<float, decltype(dev)>(example::model_options(f, C, test.channels())); },
+          [&]<class D>(ltl::nn::resnet_cifar<float, D>& m) {
+            ltl::train::load_checkpoint(ckpt, static_cast<ltl::nn::module<float, D>&>(m), nullptr);
+          },
+          train, [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, f.seed);
     const example::stage2_inputs in{.train = ftr, .report = fte, .tune = tune, .tuned_on = tuned_on,
                                     .classifier = model.classifier_ptr(), .counts = counts,
                                     .cosine_scale = f.policy.scale};
-    const auto res = example::run_stage2(in, sf, f.seed, faithful ? &through : nullptr);
+    const auto res = example::run_stage2(in, sf, f.seed, through ? &*through : nullptr);
     fmt::print("\ntest accuracy (%), tau chosen on the {}{}\n", tuned_on, faithful ? ", cRT/LWS with augmentation" : "");
     const auto table = example::print_stage2_table(res, in, sf.worst);
     const nlohmann::json out{{"checkpoint", ckpt.string()}, {"epoch", state.epoch},  {"tuned_on", tuned_on},

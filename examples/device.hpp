@@ -9,13 +9,17 @@
 // how to get one. A CUDA binary still needs a complete CUDA backend (compute_device<cuda::device>)
 // to run a model: until then --device cuda reports which part is missing.
 
+#include <ltlearn/classifier/any_source.hpp>
 #include <ltlearn/core/concepts.hpp>
 #include <ltlearn/core/device.hpp>
 #include <ltlearn/core/error.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #if defined(LTL_EXAMPLE_CUDA)
@@ -52,11 +56,11 @@ inline void add_device_option(CLI::App& app, std::string& name) {
 }
 
 /// Calls `run(D{})` with D the device type `name` names (ltl::cpu::device or ltl::cuda::device)
-/// and returns its result. ltl::value_error when the binary cannot run on that device: an
+/// and returns its result (the same type for every device). ltl::value_error when the binary cannot run on that device: an
 /// unknown name, "cuda" in a binary without the CUDA backend, a CUDA backend that lacks kernels,
 /// or no usable GPU (with the runtime's reason).
 template <class F>
-int with_device(const std::string& name, F&& run) {
+auto with_device(const std::string& name, F&& run) {
   if (name == "cpu") return std::forward<F>(run)(ltl::cpu::device{});
   LTL_CHECK(name == "cuda", value_error, "--device: unknown device '{}' (cpu or cuda)", name);
 #if defined(LTL_EXAMPLE_CUDA)
@@ -72,6 +76,28 @@ int with_device(const std::string& name, F&& run) {
 #else
   throw ltl::value_error("--device cuda: " + cuda_build_missing());
 #endif
+}
+
+/// Stage 2's faithful feature source (classifier::backbone_source: augmented images through the
+/// frozen backbone) with the backbone on the device `name` names: on the CPU, `cpu_model`
+/// itself; on another device, a model built there by `make(D{})` (a prvalue, constructed in
+/// place) and filled by `load(model)` (e.g. the stage-1 checkpoint). The features come back to
+/// the host, so the heads fitted on them are the same code for every device.
+template <class CpuModel, class Make, class Load>
+ltl::classifier::any_feature_source<float> backbone_on_device(
+    const std::string& name, CpuModel& cpu_model, Make&& make, Load&& load, const ltl::data::image_dataset& ds,
+    typename ltl::classifier::backbone_source<float>::transform_fn transform, std::uint64_t seed) {
+  namespace cl = ltl::classifier;
+  return with_device(name, [&](auto dev) {
+    using D = decltype(dev);
+    if constexpr (std::is_same_v<D, ltl::cpu::device>) {
+      return cl::any_feature_source<float>(std::make_shared<const cl::backbone_source<float>>(cpu_model, ds, transform, seed));
+    } else {
+      using model_type = decltype(make(dev));
+      return cl::any_feature_source<float>(std::make_shared<const cl::owning_backbone_source<float, D, model_type>>(
+          [&] { return make(dev); }, load, ds, transform, seed));
+    }
+  });
 }
 
 }  // namespace example

@@ -9,6 +9,7 @@
 ///   - collect(model, ds, norm, {.point = …}): the model's outputs at one point for every image,
 ///     stacked into a host tensor [N, ...] with the labels [N].
 
+#include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
 #include "ltlearn/data/transforms.hpp"
@@ -53,7 +54,7 @@ void for_each_batch(const Ds& ds, const data::normalize& norm, Fn&& fn, const pa
     idx.resize(static_cast<std::size_t>(b1 - b0));
     std::iota(idx.begin(), idx.end(), b0);
     auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
-    const pass_batch<T, D> pb{b0, bt.images.template to<D>(), bt.labels.template to<D>()};
+    const pass_batch<T, D> pb{b0, upload_batch<D>(bt.images), upload_batch<D>(bt.labels)};
     fn(pb);
   }
 }

@@ -11,8 +11,11 @@
 /// reproduces the uninterrupted run bit for bit (same thread count).
 ///
 /// Devices: the model, its optimizer and the loss run on the model's device D; the data loader
-/// and the training transform work on host images, and each batch moves to D before the step.
+/// and the training transform work on host images, and each batch moves to D before the step
+/// through host_upload<D> (backends/contract/upload.hpp: on a GPU, overlapping the copy with
+/// the previous step's backward pass; the same values as tensor::to<D>()).
 
+#include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/data/loader.hpp"
 #include "ltlearn/losses/fused_loss.hpp"
 #include "ltlearn/losses/policies.hpp"
@@ -195,13 +198,13 @@ class trainer {
       // Empty only on a rank whose slice of the last global batch is empty (data parallel).
       const auto b = run->next();
       lr = schedule_(state_.iteration);
-      const loss_terms step_terms = dp_.global_terms(terms, b ? b->labels.template to<D>() : tensor<std::int64_t, D>{});
+      const loss_terms step_terms = dp_.global_terms(terms, b ? upload_batch<D>(b->labels) : tensor<std::int64_t, D>{});
       variable<T, D> z, loss;
       double lv = 0;
       index_t correct = 0, B = 0;
       if (b) {
-        const variable<T, D> x(b->images.template to<D>());
-        const tensor<std::int64_t, D> labels = b->labels.template to<D>();
+        const variable<T, D> x(upload_batch<D>(b->images));
+        const tensor<std::int64_t, D> labels = upload_batch<D>(b->labels);
         mixing::mix_result<T, D> m;  // default: not mixed
         if (mixing_on) {
           // One process: the saved generator; data parallel: a function of (seed, epoch, step, rank).

@@ -62,4 +62,35 @@ inline void check_batch_norm2d(const shape& x, const shape& weight, bool has_wei
   LTL_CHECK(opt.eps > 0 && std::isfinite(opt.eps), value_error, "batch_norm2d: eps must be positive, got {}", opt.eps);
 }
 
+/// The checks every backend's batch_norm2d_forward makes on its operands (check_batch_norm2d,
+/// then a given residual must match x); undefined tensors are absent operands.
+template <class T, class D>
+void check_batch_norm2d_forward(const tensor<T, D>& x, const tensor<T, D>& weight, const tensor<T, D>& bias,
+                                const tensor<T, D>& running_mean, const tensor<T, D>& running_var,
+                                const batch_norm_options& opt, const tensor<T, D>& residual) {
+  const shape none;
+  auto sizes = [&](const tensor<T, D>& t) { return t.defined() ? t.sizes() : none; };
+  check_batch_norm2d(x.sizes(), sizes(weight), weight.defined(), sizes(bias), bias.defined(), sizes(running_mean),
+                     running_mean.defined(), sizes(running_var), running_var.defined(), opt);
+  LTL_CHECK(!residual.defined() || residual.sizes() == x.sizes(), shape_error,
+            "batch_norm2d: residual {} does not match input {}", sizes(residual), x.sizes());
+}
+
+/// The checks every backend's batch_norm2d_backward makes: dy like x [N, C, H, W], a given
+/// ReLU output like x, the saved mean/invstd [C], a given weight [C].
+template <class T, class D>
+void check_batch_norm2d_backward(const tensor<T, D>& dy, const tensor<T, D>& x, const tensor<T, D>& weight,
+                                 const tensor<T, D>& mean, const tensor<T, D>& invstd, const tensor<T, D>& relu_out) {
+  LTL_CHECK(dy.sizes() == x.sizes() && x.dim() == 4, shape_error,
+            "batch_norm2d_backward: output gradient {} does not match input {}", dy.sizes(), x.sizes());
+  LTL_CHECK(!relu_out.defined() || relu_out.sizes() == x.sizes(), shape_error,
+            "batch_norm2d_backward: ReLU output {} does not match input {}", relu_out.sizes(), x.sizes());
+  const index_t c = x.size(1);
+  LTL_CHECK(mean.dim() == 1 && mean.size(0) == c && invstd.dim() == 1 && invstd.size(0) == c, shape_error,
+            "batch_norm2d_backward: saved mean {} and invstd {} do not match input {}", mean.sizes(), invstd.sizes(),
+            x.sizes());
+  LTL_CHECK(!weight.defined() || (weight.dim() == 1 && weight.size(0) == c), shape_error,
+            "batch_norm2d_backward: weight {} does not match input {}", weight.sizes(), x.sizes());
+}
+
 }  // namespace ltl

@@ -7,6 +7,8 @@
 #include "ltlearn/core/shape.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <vector>
 
 namespace ltl {
 
@@ -22,6 +24,17 @@ inline shape broadcast_shapes(const shape& a, const shape& b, const char* op) {
     out[i] = ea == 1 ? eb : ea;
   }
   return out;
+}
+
+/// The dimensions of `g` that sum_to(g, target) sums over (the backward of broadcasting
+/// `target` to g's shape); shape_error naming sum_to unless target broadcasts to g.
+inline std::vector<bool> sum_to_dims(const shape& g, const shape& target) {
+  LTL_CHECK(broadcast_shapes(g, target, "sum_to") == g, shape_error, "sum_to: {} does not broadcast to {}", target, g);
+  const int lead = g.size() - target.size();
+  std::vector<bool> reduce(static_cast<std::size_t>(g.size()));
+  for (int d = 0; d < g.size(); ++d)
+    reduce[static_cast<std::size_t>(d)] = d < lead || (target[d - lead] == 1 && g[d] != 1);
+  return reduce;
 }
 
 }  // namespace ltl

@@ -157,6 +157,28 @@ inline void check_conv2d_bias(const shape& bias, const shape& w) {
             "conv2d: bias {} does not match weight {} (expects [Cout])", bias, w);
 }
 
+/// Validates the optional operands of conv2d's fused epilogue (null: not given): shift as a
+/// bias, scale [Cout], residual of the output's shape.
+inline void check_conv2d_epilogue(const conv2d_geometry& g, const shape& w, const shape* scale, const shape* shift,
+                                  const shape* residual) {
+  if (shift) check_conv2d_bias(*shift, w);
+  LTL_CHECK(!scale || (scale->size() == 1 && (*scale)[0] == w[0]), shape_error,
+            "conv2d: epilogue scale {} does not match weight {} (expects [Cout])", scale ? *scale : shape{}, w);
+  LTL_CHECK(!residual || *residual == g.output_shape(), shape_error, "conv2d: residual {} does not match the output {}",
+            residual ? *residual : shape{}, g.output_shape());
+}
+
+/// The output gradient of conv2d's backward passes must have the output's shape.
+inline void check_conv2d_output_grad(const shape& dy, const conv2d_geometry& g) {
+  LTL_CHECK(dy == g.output_shape(), shape_error, "conv2d_backward: output gradient {} does not match the output shape {}",
+            dy, g.output_shape());
+}
+
+/// conv2d_backward_bias's output gradient must be [N, Cout, Ho, Wo].
+inline void check_conv2d_bias_grad(const shape& dy) {
+  LTL_CHECK(dy.size() == 4, shape_error, "conv2d_backward: output gradient must be [N, Cout, Ho, Wo], got {}", dy);
+}
+
 }  // namespace ltl
 
 /// Formats a geometry for messages: "input [N, Cin, H, W], weight [Cout, Cin/groups, KH, KW],

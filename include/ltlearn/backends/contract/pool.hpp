@@ -55,4 +55,30 @@ struct max_pool2d_result {
   tensor<std::int64_t, D> indices;  ///< [N, C, Ho, Wo], index ih·W + iw into the input plane
 };
 
+// ---- the argument checks every backend's pooling kernels make (one text for all of them) -------
+
+/// max_pool2d_backward: dy [N, C, Ho, Wo] and the saved indices of one shape, N and C of x.
+inline void check_max_pool2d_backward(const shape& dy, const shape& indices, const shape& x) {
+  LTL_CHECK(x.size() == 4 && dy.size() == 4 && dy == indices && dy[0] == x[0] && dy[1] == x[1], shape_error,
+            "max_pool2d_backward: gradient {} and indices {} do not match input {}", dy, indices, x);
+}
+
+/// avg_pool2d_backward: dy must have the output's shape.
+inline void check_avg_pool2d_backward(const shape& dy, const pool2d_geometry& g) {
+  LTL_CHECK(dy == g.output_shape(), shape_error,
+            "avg_pool2d_backward: output gradient {} does not match the output shape {}", dy, g.output_shape());
+}
+
+/// global_avg_pool: a non-empty x [N, C, H, W] (H·W > 0).
+inline void check_global_avg_pool(const shape& x) {
+  LTL_CHECK(x.size() == 4 && x[2] * x[3] > 0, shape_error, "global_avg_pool: input must be a non-empty [N, C, H, W], got {}",
+            x);
+}
+
+/// global_avg_pool_backward: dy [N, C] for x [N, C, H, W].
+inline void check_global_avg_pool_backward(const shape& dy, const shape& x) {
+  LTL_CHECK(x.size() == 4 && dy == (shape{x[0], x[1]}), shape_error,
+            "global_avg_pool_backward: output gradient {} does not match input {}", dy, x);
+}
+
 }  // namespace ltl

@@ -199,14 +199,7 @@ batch_norm_forward_result<T, device> batch_norm2d_forward(const host_tensor<T>& 
                                                           const host_tensor<T>& bias, host_tensor<T>& running_mean,
                                                           host_tensor<T>& running_var, const batch_norm_options& opt,
                                                           const host_tensor<T>& residual = {}) {
-  const shape none;
-  check_batch_norm2d(x_in.sizes(), weight.defined() ? weight.sizes() : none, weight.defined(),
-                     bias.defined() ? bias.sizes() : none, bias.defined(),
-                     running_mean.defined() ? running_mean.sizes() : none, running_mean.defined(),
-                     running_var.defined() ? running_var.sizes() : none, running_var.defined(), opt);
-  LTL_CHECK(!residual.defined() || residual.sizes() == x_in.sizes(), shape_error,
-            "batch_norm2d: residual {} does not match input {}", residual.defined() ? residual.sizes() : none,
-            x_in.sizes());
+  check_batch_norm2d_forward(x_in, weight, bias, running_mean, running_var, opt, residual);
   const host_tensor<T> x = x_in.contiguous();
   const host_tensor<T> res = residual.defined() ? residual.contiguous() : host_tensor<T>();
   const index_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3), m = n * hw;
@@ -299,10 +292,7 @@ batch_norm_backward_result<T, device> batch_norm2d_backward(const host_tensor<T>
                                                             std::array<bool, 3> need,
                                                             const host_tensor<T>& relu_out = {},
                                                             bool need_masked = false) {
-  LTL_CHECK(dy_in.sizes() == x_in.sizes() && x_in.dim() == 4, shape_error,
-            "batch_norm2d_backward: output gradient {} does not match input {}", dy_in.sizes(), x_in.sizes());
-  LTL_CHECK(!relu_out.defined() || relu_out.sizes() == x_in.sizes(), shape_error,
-            "batch_norm2d_backward: ReLU output {} does not match input {}", relu_out.sizes(), x_in.sizes());
+  check_batch_norm2d_backward(dy_in, x_in, weight, mean, invstd, relu_out);
   const host_tensor<T> x = x_in.contiguous(), dy = dy_in.contiguous();
   const host_tensor<T> yr = relu_out.defined() ? relu_out.contiguous() : host_tensor<T>();
   const host_tensor<T> mu_t = mean.contiguous(), inv_t = invstd.contiguous();

@@ -62,13 +62,10 @@ host_tensor<T> conv2d_forward_epilogue(const host_tensor<T>& x_in, const host_te
                                        const conv2d_options& opt, const host_tensor<T>& scale,
                                        const host_tensor<T>& shift, const host_tensor<T>& residual, bool relu) {
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_in.sizes(), opt);
-  if (shift.defined()) check_conv2d_bias(shift.sizes(), w_in.sizes());
-  LTL_CHECK(!scale.defined() || (scale.dim() == 1 && scale.size(0) == w_in.size(0)), shape_error,
-            "conv2d: epilogue scale {} does not match weight {} (expects [Cout])",
-            scale.defined() ? scale.sizes() : shape{}, w_in.sizes());
-  LTL_CHECK(!residual.defined() || residual.sizes() == g.output_shape(), shape_error,
-            "conv2d: residual {} does not match the output {}", residual.defined() ? residual.sizes() : shape{},
-            g.output_shape());
+  const shape sc_s = scale.defined() ? scale.sizes() : shape{}, sh_s = shift.defined() ? shift.sizes() : shape{};
+  const shape res_s = residual.defined() ? residual.sizes() : shape{};
+  check_conv2d_epilogue(g, w_in.sizes(), scale.defined() ? &sc_s : nullptr, shift.defined() ? &sh_s : nullptr,
+                        residual.defined() ? &res_s : nullptr);
   const conv2d_algorithm algorithm = resolve_algorithm<T>(opt.algorithm, conv2d_pass::forward, g);
   const host_tensor<T> x = x_in.contiguous(), w = w_in.contiguous();
   const host_tensor<T> sc = scale.defined() ? scale.contiguous() : host_tensor<T>();
@@ -110,8 +107,7 @@ template <class T>
 host_tensor<T> conv2d_backward_input(const host_tensor<T>& dy_in, const host_tensor<T>& w_in, const shape& x_shape,
                                      const conv2d_options& opt) {
   const conv2d_geometry g = make_conv2d_geometry(x_shape, w_in.sizes(), opt);
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
+  check_conv2d_output_grad(dy_in.sizes(), g);
   const conv2d_algorithm algorithm = resolve_algorithm<T>(opt.algorithm, conv2d_pass::backward_input, g);
   const host_tensor<T> dy = dy_in.contiguous(), w = w_in.contiguous();
   if (algorithm == conv2d_algorithm::im2col_gemm) return im2col_gemm::input_grad(dy, w, g, x_shape);
@@ -145,8 +141,7 @@ template <class T>
 host_tensor<T> conv2d_backward_weight(const host_tensor<T>& dy_in, const host_tensor<T>& x_in, const shape& w_shape,
                                       const conv2d_options& opt) {
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_shape, opt);
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
+  check_conv2d_output_grad(dy_in.sizes(), g);
   const conv2d_algorithm algorithm = resolve_algorithm<T>(opt.algorithm, conv2d_pass::backward_weight, g);
   const host_tensor<T> dy = dy_in.contiguous(), x = x_in.contiguous();
   if (algorithm == conv2d_algorithm::im2col_gemm) return im2col_gemm::weight_grad(dy, x, g, w_shape);
@@ -174,8 +169,7 @@ host_tensor<T> conv2d_backward_weight(const host_tensor<T>& dy_in, const host_te
 /// Gradient of conv2d with respect to its bias: db [Cout] = Σ over N, Ho, Wo of dy (in double).
 template <class T>
 host_tensor<T> conv2d_backward_bias(const host_tensor<T>& dy) {
-  LTL_CHECK(dy.dim() == 4, shape_error, "conv2d_backward: output gradient must be [N, Cout, Ho, Wo], got {}",
-            dy.sizes());
+  check_conv2d_bias_grad(dy.sizes());
   return sum_dims_keep(dy, {true, false, true, true}).reshape(shape{dy.size(1)});
 }
 

@@ -5,6 +5,7 @@
 /// A 2-D view whose column stride is 1 maps as a row-major matrix, one whose row stride is 1
 /// (a transposed view) as a column-major matrix, so `matmul(a, b.t())` never copies b.
 
+#include "ltlearn/backends/contract/gemm.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 
 #include <Eigen/Core>
@@ -37,8 +38,7 @@ namespace ltl::cpu {
 /// c = alpha·a·b + beta·c for 2-D a [M, K], b [K, N], contiguous c [M, N].
 template <class T>
 void gemm(const host_tensor<T>& a, const host_tensor<T>& b, host_tensor<T>& c, T alpha, T beta) {
-  LTL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), shape_error,
-            "matmul: shapes {} and {} are not compatible", a.sizes(), b.sizes());
+  check_matmul(a.sizes(), b.sizes());
   LTL_CHECK(c.dim() == 2 && c.size(0) == a.size(0) && c.size(1) == b.size(1) && c.is_contiguous(), shape_error,
             "matmul: output {} does not fit {} x {}", c.sizes(), a.sizes(), b.sizes());
   Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> C(c.data(), c.size(0), c.size(1));
@@ -61,8 +61,7 @@ void gemm(const host_tensor<T>& a, const host_tensor<T>& b, host_tensor<T>& c, T
 /// a·b for 2-D tensors, as a new contiguous tensor.
 template <class T>
 host_tensor<T> matmul(const host_tensor<T>& a, const host_tensor<T>& b) {
-  LTL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), shape_error,
-            "matmul: shapes {} and {} are not compatible", a.sizes(), b.sizes());
+  check_matmul(a.sizes(), b.sizes());
   host_tensor<T> c(shape{a.size(0), b.size(1)});
   gemm(a, b, c, T(1), T(0));
   return c;

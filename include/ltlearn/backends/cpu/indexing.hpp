@@ -9,24 +9,12 @@
 /// Scatter-adds (where repeated indices accumulate) are parallelised over disjoint output
 /// elements, each summed in a fixed order, so results do not depend on the thread count.
 
+#include "ltlearn/backends/contract/indexing.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <utility>
-
-namespace ltl::detail {
-
-/// Throws value_error unless every element of the host array p[0, n) lies in [0, limit).
-/// `what` names the values ("label", "index", "perm entry") in the message.
-inline void check_index_range(const std::int64_t* p, index_t n, index_t limit, const char* op, const char* what) {
-  for (index_t i = 0; i < n; ++i) {
-    LTL_CHECK(p[i] >= 0 && p[i] < limit, value_error, "{}: {} {} at position {} is out of range [0, {})", op, what,
-              p[i], i, limit);
-  }
-}
-
-}  // namespace ltl::detail
 
 namespace ltl::cpu {
 
@@ -34,7 +22,7 @@ namespace ltl::cpu {
 template <class T>
 host_tensor<T> index_select_forward(const host_tensor<T>& x, int dim, const host_tensor<std::int64_t>& indices) {
   dim = normalize_dim(dim, x.dim(), "index_select");
-  LTL_CHECK(indices.dim() == 1, shape_error, "index_select: indices must be 1-D, got shape {}", indices.sizes());
+  check_index_select(indices.sizes(), "index_select");
   const host_tensor<std::int64_t> ic = indices.contiguous();
   const std::int64_t* idx = ic.data();
   const index_t k_count = ic.numel();
@@ -71,9 +59,7 @@ host_tensor<T> index_select_backward(const host_tensor<T>& g, int dim, const hos
   const host_tensor<std::int64_t> ic = indices.contiguous();
   const std::int64_t* idx = ic.data();
   const index_t k_count = ic.numel();
-  shape gs = x_shape;
-  gs[dim] = k_count;
-  LTL_CHECK(g.sizes() == gs, shape_error, "index_select_backward: gradient {} does not match {}", g.sizes(), gs);
+  check_index_select_backward(g.sizes(), dim, indices.sizes(), x_shape);
   ltl::detail::check_index_range(idx, k_count, x_shape[dim], "index_select_backward", "index");
   const host_tensor<T> gc = g.contiguous();
   auto dx = host_tensor<T>::zeros(x_shape);
@@ -106,8 +92,7 @@ host_tensor<T> index_select_backward(const host_tensor<T>& g, int dim, const hos
 /// out[i] = x[i, labels[i]] for x [N, C] (any strides) and labels [N].
 template <class T>
 host_tensor<T> gather_forward(const host_tensor<T>& x, const host_tensor<std::int64_t>& labels) {
-  LTL_CHECK(x.dim() == 2 && labels.dim() == 1 && labels.size(0) == x.size(0), shape_error,
-            "gather: expects x [N, C] and labels [N], got {} and {}", x.sizes(), labels.sizes());
+  check_gather(x.sizes(), labels.sizes());
   const host_tensor<std::int64_t> lc = labels.contiguous();
   const std::int64_t* y = lc.data();
   const index_t n = x.size(0);
@@ -125,8 +110,7 @@ host_tensor<T> gather_forward(const host_tensor<T>& x, const host_tensor<std::in
 /// Backward of gather: [N, C] zeros with g[i] at (i, labels[i]).
 template <class T>
 host_tensor<T> gather_backward(const host_tensor<T>& g, const host_tensor<std::int64_t>& labels, index_t classes) {
-  LTL_CHECK(g.dim() == 1 && labels.dim() == 1 && labels.size(0) == g.size(0), shape_error,
-            "gather_backward: gradient {} does not match labels {}", g.sizes(), labels.sizes());
+  check_gather_backward(g.sizes(), labels.sizes());
   const host_tensor<std::int64_t> lc = labels.contiguous();
   const std::int64_t* y = lc.data();
   const index_t n = g.size(0);
@@ -145,14 +129,11 @@ host_tensor<T> gather_backward(const host_tensor<T>& g, const host_tensor<std::i
 /// label, 0 elsewhere.
 template <class T>
 void one_hot_into(host_tensor<T>& out, const host_tensor<std::int64_t>& labels) {
-  LTL_CHECK(out.is_contiguous() && out.dim() == labels.dim() + 1, shape_error,
-            "one_hot: output {} does not fit labels {}", out.sizes(), labels.sizes());
+  check_one_hot(out.sizes(), out.is_contiguous(), labels.sizes());
   const index_t classes = out.size(-1);
   const host_tensor<std::int64_t> lc = labels.contiguous();
   const std::int64_t* y = lc.data();
   const index_t n = lc.numel();
-  LTL_CHECK(out.numel() == n * classes, shape_error, "one_hot: output {} does not fit labels {}", out.sizes(),
-            labels.sizes());
   ltl::detail::check_index_range(y, n, classes, "one_hot", "label");
   T* po = out.data();
   parallel_for(
@@ -169,10 +150,7 @@ void one_hot_into(host_tensor<T>& out, const host_tensor<std::int64_t>& labels) 
 template <class T>
 host_tensor<T> lerp_mix_forward(const host_tensor<T>& a, const host_tensor<T>& b, const host_tensor<T>& lambda,
                                 const host_tensor<std::int64_t>& perm) {
-  LTL_CHECK(a.dim() >= 1 && a.sizes() == b.sizes() && lambda.dim() == 1 && perm.dim() == 1 &&
-                lambda.size(0) == a.size(0) && perm.size(0) == a.size(0),
-            shape_error, "lerp_mix: expects a, b [N, ...] of one shape, lambda [N] and perm [N], got {}, {}, {}, {}",
-            a.sizes(), b.sizes(), lambda.sizes(), perm.sizes());
+  check_lerp_mix(a.sizes(), b.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = a.size(0), m = n > 0 ? a.numel() / n : 0;
   const host_tensor<std::int64_t> pc = perm.contiguous();
   const std::int64_t* p = pc.data();
@@ -201,8 +179,7 @@ host_tensor<T> lerp_mix_forward(const host_tensor<T>& a, const host_tensor<T>& b
 /// Gradient of lerp_mix with respect to a: (1 − λ_i)·g_i.
 template <class T>
 host_tensor<T> lerp_mix_backward_a(const host_tensor<T>& g, const host_tensor<T>& lambda) {
-  LTL_CHECK(g.dim() >= 1 && lambda.dim() == 1 && lambda.size(0) == g.size(0), shape_error,
-            "lerp_mix_backward: gradient {} does not match lambda {}", g.sizes(), lambda.sizes());
+  check_lerp_mix_backward_a(g.sizes(), lambda.sizes());
   shape ls = shape::filled(g.dim(), 1);  // λ as [N, 1, ...] broadcasts over each sample
   ls[0] = g.size(0);
   return zip(g, lambda.reshape(ls), [](T gi, T l) { return (T(1) - l) * gi; }, "lerp_mix_backward");
@@ -213,10 +190,7 @@ host_tensor<T> lerp_mix_backward_a(const host_tensor<T>& g, const host_tensor<T>
 template <class T>
 host_tensor<T> lerp_mix_backward_b(const host_tensor<T>& g, const host_tensor<T>& lambda,
                                    const host_tensor<std::int64_t>& perm) {
-  LTL_CHECK(g.dim() >= 1 && lambda.dim() == 1 && perm.dim() == 1 && lambda.size(0) == g.size(0) &&
-                perm.size(0) == g.size(0),
-            shape_error, "lerp_mix_backward: gradient {} does not match lambda {} and perm {}", g.sizes(),
-            lambda.sizes(), perm.sizes());
+  check_lerp_mix_backward_b(g.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = g.size(0), m = n > 0 ? g.numel() / n : 0;
   const host_tensor<std::int64_t> pc = perm.contiguous();
   const std::int64_t* p = pc.data();
@@ -245,12 +219,8 @@ host_tensor<T> lerp_mix_backward_b(const host_tensor<T>& g, const host_tensor<T>
 /// then zero-padded with (out_channels − Cin)/2 channels on each side → [N, Cout, ⌈H/s⌉, ⌈W/s⌉].
 template <class T>
 host_tensor<T> shortcut_a_forward(const host_tensor<T>& x, index_t out_channels, index_t stride) {
-  LTL_CHECK(x.dim() == 4, shape_error, "shortcut_a: expects x [N, C, H, W], got {}", x.sizes());
+  check_shortcut_a(x.sizes(), out_channels, stride);
   const index_t n = x.size(0), cin = x.size(1), h = x.size(2), w = x.size(3);
-  LTL_CHECK(stride >= 1 && out_channels >= cin && (out_channels - cin) % 2 == 0, shape_error,
-            "shortcut_a: cannot map input {} to {} channels with stride {} (needs stride >= 1 and an even, "
-            "non-negative channel difference)",
-            x.sizes(), out_channels, stride);
   const index_t ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride, pad = (out_channels - cin) / 2;
   host_tensor<T> out(shape{n, out_channels, ho, wo});
   const T* px = x.data();
@@ -280,11 +250,7 @@ host_tensor<T> shortcut_a_forward(const host_tensor<T>& x, index_t out_channels,
 /// channels written back at the subsampled positions.
 template <class T>
 host_tensor<T> shortcut_a_backward(const host_tensor<T>& g, const shape& x_shape, index_t stride) {
-  LTL_CHECK(x_shape.size() == 4 && g.dim() == 4 && g.size(0) == x_shape[0] && stride >= 1 &&
-                g.size(2) == (x_shape[2] + stride - 1) / stride && g.size(3) == (x_shape[3] + stride - 1) / stride &&
-                g.size(1) >= x_shape[1] && (g.size(1) - x_shape[1]) % 2 == 0,
-            shape_error, "shortcut_a_backward: gradient {} does not match input {} with stride {}", g.sizes(),
-            x_shape, stride);
+  check_shortcut_a_backward(g.sizes(), x_shape, stride);
   const index_t n = x_shape[0], cin = x_shape[1], h = x_shape[2], w = x_shape[3];
   const index_t ho = g.size(2), wo = g.size(3), pad = (g.size(1) - cin) / 2;
   const host_tensor<T> gc = g.contiguous();

@@ -51,32 +51,19 @@ namespace cpu {
 template <class T>
 double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y, const loss_terms& t,
                   host_tensor<T>* dz, host_tensor<T>* row_loss = nullptr, const host_tensor<T>* sample_w = nullptr) {
-  LTL_CHECK(z.dim() == 2, shape_error, "fused_loss: logits must be [B, C], got {}", z.sizes());
+  check_fused_loss_args(z.sizes(), y.sizes(), t);
   const index_t B = z.size(0), C = z.size(1);
-  LTL_CHECK(y.dim() == 1 && y.size(0) == B, shape_error, "fused_loss: labels {} do not match logits {}", y.sizes(),
-            z.sizes());
-  LTL_CHECK(B > 0 && C > 0, shape_error, "fused_loss: empty logits {}", z.sizes());
-  auto check_len = [&](const std::vector<double>& v, const char* what) {
-    LTL_CHECK(v.empty() || static_cast<index_t>(v.size()) == C, shape_error,
-              "fused_loss: {} has {} entries for {} classes", what, v.size(), C);
-  };
-  check_len(t.margins, "margins");
-  check_len(t.temperatures, "temperatures");
-  check_len(t.offsets, "offsets");
-  check_len(t.weights, "weights");
   const auto zc = z.contiguous();
   const auto yc = y.contiguous();
   const T* pz = zc.data();
   host_tensor<T> swc;
   if (sample_w && sample_w->defined()) {
-    LTL_CHECK(sample_w->dim() == 1 && sample_w->size(0) == B, shape_error,
-              "fused_loss: sample weights {} do not match logits {}", sample_w->sizes(), z.sizes());
+    check_fused_loss_sample_weights(sample_w->sizes(), z.sizes());
     swc = sample_w->contiguous();
   }
   const T* psw = swc.defined() ? swc.data() : nullptr;
   const std::int64_t* py = yc.data();
-  for (index_t i = 0; i < B; ++i)
-    LTL_CHECK(py[i] >= 0 && py[i] < C, value_error, "fused_loss: label {} at position {} is outside [0, {})", py[i], i, C);
+  for (index_t i = 0; i < B; ++i) check_fused_loss_label(py[i], i, C);
 
   // Per-class multipliers s/a_c, precomputed once.
   std::vector<double> mult(static_cast<std::size_t>(C), t.scale);
@@ -88,7 +75,7 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
   double wsum = t.normalizer;
   if (wsum == 0)
     for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
-  LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
+  check_fused_loss_normalizer(wsum);
   const double inv_wsum = 1.0 / wsum;
 
   T* pd = dz ? dz->data() : nullptr;

@@ -72,10 +72,7 @@ max_pool2d_result<T, device> max_pool2d_forward(const host_tensor<T>& x_in, cons
 template <class T>
 host_tensor<T> max_pool2d_backward(const host_tensor<T>& dy_in, const tensor<std::int64_t, device>& indices_in,
                                    const shape& x_shape) {
-  LTL_CHECK(x_shape.size() == 4 && dy_in.dim() == 4 && dy_in.sizes() == indices_in.sizes() &&
-                dy_in.size(0) == x_shape[0] && dy_in.size(1) == x_shape[1],
-            shape_error, "max_pool2d_backward: gradient {} and indices {} do not match input {}", dy_in.sizes(),
-            indices_in.sizes(), x_shape);
+  check_max_pool2d_backward(dy_in.sizes(), indices_in.sizes(), x_shape);
   const host_tensor<T> dy = dy_in.contiguous();
   const tensor<std::int64_t, device> idx = indices_in.contiguous();
   host_tensor<T> dx = host_tensor<T>::zeros(x_shape);
@@ -130,9 +127,7 @@ host_tensor<T> avg_pool2d_forward(const host_tensor<T>& x_in, const pool2d_optio
 template <class T>
 host_tensor<T> avg_pool2d_backward(const host_tensor<T>& dy_in, const shape& x_shape, const pool2d_options& opt) {
   const pool2d_geometry g = make_pool2d_geometry(x_shape, opt, "avg_pool2d");
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "avg_pool2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(),
-            g.output_shape());
+  check_avg_pool2d_backward(dy_in.sizes(), g);
   const host_tensor<T> dy = dy_in.contiguous();
   host_tensor<T> dx = host_tensor<T>::zeros(x_shape);
   const T* pg = dy.data();
@@ -164,8 +159,7 @@ host_tensor<T> avg_pool2d_backward(const host_tensor<T>& dy_in, const shape& x_s
 /// Mean of each plane: x [N, C, H, W] → [N, C], accumulated in double.
 template <class T>
 host_tensor<T> global_avg_pool_forward(const host_tensor<T>& x_in) {
-  LTL_CHECK(x_in.dim() == 4 && x_in.size(2) * x_in.size(3) > 0, shape_error,
-            "global_avg_pool: input must be a non-empty [N, C, H, W], got {}", x_in.sizes());
+  check_global_avg_pool(x_in.sizes());
   const host_tensor<T> x = x_in.contiguous();
   const index_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
   host_tensor<T> y(shape{x.size(0), x.size(1)});
@@ -187,8 +181,7 @@ host_tensor<T> global_avg_pool_forward(const host_tensor<T>& x_in) {
 /// Gradient of global average pooling: dy [N, C] → dx [N, C, H, W] = dy / (H·W) broadcast.
 template <class T>
 host_tensor<T> global_avg_pool_backward(const host_tensor<T>& dy_in, const shape& x_shape) {
-  LTL_CHECK(x_shape.size() == 4 && dy_in.sizes() == (shape{x_shape[0], x_shape[1]}), shape_error,
-            "global_avg_pool_backward: output gradient {} does not match input {}", dy_in.sizes(), x_shape);
+  check_global_avg_pool_backward(dy_in.sizes(), x_shape);
   const host_tensor<T> dy = dy_in.contiguous();
   host_tensor<T> dx(x_shape);
   const index_t planes = x_shape[0] * x_shape[1], hw = x_shape[2] * x_shape[3];

@@ -81,13 +81,7 @@ host_tensor<T> sum_dims_keep(const host_tensor<T>& x, const std::vector<bool>& r
 template <class T>
 host_tensor<T> sum_to(const host_tensor<T>& g, const shape& target) {
   if (g.sizes() == target) return g;
-  LTL_CHECK(broadcast_shapes(g.sizes(), target, "sum_to") == g.sizes(), shape_error,
-            "sum_to: {} does not broadcast to {}", target, g.sizes());
-  const int lead = g.dim() - target.size();
-  std::vector<bool> reduce(static_cast<std::size_t>(g.dim()));
-  for (int d = 0; d < g.dim(); ++d)
-    reduce[static_cast<std::size_t>(d)] = d < lead || (target[d - lead] == 1 && g.size(d) != 1);
-  return sum_dims_keep(g, reduce).reshape(target);
+  return sum_dims_keep(g, sum_to_dims(g.sizes(), target)).reshape(target);
 }
 
 }  // namespace ltl::cpu

@@ -8,6 +8,7 @@
 /// results do not depend on the thread count. The last dimension (inner = 1) takes a unit-stride
 /// instantiation the compiler vectorises. Line sums are accumulated in double (SPEC §1).
 
+#include "ltlearn/backends/contract/softmax.hpp"
 #include "ltlearn/backends/cpu/elementwise.hpp"
 
 #include <algorithm>
@@ -119,8 +120,7 @@ host_tensor<T> log_softmax_forward(const host_tensor<T>& x, int dim) {
 template <class T>
 host_tensor<T> softmax_backward(const host_tensor<T>& g, const host_tensor<T>& y, int dim) {
   dim = normalize_dim(dim, y.dim(), "softmax_backward");
-  LTL_CHECK(g.sizes() == y.sizes(), shape_error, "softmax_backward: gradient {} does not match output {}",
-            g.sizes(), y.sizes());
+  check_softmax_grad(g.sizes(), y.sizes(), "softmax_backward");
   const host_tensor<T> gc = g.contiguous(), yc = y.contiguous();
   host_tensor<T> dx(y.sizes());
   const T* pg = gc.data();
@@ -141,8 +141,7 @@ host_tensor<T> softmax_backward(const host_tensor<T>& g, const host_tensor<T>& y
 template <class T>
 host_tensor<T> log_softmax_backward(const host_tensor<T>& g, const host_tensor<T>& y, int dim) {
   dim = normalize_dim(dim, y.dim(), "log_softmax_backward");
-  LTL_CHECK(g.sizes() == y.sizes(), shape_error, "log_softmax_backward: gradient {} does not match output {}",
-            g.sizes(), y.sizes());
+  check_softmax_grad(g.sizes(), y.sizes(), "log_softmax_backward");
   const host_tensor<T> gc = g.contiguous(), yc = y.contiguous();
   host_tensor<T> dx(y.sizes());
   const T* pg = gc.data();
@@ -193,8 +192,7 @@ template <class T>
 host_tensor<T> l2_normalize_backward(const host_tensor<T>& g, const host_tensor<T>& y, const host_tensor<T>& norms,
                                      int dim, T eps) {
   dim = normalize_dim(dim, y.dim(), "l2_normalize_backward");
-  LTL_CHECK(g.sizes() == y.sizes(), shape_error, "l2_normalize_backward: gradient {} does not match output {}",
-            g.sizes(), y.sizes());
+  check_softmax_grad(g.sizes(), y.sizes(), "l2_normalize_backward");
   const host_tensor<T> gc = g.contiguous(), yc = y.contiguous(), nc = norms.contiguous();
   host_tensor<T> dx(y.sizes());
   const T* pg = gc.data();
@@ -202,8 +200,7 @@ host_tensor<T> l2_normalize_backward(const host_tensor<T>& g, const host_tensor<
   const T* pn = nc.data();
   T* pd = dx.data();
   const auto L = ltl::detail::dim_lines_of(y.sizes(), dim);
-  LTL_CHECK(norms.numel() == L.lines(), shape_error, "l2_normalize_backward: {} norms for output {} along dim {}",
-            norms.numel(), y.sizes(), dim);
+  check_l2_normalize_norms(norms.numel(), L.lines(), y.sizes(), dim);
   ltl::detail::for_each_dim_line(L, [&](index_t base, index_t l, auto s) {
     const T norm = pn[l];
     if (norm >= eps) {

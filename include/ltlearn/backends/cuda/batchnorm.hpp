@@ -31,14 +31,7 @@ batch_norm_forward_result<T, device> batch_norm2d_forward(const device_tensor<T>
                                                           const device_tensor<T>& bias, device_tensor<T>& running_mean,
                                                           device_tensor<T>& running_var, const batch_norm_options& opt,
                                                           const device_tensor<T>& residual = {}) {
-  const shape none;
-  check_batch_norm2d(x_in.sizes(), weight.defined() ? weight.sizes() : none, weight.defined(),
-                     bias.defined() ? bias.sizes() : none, bias.defined(),
-                     running_mean.defined() ? running_mean.sizes() : none, running_mean.defined(),
-                     running_var.defined() ? running_var.sizes() : none, running_var.defined(), opt);
-  LTL_CHECK(!residual.defined() || residual.sizes() == x_in.sizes(), shape_error,
-            "batch_norm2d: residual {} does not match input {}", residual.defined() ? residual.sizes() : none,
-            x_in.sizes());
+  check_batch_norm2d_forward(x_in, weight, bias, running_mean, running_var, opt, residual);
   const index_t c = x_in.size(1);
   const auto p = kernels::make_bn_plan(x_in.size(0), c, x_in.size(2) * x_in.size(3));
   batch_norm_forward_result<T, device> r{device_tensor<T>(x_in.sizes()), device_tensor<T>(shape{c}),
@@ -98,16 +91,8 @@ batch_norm_backward_result<T, device> batch_norm2d_backward(const device_tensor<
                                                             std::array<bool, 3> need,
                                                             const device_tensor<T>& relu_out = {},
                                                             bool need_masked = false) {
-  LTL_CHECK(dy_in.sizes() == x_in.sizes() && x_in.dim() == 4, shape_error,
-            "batch_norm2d_backward: output gradient {} does not match input {}", dy_in.sizes(), x_in.sizes());
-  LTL_CHECK(!relu_out.defined() || relu_out.sizes() == x_in.sizes(), shape_error,
-            "batch_norm2d_backward: ReLU output {} does not match input {}", relu_out.sizes(), x_in.sizes());
+  check_batch_norm2d_backward(dy_in, x_in, weight, mean, invstd, relu_out);
   const index_t c = x_in.size(1);
-  LTL_CHECK(mean.dim() == 1 && mean.size(0) == c && invstd.dim() == 1 && invstd.size(0) == c, shape_error,
-            "batch_norm2d_backward: saved mean {} and invstd {} do not match input {}", mean.sizes(),
-            invstd.sizes(), x_in.sizes());
-  LTL_CHECK(!weight.defined() || (weight.dim() == 1 && weight.size(0) == c), shape_error,
-            "batch_norm2d_backward: weight {} does not match input {}", weight.sizes(), x_in.sizes());
   const device_tensor<T> x = x_in.contiguous(), dy = dy_in.contiguous();
   const device_tensor<T> yr = relu_out.defined() ? relu_out.contiguous() : device_tensor<T>();
   const device_tensor<T> mu = mean.contiguous(), inv = invstd.contiguous();

@@ -18,6 +18,7 @@
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/backends/cuda/version_check.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,9 +54,20 @@ struct settings {
   bool deterministic = true;
   /// Largest cuDNN workspace an algorithm may ask for, in bytes.
   std::size_t max_workspace_bytes = std::size_t{1} << 30;
+  /// Host batches (trainer, batched pass) reach the device through the pinned staging rings
+  /// and the copy stream (upload.hpp), overlapping compute; false: synchronous copies
+  /// (tensor::to). The values are the same either way.
+  bool staged_uploads = true;
 };
 
 namespace detail {
+/// cuBLAS math mode for `s`: TF32 tensor cores for float routines only when allow_tf32 is set;
+/// otherwise CUBLAS_DEFAULT_MATH, under which cuBLAS keeps at least the requested precision's
+/// mantissa (no TF32 for float) — the FP32-accurate default of SPEC §13.
+[[nodiscard]] constexpr cublasMath_t cublas_math_mode(const settings& s) noexcept {
+  return s.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+}
+
 /// Throws cuda_error when a library found at run time cannot serve this build.
 inline void require_compatible(const version_verdict& v) {
   if (!v.ok) throw cuda_error(v.message);
@@ -97,8 +109,9 @@ inline std::vector<version_verdict> check_cudnn() {
 /// the compute stream (both created on first request), and the numerics settings. Obtain it
 /// with `current()` or `get(index)`.
 ///
-/// cuBLAS handles may be shared by threads as long as their configuration is not changed
-/// (ltlearn never changes it after creation). cuDNN handles must not be used by two threads
+/// cuBLAS handles may be shared by threads as long as their configuration is not changed; the
+/// only configuration ltlearn changes is the math mode, and only when `settings().allow_tf32`
+/// changed, which the settings' own rule (change them between steps) keeps single-threaded. cuDNN handles must not be used by two threads
 /// at once: callers that may run concurrently hold `cudnn_mutex()` around cuDNN calls.
 class context {
  public:
@@ -141,7 +154,9 @@ class context {
   /// A second, non-blocking stream for host-to-device uploads that overlap compute.
   [[nodiscard]] cudaStream_t copy_stream() const noexcept { return copy_stream_; }
 
-  /// cuBLAS handle bound to `stream()`, host pointer mode; created on the first call.
+  /// cuBLAS handle bound to `stream()`, host pointer mode, with the math mode of the current
+  /// settings (detail::cublas_math_mode): created on the first call, its math mode set again
+  /// whenever allow_tf32 changed since the previous call.
   [[nodiscard]] cublasHandle_t cublas() {
     std::call_once(cublas_once_, [this] {
       device_guard g(index_);
@@ -154,6 +169,12 @@ class context {
       }
       cublas_ = h;
     });
+    const cublasMath_t want = detail::cublas_math_mode(settings_);
+    if (cublas_math_.load(std::memory_order_relaxed) != static_cast<int>(want)) {
+      device_guard g(index_);
+      LTL_CUBLAS_CHECK(cublasSetMathMode(cublas_, want));
+      cublas_math_.store(static_cast<int>(want), std::memory_order_relaxed);
+    }
     return cublas_;
   }
 
@@ -200,6 +221,7 @@ class context {
   cudaStream_t stream_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  std::atomic<int> cublas_math_{-1};  ///< the math mode last set on cublas_ (-1: none yet)
   cudnnHandle_t cudnn_ = nullptr;
   std::once_flag cublas_once_;
   std::once_flag cudnn_once_;

@@ -75,13 +75,10 @@ device_tensor<T> conv2d_forward_epilogue(const device_tensor<T>& x_in, const dev
   constexpr const char* op = "conv2d";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_in.sizes(), opt);
-  if (shift.defined()) check_conv2d_bias(shift.sizes(), w_in.sizes());
-  LTL_CHECK(!scale.defined() || (scale.dim() == 1 && scale.size(0) == w_in.size(0)), shape_error,
-            "conv2d: epilogue scale {} does not match weight {} (expects [Cout])",
-            scale.defined() ? scale.sizes() : shape{}, w_in.sizes());
-  LTL_CHECK(!residual.defined() || residual.sizes() == g.output_shape(), shape_error,
-            "conv2d: residual {} does not match the output {}", residual.defined() ? residual.sizes() : shape{},
-            g.output_shape());
+  const shape sc_s = scale.defined() ? scale.sizes() : shape{}, sh_s = shift.defined() ? shift.sizes() : shape{};
+  const shape res_s = residual.defined() ? residual.sizes() : shape{};
+  check_conv2d_epilogue(g, w_in.sizes(), scale.defined() ? &sc_s : nullptr, shift.defined() ? &sh_s : nullptr,
+                        residual.defined() ? &res_s : nullptr);
   device_tensor<T> y(g.output_shape());
   const index_t n = y.numel();
   if (n == 0) return y;
@@ -118,8 +115,7 @@ device_tensor<T> conv2d_backward_input(const device_tensor<T>& dy_in, const devi
   constexpr const char* op = "conv2d_backward_input";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_shape, w_in.sizes(), opt);
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
+  check_conv2d_output_grad(dy_in.sizes(), g);
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;
   if (dy_in.numel() == 0) {
@@ -138,8 +134,7 @@ device_tensor<T> conv2d_backward_weight(const device_tensor<T>& dy_in, const dev
   constexpr const char* op = "conv2d_backward_weight";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_shape, opt);
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "conv2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(), g.output_shape());
+  check_conv2d_output_grad(dy_in.sizes(), g);
   device_tensor<T> dw(w_shape);
   if (dw.numel() == 0) return dw;
   if (dy_in.numel() == 0) {
@@ -154,8 +149,7 @@ device_tensor<T> conv2d_backward_weight(const device_tensor<T>& dy_in, const dev
 /// Gradient of conv2d with respect to its bias: db [Cout] = Σ over N, Ho, Wo of dy (in double).
 template <class T>
 device_tensor<T> conv2d_backward_bias(const device_tensor<T>& dy) {
-  LTL_CHECK(dy.dim() == 4, shape_error, "conv2d_backward: output gradient must be [N, Cout, Ho, Wo], got {}",
-            dy.sizes());
+  check_conv2d_bias_grad(dy.sizes());
   if (dy.numel() > 0) require_device_memory(dy.data(), "conv2d_backward_bias", "output gradient");
   return cuda::sum_dims_keep(dy, {true, false, true, true}).reshape(shape{dy.size(1)});
 }

@@ -10,6 +10,7 @@
 /// ordered with every kernel ltlearn launches. Transfers to or from the host synchronise that
 /// stream: once `t.to<cpu::device>()` returns, the host data is final.
 
+#include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/backends/cuda/memory.hpp"
@@ -101,6 +102,11 @@ class caching_allocator<cuda::device> {
  private:
   caching_allocator() = default;
 };
+
+/// Host batches move through the staging rings of upload.hpp, which defines this (declared
+/// here so that no translation unit that knows cuda::device can use the generic copy instead).
+template <>
+struct host_upload<cuda::device>;
 
 /// Host to device: the host buffer may be released as soon as this returns.
 template <>

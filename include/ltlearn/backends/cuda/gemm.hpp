@@ -11,6 +11,7 @@
 /// read with CUBLAS_OP_T. Neither case copies; only views with no unit stride are packed.
 /// Launching cuBLAS needs no nvcc, but the elementwise kernels included here do.
 
+#include "ltlearn/backends/contract/gemm.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 
 #include <climits>
@@ -88,8 +89,7 @@ inline cublasStatus_t blas_gemm(cublasHandle_t h, const gemm_plan<double, device
 template <class T>
 void gemm(const device_tensor<T>& a, const device_tensor<T>& b, device_tensor<T>& c, T alpha, T beta) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuda::gemm supports float and double");
-  LTL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), shape_error,
-            "matmul: shapes {} and {} are not compatible", a.sizes(), b.sizes());
+  check_matmul(a.sizes(), b.sizes());
   LTL_CHECK(c.dim() == 2 && c.size(0) == a.size(0) && c.size(1) == b.size(1) && c.is_contiguous(), shape_error,
             "matmul: output {} does not fit {} x {}", c.sizes(), a.sizes(), b.sizes());
   if (a.size(0) == 0 || b.size(1) == 0) return;
@@ -105,8 +105,7 @@ void gemm(const device_tensor<T>& a, const device_tensor<T>& b, device_tensor<T>
 /// a·b for 2-D tensors a [M, K], b [K, N], as a new contiguous tensor [M, N].
 template <class T>
 device_tensor<T> matmul(const device_tensor<T>& a, const device_tensor<T>& b) {
-  LTL_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), shape_error,
-            "matmul: shapes {} and {} are not compatible", a.sizes(), b.sizes());
+  check_matmul(a.sizes(), b.sizes());
   device_tensor<T> c(shape{a.size(0), b.size(1)});
   cuda::gemm(a, b, c, T(1), T(0));
   return c;

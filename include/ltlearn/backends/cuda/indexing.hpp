@@ -10,6 +10,7 @@
 /// synchronises the stream; index lists are small (one entry per sample or selected row).
 /// Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 
+#include "ltlearn/backends/contract/indexing.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/indexing.cuh"
 
@@ -23,10 +24,7 @@ namespace detail {
 inline tensor<std::int64_t, cpu::device> checked_indices(const tensor<std::int64_t, device>& idx, index_t limit,
                                                          const char* op, const char* what) {
   auto h = idx.numel() > 0 ? idx.template to<cpu::device>() : tensor<std::int64_t, cpu::device>(idx.sizes());
-  const std::int64_t* p = h.data();
-  for (index_t i = 0; i < h.numel(); ++i)
-    LTL_CHECK(p[i] >= 0 && p[i] < limit, value_error, "{}: {} {} at position {} is out of range [0, {})", op, what,
-              p[i], i, limit);
+  ltl::detail::check_index_range(h.data(), h.numel(), limit, op, what);
   return h;
 }
 
@@ -44,7 +42,7 @@ inline std::pair<tensor<std::int64_t, device>, tensor<std::int64_t, device>> dev
 template <class T>
 device_tensor<T> index_select_forward(const device_tensor<T>& x, int dim, const tensor<std::int64_t, device>& indices) {
   dim = normalize_dim(dim, x.dim(), "index_select");
-  LTL_CHECK(indices.dim() == 1, shape_error, "index_select: indices must be 1-D, got shape {}", indices.sizes());
+  check_index_select(indices.sizes(), "index_select");
   const auto L = kernels::make_line_space(x.sizes(), dim);
   shape os = x.sizes();
   os[dim] = indices.numel();
@@ -65,11 +63,7 @@ template <class T>
 device_tensor<T> index_select_backward(const device_tensor<T>& g, int dim, const tensor<std::int64_t, device>& indices,
                                        const shape& x_shape) {
   dim = normalize_dim(dim, x_shape.size(), "index_select_backward");
-  LTL_CHECK(indices.dim() == 1, shape_error, "index_select_backward: indices must be 1-D, got shape {}",
-            indices.sizes());
-  shape gs = x_shape;
-  gs[dim] = indices.numel();
-  LTL_CHECK(g.sizes() == gs, shape_error, "index_select_backward: gradient {} does not match {}", g.sizes(), gs);
+  check_index_select_backward(g.sizes(), dim, indices.sizes(), x_shape);
   const auto host = detail::checked_indices(indices, x_shape[dim], "index_select_backward", "index");
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;
@@ -85,8 +79,7 @@ device_tensor<T> index_select_backward(const device_tensor<T>& g, int dim, const
 /// out[i] = x[i, labels[i]] for x [N, C] (any strides) and labels [N].
 template <class T>
 device_tensor<T> gather_forward(const device_tensor<T>& x, const tensor<std::int64_t, device>& labels) {
-  LTL_CHECK(x.dim() == 2 && labels.dim() == 1 && labels.size(0) == x.size(0), shape_error,
-            "gather: expects x [N, C] and labels [N], got {} and {}", x.sizes(), labels.sizes());
+  check_gather(x.sizes(), labels.sizes());
   const index_t n = x.size(0);
   device_tensor<T> out(shape{n});
   if (n == 0) return out;
@@ -101,8 +94,7 @@ device_tensor<T> gather_forward(const device_tensor<T>& x, const tensor<std::int
 template <class T>
 device_tensor<T> gather_backward(const device_tensor<T>& g, const tensor<std::int64_t, device>& labels,
                                  index_t classes) {
-  LTL_CHECK(g.dim() == 1 && labels.dim() == 1 && labels.size(0) == g.size(0), shape_error,
-            "gather_backward: gradient {} does not match labels {}", g.sizes(), labels.sizes());
+  check_gather_backward(g.sizes(), labels.sizes());
   const index_t n = g.size(0);
   const auto host = detail::checked_indices(labels, classes, "gather_backward", "label");
   device_tensor<T> dx(shape{n, classes});
@@ -117,11 +109,8 @@ device_tensor<T> gather_backward(const device_tensor<T>& g, const tensor<std::in
 /// Writes the one-hot encoding of `labels` [...] into the contiguous `out` [..., C].
 template <class T>
 void one_hot_into(device_tensor<T>& out, const tensor<std::int64_t, device>& labels) {
-  LTL_CHECK(out.is_contiguous() && out.dim() == labels.dim() + 1, shape_error,
-            "one_hot: output {} does not fit labels {}", out.sizes(), labels.sizes());
+  check_one_hot(out.sizes(), out.is_contiguous(), labels.sizes());
   const index_t classes = out.size(-1);
-  LTL_CHECK(out.numel() == labels.numel() * classes, shape_error, "one_hot: output {} does not fit labels {}",
-            out.sizes(), labels.sizes());
   const auto host = detail::checked_indices(labels, classes, "one_hot", "label");
   if (out.numel() == 0) return;
   const auto y = host.template to<device>();
@@ -134,10 +123,7 @@ void one_hot_into(device_tensor<T>& out, const tensor<std::int64_t, device>& lab
 template <class T>
 device_tensor<T> lerp_mix_forward(const device_tensor<T>& a, const device_tensor<T>& b, const device_tensor<T>& lambda,
                                   const tensor<std::int64_t, device>& perm) {
-  LTL_CHECK(a.dim() >= 1 && a.sizes() == b.sizes() && lambda.dim() == 1 && perm.dim() == 1 &&
-                lambda.size(0) == a.size(0) && perm.size(0) == a.size(0),
-            shape_error, "lerp_mix: expects a, b [N, ...] of one shape, lambda [N] and perm [N], got {}, {}, {}, {}",
-            a.sizes(), b.sizes(), lambda.sizes(), perm.sizes());
+  check_lerp_mix(a.sizes(), b.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = a.size(0), m = n > 0 ? a.numel() / n : 0;
   device_tensor<T> out(a.sizes());
   if (n == 0) return out;  // perm is empty too: nothing to check
@@ -153,8 +139,7 @@ device_tensor<T> lerp_mix_forward(const device_tensor<T>& a, const device_tensor
 /// Gradient of lerp_mix with respect to a: (1 − λ_i)·g_i.
 template <class T>
 device_tensor<T> lerp_mix_backward_a(const device_tensor<T>& g, const device_tensor<T>& lambda) {
-  LTL_CHECK(g.dim() >= 1 && lambda.dim() == 1 && lambda.size(0) == g.size(0), shape_error,
-            "lerp_mix_backward: gradient {} does not match lambda {}", g.sizes(), lambda.sizes());
+  check_lerp_mix_backward_a(g.sizes(), lambda.sizes());
   device_tensor<T> da(g.sizes());
   if (da.numel() == 0) return da;
   const device_tensor<T> gc = g.contiguous(), lc = lambda.contiguous();
@@ -169,10 +154,7 @@ device_tensor<T> lerp_mix_backward_a(const device_tensor<T>& g, const device_ten
 template <class T>
 device_tensor<T> lerp_mix_backward_b(const device_tensor<T>& g, const device_tensor<T>& lambda,
                                      const tensor<std::int64_t, device>& perm) {
-  LTL_CHECK(g.dim() >= 1 && lambda.dim() == 1 && perm.dim() == 1 && lambda.size(0) == g.size(0) &&
-                perm.size(0) == g.size(0),
-            shape_error, "lerp_mix_backward: gradient {} does not match lambda {} and perm {}", g.sizes(),
-            lambda.sizes(), perm.sizes());
+  check_lerp_mix_backward_b(g.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = g.size(0), m = n > 0 ? g.numel() / n : 0;
   device_tensor<T> db(g.sizes());
   if (n == 0) return db;
@@ -190,12 +172,8 @@ device_tensor<T> lerp_mix_backward_b(const device_tensor<T>& g, const device_ten
 /// x[:, :, ::stride, ::stride], zero-padded with (out_channels − Cin)/2 channels on each side.
 template <class T>
 device_tensor<T> shortcut_a_forward(const device_tensor<T>& x, index_t out_channels, index_t stride) {
-  LTL_CHECK(x.dim() == 4, shape_error, "shortcut_a: expects x [N, C, H, W], got {}", x.sizes());
+  check_shortcut_a(x.sizes(), out_channels, stride);
   const index_t n = x.size(0), cin = x.size(1), h = x.size(2), w = x.size(3);
-  LTL_CHECK(stride >= 1 && out_channels >= cin && (out_channels - cin) % 2 == 0, shape_error,
-            "shortcut_a: cannot map input {} to {} channels with stride {} (needs stride >= 1 and an even, "
-            "non-negative channel difference)",
-            x.sizes(), out_channels, stride);
   const index_t ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride;
   device_tensor<T> out(shape{n, out_channels, ho, wo});
   if (out.numel() == 0) return out;
@@ -212,11 +190,7 @@ device_tensor<T> shortcut_a_forward(const device_tensor<T>& x, index_t out_chann
 /// x_shape [N, Cin, H, W], zeros elsewhere.
 template <class T>
 device_tensor<T> shortcut_a_backward(const device_tensor<T>& g, const shape& x_shape, index_t stride) {
-  LTL_CHECK(x_shape.size() == 4 && g.dim() == 4 && g.size(0) == x_shape[0] && stride >= 1 &&
-                g.size(2) == (x_shape[2] + stride - 1) / stride && g.size(3) == (x_shape[3] + stride - 1) / stride &&
-                g.size(1) >= x_shape[1] && (g.size(1) - x_shape[1]) % 2 == 0,
-            shape_error, "shortcut_a_backward: gradient {} does not match input {} with stride {}", g.sizes(),
-            x_shape, stride);
+  check_shortcut_a_backward(g.sizes(), x_shape, stride);
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;
   const device_tensor<T> gc = g.contiguous();

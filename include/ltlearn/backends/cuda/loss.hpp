@@ -7,9 +7,10 @@
 /// the per-sample weights do not enter the normaliser). Deterministic: per-row losses are
 /// summed in a fixed order, no atomics (kernels/loss.cuh). Shapes: z [B, C], y [B] → scalar.
 ///
-/// The labels are copied to the host to be validated (value_error on a bad label, as on the
-/// CPU) and to form the normaliser Σ w_{y_i} in the CPU's order; the loss value comes back to
-/// the host as a double, so one call synchronises the stream twice. The per-class terms are
+/// The labels stay on the device: a kernel checks them and forms the normaliser Σ w_{y_i} in
+/// the CPU's order, and the loss value, the normaliser and the check's result come back to the
+/// host in one copy, so one call synchronises the stream once; a bad label then throws the
+/// CPU's value_error (the same check function, contract/loss.hpp). The per-class terms are
 /// uploaded only when they change (detail::device_loss_terms).
 /// Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 
@@ -42,6 +43,14 @@ inline const tensor<double, device>& device_loss_terms(std::vector<double> host)
   }
   return last.on_device;
 }
+
+/// The loss value of a call whose status came back as `h`, after the checks the CPU makes
+/// before its loop (in the same order, with the same messages): a bad label, then Σw ≤ 0.
+inline double fused_loss_result(const kernels::loss_status& h, index_t classes) {
+  if (h.bad_pos >= 0) check_fused_loss_label(h.bad_label, static_cast<index_t>(h.bad_pos), classes);
+  check_fused_loss_normalizer(h.wsum);
+  return h.loss;
+}
 }  // namespace detail
 
 /// Loss value of logits z [B, C] with labels y [B]; writes ∂L/∂z into dz [B, C] when dz is
@@ -51,39 +60,16 @@ template <class T>
 double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>& y, const loss_terms& t,
                   device_tensor<T>* dz, device_tensor<T>* row_loss = nullptr,
                   const device_tensor<T>* sample_w = nullptr) {
-  LTL_CHECK(z.dim() == 2, shape_error, "fused_loss: logits must be [B, C], got {}", z.sizes());
+  check_fused_loss_args(z.sizes(), y.sizes(), t);
   const index_t B = z.size(0), C = z.size(1);
-  LTL_CHECK(y.dim() == 1 && y.size(0) == B, shape_error, "fused_loss: labels {} do not match logits {}", y.sizes(),
-            z.sizes());
-  LTL_CHECK(B > 0 && C > 0, shape_error, "fused_loss: empty logits {}", z.sizes());
-  auto check_len = [&](const std::vector<double>& v, const char* what) {
-    LTL_CHECK(v.empty() || static_cast<index_t>(v.size()) == C, shape_error,
-              "fused_loss: {} has {} entries for {} classes", what, v.size(), C);
-  };
-  check_len(t.margins, "margins");
-  check_len(t.temperatures, "temperatures");
-  check_len(t.offsets, "offsets");
-  check_len(t.weights, "weights");
   LTL_CHECK(!dz || (dz->sizes() == z.sizes() && dz->is_contiguous()), shape_error,
             "fused_loss: gradient {} must be a contiguous tensor of the logits' shape {}",
             dz ? dz->sizes() : shape{}, z.sizes());
   LTL_CHECK(!row_loss || (row_loss->sizes() == shape{B} && row_loss->is_contiguous()), shape_error,
             "fused_loss: per-row losses {} must be a contiguous [{}]", row_loss ? row_loss->sizes() : shape{}, B);
   const bool has_sw = sample_w && sample_w->defined();
-  LTL_CHECK(!has_sw || (sample_w->dim() == 1 && sample_w->size(0) == B), shape_error,
-            "fused_loss: sample weights {} do not match logits {}", has_sw ? sample_w->sizes() : shape{}, z.sizes());
-
-  const auto yh = y.template to<cpu::device>();
-  const std::int64_t* py = yh.data();
-  for (index_t i = 0; i < B; ++i)
-    LTL_CHECK(py[i] >= 0 && py[i] < C, value_error, "fused_loss: label {} at position {} is outside [0, {})", py[i], i,
-              C);
+  if (has_sw) check_fused_loss_sample_weights(sample_w->sizes(), z.sizes());
   const bool has_off = !t.offsets.empty(), has_w = !t.weights.empty(), has_m = !t.margins.empty();
-  // A given normaliser (data parallel: the global batch's Σw) replaces the local one, as on the CPU.
-  double wsum = t.normalizer;
-  if (wsum == 0)
-    for (index_t i = 0; i < B; ++i) wsum += has_w ? t.weights[static_cast<std::size_t>(py[i])] : 1.0;
-  LTL_CHECK(wsum > 0, value_error, "fused_loss: the labels' weights sum to {}", wsum);
 
   // The per-class terms as one array: mult (s/a_c), then offsets, margins, weights if given.
   const auto cs = static_cast<std::size_t>(C);
@@ -104,9 +90,13 @@ double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>&
   const double* d_weight = take(has_w);
 
   const device_tensor<T> zc = z.contiguous();
-  const auto yd = y.contiguous();  // checked above through its host copy
+  const auto yd = y.contiguous();  // checked on the device (loss_prepare)
   const device_tensor<T> swc = has_sw ? sample_w->contiguous() : device_tensor<T>();
-  tensor<double, device> row_acc(shape{B}), total(shape{1});
+  tensor<double, device> row_acc(shape{B});
+  // A kernels::loss_status in a device block of whole doubles (the allocator aligns it).
+  static_assert(sizeof(kernels::loss_status) % sizeof(double) == 0);
+  tensor<double, device> status_block(shape{static_cast<index_t>(sizeof(kernels::loss_status) / sizeof(double))});
+  auto* status = reinterpret_cast<kernels::loss_status*>(status_block.data());
   const kernels::loss_args<T> a{zc.data(),
                                 yd.data(),
                                 has_sw ? swc.data() : nullptr,
@@ -120,17 +110,22 @@ double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>&
                                 B,
                                 C,
                                 t.focal,
-                                1.0 / wsum};
+                                0.0};  // 1/Σw: the kernels read it from the status
   const cudaStream_t s = context::current().stream();
+  // A given normaliser (data parallel: the global batch's Σw) replaces the local one, as on the CPU.
+  kernels::loss_prepare<double><<<1, kernels::block_size, 0, s>>>(yd.data(), B, C, d_weight, t.normalizer, status);
+  detail::check_launch("fused_loss (label check)");
   if (C >= kernels::block_line_threshold) {
-    kernels::loss_rows_per_block<<<kernels::blocks_for(B), kernels::block_size, 0, s>>>(a);
+    kernels::loss_rows_per_block<<<kernels::blocks_for(B), kernels::block_size, 0, s>>>(a, status);
   } else {
-    kernels::loss_rows_per_thread<<<kernels::grid_for(B), kernels::block_size, 0, s>>>(a);
+    kernels::loss_rows_per_thread<<<kernels::grid_for(B), kernels::block_size, 0, s>>>(a, status);
   }
   detail::check_launch("fused_loss");
-  kernels::sum_fixed_order<double><<<1, kernels::block_size, 0, s>>>(row_acc.data(), B, total.data());
+  kernels::loss_finish<double><<<1, kernels::block_size, 0, s>>>(row_acc.data(), B, status);
   detail::check_launch("fused_loss (sum of rows)");
-  return total.item() * a.inv_wsum;
+  kernels::loss_status h{};
+  device_transfer<cpu::device, device>::copy(&h, status, sizeof h);  // the call's one synchronisation
+  return detail::fused_loss_result(h, C);
 }
 
 }  // namespace ltl::cuda

@@ -41,10 +41,7 @@ max_pool2d_result<T, device> max_pool2d_forward(const device_tensor<T>& x_in, co
 template <class T>
 device_tensor<T> max_pool2d_backward(const device_tensor<T>& dy_in, const tensor<std::int64_t, device>& indices_in,
                                      const shape& x_shape) {
-  LTL_CHECK(x_shape.size() == 4 && dy_in.dim() == 4 && dy_in.sizes() == indices_in.sizes() &&
-                dy_in.size(0) == x_shape[0] && dy_in.size(1) == x_shape[1],
-            shape_error, "max_pool2d_backward: gradient {} and indices {} do not match input {}", dy_in.sizes(),
-            indices_in.sizes(), x_shape);
+  check_max_pool2d_backward(dy_in.sizes(), indices_in.sizes(), x_shape);
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;
   dx.zero_();
@@ -77,9 +74,7 @@ device_tensor<T> avg_pool2d_forward(const device_tensor<T>& x_in, const pool2d_o
 template <class T>
 device_tensor<T> avg_pool2d_backward(const device_tensor<T>& dy_in, const shape& x_shape, const pool2d_options& opt) {
   const pool2d_geometry g = make_pool2d_geometry(x_shape, opt, "avg_pool2d");
-  LTL_CHECK(dy_in.sizes() == g.output_shape(), shape_error,
-            "avg_pool2d_backward: output gradient {} does not match the output shape {}", dy_in.sizes(),
-            g.output_shape());
+  check_avg_pool2d_backward(dy_in.sizes(), g);
   device_tensor<T> dx(x_shape);
   const index_t total = dx.numel();
   if (total == 0) return dx;
@@ -94,8 +89,7 @@ device_tensor<T> avg_pool2d_backward(const device_tensor<T>& dy_in, const shape&
 /// Mean of each plane: x [N, C, H, W] → [N, C], accumulated in double.
 template <class T>
 device_tensor<T> global_avg_pool_forward(const device_tensor<T>& x_in) {
-  LTL_CHECK(x_in.dim() == 4 && x_in.size(2) * x_in.size(3) > 0, shape_error,
-            "global_avg_pool: input must be a non-empty [N, C, H, W], got {}", x_in.sizes());
+  check_global_avg_pool(x_in.sizes());
   const index_t planes = x_in.size(0) * x_in.size(1), hw = x_in.size(2) * x_in.size(3);
   device_tensor<T> y(shape{x_in.size(0), x_in.size(1)});
   if (planes == 0) return y;
@@ -115,8 +109,7 @@ device_tensor<T> global_avg_pool_forward(const device_tensor<T>& x_in) {
 /// Gradient of global average pooling: dy [N, C] → dx [N, C, H, W] = dy / (H·W) broadcast.
 template <class T>
 device_tensor<T> global_avg_pool_backward(const device_tensor<T>& dy_in, const shape& x_shape) {
-  LTL_CHECK(x_shape.size() == 4 && dy_in.sizes() == (shape{x_shape[0], x_shape[1]}), shape_error,
-            "global_avg_pool_backward: output gradient {} does not match input {}", dy_in.sizes(), x_shape);
+  check_global_avg_pool_backward(dy_in.sizes(), x_shape);
   device_tensor<T> dx(x_shape);
   const index_t total = dx.numel(), hw = x_shape[2] * x_shape[3];
   if (total == 0) return dx;

@@ -6,6 +6,7 @@
 /// F.normalize clamp rule). Results are new contiguous tensors; inputs of any layout are made
 /// contiguous first. Needs nvcc: include it (through <ltlearn/cuda.hpp>) from .cu files.
 
+#include "ltlearn/backends/contract/softmax.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/softmax.cuh"
 
@@ -27,13 +28,6 @@ void run_lines(const kernels::line_args<T>& p, const shape& sizes, int dim, cons
     kernels::lines_per_thread<Op><<<kernels::grid_for(L.lines()), kernels::block_size, 0, s>>>(p, L);
   }
   check_launch(op);
-}
-
-/// Checks a backward's gradient against the forward output it pairs with.
-template <class T>
-void check_grad_shape(const device_tensor<T>& g, const device_tensor<T>& y, const char* op) {
-  LTL_CHECK(g.sizes() == y.sizes(), shape_error, "{}: gradient {} does not match output {}", op, g.sizes(),
-            y.sizes());
 }
 }  // namespace detail
 
@@ -63,7 +57,7 @@ device_tensor<T> log_softmax_forward(const device_tensor<T>& x, int dim) {
 template <class T>
 device_tensor<T> softmax_backward(const device_tensor<T>& g, const device_tensor<T>& y, int dim) {
   dim = normalize_dim(dim, y.dim(), "softmax_backward");
-  detail::check_grad_shape(g, y, "softmax_backward");
+  check_softmax_grad(g.sizes(), y.sizes(), "softmax_backward");
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous();
   device_tensor<T> dx(y.sizes());
   detail::run_lines<kernels::line_op::softmax_grad>(kernels::line_args<T>{gc.data(), yc.data(), dx.data()},
@@ -75,7 +69,7 @@ device_tensor<T> softmax_backward(const device_tensor<T>& g, const device_tensor
 template <class T>
 device_tensor<T> log_softmax_backward(const device_tensor<T>& g, const device_tensor<T>& y, int dim) {
   dim = normalize_dim(dim, y.dim(), "log_softmax_backward");
-  detail::check_grad_shape(g, y, "log_softmax_backward");
+  check_softmax_grad(g.sizes(), y.sizes(), "log_softmax_backward");
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous();
   device_tensor<T> dx(y.sizes());
   detail::run_lines<kernels::line_op::log_softmax_grad>(kernels::line_args<T>{gc.data(), yc.data(), dx.data()},
@@ -104,10 +98,9 @@ template <class T>
 device_tensor<T> l2_normalize_backward(const device_tensor<T>& g, const device_tensor<T>& y,
                                        const device_tensor<T>& norms, int dim, T eps) {
   dim = normalize_dim(dim, y.dim(), "l2_normalize_backward");
-  detail::check_grad_shape(g, y, "l2_normalize_backward");
+  check_softmax_grad(g.sizes(), y.sizes(), "l2_normalize_backward");
   const kernels::line_space L = kernels::make_line_space(y.sizes(), dim);
-  LTL_CHECK(norms.numel() == L.lines(), shape_error, "l2_normalize_backward: {} norms for output {} along dim {}",
-            norms.numel(), y.sizes(), dim);
+  check_l2_normalize_norms(norms.numel(), L.lines(), y.sizes(), dim);
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous(), nc = norms.contiguous();
   device_tensor<T> dx(y.sizes());
   detail::run_lines<kernels::line_op::l2_normalize_grad>(

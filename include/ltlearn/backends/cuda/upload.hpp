@@ -1,7 +1,15 @@
 #pragma once
 /// \file
-/// ltl::cuda::batch_uploader: uint8 image batches to normalised float device tensors, with the
-/// host-to-device copy overlapping the compute stream's work.
+/// Uploads of host batches that overlap the compute stream's work, through one staging ring
+/// (detail::staging_ring: pinned host buffers, a device buffer per slot, the copy stream):
+///   - cuda::batch_uploader: uint8 image batches to normalised float device tensors;
+///   - cuda::value_uploader: any host tensor (float images already transformed on the host,
+///     int64 labels) to a device tensor with the same bytes — what the trainer and the batched
+///     pass use, through ltl::host_upload<cuda::device> (contract/upload.hpp), so that a run
+///     is bit for bit the run that copied with tensor::to<cuda::device>().
+///
+/// A value upload stages the bytes like a byte batch, and a device-to-device copy on the
+/// compute stream (after the copy's event) takes the place of the normalisation kernel.
 ///
 /// The host copies a batch [B, C, H, W] of bytes into a pinned staging buffer (one slot of a
 /// ring), the copy stream moves it into a device byte buffer of the same slot, and a kernel on
@@ -18,6 +26,7 @@
 ///
 /// The copy stream is the context's (context::copy_stream(): non-blocking, one per device).
 
+#include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/device.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
@@ -30,8 +39,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -106,6 +117,140 @@ class ring_cursor {
   std::uint64_t count_ = 0;
 };
 
+/// The CUDA calls of a staged upload, one member per step, so that staging_ring's order of
+/// steps can be checked on the host with a fake (tests/backends/cuda_upload.cu). Streams and
+/// events are those of the current device's context.
+struct runtime_upload_ops {
+  using event = cudaEvent_t;
+  static void* host_alloc(std::size_t n) {
+    void* p = nullptr;
+    LTL_CUDA_CHECK(cudaHostAlloc(&p, n, cudaHostAllocDefault));
+    return p;
+  }
+  static void host_free(void* p) noexcept {
+    if (p && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+  }
+  static void* device_alloc(std::size_t n) {
+    void* p = nullptr;
+    LTL_CUDA_CHECK(cudaMalloc(&p, n));
+    return p;
+  }
+  static void device_free(void* p) noexcept {
+    if (p && cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+  }
+  static event make_event() {
+    cudaEvent_t e = nullptr;
+    LTL_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return e;
+  }
+  static void destroy_event(event e) noexcept {
+    if (e && cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
+  }
+  /// The host waits until the work before `e` is done.
+  static void host_waits(event e) { LTL_CUDA_CHECK(cudaEventSynchronize(e)); }
+  /// Pinned `src` to device `dst`, on the copy stream.
+  static void copy_to_device(void* dst, const void* src, std::size_t n) {
+    LTL_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, context::current().copy_stream()));
+  }
+  static void record_on_copy_stream(event e) { LTL_CUDA_CHECK(cudaEventRecord(e, context::current().copy_stream())); }
+  /// Work queued on the compute stream from now on starts after `e`.
+  static void compute_waits(event e) { LTL_CUDA_CHECK(cudaStreamWaitEvent(context::current().stream(), e, 0)); }
+  static void record_on_compute_stream(event e) { LTL_CUDA_CHECK(cudaEventRecord(e, context::current().stream())); }
+};
+
+/// A ring of staging slots (pinned host buffer, device buffer, two events) over the upload
+/// steps of `Ops` (runtime_upload_ops, or a test's fake). stage(src, n, consume):
+///   1. the host waits for the slot's previous consumer (so its buffers are free again),
+///   2. grows the slot's buffers to n bytes if needed, copies src into the pinned buffer,
+///   3. queues the copy into the slot's device buffer on the copy stream and records `copied`,
+///   4. makes the compute stream wait for `copied`, calls consume(device buffer), which queues
+///      the work that reads it on the compute stream, and records `done` after it.
+/// So everything queued on the compute stream before stage() runs while the bytes travel, and
+/// a slot is touched again only `slots` uploads later, after its consumer has run.
+template <class Ops>
+class staging_ring {
+ public:
+  explicit staging_ring(int slots, Ops ops = {}) : cursor_(slots), ops_(std::move(ops)) {
+    slots_.resize(static_cast<std::size_t>(slots));
+  }
+  ~staging_ring() {
+    for (auto& s : slots_) release(s);
+  }
+  staging_ring(const staging_ring&) = delete;
+  staging_ring& operator=(const staging_ring&) = delete;
+
+  /// Stages bytes [src, src + n) (n > 0) and hands their device copy to `consume` (above).
+  template <class Consume>
+  void stage(const void* src, std::size_t n, Consume&& consume) {
+    slot& s = slots_[static_cast<std::size_t>(cursor_.next())];
+    if (s.used) ops_.host_waits(s.done);
+    reserve(s, n);
+    std::memcpy(s.pinned, src, n);
+    ops_.copy_to_device(s.staged, s.pinned, n);
+    ops_.record_on_copy_stream(s.copied);
+    ops_.compute_waits(s.copied);
+    s.used = true;
+    try {
+      consume(static_cast<const void*>(s.staged));
+    } catch (...) {
+      ops_.record_on_compute_stream(s.done);  // the next use still waits for the copy
+      throw;
+    }
+    ops_.record_on_compute_stream(s.done);
+  }
+
+  /// Uploads staged so far.
+  [[nodiscard]] std::uint64_t count() const noexcept { return cursor_.count(); }
+  /// Bytes slot `k` can hold without growing.
+  [[nodiscard]] std::size_t capacity(int k) const { return slots_.at(static_cast<std::size_t>(k)).capacity; }
+  [[nodiscard]] Ops& ops() noexcept { return ops_; }
+
+ private:
+  struct slot {
+    void* pinned = nullptr;
+    void* staged = nullptr;
+    std::size_t capacity = 0;
+    typename Ops::event copied{}, done{};
+    bool has_events = false, used = false;
+  };
+
+  void reserve(slot& s, std::size_t n) {
+    if (!s.has_events) {
+      s.copied = ops_.make_event();
+      s.done = ops_.make_event();
+      s.has_events = true;
+    }
+    if (s.capacity >= n) return;
+    free_buffers(s);
+    s.pinned = ops_.host_alloc(n);
+    s.staged = ops_.device_alloc(n);
+    s.capacity = n;
+  }
+  void free_buffers(slot& s) noexcept {
+    ops_.host_free(s.pinned);
+    ops_.device_free(s.staged);
+    s.pinned = s.staged = nullptr;
+    s.capacity = 0;
+  }
+  void release(slot& s) noexcept {
+    if (s.used) {
+      try {
+        ops_.host_waits(s.done);
+      } catch (...) {  // a failed device: nothing left to wait for
+      }
+    }
+    free_buffers(s);
+    if (s.has_events) {
+      ops_.destroy_event(s.copied);
+      ops_.destroy_event(s.done);
+    }
+  }
+
+  ring_cursor cursor_;
+  Ops ops_;
+  std::vector<slot> slots_;
+};
+
 /// y[i] = (x[i]/255 − mean_c)/stddev_c for x [B, C, H, W] bytes, c = (i / hw) mod C.
 template <class T>
 __global__ void normalize_bytes(const std::uint8_t* __restrict__ x, T* __restrict__ y, index_t n,
@@ -121,23 +266,18 @@ __global__ void normalize_bytes(const std::uint8_t* __restrict__ x, T* __restric
 
 }  // namespace detail
 
-/// Uploads uint8 batches through a ring of pinned staging buffers (see the file comment). Uses
-/// the device current at construction; not thread-safe (one loader thread per uploader).
+/// Uploads uint8 batches through a ring of pinned staging buffers (see the file comment). Not
+/// thread-safe (one loader thread per uploader); uploads go to the current device.
 class batch_uploader {
  public:
   /// Validates `o` (value_error); touches no GPU until the first upload.
-  explicit batch_uploader(upload_options o) : opt_(std::move(o)), cursor_((detail::check_upload_options(opt_), opt_.slots)) {
+  explicit batch_uploader(upload_options o)
+      : opt_(std::move(o)), ring_((detail::check_upload_options(opt_), opt_.slots)) {
     for (std::size_t c = 0; c < opt_.mean.size(); ++c) {
       affine_.mean[c] = static_cast<float>(opt_.mean[c]);
       affine_.stddev[c] = static_cast<float>(opt_.stddev[c]);
     }
-    slots_.resize(static_cast<std::size_t>(opt_.slots));
   }
-  ~batch_uploader() {
-    for (auto& s : slots_) release(s);
-  }
-  batch_uploader(const batch_uploader&) = delete;
-  batch_uploader& operator=(const batch_uploader&) = delete;
 
   /// The batch `pixels` ([B, C, H, W] bytes, shape `s`) as normalised floats on the current
   /// device. Returns once the bytes are in pinned memory; the copy and the kernel are queued.
@@ -145,68 +285,85 @@ class batch_uploader {
     detail::check_upload_batch(s, pixels.size(), opt_.mean.size());
     tensor<float, device> out(s);
     if (pixels.empty()) return out;
-    auto& ctx = context::current();
-    const int k = cursor_.next();
-    slot& sl = slots_[static_cast<std::size_t>(k)];
-    // The slot's previous kernel (after its copy) must be done before its buffers are touched.
-    if (sl.done) LTL_CUDA_CHECK(cudaEventSynchronize(sl.done));
-    reserve(sl, pixels.size());
-    std::memcpy(sl.pinned, pixels.data(), pixels.size());
-    LTL_CUDA_CHECK(cudaMemcpyAsync(sl.bytes, sl.pinned, pixels.size(), cudaMemcpyHostToDevice, ctx.copy_stream()));
-    LTL_CUDA_CHECK(cudaEventRecord(sl.copied, ctx.copy_stream()));
-    LTL_CUDA_CHECK(cudaStreamWaitEvent(ctx.stream(), sl.copied, 0));
-    const index_t n = s.numel(), hw = s[2] * s[3];
-    const int threads = 256;
-    const auto blocks = static_cast<unsigned>(std::min<index_t>((n + threads - 1) / threads, 65535));
-    detail::normalize_bytes<float><<<blocks, threads, 0, ctx.stream()>>>(sl.bytes, out.data(), n, hw,
-                                                                  static_cast<int>(opt_.mean.size()), affine_);
-    ltl::cuda::detail::check_launch("normalize_bytes");
-    LTL_CUDA_CHECK(cudaEventRecord(sl.done, ctx.stream()));
+    ring_.stage(pixels.data(), pixels.size(), [&](const void* staged) {
+      const index_t n = s.numel(), hw = s[2] * s[3];
+      const int threads = 256;
+      const auto blocks = static_cast<unsigned>(std::min<index_t>((n + threads - 1) / threads, 65535));
+      detail::normalize_bytes<float><<<blocks, threads, 0, context::current().stream()>>>(
+          static_cast<const std::uint8_t*>(staged), out.data(), n, hw, static_cast<int>(opt_.mean.size()), affine_);
+      ltl::cuda::detail::check_launch("normalize_bytes");
+    });
     return out;
   }
 
   /// Uploads issued so far.
-  [[nodiscard]] std::uint64_t uploads() const noexcept { return cursor_.count(); }
+  [[nodiscard]] std::uint64_t uploads() const noexcept { return ring_.count(); }
   [[nodiscard]] const upload_options& options() const noexcept { return opt_; }
 
  private:
-  struct slot {
-    std::uint8_t* pinned = nullptr;  ///< cudaHostAlloc'd staging buffer
-    std::uint8_t* bytes = nullptr;   ///< device copy of it, read by the kernel
-    std::size_t capacity = 0;
-    cudaEvent_t copied = nullptr, done = nullptr;
-  };
-
-  /// Grows the slot's buffers to `n` bytes (its previous work has finished: see upload).
-  static void reserve(slot& s, std::size_t n) {
-    if (!s.copied) {
-      LTL_CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
-      LTL_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
-    }
-    if (s.capacity >= n) return;
-    free_buffers(s);
-    LTL_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&s.pinned), n, cudaHostAllocDefault));
-    LTL_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&s.bytes), n));
-    s.capacity = n;
-  }
-  static void free_buffers(slot& s) noexcept {
-    if (s.pinned && cudaFreeHost(s.pinned) != cudaSuccess) (void)cudaGetLastError();
-    if (s.bytes && cudaFree(s.bytes) != cudaSuccess) (void)cudaGetLastError();
-    s.pinned = nullptr;
-    s.bytes = nullptr;
-    s.capacity = 0;
-  }
-  static void release(slot& s) noexcept {
-    if (s.done && cudaEventSynchronize(s.done) != cudaSuccess) (void)cudaGetLastError();
-    free_buffers(s);
-    for (cudaEvent_t e : {s.copied, s.done})
-      if (e && cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
-  }
-
   upload_options opt_;
-  detail::ring_cursor cursor_;
+  detail::staging_ring<detail::runtime_upload_ops> ring_;
   detail::upload_affine affine_{};
-  std::vector<slot> slots_;
 };
 
+/// Uploads host tensors of any element type unchanged (the same bytes) through a staging ring
+/// and the copy stream; the result is ordered on the compute stream like any op's output. Not
+/// thread-safe; uploads go to the current device.
+class value_uploader {
+ public:
+  /// A ring of `slots` (≥ 1) staging buffers; touches no GPU until the first upload.
+  explicit value_uploader(int slots = 2) : ring_(slots) {}
+
+  /// `host` as a contiguous tensor on the current device, bit for bit. Returns once the values
+  /// are in pinned memory; `host` may then change or go.
+  template <class T>
+  tensor<T, device> upload(const tensor<T, host_device>& host) {
+    LTL_CHECK(host.defined(), value_error, "value_uploader::upload: the host tensor is undefined");
+    const tensor<T, host_device> hc = host.contiguous();
+    tensor<T, device> out(hc.sizes());
+    const std::size_t bytes = hc.bytes();
+    if (bytes == 0) return out;
+    ring_.stage(hc.data(), bytes, [&](const void* staged) {
+      LTL_CUDA_CHECK(cudaMemcpyAsync(out.data(), staged, bytes, cudaMemcpyDeviceToDevice, context::current().stream()));
+    });
+    return out;
+  }
+
+  /// Uploads issued so far.
+  [[nodiscard]] std::uint64_t uploads() const noexcept { return ring_.count(); }
+
+ private:
+  detail::staging_ring<detail::runtime_upload_ops> ring_;
+};
+
+namespace detail {
+/// The calling thread's value_uploader for the current device and element size class `key`
+/// (images and labels get rings of their own, so that a step's label upload never waits for
+/// the previous step's images). Deliberately never destroyed: freeing pinned memory from
+/// thread-exit or static destructors would race the CUDA runtime's teardown.
+inline value_uploader& thread_value_uploader(int key) {
+  thread_local auto* rings = new std::map<std::pair<int, int>, std::unique_ptr<value_uploader>>();
+  auto& u = (*rings)[{context::current().device_index(), key}];
+  if (!u) u = std::make_unique<value_uploader>(2);
+  return *u;
+}
+}  // namespace detail
+
 }  // namespace ltl::cuda
+
+namespace ltl {
+
+/// Host batches reach a CUDA device through the calling thread's staging rings (one per
+/// device and element type), so that the copy overlaps the work already queued; with
+/// settings::staged_uploads off, through tensor::to.
+template <>
+struct host_upload<cuda::device> {
+  template <class T>
+  static tensor<T, cuda::device> to_device(const tensor<T, host_device>& host) {
+    if (!cuda::context::current().settings().staged_uploads) return host.template to<cuda::device>();
+    return cuda::detail::thread_value_uploader(static_cast<int>(sizeof(T)) * 2 + (std::is_integral_v<T> ? 1 : 0))
+        .upload(host);
+  }
+};
+
+}  // namespace ltl

@@ -12,7 +12,12 @@
 /// device: host tests run it against the CPU); rows of at least block_line_threshold classes
 /// run one block each, with the max and Σ exp combined by the block's fixed tree. Each row's
 /// ℓ_i is written to a [B] double array, summed afterwards by one block in a fixed order
-/// (sum_fixed_order): no atomics, so the loss and ∂z are bit-reproducible. Needs nvcc.
+/// (sum_fixed_order): no atomics, so the loss and ∂z are bit-reproducible.
+///
+/// The labels never leave the device: loss_prepare checks them and forms the normaliser
+/// Σ_i w_{y_i} (in the CPU's order, i = 0, 1, …) into a loss_status, the row kernels read
+/// 1/Σw from it and skip rows with a bad label (no out-of-range reads), and loss_finish writes
+/// the loss value beside the check's result, so the host reads everything at once. Needs nvcc.
 
 #include "ltlearn/backends/cuda/kernels/block.cuh"
 
@@ -100,18 +105,85 @@ __host__ __device__ void loss_row(const loss_args<T>& a, index_t i) {
   loss_row_finish(a, i, mx, se, 0, 1);
 }
 
+/// What the host reads back from one fused-loss call, in one copy: the check of the labels,
+/// the normaliser and the loss value.
+struct loss_status {
+  double loss;             ///< L = Σ ℓ_i · (1/Σw) (loss_finish)
+  double wsum;             ///< Σ_i w_{y_i}, or the given normaliser
+  double inv_wsum;         ///< 1 / wsum, as the gradient uses it
+  std::int64_t bad_pos;    ///< first position with a label outside [0, C), or −1
+  std::int64_t bad_label;  ///< the label there
+};
+
+/// Whether label `yi` is a class of `classes`.
+__host__ __device__ inline bool label_ok(std::int64_t yi, index_t classes) { return yi >= 0 && yi < classes; }
+
+/// Checks y [rows] against [0, classes) and forms the normaliser into *st: `normalizer` when
+/// non-zero; else Σ_i weights[y_i] added in the order i = 0, 1, … (the CPU's; bad labels add
+/// 0, the call fails anyway), or rows when there are no weights (Σ 1.0 is exact). One block of
+/// block_size threads. (Kernels in headers are templates, so that each is defined once.)
+template <class W = double>
+__global__ void loss_prepare(const std::int64_t* __restrict__ y, index_t rows, index_t classes,
+                             const W* __restrict__ weights, W normalizer, loss_status* __restrict__ st) {
+  __shared__ W scratch[block_size];
+  __shared__ index_t first_bad[block_size];
+  const int t = static_cast<int>(threadIdx.x);
+  // Each thread's first bad position (its positions ascend), then the block's smallest.
+  index_t mine = rows;
+  for (index_t i = t; i < rows && mine == rows; i += block_size)
+    if (!label_ok(y[i], classes)) mine = i;
+  first_bad[t] = mine;
+  __syncthreads();
+  for (int w = block_size / 2; w > 0; w /= 2) {
+    if (t < w) first_bad[t] = min_of(first_bad[t], first_bad[t + w]);
+    __syncthreads();
+  }
+  W wsum = normalizer;
+  if (wsum == 0 && !weights) wsum = static_cast<W>(rows);
+  if (wsum == 0) {  // chunks of block_size weights, gathered in parallel, added by thread 0 in order
+    for (index_t base = 0; base < rows; base += block_size) {
+      const index_t i = base + t;
+      scratch[t] = i < rows && label_ok(y[i], classes) ? weights[y[i]] : W(0);
+      __syncthreads();
+      if (t == 0)
+        for (index_t j = 0; j < block_size && base + j < rows; ++j) wsum += scratch[j];
+      __syncthreads();
+    }
+  }
+  if (t == 0) {
+    const index_t bad = first_bad[0];
+    st->loss = 0;
+    st->wsum = wsum;
+    st->inv_wsum = 1.0 / wsum;
+    st->bad_pos = bad < rows ? bad : -1;
+    st->bad_label = bad < rows ? y[bad] : 0;
+  }
+}
+
 template <class T>
-__global__ void loss_rows_per_thread(loss_args<T> a) {
-  LTL_CUDA_GRID_STRIDE(i, a.rows) loss_row(a, i);
+__global__ void loss_rows_per_thread(loss_args<T> a, const loss_status* __restrict__ st) {
+  a.inv_wsum = st->inv_wsum;
+  LTL_CUDA_GRID_STRIDE(i, a.rows) {
+    if (label_ok(a.y[i], a.classes)) {
+      loss_row(a, i);
+    } else {
+      a.row_acc[i] = 0;
+    }
+  }
 }
 
 /// One block per row: thread t takes classes t, t + 256, …; the row's max and Σ exp are
 /// combined by the block's fixed tree.
 template <class T>
-__global__ void loss_rows_per_block(loss_args<T> a) {
+__global__ void loss_rows_per_block(loss_args<T> a, const loss_status* __restrict__ st) {
   __shared__ double scratch[block_size];
+  a.inv_wsum = st->inv_wsum;
   const index_t t = threadIdx.x;
   for (index_t i = blockIdx.x; i < a.rows; i += gridDim.x) {
+    if (!label_ok(a.y[i], a.classes)) {  // the whole block skips the row: no barrier is split
+      if (t == 0) a.row_acc[i] = 0;
+      continue;
+    }
     const T* row = a.z + i * a.classes;
     const auto yi = static_cast<index_t>(a.y[i]);
     double mx = -INFINITY;
@@ -133,6 +205,17 @@ __global__ void sum_fixed_order(const Acc* __restrict__ v, index_t n, Acc* __res
   for (index_t j = threadIdx.x; j < n; j += block_size) s += v[j];
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) *out = s;
+}
+
+/// st->loss = (Σ row_acc[0, rows) in sum_fixed_order's order) · st->inv_wsum. One block of
+/// block_size threads.
+template <class Acc = double>
+__global__ void loss_finish(const Acc* __restrict__ row_acc, index_t rows, loss_status* __restrict__ st) {
+  __shared__ Acc scratch[block_size];
+  Acc s = 0;
+  for (index_t j = threadIdx.x; j < rows; j += block_size) s += row_acc[j];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) st->loss = s * st->inv_wsum;
 }
 
 /// The host twin of sum_fixed_order, for tests.
