@@ -59,10 +59,16 @@ int main(int argc, char** argv) {
     mo.normed_classifier = d.loss == "ldam";
     ltl::nn::resnet<float> model(mo);
     const auto state = ltl::train::load_checkpoint(ckpt, static_cast<ltl::nn::module<float>&>(model), nullptr);
-    const auto hash = state.extra.find("train_hash");
-    LTL_CHECK(hash == state.extra.end() || *hash == sets.train.hash_hex(), value_error,
+    // The trainer's run fingerprint names the training subset (train/run_guard.hpp); checkpoints
+    // of earlier versions carried it as extra["train_hash"].
+    nlohmann::json hash;
+    if (auto fp = state.extra.find("fingerprint"); fp != state.extra.end() && fp->is_object() && fp->contains("train_data"))
+      hash = (*fp)["train_data"];
+    else if (auto h = state.extra.find("train_hash"); h != state.extra.end())
+      hash = *h;
+    LTL_CHECK(hash.is_null() || hash == sets.train.hash_hex(), value_error,
               "{} was trained on another training set (hash {}, here {}): pass stage 1's lists, --subset and "
-              "--subset-images", ckpt.string(), hash->dump(), sets.train.hash_hex());
+              "--subset-images", ckpt.string(), hash.dump(), sets.train.hash_hex());
     fmt::print("stage 1: {} ({}, epoch {})\ntrain {}\n", ckpt.string(), d.arch, state.epoch, sets.train.summary());
     example::write_config(out, "decouple_config.toml", app.config_to_str(true, false));
 

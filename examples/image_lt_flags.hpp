@@ -31,7 +31,7 @@ struct image_run_flags {
   CLI::Option* lr_steps_flag = nullptr;
   int threads = 2, workers = 4;
   std::uint64_t seed = 0;
-  bool jitter = true, skip_bad_images = false, quiet = false;
+  bool jitter = true, skip_bad_images = false, quiet = false, overwrite = false, force_resume = false;
   policy_flags policy;
 
   image_run_flags() { policy.schedule = "cosine"; }
@@ -70,6 +70,9 @@ struct image_run_flags {
     app.add_option("--workers", workers, "loader threads (batches decoded ahead)")->capture_default_str();
     app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
     app.add_option("--resume", resume, "checkpoint to resume from");
+    app.add_flag("--force-resume", force_resume,
+                 "resume even a checkpoint of another experiment (data, seed, batch size, epochs, ...)");
+    app.add_flag("--overwrite", overwrite, "replace the run already in --out (without it, such a run is refused)");
     app.add_option("--checkpoint-every", checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
         ->capture_default_str();
     app.add_option("--test-every", test_every, "evaluate every N epochs (and after the last)")->capture_default_str();

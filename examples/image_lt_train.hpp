@@ -1,63 +1,62 @@
 #pragma once
 // The training run of imagenet_lt / inat_lt: an ImageNet ResNet (optionally initialised from
-// torchvision weights) trained on an encoded long-tailed set through data::image_pipeline
-// (RandomResizedCrop + flip [+ ColorJitter], per-sample random streams), with the policies the
-// flags choose, evaluated with Resize + CenterCrop, checkpointed and resumable bit for bit.
+// torchvision weights) trained by train::trainer on an encoded long-tailed set through
+// data::image_pipeline (RandomResizedCrop + flip [+ ColorJitter], per-sample random streams),
+// with the policies the flags choose, evaluated with Resize + CenterCrop.
 //
-// The loop is the trainer's (train/trainer.hpp) over a batch source instead of an in-memory
-// dataset: the same sampler order, schedule position, mixing generator and epoch totals are
-// saved, so a resumed run continues exactly where it stopped.
+// Everything else is the trainer's, as for fmnist_lt: checkpoints with the run's fingerprint and
+// bit-exact resume, the run directory's checks (--overwrite), log.jsonl trimmed on resume, no
+// checkpoint after a non-finite loss, and data parallelism under mpirun — every rank decodes its
+// slice of each global batch, each image augmented as a single process would (train/
+// training_source.hpp), and evaluation is sharded across the ranks.
 
+#include "distributed.hpp"
 #include "image_lt_flags.hpp"
 #include "report.hpp"
 
-#include <ltlearn/eval/scope.hpp>
-#include <ltlearn/losses/fused_loss.hpp>
 #include <ltlearn/metrics/report.hpp>
-#include <ltlearn/mixing/mixed_loss.hpp>
 #include <ltlearn/nn/models/torchvision.hpp>
-#include <ltlearn/train/checkpoint.hpp>
-#include <ltlearn/train/progress.hpp>
+#include <ltlearn/train/trainer.hpp>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <filesystem>
-#include <fstream>
-#include <numeric>
+#include <optional>
+#include <set>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace example {
 
 namespace ld = ltl::data;
-using image_loader = ld::loader<float, ld::image_pipeline<float>>;
 
-/// Evaluates `model` on every image of `src` in order (eval mode, no graph).
-inline ltl::metrics::eval_report evaluate_images(ltl::nn::resnet<float>& model, const ld::image_pipeline<float>& src,
-                                                 const std::vector<double>& counts, const image_run_flags& f) {
-  ltl::eval::eval_scope scope(model);
-  ltl::metrics::classification_meter meter(src.num_classes(), std::min<index_t>(5, src.num_classes()));
-  image_loader loader(src, {.batch_size = f.eval_batch, .workers = f.workers, .seed = f.seed});
-  std::vector<index_t> order(static_cast<std::size_t>(src.size()));
-  std::iota(order.begin(), order.end(), index_t{0});
-  double loss_sum = 0;
-  auto run = loader.run(0, std::move(order));
-  while (auto b = run->next()) {
-    const auto z = model.forward(ltl::variable<float>(b->images));
-    loss_sum += static_cast<double>(ltl::cross_entropy(z, b->labels).value().item()) * double(b->labels.numel());
-    meter.add(z.value(), b->labels);
+/// The union of every rank's `files` (each rank knows only the bad images it decoded), sorted.
+inline std::vector<std::string> union_over_ranks(ltl::dist::any_communicator comm, const std::vector<std::string>& files) {
+  std::set<std::string> all(files.begin(), files.end());
+  std::string mine;
+  for (const auto& f : files) mine += f + '\n';
+  for (int r = 0; r < comm.size() && !comm.single(); ++r) {
+    std::int64_t n = r == comm.rank() ? static_cast<std::int64_t>(mine.size()) : 0;
+    comm.all_reduce_sum(std::span<std::int64_t>(&n, 1));
+    std::string text = r == comm.rank() ? mine : std::string(static_cast<std::size_t>(n), '\0');
+    comm.broadcast(std::as_writable_bytes(std::span<char>(text.data(), text.size())), r);
+    for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+      all.insert(text.substr(at, nl - at));
   }
-  return ltl::metrics::eval_report::from(meter, loss_sum, counts);
+  return {all.begin(), all.end()};
 }
 
-/// Trains on `train`, evaluates on `evals`, writes <out>/results.json (plus `extra_results`).
+/// Trains on `train`, evaluates on `evals` ("val" and/or "test"), writes <out>/results.json (plus
+/// `extra_results`) from rank 0.
 inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& train, const std::vector<eval_set>& evals,
                           const std::vector<double>& mean, const std::vector<double>& stddev,
                           const std::string& args_text, const nlohmann::json& extra_results = {}) {
-  namespace fs = std::filesystem;
   const index_t C = train.num_classes();
   fmt::print("train {}\n", train.summary());
   for (auto& e : evals) fmt::print("{:5} {}\n", e.name, e.data.summary());
@@ -74,129 +73,69 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
       train, {.transform = ld::imagenet_train_transform(f.resolution, f.jitter, mean, stddev),
               .on_bad_image = f.bad_images(), .log = log_bad});
   std::deque<ld::image_pipeline<float>> eval_srcs;  // a pipeline holds a mutex: not movable
-  for (auto& e : evals)
+  const ld::image_pipeline<float>*val = nullptr, *test = nullptr;
+  for (auto& e : evals) {
+    LTL_CHECK(e.name == "val" || e.name == "test", value_error, "evaluation set '{}': only val and test exist", e.name);
     eval_srcs.emplace_back(e.data, ld::pipeline_options{
                                        .transform = ld::imagenet_eval_transform(f.eval_resize(), f.resolution, mean, stddev),
                                        .on_bad_image = f.bad_images(), .log = log_bad});
+    (e.name == "val" ? val : test) = &eval_srcs.back();
+  }
 
   auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
-  auto loss = f.policy.make_loss();
-  auto mixer = f.policy.make_mixing();
   const index_t iters = (static_cast<index_t>(sampler.epoch_indices(0).size()) + f.batch - 1) / f.batch;
-  auto schedule = f.make_schedule(iters);
-  ltl::optim::sgd<float> sgd(model.named_parameters(), {.momentum = 0.9, .weight_decay = f.weight_decay});
-  image_loader loader(train_src, {.batch_size = f.batch, .workers = f.workers, .seed = f.seed});
-  ltl::rng mix_rng(f.seed, 0x6d6978ull);
-  std::vector<double> counts;
-  for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
-
-  const fs::path out(f.out), ckpt = out / "checkpoint.safetensors";
-  fs::create_directories(out);
-  ltl::train::train_state st;
-  if (!f.resume.empty()) {
-    st = ltl::train::load_checkpoint(f.resume, static_cast<ltl::nn::module<float>&>(model), &sgd);
-    const auto h = st.extra.find("train_hash");
-    LTL_CHECK(h == st.extra.end() || *h == train.hash_hex(), value_error,
-              "{}: the checkpoint was trained on another training set (hash {}, now {}); same lists, --subset and "
-              "--subset-images are needed to resume", f.resume, h->dump(), train.hash_hex());
-    if (auto it = st.rngs.find("mix"); it != st.rngs.end()) mix_rng.set_state(it->second);
-    fmt::print("resumed from {} at epoch {}, step {}\n", f.resume, st.epoch, st.iteration);
-  }
-  const auto save = [&] {
-    st.rngs["mix"] = mix_rng.state();
-    st.extra["train_hash"] = train.hash_hex();
-    ltl::train::save_checkpoint(ckpt, static_cast<const ltl::nn::module<float>&>(model), &sgd, st);
-  };
-
-  std::vector<std::pair<std::string, ltl::metrics::eval_report>> last_reports;
-  double seconds = 0;
-  index_t epochs_run = 0;
-  while (st.epoch < f.epochs) {
-    const index_t epoch = st.epoch;
-    model.train();
-    auto& pr = st.progress;
-    auto run = loader.run(epoch, sampler.epoch_indices(epoch), pr.batch_in_epoch);
-    const auto terms = ltl::losses::make_terms(loss, counts, epoch);
-    const bool mixing_on = mixer.active(epoch);
-    const int point = mixing_on && mixer.point() != "input" ? model.point(mixer.point()) : -1;
-    ltl::train::progress_bar bar(fmt::format("epoch {}/{}", epoch + 1, f.epochs), static_cast<long>(run->size()),
-                                 stderr, !f.quiet);
-    const double seconds_before = pr.seconds;
-    double lr = 0;
-    while (auto b = run->next()) {
-      lr = schedule(st.iteration);
-      const ltl::variable<float> x(b->images);
-      ltl::mixing::mix_result<float, ltl::cpu::device> m;
-      ltl::variable<float> z;
-      if (mixing_on) {
-        m = mixer.mix(model.run(x, -1, point), b->labels, counts, mix_rng);
-        z = model.run(m.h, point, model.last_point());
-      } else {
-        z = model.forward(x);
-      }
-      const auto l = ltl::mixing::mixed_loss(z, b->labels, m, terms);
-      const double lv = static_cast<double>(l.value().item());
-      LTL_CHECK(std::isfinite(lv), value_error, "the loss is {} at epoch {}, step {} (lr {})", lv, epoch,
-                st.iteration, lr);
-      sgd.zero_grad();
-      l.backward();
-      sgd.step(lr);
-      ++st.iteration;
-      pr.batch_in_epoch = run->position();
-      pr.loss_sum += lv * double(b->labels.numel());
-      pr.seen += b->labels.numel();
-      pr.correct += ltl::metrics::count_correct(z.value(), b->labels);
-      pr.seconds = seconds_before + bar.elapsed();
-      bar.update(static_cast<long>(pr.batch_in_epoch), static_cast<long>(pr.seen),
-                 pr.loss_sum / double(pr.seen), lr);
-      if (f.checkpoint_every > 0 && st.iteration % f.checkpoint_every == 0) save();
-    }
-    nlohmann::json line{{"epoch", epoch},
-                        {"lr", lr},
-                        {"train_loss", pr.seen ? pr.loss_sum / double(pr.seen) : 0.0},
-                        {"train_acc", pr.seen ? double(pr.correct) / double(pr.seen) : 0.0},
-                        {"seconds", pr.seconds}};
-    std::string text = fmt::format("epoch {:>3}/{}  loss {:.4f}  train acc {:.2f}%  lr {:.4g}  {:.1f}s", epoch + 1,
-                                   f.epochs, line["train_loss"].get<double>(), 100 * line["train_acc"].get<double>(),
-                                   lr, pr.seconds);
-    seconds += pr.seconds;
-    ++epochs_run;
-    if ((epoch + 1) % f.test_every == 0 || epoch + 1 == f.epochs) {
-      last_reports.clear();
-      for (std::size_t k = 0; k < evals.size(); ++k) {
-        auto r = evaluate_images(model, eval_srcs[k], counts, f);
-        line[evals[k].name] = r.to_json();
-        text += fmt::format("  {} {:.2f}%", evals[k].name, 100 * r.top1);
-        last_reports.emplace_back(evals[k].name, std::move(r));
-      }
-    }
-    st.epoch = epoch + 1;
-    st.progress = {};
-    save();
-    std::ofstream(out / "log.jsonl", std::ios::app) << line.dump() << '\n';
-    fmt::print("{}\n", text);
-    std::fflush(stdout);
-  }
-
-  nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
-  for (auto& [name, r] : last_reports) {
-    if (C <= 100) print_report(name, r, counts);
-    else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r.top1,
-                    100 * r.top5, ltl::metrics::format_accuracy(r.shots.many),
-                    ltl::metrics::format_accuracy(r.shots.medium), ltl::metrics::format_accuracy(r.shots.few));
-    res[name] = r.to_json(/*with_confusion=*/C <= 100);
+  ltl::train::trainer tr(model, train_src,
+                         {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed,
+                          .sgd = {.momentum = 0.9, .weight_decay = f.weight_decay}, .out_dir = f.out,
+                          .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
+                          .progress = !f.quiet, .eval_batch_size = f.eval_batch, .test_every = f.test_every,
+                          .val_every = f.test_every, .comm = distributed::comm(), .overwrite = f.overwrite,
+                          .run_config = {{"arch", f.arch}, {"lr", f.lr}, {"warmup", f.warmup},
+                                         {"schedule", f.policy.schedule}, {"resolution", f.resolution},
+                                         {"jitter", f.jitter}, {"lr_steps", f.lr_steps},
+                                         {"lr_step_factor", f.lr_step_factor}}},
+                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
+                         f.make_schedule(iters));
+  tr.set_eval_sets(val, test);
+  if (!f.resume.empty()) tr.resume(f.resume, {.force = f.force_resume});
+  auto summaries = tr.fit();
+  const std::size_t trained = summaries.size();
+  if (summaries.empty() && tr.state().epoch == f.epochs && tr.state().progress == ltl::train::epoch_progress{}) {
+    // Resumed from the final checkpoint (a run killed before it wrote results.json): the report
+    // is a function of the final weights, evaluated as the trainer evaluates.
+    ltl::train::epoch_summary s;
+    s.epoch = f.epochs - 1;
+    if (val) s.val = tr.evaluate(*val);
+    if (test) s.test = tr.evaluate(*test);
+    summaries.push_back(std::move(s));
   }
   std::vector<std::string> bad = train_src.bad_images();
   for (auto& s : eval_srcs)
     for (auto& b : s.bad_images()) bad.push_back(b);
+  bad = union_over_ranks(distributed::comm(), bad);
+  if (!distributed::root()) return 0;
+
+  nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
+  const auto& counts = tr.class_counts();
+  double seconds = 0;
+  for (std::size_t e = 0; e < trained; ++e) seconds += summaries[e].seconds;
+  if (!summaries.empty())
+    for (const auto& [name, r] : {std::pair{"val", summaries.back().val}, std::pair{"test", summaries.back().test}}) {
+      if (!r) continue;
+      if (C <= 100) print_report(name, *r, counts);
+      else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r->top1,
+                      100 * r->top5, ltl::metrics::format_accuracy(r->shots.many),
+                      ltl::metrics::format_accuracy(r->shots.medium), ltl::metrics::format_accuracy(r->shots.few));
+      res[name] = r->to_json(/*with_confusion=*/C <= 100);
+    }
   if (f.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
   res["bad_images"] = {{"count", bad.size()}, {"files", bad}};
   res["arch"] = f.arch;
   res["classes"] = C;
-  res["seconds_per_epoch"] = epochs_run ? seconds / double(epochs_run) : 0.0;
+  res["seconds_per_epoch"] = trained ? seconds / double(trained) : 0.0;
   res["threads"] = f.threads;
   res["args"] = args_text;
-  write_json_atomically(out / "results.json", res);
+  write_json_atomically(std::filesystem::path(f.out) / "results.json", res);
   if (!f.export_torchvision.empty()) {
     ltl::nn::save_torchvision(f.export_torchvision, model);
     fmt::print("model written with torchvision's names to {}\n", f.export_torchvision);

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Smoke test of imagenet_lt and inat_lt on a generated JPEG set (image_smoke_data): ResNet-10 at
-# 32 pixels, one epoch each, a few seconds. Checks: a corrupt image stops a run naming the file;
-# --skip-bad-images skips and counts it; results, log and checkpoint are written; --resume
-# continues at the next epoch; --init loads an exported torchvision file; --subset cuts the
-# classes; inat_lt saves the category mapping.
-#   image_smoke_test.sh <image_smoke_data> <imagenet_lt> <inat_lt>
+# 32 pixels, one or two epochs each, seconds per run. Checks: a corrupt image stops a run naming
+# the file; --skip-bad-images skips and counts it; results, log and checkpoint are written; a
+# resume with another epoch count is refused as another experiment unless forced; a run killed
+# mid-epoch and resumed ends with the uninterrupted run's checkpoint, log and results (timing
+# aside); --init loads an exported torchvision file; --subset cuts the classes; inat_lt saves
+# the category mapping. With an MPI build (a 4th argument: mpiexec), `mpiexec -np 2 imagenet_lt`
+# trains with the same global batch and step count, counts the bad image once over both ranks,
+# and its sharded evaluation of the single-process run's final checkpoint gives that run's counts.
+#   image_smoke_test.sh <image_smoke_data> <imagenet_lt> <inat_lt> [mpiexec]
 set -euo pipefail
-gen=$1 imagenet=$2 inat=$3
+gen=$1 imagenet=$2 inat=$3 mpiexec=${4:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ltl_image_smoke.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 d=$work/data
 "$gen" "$d"
-common=(--arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16 --lr 0.05 --workers 2 --threads 2
-        --quiet --checkpoint-every 0)
+base=(--arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16 --lr 0.05 --workers 2 --quiet)
+common=("${base[@]}" --threads 2 --checkpoint-every 0)
 lists=(--root "$d" --num-classes 5 --train-list "$d/train.txt" --val-list "$d/val.txt" --test-list "$d/test.txt")
 
 # 1. The truncated JPEG stops the run with an error naming it.
@@ -32,12 +36,52 @@ grep -q '"test"' "$work/a/results.json" && grep -q '"val"' "$work/a/results.json
 grep -q "many" "$work/a.out" || fail "no shot-group report"
 test -s "$work/a/checkpoint.safetensors" && test -s "$work/a/tv.safetensors" && test -s "$work/a/log.jsonl" || fail "missing outputs"
 
-# 3. --resume continues with the second epoch.
-"$imagenet" "${lists[@]}" "${common[@]}" --epochs 2 --skip-bad-images --out "$work/a" \
+# 3. --resume with another epoch count is another experiment (the run fingerprint): refused,
+# unless forced; then it continues with the second epoch.
+if "$imagenet" "${lists[@]}" "${common[@]}" --epochs 2 --skip-bad-images --out "$work/a" \
+  --resume "$work/a/checkpoint.safetensors" > "$work/r0.out" 2> "$work/r0.err"; then
+  fail "a resume with another --epochs was not refused"
+fi
+grep -q "epochs: checkpoint 1, this run 2" "$work/r0.err" || { cat "$work/r0.err"; fail "the refusal does not name epochs"; }
+"$imagenet" "${lists[@]}" "${common[@]}" --epochs 2 --skip-bad-images --out "$work/a" --force-resume \
   --resume "$work/a/checkpoint.safetensors" > "$work/r.out" 2> "$work/r.err" || { cat "$work/r.err"; fail "resume"; }
 grep -q "resumed from .* at epoch 1" "$work/r.out" || fail "resume did not start at epoch 1"
 grep -q "epoch   2/2" "$work/r.out" || fail "resume did not train epoch 2"
 test "$(wc -l < "$work/a/log.jsonl")" -eq 2 || fail "log.jsonl should hold 2 epochs"
+# A fresh run into a directory holding another run's checkpoint is refused without --overwrite.
+if "$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --skip-bad-images --out "$work/a" > /dev/null 2> "$work/o.err"; then
+  fail "a fresh run replaced another run's checkpoint"
+fi
+grep -q -- "--overwrite" "$work/o.err" || { cat "$work/o.err"; fail "the refusal does not name --overwrite"; }
+
+# 3b. Killed (SIGKILL, train/fault.hpp) after its first checkpoint, mid-epoch 1, and resumed: the
+# final checkpoint is byte for byte the uninterrupted run's, log and results equal timing aside.
+two=("${lists[@]}" "${base[@]}" --epochs 2 --skip-bad-images --mix mixup --checkpoint-every 2)
+"$imagenet" "${two[@]}" --threads 2 --out "$work/u" > "$work/u.out" 2> "$work/u.err" ||
+  { cat "$work/u.err"; fail "the uninterrupted run"; }
+set +e
+LTL_FAULT=checkpoint.safetensors:after_rename#1 "$imagenet" "${two[@]}" --threads 2 --out "$work/k" > "$work/k.out" 2> "$work/k.err"
+rc=$?
+set -e
+((rc == 137)) || { cat "$work/k.err"; fail "expected the run to be killed (137), got $rc"; }
+"$imagenet" "${two[@]}" --threads 2 --out "$work/k" --resume "$work/k/checkpoint.safetensors" > "$work/k2.out" 2> "$work/k2.err" ||
+  { cat "$work/k2.err"; fail "the resumed run"; }
+grep -q "resumed from .* at epoch 0, step 2" "$work/k2.out" || fail "the killed run did not resume at step 2"
+cmp -s "$work/u/checkpoint.safetensors" "$work/k/checkpoint.safetensors" || fail "the resumed run's final checkpoint differs"
+# A JSON file without its timing fields (one document per line for .jsonl), keys sorted.
+strip() {
+  /usr/bin/python3 - "$1" <<'PY'
+import json, sys
+timing = {"seconds", "images_per_sec", "seconds_per_epoch", "args"}
+text = open(sys.argv[1]).read()
+docs = [json.loads(l) for l in text.splitlines() if l.strip()] if sys.argv[1].endswith(".jsonl") else [json.loads(text)]
+for d in docs:
+    print(json.dumps({k: v for k, v in d.items() if k not in timing}, sort_keys=True))
+PY
+}
+for f in log.jsonl results.json; do
+  diff <(strip "$work/u/$f") <(strip "$work/k/$f") > "$work/k.diff" || { cat "$work/k.diff"; fail "the resumed run's $f differs"; }
+done
 
 # 4. --init from the exported torchvision weights, on the first 3 classes.
 "$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --skip-bad-images --subset 3 --init "$work/a/tv.safetensors" \
@@ -53,4 +97,48 @@ grep -q '"count": 1' "$work/n/results.json" || fail "inat_lt results lack the ba
 if "$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" --epochs 1 --out "$work/n2" \
   > /dev/null 2> "$work/n2.err"; then fail "inat_lt trained through a corrupt image"; fi
 grep -q "c2/broken.jpg" "$work/n2.err" || fail "inat_lt's error does not name the file"
+
+# 6. Data parallel: mpiexec -np 2 (the environment CI needs as root in a container, as in
+# tests/CMakeLists.txt). Batch norm normalises each rank's slice, so the trained weights are not
+# those of one process (README, "Data-parallel training"); what must hold: the same global batch
+# and step count, the bad image counted once over both ranks, and the sharded evaluation of a
+# given checkpoint counting exactly what one process counts.
+if [[ -z "$mpiexec" ]] || ! command -v "$mpiexec" > /dev/null; then
+  echo "skipping the mpiexec checks: no MPI build or no mpiexec"
+else
+  mpi=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+       OMPI_MCA_rmaps_base_oversubscribe=1 OMP_NUM_THREADS=1 "$mpiexec" -np 2)
+  if "$mpiexec" --version 2>&1 | grep -q "Open MPI\|OpenRTE"; then mpi+=(--oversubscribe --bind-to none); fi
+  par=("${lists[@]}" "${base[@]}" --threads 1 --checkpoint-every 0 --epochs 2 --skip-bad-images)
+  "${mpi[@]}" "$imagenet" "${par[@]}" --out "$work/p" > "$work/p.out" 2> "$work/p.err" ||
+    { cat "$work/p.err"; fail "mpiexec -np 2 imagenet_lt"; }
+  grep -q "epoch   2/2" "$work/p.out" || fail "np 2: no second epoch"
+  grep -q '"count": 1' "$work/p/results.json" || fail "np 2: the bad image is not counted once"
+  state() {
+    /usr/bin/python3 - "$1" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+st = json.loads(json.loads(raw[8:8 + n])["__metadata__"]["ltlearn.state"])
+ex = st.get("extra", {})
+print(st["epoch"], st["iteration"], ex.get("world_size"), ex.get("global_batch"))
+PY
+  }
+  test "$(state "$work/p/checkpoint.safetensors")" = "2 8 2 8" || fail "np 2 checkpoint state: $(state "$work/p/checkpoint.safetensors")"
+  test "$(state "$work/u/checkpoint.safetensors" | cut -d' ' -f1,2)" = "2 8" || fail "np 1 checkpoint state"
+  # The single-process run's final checkpoint, evaluated by 2 ranks (same global batch: accepted).
+  cp -r "$work/u" "$work/pe"
+  "${mpi[@]}" "$imagenet" "${two[@]}" --threads 1 --out "$work/pe" --resume "$work/pe/checkpoint.safetensors" \
+    > "$work/pe.out" 2> "$work/pe.err" || { cat "$work/pe.err"; fail "np 2 evaluation of the np 1 checkpoint"; }
+  counts() {
+    /usr/bin/python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for s in ("val", "test"):
+    print(s, r[s]["n"], r[s]["confusion"], r[s]["top1"], r[s]["per_class"])
+PY
+  }
+  diff <(counts "$work/u/results.json") <(counts "$work/pe/results.json") > "$work/pe.diff" ||
+    { cat "$work/pe.diff"; fail "np 2 evaluation counts differ from one process's"; }
+fi
 echo "image trainers smoke test passed"

@@ -16,6 +16,7 @@
 #include <omp.h>
 
 int main(int argc, char** argv) {
+  example::distributed dist(argc, argv);  // under mpirun: data parallel
   CLI::App app{"ResNet / ResNeXt on ImageNet-LT or Places-LT list files"};
   std::string dataset = "imagenet", root, train_list, val_list, test_list;
   ltl::index_t num_classes = 0;
@@ -53,9 +54,9 @@ int main(int argc, char** argv) {
   } catch (const ltl::io_error& e) {
     fmt::print(stderr, "imagenet_lt: {}\n{}", e.what(),
                f.skip_bad_images ? "" : "(--skip-bad-images logs and skips unreadable images)\n");
-    return 1;
+    return dist.fail(1);
   } catch (const ltl::error& e) {
     fmt::print(stderr, "imagenet_lt: {}\n", e.what());
-    return 1;
+    return dist.fail(1);
   }
 }

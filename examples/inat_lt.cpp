@@ -18,6 +18,7 @@
 #include <omp.h>
 
 int main(int argc, char** argv) {
+  example::distributed dist(argc, argv);  // under mpirun: data parallel
   CLI::App app{"ResNet on iNaturalist 2018/2019"};
   std::string root, train_json, val_json;
   example::image_run_flags f;
@@ -46,8 +47,10 @@ int main(int argc, char** argv) {
     namespace ld = ltl::data;
     ld::category_map categories;
     auto train = ld::read_inat(train_json, root, nullptr, &categories, "train");
-    std::filesystem::create_directories(f.out);
-    example::write_json_atomically(std::filesystem::path(f.out) / "categories.json", categories.to_json());
+    if (example::distributed::root()) {
+      std::filesystem::create_directories(f.out);
+      example::write_json_atomically(std::filesystem::path(f.out) / "categories.json", categories.to_json());
+    }
     train = example::evenly_spaced(example::first_classes(train, f.subset), f.subset_images);
     std::vector<example::eval_set> evals;
     if (!val_json.empty())
@@ -57,9 +60,9 @@ int main(int argc, char** argv) {
   } catch (const ltl::io_error& e) {
     fmt::print(stderr, "inat_lt: {}\n{}", e.what(),
                f.skip_bad_images ? "" : "(--skip-bad-images logs and skips unreadable images)\n");
-    return 1;
+    return dist.fail(1);
   } catch (const ltl::error& e) {
     fmt::print(stderr, "inat_lt: {}\n", e.what());
-    return 1;
+    return dist.fail(1);
   }
 }

@@ -7,15 +7,20 @@
 /// accuracy, are identical to a single-process evaluation; the loss and ECE agree up to the
 /// order of floating-point summation. With world size 1 this is eval::evaluate. The sums use the
 /// communicator's host collectives (any_communicator::host()).
+///
+/// The set is an in-memory dataset with its normalisation, or any eval::pass_source (a batch
+/// source making its own evaluation batches, e.g. data::image_pipeline with
+/// data::imagenet_eval_transform()); both run the one batched pass of eval/batched_pass.hpp.
 
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/transforms.hpp"
 #include "ltlearn/dist/communicator.hpp"
+#include "ltlearn/eval/batched_pass.hpp"
 #include "ltlearn/eval/evaluate.hpp"
 
 #include <algorithm>
-#include <numeric>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace ltl::dist {
@@ -26,35 +31,48 @@ inline std::pair<index_t, index_t> eval_shard(index_t n, int rank, int world) {
   return {n * rank / world, n * (rank + 1) / world};
 }
 
-/// Evaluates `model` on `ds` across the ranks of `comm` (every rank must call it).
+/// Options of an evaluation over a batch source.
+struct evaluate_options {
+  index_t batch_size = 256;
+  int workers = 0;  ///< loader threads building (decoding) batches ahead of the model
+};
+
+/// Evaluates `model` on the batch source `src` across the ranks of `comm` (every rank must call it).
+template <real_scalar T, device D, class Src>
+  requires eval::pass_source<Src, T>
+metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Src& src, const std::vector<double>& train_counts,
+                              any_communicator comm = {}, evaluate_options o = {}) {
+  comm = comm.host();  // the counts and sums are host buffers (NCCL's ranks over MPI)
+  const auto N = static_cast<index_t>(src.size());
+  LTL_CHECK(N > 0 && o.batch_size > 0, value_error, "evaluate: {} images, batch size {}", N, o.batch_size);
+  const auto C = static_cast<index_t>(src.num_classes());
+  metrics::classification_meter meter(C, std::min<index_t>(5, C));
+  double loss_sum = 0;
+  const auto [lo, hi] = eval_shard(N, comm.rank(), comm.size());
+  eval::run_batches(
+      model, src,
+      [&](const eval::pass_batch<T, D>& b) {
+        const variable<T, D> z = model.forward(variable<T, D>(b.images));
+        loss_sum += static_cast<double>(cross_entropy(z, b.labels).value().item()) * static_cast<double>(b.size());
+        meter.add(z.value(), b.labels);
+      },
+      {.batch_size = o.batch_size, .begin = lo, .end = hi, .workers = o.workers});
+  if (!comm.single()) {
+    meter.reduce_with([&](auto s) { comm.all_reduce_sum(s); });
+    comm.all_reduce_sum(std::span<double>(&loss_sum, 1));
+  }
+  return metrics::eval_report::from(meter, loss_sum, train_counts);
+}
+
+/// Evaluates `model` on the in-memory dataset `ds` (normalised by `norm`) across the ranks of
+/// `comm` (every rank must call it).
 template <real_scalar T, device D, data::dataset Ds>
 metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                               const std::vector<double>& train_counts, any_communicator comm,
                               index_t batch_size = 256) {
   if (comm.single()) return eval::evaluate(model, ds, norm, train_counts, batch_size);
-  comm = comm.host();  // the counts and sums are host buffers (NCCL's ranks over MPI)
-  const auto N = static_cast<index_t>(ds.size());
-  LTL_CHECK(N > 0 && batch_size > 0, value_error, "evaluate: {} images, batch size {}", N, batch_size);
-  const auto C = static_cast<index_t>(ds.num_classes());
-  metrics::classification_meter meter(C, std::min<index_t>(5, C));
-  eval::eval_scope scope(model);
-  no_grad_guard ng;
-  double loss_sum = 0;
-  const auto [lo, hi] = eval_shard(N, comm.rank(), comm.size());
-  std::vector<index_t> idx;
-  for (index_t b0 = lo; b0 < hi; b0 += batch_size) {
-    const index_t b1 = std::min(hi, b0 + batch_size);
-    idx.resize(static_cast<std::size_t>(b1 - b0));
-    std::iota(idx.begin(), idx.end(), b0);
-    auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
-    const tensor<std::int64_t, D> labels = bt.labels.template to<D>();
-    const variable<T, D> z = model.forward(variable<T, D>(bt.images.template to<D>()));
-    loss_sum += static_cast<double>(cross_entropy(z, labels).value().item()) * static_cast<double>(b1 - b0);
-    meter.add(z.value(), labels);
-  }
-  meter.reduce_with([&](auto s) { comm.all_reduce_sum(s); });
-  comm.all_reduce_sum(std::span<double>(&loss_sum, 1));
-  return metrics::eval_report::from(meter, loss_sum, train_counts);
+  return dist::evaluate(model, eval::normalized_dataset<T, Ds>(ds, norm), train_counts, std::move(comm),
+                        {.batch_size = batch_size});
 }
 
 }  // namespace ltl::dist

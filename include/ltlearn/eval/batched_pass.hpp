@@ -1,27 +1,35 @@
 #pragma once
 /// \file
 /// The one pass of a model over a dataset in batches, as evaluation, feature extraction, the
-/// per-class analysis and FSA's feature bank all need it: images [B, C, H, W] scaled to [0, 1]
-/// and normalised (never augmented), in dataset order, built on the host and moved to the
-/// model's device D.
-///   - for_each_batch(ds, norm, fn): the batches alone (fn(pass_batch) per batch);
-///   - run_batches(model, ds, norm, fn): the same inside an eval_scope of the model;
+/// per-class analysis and FSA's feature bank all need it: images [B, C, H, W] in dataset order,
+/// never augmented, built on the host and moved to the model's device D. The images come from
+///   - an in-memory dataset, scaled to [0, 1] and normalised by a data::normalize, or
+///   - a pass_source: a batch source that makes its own (evaluation) batches, e.g.
+///     data::image_pipeline with data::imagenet_eval_transform();
+/// the first form is the second over normalized_dataset, so both run the same loop.
+///   - for_each_batch(ds, norm, fn) / for_each_batch(src, fn): the batches alone;
+///   - run_batches(model, ds, norm, fn) / run_batches(model, src, fn): the same inside an
+///     eval_scope of the model;
 ///   - collect(model, ds, norm, {.point = …}): the model's outputs at one point for every image,
 ///     stacked into a host tensor [N, ...] with the labels [N].
+/// A pass may cover a range of items (a rank's shard) and build batches ahead on loader threads.
 
 #include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
+#include "ltlearn/data/loader.hpp"
 #include "ltlearn/data/transforms.hpp"
 #include "ltlearn/detail/host.hpp"
 #include "ltlearn/eval/scope.hpp"
 #include "ltlearn/nn/staged_model.hpp"
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ltl::eval {
@@ -30,7 +38,55 @@ namespace ltl::eval {
 struct pass_options {
   index_t batch_size = 256;
   bool record_graph = false;  ///< run_batches: record the autograd graph (gradient analysis)
+  index_t begin = 0;          ///< first item of the pass
+  index_t end = -1;           ///< one past its last item (-1: the end of the dataset)
+  int workers = 0;            ///< loader threads building batches ahead (0: on the calling thread)
 };
+
+/// What a pass reads besides an in-memory dataset: a batch source that knows its size and class
+/// count and builds deterministic (evaluation) batches.
+///
+/// Requires data::batch_source<S, T>, `size()` and `num_classes()`. A pass asks for items in
+/// index order, each at the position equal to its index, in epoch 0 with seed 0: a batch depends
+/// only on which items it holds, not on how the pass is split into batches or shards.
+template <class S, class T>
+concept pass_source = data::batch_source<S, T> && requires(const S& s) {
+  { s.size() } -> std::convertible_to<index_t>;
+  { s.num_classes() } -> std::convertible_to<index_t>;
+};
+
+/// An in-memory dataset as a pass_source: images scaled to [0, 1] and normalised by `norm`
+/// (data::make_batch(ds, indices, norm)). Holds a reference to `ds`, which must outlive it.
+template <real_scalar T, data::dataset Ds>
+class normalized_dataset {
+ public:
+  normalized_dataset(const Ds& ds, data::normalize norm) : ds_(&ds), norm_(std::move(norm)) {}
+  [[nodiscard]] index_t size() const { return static_cast<index_t>(ds_->size()); }
+  [[nodiscard]] index_t num_classes() const { return static_cast<index_t>(ds_->num_classes()); }
+  [[nodiscard]] shape image_shape() const { return ds_->image_shape(); }
+  /// Items `indices`, normalised (epoch, position and seed play no part).
+  [[nodiscard]] data::batch<T> make_batch(std::span<const index_t> indices, index_t, index_t, std::uint64_t) const {
+    return data::make_batch<T>(*ds_, indices, norm_);
+  }
+
+ private:
+  const Ds* ds_;
+  data::normalize norm_;
+};
+
+namespace detail {
+/// A pass_source whose loader positions start at `offset` (a pass over [offset, end) hands each
+/// item its own index as its position).
+template <real_scalar T, class Src>
+struct offset_positions {
+  const Src* src;
+  index_t offset;
+  [[nodiscard]] data::batch<T> make_batch(std::span<const index_t> idx, index_t epoch, index_t first,
+                                          std::uint64_t seed) const {
+    return src->make_batch(idx, epoch, first + offset, seed);
+  }
+};
+}  // namespace detail
 
 /// One batch of a pass: images [B, C, H, W] and labels [B] on device D; `first` is the dataset
 /// index of its first image (the batch holds images first … first + B − 1).
@@ -42,21 +98,32 @@ struct pass_batch {
   [[nodiscard]] index_t size() const { return labels.numel(); }
 };
 
+/// Calls `fn(const pass_batch<T, D>&)` for consecutive batches of `src` in index order, over the
+/// items [o.begin, o.end). Grad mode and module modes are the caller's (see run_batches).
+template <real_scalar T, device D = cpu::device, class Src, class Fn>
+  requires pass_source<Src, T>
+void for_each_batch(const Src& src, Fn&& fn, const pass_options& o = {}) {
+  const auto N = static_cast<index_t>(src.size());
+  const index_t lo = o.begin, hi = o.end < 0 ? N : o.end;
+  LTL_CHECK(N > 0 && o.batch_size > 0, value_error, "batched pass: {} images, batch size {}", N, o.batch_size);
+  LTL_CHECK(0 <= lo && lo <= hi && hi <= N, value_error, "batched pass: items [{}, {}) are outside [0, {})", lo, hi, N);
+  if (lo == hi) return;
+  const detail::offset_positions<T, Src> shifted{&src, lo};
+  const data::loader<T, detail::offset_positions<T, Src>> loader(shifted, {.batch_size = o.batch_size, .workers = o.workers});
+  std::vector<index_t> order(static_cast<std::size_t>(hi - lo));
+  std::iota(order.begin(), order.end(), lo);
+  auto run = loader.run(0, std::move(order));
+  for (index_t b0 = lo; auto bt = run->next(); b0 += o.batch_size) {
+    const pass_batch<T, D> pb{b0, upload_batch<D>(bt->images), upload_batch<D>(bt->labels)};
+    fn(pb);
+  }
+}
+
 /// Calls `fn(const pass_batch<T, D>&)` for consecutive batches of `ds` in order, normalised by
 /// `norm`. Grad mode and module modes are the caller's (see run_batches).
 template <real_scalar T, device D = cpu::device, data::dataset Ds, class Fn>
 void for_each_batch(const Ds& ds, const data::normalize& norm, Fn&& fn, const pass_options& o = {}) {
-  const auto N = static_cast<index_t>(ds.size());
-  LTL_CHECK(N > 0 && o.batch_size > 0, value_error, "batched pass: {} images, batch size {}", N, o.batch_size);
-  std::vector<index_t> idx;
-  for (index_t b0 = 0; b0 < N; b0 += o.batch_size) {
-    const index_t b1 = std::min(N, b0 + o.batch_size);
-    idx.resize(static_cast<std::size_t>(b1 - b0));
-    std::iota(idx.begin(), idx.end(), b0);
-    auto bt = data::make_batch<T>(ds, std::span<const index_t>(idx), norm);
-    const pass_batch<T, D> pb{b0, upload_batch<D>(bt.images), upload_batch<D>(bt.labels)};
-    fn(pb);
-  }
+  for_each_batch<T, D>(normalized_dataset<T, Ds>(ds, norm), std::forward<Fn>(fn), o);
 }
 
 /// for_each_batch inside an eval_scope of `model` (eval mode; no graph unless o.record_graph),
@@ -66,6 +133,14 @@ void run_batches(nn::module<T, D>& model, const Ds& ds, const data::normalize& n
                  const pass_options& o = {}) {
   eval_scope scope(model, {.record_graph = o.record_graph});
   for_each_batch<T, D>(ds, norm, fn, o);
+}
+
+/// run_batches over a pass_source (which makes and normalises its own batches).
+template <real_scalar T, device D, class Src, class Fn>
+  requires pass_source<Src, T>
+void run_batches(nn::module<T, D>& model, const Src& src, Fn&& fn, const pass_options& o = {}) {
+  eval_scope scope(model, {.record_graph = o.record_graph});
+  for_each_batch<T, D>(src, fn, o);
 }
 
 /// What collect() returns: the outputs of every image on the host, in dataset order.

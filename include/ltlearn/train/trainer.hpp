@@ -14,6 +14,11 @@
 /// and the training transform work on host images, and each batch moves to D before the step
 /// through host_upload<D> (backends/contract/upload.hpp: on a GPU, overlapping the copy with
 /// the previous step's backward pass; the same values as tensor::to<D>()).
+///
+/// Data: an in-memory dataset with a batch-level training transform, or a batch source that
+/// augments each sample itself (data::image_pipeline over encoded images); see
+/// train/training_source.hpp for both and for how a batch source's global batches are cut
+/// across data-parallel ranks. Evaluation sets are of the training data's type.
 
 #include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/data/loader.hpp"
@@ -31,6 +36,7 @@
 #include "ltlearn/train/evaluate.hpp"
 #include "ltlearn/train/progress.hpp"
 #include "ltlearn/train/run_guard.hpp"
+#include "ltlearn/train/training_source.hpp"
 
 #include <fmt/format.h>
 
@@ -40,6 +46,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace ltl::train {
@@ -58,6 +65,7 @@ struct trainer_options {
   bool print_epochs = true;             ///< one summary line per epoch on stdout
   index_t eval_batch_size = 256;
   index_t test_every = 1;               ///< evaluate the test set every k epochs (and always after the last)
+  index_t val_every = 1;                ///< evaluate the validation set every k epochs (and always after the last)
   /// Data parallelism (train/data_parallel.hpp): batch_size is the global batch, split across
   /// the ranks. Default: one process.
   dist::any_communicator comm{};
@@ -79,17 +87,37 @@ struct epoch_summary {
 };
 
 /// The training loop. S: sampler, L: loss policy, X: mixing policy, Sch: lr schedule, D: the
-/// model's device (deduced from the model).
+/// model's device, Src: the training data (both deduced from the constructor's arguments).
 template <real_scalar T, sampling::sampler S, losses::loss_policy L, class X, optim::lr_schedule Sch,
-          device D = cpu::device>
-  requires mixing::mixing_policy<X, T, D>
+          device D = cpu::device, class Src = data::image_dataset>
+  requires mixing::mixing_policy<X, T, D> && training_source<Src, T>
 class trainer {
  public:
   /// Augments a host batch [B, C, H, W] in place (it moves to D afterwards).
   using transform_fn = std::function<void(tensor<T>&, rng&)>;
 
-  trainer(nn::staged_model<T, D>& model, const data::image_dataset& train_set, trainer_options opt, S sampler, L loss,
-          X mixer, Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm)
+  /// From an in-memory dataset: batches are augmented by `train_transform` (one generator per
+  /// batch), evaluation batches normalised by `eval_norm`.
+  trainer(nn::staged_model<T, D>& model, const Src& train_set, trainer_options opt, S sampler, L loss, X mixer,
+          Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm)
+    requires data::dataset<Src>
+      : trainer(model, train_set, std::move(opt), std::move(sampler), std::move(loss), std::move(mixer),
+                std::move(schedule), std::move(train_transform), std::move(eval_norm), construct{}) {}
+
+  /// From a batch source that augments and normalises its own batches (e.g. data::image_pipeline
+  /// with data::imagenet_train_transform()); evaluation sets are batch sources of the same type.
+  trainer(nn::staged_model<T, D>& model, const Src& train_source, trainer_options opt, S sampler, L loss, X mixer,
+          Sch schedule)
+    requires(!data::dataset<Src>)
+      : trainer(model, train_source, std::move(opt), std::move(sampler), std::move(loss), std::move(mixer),
+                std::move(schedule), transform_fn{}, data::normalize{}, construct{}) {}
+
+ private:
+  struct construct {};
+  // What the loader reads: the dataset itself, or this rank's slices of the batch source.
+  using feed_type = std::conditional_t<data::dataset<Src>, Src, rank_slices<T, Src>>;
+  trainer(nn::staged_model<T, D>& model, const Src& train_set, trainer_options opt, S sampler, L loss, X mixer,
+          Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm, construct)
       : model_(model),
         opt_(std::move(opt)),
         sampler_(std::move(sampler)),
@@ -99,31 +127,43 @@ class trainer {
         norm_(std::move(eval_norm)),
         sgd_(model.named_parameters(), opt_.sgd),
         dp_(opt_.comm, opt_.batch_size, sgd_.params(), opt_.reducer),
-        loader_(train_set, {.batch_size = dp_.local_batch(), .workers = opt_.loader_workers, .seed = dp_.loader_seed(opt_.seed)},
-                std::move(train_transform)),
+        slices_(train_set, opt_.comm.rank(), opt_.comm.size()),
+        loader_(make_loader(train_set, std::move(train_transform))),
         mix_rng_(opt_.seed, 0x6d6978ull) {
     for (index_t c : train_set.class_counts()) counts_.push_back(static_cast<double>(c));
     LTL_CHECK(opt_.epochs > 0 && opt_.batch_size > 0, value_error, "trainer: epochs {} and batch size {} must be positive",
               opt_.epochs, opt_.batch_size);
-    LTL_CHECK(opt_.test_every > 0, value_error, "trainer: test_every must be positive, got {}", opt_.test_every);
+    LTL_CHECK(opt_.test_every > 0 && opt_.val_every > 0, value_error,
+              "trainer: test_every ({}) and val_every ({}) must be positive", opt_.test_every, opt_.val_every);
     if (mixer_.point() != "input") (void)model_.point(mixer_.point());  // fail early on a bad point name
     image_shape_ = train_set.image_shape();
-    fingerprint_ = make_fingerprint({.data_hash = train_set.content_hash(), .train_size = train_set.size(),
-                                     .classes = train_set.num_classes(), .epochs = opt_.epochs,
+    fingerprint_ = make_fingerprint({.data_hash = train_set.content_hash(), .train_size = static_cast<index_t>(train_set.size()),
+                                     .classes = static_cast<index_t>(train_set.num_classes()), .epochs = opt_.epochs,
                                      .batch_size = opt_.batch_size, .seed = opt_.seed, .sampler = sampler_.name(),
                                      .loss = loss_.name(), .mixing = mixer_.name(), .momentum = opt_.sgd.momentum,
                                      .weight_decay = opt_.sgd.weight_decay, .config = opt_.run_config});
     dp_.sync(model_, sgd_);
   }
 
-  /// Evaluate on these sets after every epoch, the test set every `test_every` epochs (either may be null).
-  void set_eval_sets(const data::image_dataset* val, const data::image_dataset* test) {
-    for (const auto* ds : {val, test})
-      LTL_CHECK(ds == nullptr || ds->image_shape() == image_shape_, shape_error,
-                "trainer: evaluation set '{}' has images of shape {}, the training set {}", ds->name(),
-                ds->image_shape(), image_shape_);
+ public:
+  /// Evaluate on these sets, the validation set every `val_every` epochs and the test set every
+  /// `test_every` epochs (both after the last; either may be null).
+  void set_eval_sets(const Src* val, const Src* test) {
+    for (const Src* ds : {val, test})
+      LTL_CHECK(ds == nullptr || shape(ds->image_shape()) == image_shape_, shape_error,
+                "trainer: evaluation set {}has images of shape {}, the training set {}", set_name(*ds),
+                shape(ds->image_shape()), image_shape_);
     val_ = val;
     test_ = test;
+  }
+  /// Evaluates the model on `set` (of the training data's type) as the trainer does after an
+  /// epoch: sharded across the ranks, every rank must call it.
+  [[nodiscard]] eval_report evaluate(const Src& set) {
+    if constexpr (data::dataset<Src>)
+      return dist::evaluate(model_, set, norm_, counts_, opt_.comm, opt_.eval_batch_size);
+    else
+      return dist::evaluate(model_, set, counts_, opt_.comm,
+                            {.batch_size = opt_.eval_batch_size, .workers = opt_.loader_workers});
   }
   /// Called after every epoch with its summary (analysis, custom logging).
   std::function<void(const epoch_summary&)> on_epoch_end;
@@ -158,9 +198,9 @@ class trainer {
       const index_t epoch = state_.epoch;
       auto summary = train_epoch(epoch);
       if (!summary) return out;  // interrupted
-      if (val_) summary->val = dist::evaluate(model_, *val_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
-      const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
-      if (test_ && test_now) summary->test = dist::evaluate(model_, *test_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
+      const auto due = [&](index_t every) { return (epoch + 1) % every == 0 || epoch + 1 == opt_.epochs; };
+      if (val_ && due(opt_.val_every)) summary->val = evaluate(*val_);
+      if (test_ && due(opt_.test_every)) summary->test = evaluate(*test_);
       log(*summary);  // before the checkpoint: a kill between the two repeats the epoch, losing no line
       state_.epoch = epoch + 1;
       state_.progress = {};
@@ -184,7 +224,9 @@ class trainer {
     epoch_progress& pr = state_.progress;
     auto global_order = sampler_.epoch_indices(epoch);
     const index_t steps = dp_.steps(static_cast<index_t>(global_order.size()));
-    auto run = loader_.run(epoch, dp_.order(std::move(global_order)), pr.batch_in_epoch);
+    // A batch source's loader walks the global order (rank_slices cuts each batch); a dataset's, the rank's order.
+    auto run = loader_.run(epoch, data::dataset<Src> ? dp_.order(std::move(global_order)) : std::move(global_order),
+                           pr.batch_in_epoch);
     const loss_terms terms = losses::make_terms(loss_, counts_, epoch);
     const bool mixing_on = mixer_.active(epoch);
     const int point = mixing_on && mixer_.point() != "input" ? model_.point(mixer_.point()) : -1;
@@ -196,7 +238,8 @@ class trainer {
     double lr = state_.iteration > 0 ? schedule_(state_.iteration - 1) : 0.0;
     while (pr.batch_in_epoch < steps) {
       // Empty only on a rank whose slice of the last global batch is empty (data parallel).
-      const auto b = run->next();
+      auto b = run->next();
+      if (b && b->labels.numel() == 0) b.reset();  // a batch source's empty slice
       lr = schedule_(state_.iteration);
       const loss_terms step_terms = dp_.global_terms(terms, b ? upload_batch<D>(b->labels) : tensor<std::int64_t, D>{});
       variable<T, D> z, loss;
@@ -255,6 +298,21 @@ class trainer {
     return s;
   }
 
+  /// The loader over the training data (see the file comment of training_source.hpp).
+  [[nodiscard]] data::loader<T, feed_type> make_loader(const Src& train_set, transform_fn train_transform) const {
+    if constexpr (data::dataset<Src>)
+      return data::loader<T, Src>(
+          train_set, {.batch_size = dp_.local_batch(), .workers = opt_.loader_workers, .seed = dp_.loader_seed(opt_.seed)},
+          std::move(train_transform));
+    else
+      return data::loader<T, rank_slices<T, Src>>(
+          slices_, {.batch_size = opt_.batch_size, .workers = opt_.loader_workers, .seed = opt_.seed});
+  }
+  static std::string set_name(const Src& s) {
+    if constexpr (requires { s.name(); }) return fmt::format("'{}' ", s.name());
+    else return {};
+  }
+
   void save() {
     if (opt_.out_dir.empty()) return;
     state_.rngs["mix"] = mix_rng_.state();
@@ -296,15 +354,16 @@ class trainer {
   data::normalize norm_;
   optim::sgd<T, D> sgd_;
   data_parallel<T, D> dp_;
-  data::loader<T, data::image_dataset> loader_;
+  rank_slices<T, Src> slices_;  // this rank's part of a batch source's global batches
+  data::loader<T, feed_type> loader_;
   rng mix_rng_;
   std::vector<double> counts_;
   train_state state_;
   bool resumed_ = false;
   shape image_shape_;
   nlohmann::json fingerprint_;
-  const data::image_dataset* val_ = nullptr;
-  const data::image_dataset* test_ = nullptr;
+  const Src* val_ = nullptr;
+  const Src* test_ = nullptr;
 };
 
 }  // namespace ltl::train

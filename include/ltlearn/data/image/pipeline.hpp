@@ -165,6 +165,9 @@ class image_pipeline {
   [[nodiscard]] const pipeline_options& options() const noexcept { return opt_; }
   [[nodiscard]] index_t size() const noexcept { return ds_->size(); }
   [[nodiscard]] index_t num_classes() const noexcept { return ds_->num_classes(); }
+  /// The dataset's items per class, and its content hash (the transform is not part of it).
+  [[nodiscard]] std::vector<index_t> class_counts() const { return ds_->class_counts(); }
+  [[nodiscard]] std::uint64_t content_hash() const noexcept { return ds_->content_hash(); }
   /// Shape of one output image, [3, S, S].
   [[nodiscard]] shape image_shape() const { return {3, opt_.transform.output_size(), opt_.transform.output_size()}; }
 
