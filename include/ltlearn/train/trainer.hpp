@@ -122,7 +122,8 @@ class trainer {
     val_ = val;
     test_ = test;
   }
-  /// Called after every epoch with its summary (analysis, custom logging).
+  /// Called after every epoch with its summary (analysis, custom logging), before the epoch's
+  /// checkpoint; a JSON-lines file it appends to in out_dir is one of run_logs (run_guard.hpp).
   std::function<void(const epoch_summary&)> on_epoch_end;
 
   /// Restores model, optimizer and position from a checkpoint written by this trainer.
@@ -158,11 +159,13 @@ class trainer {
       if (val_) summary->val = dist::evaluate(model_, *val_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
       const bool test_now = (epoch + 1) % opt_.test_every == 0 || epoch + 1 == opt_.epochs;
       if (test_ && test_now) summary->test = dist::evaluate(model_, *test_, norm_, counts_, opt_.comm, opt_.eval_batch_size);
-      log(*summary);  // before the checkpoint: a kill between the two repeats the epoch, losing no line
+      // The log line and the callback's output (analysis.jsonl) before the checkpoint: a kill
+      // between them repeats the epoch, and the resume trims both files (run_guard.hpp).
+      log(*summary);
+      if (on_epoch_end) on_epoch_end(*summary);
       state_.epoch = epoch + 1;
       state_.progress = {};
       save();
-      if (on_epoch_end) on_epoch_end(*summary);
       out.push_back(std::move(*summary));
     }
     return out;
