@@ -91,7 +91,7 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
   for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
 
   const fs::path out(f.out), ckpt = out / "checkpoint.safetensors";
-  fs::create_directories(out);
+  ltl::io::create_output_dir(out);  // io_error naming the directory, not a filesystem_error
   ltl::train::train_state st;
   if (!f.resume.empty()) {
     st = ltl::train::load_checkpoint(f.resume, static_cast<ltl::nn::module<float>&>(model), &sgd);
