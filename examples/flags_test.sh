@@ -12,7 +12,7 @@
 set -euo pipefail
 bin="$1"
 decouple="$2"
-data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/scripts/fmnist_dir.sh"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
@@ -87,10 +87,7 @@ expect_error "$decouple" '^decouple: --la-tau-grid 0,2,0: needs lo <= hi and a s
 expect_error "$decouple" '^--worst: must be >= 0' --worst -1
 echo "flag rejections: all refused with a message naming the flag"
 
-if [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED (rest): Debian's dataset-fashion-mnist is not installed in $data"
-  exit 77
-fi
+require_fmnist rest
 expect_error "$bin" '^fmnist_lt: --held-out 60: class 9 of the exp profile \(rho 100\) has only 60 images; hold out at most 59' \
   --held-out 60 --epochs 1
 

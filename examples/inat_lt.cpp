@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     ld::category_map categories;
     auto train = ld::read_inat(train_json, root, nullptr, &categories, "train");
     if (example::distributed::root()) {
-      std::filesystem::create_directories(f.out);
+      ltl::io::create_output_dir(f.out);  // io_error naming --out's directory, not a filesystem_error
       example::write_json_atomically(std::filesystem::path(f.out) / "categories.json", categories.to_json());
     }
     train = example::evenly_spaced(example::first_classes(train, f.subset), f.subset_images);

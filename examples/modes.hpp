@@ -12,8 +12,17 @@
 
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace example {
+
+/// What the modes of fmnist_lt / cifar_lt and decouple write into a run directory besides the
+/// training run's own files (train::run_outputs): a fresh --overwrite removes them too.
+inline std::vector<std::string> mode_outputs() {
+  return {"config.toml",     "eval_config.toml",           "eval.json",         "fsa_config.toml",
+          "fsa_results.json", "fsa_checkpoint.safetensors", "decouple_config.toml", "decouple.json",
+          "analysis.json"};
+}
 
 /// Builds the long-tailed split of `full` (head-class size `n_max`) and the model the flags
 /// define, then runs the mode the flags choose.
@@ -32,9 +41,11 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
   // resumed nor --overwrite) must not touch that run, its config.toml included: the trainer's
   // directory check, made before the config is written. (Keeping every log line here; the
   // trainer trims the log once it knows the checkpoint's epoch.)
+  // --overwrite removes the replaced run's files here, this program's other outputs included.
   if (f.evaluate.empty() && !f.fsa.enabled() && !f.out.empty() && distributed::root())
     ltl::train::prepare_run_dir(f.out, {.resumed = !f.resume.empty(), .overwrite = f.overwrite,
-                                        .completed_epochs = std::numeric_limits<index_t>::max()});
+                                        .completed_epochs = std::numeric_limits<index_t>::max(),
+                                        .also_replace = mode_outputs()});
   if (distributed::root()) write_config(f.out, config_name, args_text);
   return with_device(f.device, [&](auto dev) {  // the model and every step on --device
     using D = decltype(dev);

@@ -16,7 +16,9 @@ namespace example {
 
 /// Writes a report file whole or not at all (ltl::io_error on failure).
 inline void write_json_atomically(const std::filesystem::path& path, const nlohmann::json& j) {
-  const std::string text = j.dump(2) + '\n';
+  // Strings from the command line (args: --out, --data-dir) need not be UTF-8; a strict dump
+  // would throw nlohmann::type_error after the whole run, so such bytes become U+FFFD.
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
   ltl::io::atomic_write(path, text);
 }
 

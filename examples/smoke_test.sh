@@ -8,11 +8,8 @@
 #   bash examples/smoke_test.sh BUILD/examples/fmnist_lt
 set -euo pipefail
 bin="$1"
-data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-if [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED: Debian's dataset-fashion-mnist is not installed in $data (the README test command installs it)"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/scripts/fmnist_dir.sh"
+require_fmnist
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }

@@ -6,11 +6,8 @@
 #   bash tests/scripts/error_paths.sh BUILD/examples/fmnist_lt BUILD/examples/decouple
 set -euo pipefail
 bin="$1" decouple="$2"
-data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-if [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED: Debian's dataset-fashion-mnist is not installed in $data (the README test command installs it)"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/fmnist_dir.sh"
+require_fmnist
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
@@ -26,7 +23,7 @@ expect() {
   echo "ok: $what"
 }
 
-"$bin" "${flags[@]}" "${lim[@]}" --out "$work/run" > /dev/null 2>&1 || fail "the good run failed"
+"$bin" "${flags[@]}" "${lim[@]}" --out "$work/run" --analysis-every 1 > /dev/null 2>&1 || fail "the good run failed"
 ckpt="$work/run/checkpoint.safetensors"
 # Finding 4: unusable --out, directories where files are expected, bad checkpoint headers.
 touch "$work/file"
@@ -52,7 +49,45 @@ expect "$bin" "resume under another train limit" "train_limit: checkpoint 128, t
 expect "$bin" "a second run into the same --out" "holds another run" "${flags[@]}" "${lim[@]}" --out "$work/run"
 "$bin" "${flags[@]}" "${lim[@]}" --seed 1 --out "$work/r3" --resume "$ckpt" --force-resume > /dev/null 2>&1 ||
   fail "--force-resume did not resume"
-"$bin" "${flags[@]}" "${lim[@]}" --out "$work/run" --overwrite > /dev/null 2>&1 || fail "--overwrite did not replace the run"
+# --overwrite: no file of the replaced run may survive next to the new one, not even while the
+# new run trains (it is killed at its first checkpoint write, after its first log line), and the
+# user's own files stay. The old run's files: its checkpoint, logs, report and config, what the
+# other modes and decouple write there, and a killed writer's temporary.
+for f in log.jsonl analysis.jsonl results.json checkpoint.safetensors config.toml; do
+  [[ -s "$work/run/$f" ]] || fail "the good run wrote no $f"
+done
+old_files=(eval.json eval_config.toml fsa_results.json fsa_config.toml fsa_checkpoint.safetensors decouple.json
+           decouple_config.toml analysis.json checkpoint.safetensors.tmp.999999999)
+for f in "${old_files[@]}"; do echo old > "$work/run/$f"; done
+echo mine > "$work/run/notes.txt"
+cp "$work/run/log.jsonl" "$work/old_log.jsonl"
+set +e
+LTL_FAULT=checkpoint.safetensors:mid_write "$bin" "${flags[@]}" "${lim[@]}" --seed 3 --out "$work/run" --overwrite \
+  > "$work/ow.log" 2>&1
+rc=$?
+set -e
+((rc == 137)) || { cat "$work/ow.log" >&2; fail "--overwrite: expected the kill at the first checkpoint write, got $rc"; }
+for f in analysis.jsonl results.json checkpoint.safetensors "${old_files[@]}"; do
+  [[ ! -e "$work/run/$f" ]] || fail "--overwrite: the replaced run's $f is still there while the new run trains"
+done
+(($(wc -l < "$work/run/log.jsonl") == 1)) && ! cmp -s "$work/run/log.jsonl" "$work/old_log.jsonl" ||
+  fail "--overwrite: log.jsonl is not the new run's one line"
+"$bin" "${flags[@]}" "${lim[@]}" --seed 3 --out "$work/run" --overwrite > /dev/null 2>&1 ||
+  fail "--overwrite did not replace the run"
+for f in "${old_files[@]}" analysis.jsonl; do
+  [[ ! -e "$work/run/$f" ]] || fail "--overwrite: the replaced run's $f survived the new run"
+done
+grep -qE "^seed ?= ?3$" "$work/run/config.toml" || fail "--overwrite: config.toml is not the new run's"
+[[ -s "$work/run/results.json" && "$(cat "$work/run/notes.txt")" == mine ]] ||
+  fail "--overwrite: the new run's results.json is missing or the user's notes.txt was touched"
+echo "ok: --overwrite removes every file of the replaced run before training"
+# Paths that are not UTF-8 end up in results.json ("args"): written with U+FFFD, not a crash
+# after the whole run (nlohmann::type_error 316).
+odd="$work/odd_$(printf '\xff')"
+"$bin" "${flags[@]}" --train-limit 64 --out "$odd" > "$work/odd.log" 2>&1 ||
+  { cat "$work/odd.log" >&2; fail "a run whose --out is not UTF-8 failed"; }
+grep -q $'\xef\xbf\xbd' "$odd/results.json" || fail "results.json of a non-UTF-8 --out lacks the replacement character"
+echo "ok: a non-UTF-8 --out"
 # Finding 1: a learning rate that makes the weights non-finite after one step.
 expect "$bin" "--lr 1e30" "not finite\|NaN\|diverge" --data-dir "$data" --train-limit 64 --batch-size 64 --depth 8 \
   --epochs 1 --threads 1 --quiet --lr 1e30 --out "$work/lr"

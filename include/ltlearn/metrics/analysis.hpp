@@ -88,7 +88,7 @@ struct analysis_report {
 /// Writes `j` to `path` (pretty-printed); io_error on failure.
 inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
   std::ofstream f(path);
-  f << j.dump(2) << '\n';
+  f << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';  // non-UTF-8 bytes (paths): U+FFFD
   LTL_CHECK(f.good(), io_error, "{}: cannot write", path.string());
 }
 

@@ -92,6 +92,8 @@ struct train_state {
       if (j.contains("rngs"))
         for (auto it = j["rngs"].begin(); it != j["rngs"].end(); ++it) st.rngs[it.key()] = it->get<rng::state_type>();
       if (j.contains("extra")) st.extra = j["extra"];
+      // Readers of `extra` (fingerprint, data-parallel stamp, progress) look keys up in it.
+      LTL_CHECK(st.extra.is_object(), io_error, "{}: 'ltlearn.state' field 'extra' is not a JSON object", file);
       st.progress = epoch_progress::take(st.extra);
     } catch (const nlohmann::json::exception& e) {
       throw io_error(fmt::format("{}: malformed 'ltlearn.state' metadata: {}", file, e.what()));

@@ -129,6 +129,9 @@ class data_parallel {
   /// A checkpoint written at another world size resumes only with the same global batch (the
   /// saved position counts global steps). Removes the stamp from `st.extra`.
   void check_resume(train_state& st, const std::string& file) const {
+    for (const char* key : {"world_size", "global_batch"})
+      LTL_CHECK(!st.extra.contains(key) || st.extra[key].is_number_integer(), io_error,
+                "{}: 'ltlearn.state' field 'extra.{}' is not an integer", file, key);
     const auto world = st.extra.value("world_size", index_t{1});
     const auto batch = st.extra.value("global_batch", index_t{-1});
     st.extra.erase("world_size");

@@ -11,7 +11,8 @@
 ///   is refused unless the run resumes or may overwrite, and log.jsonl is cut back to the epochs
 ///   the checkpoint has completed — the log is appended *before* the epoch-end checkpoint is
 ///   written, so a kill between the two loses no line: the resumed run trains that epoch again
-///   and writes its line again;
+///   and writes its line again (the same for analysis.jsonl, see run_logs); a fresh run that
+///   may overwrite removes the replaced run's files instead;
 /// - **appending to the log** with fault-injection points (train/fault.hpp).
 
 #include "ltlearn/core/error.hpp"
@@ -23,11 +24,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace ltl::train {
@@ -106,47 +110,87 @@ inline void check_fingerprint(const nlohmann::json& extra, const nlohmann::json&
       file, list));
 }
 
+/// The JSON-lines logs of a run directory, one line per epoch carrying its "epoch": the trainer's
+/// log and the per-class analysis (eval::analysis_recorder, written by the example programs'
+/// --analysis-every). Both are appended before the epoch's checkpoint, so a resume cuts both back.
+inline constexpr std::array<std::string_view, 2> run_logs{"log.jsonl", "analysis.jsonl"};
+
+/// The files a training run leaves in its directory: the trainer's checkpoint, the run_logs and
+/// the final report the example programs write (results.json).
+inline constexpr std::array<std::string_view, 4> run_outputs{"checkpoint.safetensors", "log.jsonl", "analysis.jsonl",
+                                                             "results.json"};
+
 /// How prepare_run_dir treats an existing run in the directory.
 struct run_dir_options {
   bool resumed = false;          ///< this run continues from a checkpoint
-  bool overwrite = false;        ///< a fresh run may replace the one in the directory
+  bool overwrite = false;        ///< a fresh run replaces the one in the directory (its files are removed)
   index_t completed_epochs = 0;  ///< epochs the resumed checkpoint has completed (log lines to keep)
+  /// Further files of the caller's that a fresh overwrite removes besides run_outputs (e.g. the
+  /// example programs' configuration files and the reports of their other modes).
+  std::vector<std::string> also_replace = {};
 };
 
 /// The log file of a run directory.
-inline std::filesystem::path log_path(const std::filesystem::path& dir) { return dir / "log.jsonl"; }
+inline std::filesystem::path log_path(const std::filesystem::path& dir) { return dir / run_logs[0]; }
 
-/// Readies `dir` for a run (see the file comment): io_error when it cannot be written or holds
-/// another run's checkpoint that this run neither resumes nor may overwrite.
-inline void prepare_run_dir(const std::filesystem::path& dir, run_dir_options o) {
-  io::create_output_dir(dir);
-  if (const int n = io::remove_stale_temporaries(dir); n > 0)
-    fmt::print(stderr, "{}: removed {} temporary file(s) left by a killed run\n", dir.string(), n);
-  const auto ckpt = dir / "checkpoint.safetensors";
-  LTL_CHECK(o.resumed || o.overwrite || !std::filesystem::exists(ckpt), io_error,
-            "{}: the directory holds another run's checkpoint; resume it (--resume {}) or replace it (--overwrite)",
-            dir.string(), ckpt.string());
-  const auto log = log_path(dir);
-  if (!std::filesystem::exists(log)) return;
-  // Keep the lines of the epochs the checkpoint has completed; a later line belongs to an epoch
-  // this run trains again (or to a run being replaced), a torn line to a kill mid-append.
-  std::ifstream in(log, std::ios::binary);
+namespace detail {
+/// Cuts the JSON-lines log `file` back to its lines of epochs before `completed_epochs` (a later
+/// line belongs to an epoch the run trains again, a torn line to a kill mid-append, and nothing
+/// after the first dropped line is kept).
+inline void trim_run_log(const std::filesystem::path& file, index_t completed_epochs) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return;
+  std::ifstream in(file, std::ios::binary);
+  LTL_CHECK(in.good(), io_error, "{}: cannot read the log", file.string());
   std::string kept, line;
   index_t lines = 0, dropped = 0;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     ++lines;
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    const bool keep = j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() &&
-                      j["epoch"].get<index_t>() < o.completed_epochs && dropped == 0;
+    const auto e = j.is_object() ? j.find("epoch") : j.end();
+    const bool keep = dropped == 0 && j.is_object() && e != j.end() && e->is_number_integer() &&
+                      e->get<index_t>() < completed_epochs;
     if (keep) kept += line + '\n';
     else ++dropped;
   }
-  LTL_CHECK(!in.bad(), io_error, "{}: read failed", log.string());
+  LTL_CHECK(!in.bad(), io_error, "{}: read failed", file.string());
   if (dropped == 0) return;
-  fmt::print(stderr, "{}: dropped {} of {} line(s) from epoch {} on (this run writes them again)\n", log.string(),
-             dropped, lines, o.completed_epochs);
-  io::atomic_write(log, kept);
+  fmt::print(stderr, "{}: dropped {} of {} line(s) from epoch {} on (this run writes them again)\n", file.string(),
+             dropped, lines, completed_epochs);
+  io::atomic_write(file, kept);
+}
+
+/// Removes `dir/name` if it is there; io_error naming it when it cannot be removed.
+inline void remove_run_file(const std::filesystem::path& dir, std::string_view name) {
+  const auto f = dir / name;
+  std::error_code ec;
+  std::filesystem::remove(f, ec);
+  LTL_CHECK(!ec, io_error, "{}: cannot remove the replaced run's file: {}", f.string(), ec.message());
+}
+}  // namespace detail
+
+/// Readies `dir` for a run (see the file comment): io_error when it cannot be written or holds
+/// another run's checkpoint that this run neither resumes nor may overwrite. A fresh run that may
+/// overwrite removes run_outputs and `also_replace` first, so no file of the replaced run
+/// survives next to the new one; otherwise each of run_logs is cut back to `completed_epochs`.
+inline void prepare_run_dir(const std::filesystem::path& dir, const run_dir_options& o) {
+  io::create_output_dir(dir);
+  if (const int n = io::remove_stale_temporaries(dir); n > 0)
+    fmt::print(stderr, "{}: removed {} temporary file(s) left by a killed run\n", dir.string(), n);
+  const auto ckpt = dir / run_outputs[0];
+  std::error_code ec;
+  const bool has_checkpoint = std::filesystem::exists(ckpt, ec);
+  LTL_CHECK(!ec, io_error, "{}: cannot inspect: {}", ckpt.string(), ec.message());
+  LTL_CHECK(o.resumed || o.overwrite || !has_checkpoint, io_error,
+            "{}: the directory holds another run's checkpoint; resume it (--resume {}) or replace it (--overwrite)",
+            dir.string(), ckpt.string());
+  if (o.overwrite && !o.resumed) {
+    for (const auto name : run_outputs) detail::remove_run_file(dir, name);
+    for (const auto& name : o.also_replace) detail::remove_run_file(dir, name);
+    return;
+  }
+  for (const auto name : run_logs) detail::trim_run_log(dir / name, o.completed_epochs);
 }
 
 /// Appends one JSON line to `file` (with the before_append / after_append fault points).

@@ -165,7 +165,8 @@ class trainer {
       return dist::evaluate(model_, set, counts_, opt_.comm,
                             {.batch_size = opt_.eval_batch_size, .workers = opt_.loader_workers});
   }
-  /// Called after every epoch with its summary (analysis, custom logging).
+  /// Called after every epoch with its summary (analysis, custom logging), before the epoch's
+  /// checkpoint; a JSON-lines file it appends to in out_dir is one of run_logs (run_guard.hpp).
   std::function<void(const epoch_summary&)> on_epoch_end;
 
   /// Restores model, optimizer and position from a checkpoint written by this trainer.
@@ -201,11 +202,13 @@ class trainer {
       const auto due = [&](index_t every) { return (epoch + 1) % every == 0 || epoch + 1 == opt_.epochs; };
       if (val_ && due(opt_.val_every)) summary->val = evaluate(*val_);
       if (test_ && due(opt_.test_every)) summary->test = evaluate(*test_);
-      log(*summary);  // before the checkpoint: a kill between the two repeats the epoch, losing no line
+      // The log line and the callback's output (analysis.jsonl) before the checkpoint: a kill
+      // between them repeats the epoch, and the resume trims both files (run_guard.hpp).
+      log(*summary);
+      if (on_epoch_end) on_epoch_end(*summary);
       state_.epoch = epoch + 1;
       state_.progress = {};
       save();
-      if (on_epoch_end) on_epoch_end(*summary);
       out.push_back(std::move(*summary));
     }
     return out;

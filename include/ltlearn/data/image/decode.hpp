@@ -107,6 +107,12 @@ inline void cmyk_to_rgb(std::uint8_t* px, std::size_t n, bool inverted) noexcept
 }
 }  // namespace detail
 
+/// Largest decoded image, in pixels (16384 x 16384): a header is a few bytes, and one declaring
+/// 65500 x 65500 (JPEG) or 10^6 x 10^6 (PNG) would otherwise allocate gigabytes to terabytes
+/// before the stream is found to be short (std::bad_alloc, or the OOM killer). Datasets' images
+/// are far smaller.
+inline constexpr index_t max_image_pixels = index_t{1} << 28;
+
 /// A JPEG or PNG whose header has been read: its size is known before any pixel is decoded,
 /// so a caller can choose a DCT-domain reduction from the crop it will take.
 ///
@@ -160,6 +166,7 @@ class image_decoder {
     if (format_ == image_format::png) {
       out.height = height_;
       out.width = width_;
+      check_pixels(out);
       out.rgb.resize(static_cast<std::size_t>(height_ * width_ * 3));
       if (!detail::png_read_c(png_.get(), out.rgb.data())) fail("PNG data");
       return out;
@@ -172,6 +179,7 @@ class image_decoder {
     out.width = static_cast<index_t>(s->cinfo.output_width);
     const int comps = s->cinfo.output_components;
     LTL_CHECK(comps == 3 || comps == 4, io_error, "{}: unexpected {} output components from libjpeg", name_, comps);
+    check_pixels(out);
     // CMYK is decoded four bytes per pixel into the same buffer, then packed to RGB in place.
     out.rgb.resize(static_cast<std::size_t>(out.height * out.width * comps));
     if (!detail::jpeg_decode_c(s, out.rgb.data(), static_cast<std::size_t>(out.width * comps))) fail("JPEG data");
@@ -190,6 +198,11 @@ class image_decoder {
   [[nodiscard]] bool progressive() const noexcept { return jpeg_ && jpeg_->cinfo.progressive_mode; }
 
  private:
+  void check_pixels(const decoded_image& out) const {
+    LTL_CHECK(out.height * out.width <= max_image_pixels, io_error,
+              "{}: the header declares {}x{} pixels (decoded), more than the {} an image may have", name_, out.width,
+              out.height, max_image_pixels);
+  }
   [[noreturn]] void fail(const char* stage) const {
     // (A tolerated warning's text may sit in the message buffer; a failure overwrites it.)
     const char* msg = jpeg_ ? jpeg_->error.message : png_ ? png_->error.message : "";

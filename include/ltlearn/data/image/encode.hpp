@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <span>
+#include <system_error>
 #include <vector>
 
 namespace ltl::data {
@@ -88,7 +89,11 @@ inline std::vector<std::uint8_t> encode_png(std::span<const std::uint8_t> pixels
 
 /// Writes `bytes` to `path` (creating parent directories); io_error naming the file on failure.
 inline void write_bytes(const std::filesystem::path& path, std::span<const std::uint8_t> bytes) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    LTL_CHECK(!ec, io_error, "{}: cannot create the directory: {}", path.parent_path().string(), ec.message());
+  }
   std::ofstream f(path, std::ios::binary);
   LTL_CHECK(f.good(), io_error, "{}: cannot open for writing", path.string());
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));

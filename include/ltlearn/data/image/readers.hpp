@@ -225,11 +225,9 @@ inline encoded_dataset read_inat(const std::filesystem::path& json_file, const s
           std::move(a.labels), classes, std::move(names)};
 }
 
-/// Reads a folder-per-class layout: class c is the c-th sub-folder of `root` in sorted (byte)
-/// order, and its images are the files below it (recursively) whose extension is .jpg, .jpeg or
-/// .png in any case, in sorted path order — torchvision's ImageFolder order. The decoder still
-/// goes by magic bytes; the extension only filters out non-image files.
-inline encoded_dataset read_image_folder(const std::filesystem::path& root, std::string name = {}) {
+namespace detail {
+/// read_image_folder without the translation of std::filesystem errors.
+inline encoded_dataset read_image_folder_unchecked(const std::filesystem::path& root, std::string name) {
   namespace fs = std::filesystem;
   std::error_code ec;
   LTL_CHECK(fs::is_directory(root, ec), io_error, "{}: not a directory", root.string());
@@ -258,6 +256,21 @@ inline encoded_dataset read_image_folder(const std::filesystem::path& root, std:
             classes.size());
   return {name.empty() ? root.filename().string() : std::move(name), root, std::move(items), std::move(labels),
           static_cast<index_t>(classes.size()), std::move(classes)};
+}
+}  // namespace detail
+
+/// Reads a folder-per-class layout: class c is the c-th sub-folder of `root` in sorted (byte)
+/// order, and its images are the files below it (recursively) whose extension is .jpg, .jpeg or
+/// .png in any case, in sorted path order — torchvision's ImageFolder order. The decoder still
+/// goes by magic bytes; the extension only filters out non-image files. io_error naming the
+/// path for a folder that cannot be listed (permissions, a symbolic-link cycle, ...).
+inline encoded_dataset read_image_folder(const std::filesystem::path& root, std::string name = {}) {
+  namespace fs = std::filesystem;
+  try {
+    return detail::read_image_folder_unchecked(root, std::move(name));
+  } catch (const fs::filesystem_error& e) {
+    throw io_error(fmt::format("{}: cannot list the image folder: {}", root.string(), e.what()));
+  }
 }
 
 }  // namespace ltl::data
