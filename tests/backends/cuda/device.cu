@@ -124,16 +124,16 @@ TEST_CASE("status checks name the call, the location and the library's message",
   const auto runtime = [] { LTL_CUDA_CHECK(cudaErrorInvalidValue); };
   REQUIRE_THROWS_AS(runtime(), ltl::cuda_error);
   REQUIRE_THROWS_AS(runtime(), ltl::device_error);
-  REQUIRE_THROWS_WITH(runtime(), Contains("cudaErrorInvalidValue failed at") && Contains("test_cuda.cu:") &&
+  REQUIRE_THROWS_WITH(runtime(), Contains("cudaErrorInvalidValue failed at") && Contains("backends/cuda/device.cu:") &&
                                      Contains("invalid argument"));
 
   const auto blas = [] { LTL_CUBLAS_CHECK(CUBLAS_STATUS_NOT_INITIALIZED); };
   REQUIRE_THROWS_AS(blas(), ltl::cuda_error);
-  REQUIRE_THROWS_WITH(blas(), Contains("CUBLAS_STATUS_NOT_INITIALIZED") && Contains("test_cuda.cu:"));
+  REQUIRE_THROWS_WITH(blas(), Contains("CUBLAS_STATUS_NOT_INITIALIZED") && Contains("backends/cuda/device.cu:"));
 
   const auto dnn = [] { LTL_CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM); };
   REQUIRE_THROWS_AS(dnn(), ltl::cuda_error);
-  REQUIRE_THROWS_WITH(dnn(), Contains("CUDNN_STATUS_BAD_PARAM") && Contains("test_cuda.cu:"));
+  REQUIRE_THROWS_WITH(dnn(), Contains("CUDNN_STATUS_BAD_PARAM") && Contains("backends/cuda/device.cu:"));
 }
 
 TEST_CASE("device memory without a GPU fails with a cuda_error naming cudaMalloc", "[cuda-host]") {

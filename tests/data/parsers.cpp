@@ -2,7 +2,7 @@
 // overflow-safe shapes, duplicate names, every error an ltl::error; and the replay of the fuzz
 // corpus and of every past crash (fuzz/corpus/<parser>/, fuzz/crashes/<parser>/).
 
-#include "../fuzz/fuzz_targets.hpp"
+#include "../../fuzz/fuzz_targets.hpp"
 
 #include <catch2/catch.hpp>
 #include <ltlearn/data/binary_file.hpp>
@@ -279,7 +279,7 @@ TEST_CASE("buffer parsers match the file readers on valid input", "[parsers]") {
 }
 
 TEST_CASE("the fuzz corpus and every past crash replay without a non-ltl exception", "[parsers][fuzz]") {
-  const fs::path fuzz_dir = fs::path(__FILE__).parent_path().parent_path() / "fuzz";
+  const fs::path fuzz_dir = fs::path(__FILE__).parent_path().parent_path().parent_path() / "fuzz";
   REQUIRE(fs::is_directory(fuzz_dir / "corpus"));
   for (const auto& [parser, target] : ltl_fuzz::targets()) {
     std::size_t corpus = 0, crashes = 0;
@@ -301,7 +301,7 @@ TEST_CASE("the fuzz corpus and every past crash replay without a non-ltl excepti
 }
 
 TEST_CASE("the image, list and iNaturalist seeds parse as their readers promise", "[parsers][fuzz]") {
-  const fs::path corpus = fs::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus";
+  const fs::path corpus = fs::path(__FILE__).parent_path().parent_path().parent_path() / "fuzz" / "corpus";
   auto bytes = [&](const char* parser, const char* name) { return ltl::data::read_raw_file(corpus / parser / name); };
   auto text = [&](const char* parser, const char* name) {
     const auto b = bytes(parser, name);
