@@ -19,6 +19,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <span>
 #include <vector>
 

@@ -17,6 +17,7 @@
 
 #include "support/tiny_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>

@@ -7,9 +7,14 @@
 #include <ltlearn/mixing/any_mixing.hpp>
 #include <ltlearn/mixing/mixed_loss.hpp>
 #include <ltlearn/mixing/policies.hpp>
+#include <ltlearn/ops/reduce.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 using ltl::index_t;

@@ -5,6 +5,7 @@
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/ops/reduce.hpp>
 
+#include <string>
 #include <vector>
 
 TEST_CASE("modules register parameters and round-trip state", "[nn]") {

@@ -9,6 +9,7 @@
 #include "support/parser_inputs.hpp"
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 

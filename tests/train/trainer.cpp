@@ -8,8 +8,14 @@
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/train/trainer.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
 
 #include "support/toy_data.hpp"
 
