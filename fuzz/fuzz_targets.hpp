@@ -1,6 +1,6 @@
 #pragma once
 // The parser entry points every libFuzzer harness (fuzz_<parser>.cpp) and the corpus replay
-// test (tests/test_parsers.cpp) call, so both exercise exactly the same code. Each target feeds
+// test (tests/data/parsers.cpp) call, so both exercise exactly the same code. Each target feeds
 // one input through the byte-buffer parsers and swallows ltl::error only: any other exception
 // escapes (libFuzzer reports it as a crash, the replay test as a failure).
 

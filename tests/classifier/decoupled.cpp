@@ -1,5 +1,5 @@
-// Decoupled and post-hoc classifiers (classifier/), the per-class analysis (metrics/, eval/) and
-// the eval scope and batched pass (eval/).
+// Tests of classifier/: the post-hoc transforms (posthoc.hpp), NCM, cRT, LWS and stage 2
+// (decoupled.hpp), tau search, and feature extraction against the image path (features.hpp).
 #include <catch2/catch.hpp>
 #include <ltlearn/classifier/decoupled.hpp>
 #include <ltlearn/classifier/features.hpp>
@@ -14,6 +14,8 @@
 #include <ltlearn/ops/shape_ops.hpp>
 #include <ltlearn/train/evaluate.hpp>
 
+#include "support/tiny_model.hpp"
+
 #include <cmath>
 #include <functional>
 #include <map>
@@ -26,13 +28,12 @@ using ltl::index_t;
 using TD = ltl::tensor<double>;
 using VD = ltl::variable<double>;
 using TL = ltl::tensor<std::int64_t>;
+using ltl_test::row;
+using ltl_test::tiny_dataset;
+using ltl_test::tiny_model;
+using ltl_test::tiny_norm;
 
 namespace {
-
-std::vector<double> row(const TD& t, index_t r) {
-  const auto c = t.contiguous();
-  return {c.data() + r * t.size(1), c.data() + (r + 1) * t.size(1)};
-}
 
 /// Root of an increasing function on [lo, hi] by bisection.
 double bisect(const std::function<double(double)>& f, double lo, double hi) {
@@ -56,40 +57,6 @@ cl::feature_table<double> one_hot_table(const std::vector<index_t>& counts) {
   const auto N = static_cast<index_t>(y.size());
   return cl::make_feature_table(TD::from({N, C}, f), TL::from({N}, y), C);
 }
-
-/// stem: flatten + linear 4 → 3; pool: relu (f(x) = relu(stem)); fc: linear 3 → 2.
-class tiny_model : public ltl::nn::staged_model<double> {
- public:
-  struct flat_linear : ltl::nn::unary_module<double> {
-    std::shared_ptr<ltl::nn::linear<double>> fc;
-    explicit flat_linear(ltl::rng& g)
-        : fc(register_module("fc", std::make_shared<ltl::nn::linear<double>>(
-                                       ltl::nn::linear_options{.in_features = 4, .out_features = 3}, g))) {}
-    VD forward(const VD& x) override { return fc->forward(ltl::flatten(x, 1)); }
-  };
-  tiny_model() {
-    ltl::rng g(11);
-    stem = add_stage("stem", std::make_shared<flat_linear>(g));
-    add_stage("pool", std::make_shared<ltl::nn::relu<double>>());
-    fc = add_stage("fc", std::make_shared<ltl::nn::linear<double>>(
-                             ltl::nn::linear_options{.in_features = 3, .out_features = 2}, g));
-  }
-  std::shared_ptr<flat_linear> stem;
-  std::shared_ptr<ltl::nn::linear<double>> fc;
-};
-
-ltl::data::image_dataset tiny_dataset(index_t n, std::uint64_t seed) {
-  ltl::rng g(seed);
-  std::vector<std::uint8_t> px;
-  std::vector<std::int64_t> y;
-  for (index_t i = 0; i < n; ++i) {
-    for (int j = 0; j < 4; ++j) px.push_back(static_cast<std::uint8_t>(g.below(256)));
-    y.push_back(i % 3 == 0 ? 1 : 0);  // 2:1 imbalance
-  }
-  return ltl::data::image_dataset("tiny", ltl::shape{1, 2, 2}, std::move(px), std::move(y), 2);
-}
-
-const ltl::data::normalize tiny_norm{{0.5}, {0.25}};
 
 }  // namespace
 
@@ -438,156 +405,6 @@ TEST_CASE("tau search recovers the best tau", "[classifier]") {
   REQUIRE(r3.taus.size() == 3);
 }
 
-TEST_CASE("feature deviation matches a brute-force computation", "[metrics]") {
-  ltl::rng g(9);
-  const std::vector<index_t> ntr{12, 7, 5}, nte{6, 4, 3};
-  auto make = [&](const std::vector<index_t>& n, TD& f, TL& y) {
-    std::vector<double> fv;
-    std::vector<std::int64_t> yv;
-    for (std::size_t c = 0; c < n.size(); ++c)
-      for (index_t i = 0; i < n[c]; ++i) {
-        for (int j = 0; j < 4; ++j) fv.push_back(g.normal() + static_cast<double>(c == static_cast<std::size_t>(j)));
-        yv.push_back(static_cast<std::int64_t>(c));
-      }
-    const auto N = static_cast<index_t>(yv.size());
-    f = TD::from({N, 4}, fv);
-    y = TL::from({N}, yv);
-  };
-  TD ftr, fte;
-  TL ytr, yte;
-  make(ntr, ftr, ytr);
-  make(nte, fte, yte);
-  const lm::deviation_options o{.k = 0, .rounds = 50, .seed = 17};
-  const auto dis = lm::feature_deviation(ftr, ytr, fte, yte, 3, o);
-
-  auto unit = [](const TD& f, index_t i) {
-    auto v = row(f, i);
-    double n = 0;
-    for (double a : v) n += a * a;
-    for (double& a : v) a /= std::sqrt(n);
-    return v;
-  };
-  index_t first = 0;
-  for (std::size_t c = 0; c < 3; ++c) {
-    std::vector<double> mu(4, 0.0);
-    index_t tfirst = 0;
-    for (std::size_t k = 0; k < c; ++k) tfirst += nte[k];
-    for (index_t i = 0; i < nte[c]; ++i)
-      for (int j = 0; j < 4; ++j) mu[static_cast<std::size_t>(j)] += unit(fte, tfirst + i)[static_cast<std::size_t>(j)] / static_cast<double>(nte[c]);
-    ltl::rng gc(17, c);
-    double total = 0;
-    for (int r = 0; r < 50; ++r) {
-      std::vector<index_t> list(static_cast<std::size_t>(ntr[c]));
-      for (index_t i = 0; i < ntr[c]; ++i) list[static_cast<std::size_t>(i)] = first + i;
-      std::vector<double> m(4, 0.0);
-      for (std::uint64_t j = 0; j < 5; ++j) {  // K = 5, the smallest class
-        std::swap(list[j], list[j + gc.below(static_cast<std::uint64_t>(ntr[c]) - j)]);
-        for (int d = 0; d < 4; ++d) m[static_cast<std::size_t>(d)] += unit(ftr, list[j])[static_cast<std::size_t>(d)] / 5;
-      }
-      double d2 = 0;
-      for (int d = 0; d < 4; ++d) d2 += (m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)]) * (m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)]);
-      total += std::sqrt(d2);
-    }
-    REQUIRE(dis[c] == Approx(total / 50).epsilon(1e-12));
-    if (ntr[c] == 5) {  // K = N_c: every subsample is the whole class, whatever the seed
-      std::vector<double> m(4, 0.0);
-      for (index_t i = 0; i < 5; ++i)
-        for (int d = 0; d < 4; ++d) m[static_cast<std::size_t>(d)] += unit(ftr, first + i)[static_cast<std::size_t>(d)] / 5;
-      double d2 = 0;
-      for (int d = 0; d < 4; ++d) d2 += std::pow(m[static_cast<std::size_t>(d)] - mu[static_cast<std::size_t>(d)], 2);
-      REQUIRE(dis[c] == Approx(std::sqrt(d2)).epsilon(1e-12));
-    }
-    first += ntr[c];
-  }
-  REQUIRE(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 5, .rounds = 50, .seed = 17}) == dis);
-  REQUIRE(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 5, .rounds = 50, .seed = 18}) != dis);
-  REQUIRE_THROWS_AS(lm::feature_deviation(ftr, ytr, fte, yte, 3, {.k = 6}), ltl::value_error);
-  REQUIRE_THROWS_AS(lm::feature_deviation(ftr, ytr, fte.narrow(1, 0, 3), yte, 3), ltl::shape_error);
-}
-
-TEST_CASE("ECE overall and per shot group on hand-computed predictions", "[metrics]") {
-  // Confidences 0.75 (pred 0), 0.9 (pred 1), 0.6 (pred 0), 0.8 (pred 1); labels 0, 0, 0, 1.
-  const TD z = TD::from({4, 2}, {std::log(3.0), 0, 0, std::log(9.0), std::log(1.5), 0, 0, std::log(4.0)});
-  const TL y = TL::from({4}, {0, 0, 0, 1});
-  lm::calibration_meter m({500, 5}, 10);  // class 0 many-shot, class 1 few-shot
-  m.add(z, y);
-  // One sample per bin: ECE = (0.25 + 0.9 + 0.4 + 0.2)/4.
-  REQUIRE(m.ece() == Approx(0.4375));
-  REQUIRE(*m.ece(ltl::shot_group::many) == Approx((0.25 + 0.9 + 0.4) / 3));
-  REQUIRE(*m.ece(ltl::shot_group::few) == Approx(0.2));
-  REQUIRE_FALSE(m.ece(ltl::shot_group::medium).has_value());
-  lm::calibration_meter one({500, 5}, 1);  // one bin: |accuracy − mean confidence| = |0.75 − 0.7625|
-  one.add(z, y);
-  REQUIRE(one.ece() == Approx(0.0125));
-  REQUIRE(one.bins()[0].accuracy == Approx(0.75));
-  // Same binning as classification_meter.
-  ltl::rng g(3);
-  std::vector<double> zv;
-  std::vector<std::int64_t> yv;
-  for (int i = 0; i < 200; ++i) {
-    for (int c = 0; c < 5; ++c) zv.push_back(2 * g.normal());
-    yv.push_back(static_cast<std::int64_t>(g.below(5)));
-  }
-  const TD zr = TD::from({200, 5}, zv);
-  const TL yr = TL::from({200}, yv);
-  lm::calibration_meter cm({1, 1, 1, 1, 1}, 15);
-  lm::classification_meter ref(5, 1, 15);
-  cm.add(zr, yr);
-  ref.add(zr, yr);
-  REQUIRE(cm.ece() == Approx(ref.ece()).epsilon(1e-12));
-  REQUIRE_THROWS_AS(cm.add(zr.narrow(1, 0, 4), yr), ltl::shape_error);
-}
-
-TEST_CASE("classification ratio and weight norms", "[metrics]") {
-  // Confusion [[3, 1], [2, 0]] (row = true): 5 predicted as 0 of N_0 = 4, 1 as 1 of N_1 = 2.
-  const auto r = lm::classification_ratio({3, 1, 2, 0}, {4, 2});
-  REQUIRE(r[0] == Approx(1.25));
-  REQUIRE(r[1] == Approx(0.5));
-  REQUIRE(std::isnan(lm::classification_ratio({1, 0, 0, 0}, {1, 0})[1]));
-  REQUIRE_THROWS_AS(lm::classification_ratio({1, 2, 3}, {1, 2}), ltl::shape_error);
-  REQUIRE(lm::weight_norms(TD::from({2, 2}, {3, 4, 0, 1})) == std::vector<double>{5, 1});
-}
-
-TEST_CASE("feature-gradient norms per class against a direct computation", "[metrics]") {
-  tiny_model model;
-  const auto ds = tiny_dataset(30, 4);
-  const auto norms = ltl::eval::feature_gradient_norms(model, ds, tiny_norm, "stem", 7);
-  // Direct: g = W1·x + b1, h = relu(g), z = W2·h + b2, ∂ℓ/∂g = (W2ᵀ(softmax(z) − e_y)) ⊙ [g > 0].
-  const auto W1 = model.stem->fc->weight.value(), b1 = model.stem->fc->bias.value();
-  const auto W2 = model.fc->weight.value(), b2 = model.fc->bias.value();
-  std::vector<double> sum(2, 0.0), n(2, 0.0);
-  for (index_t i = 0; i < 30; ++i) {
-    double x[4], gv[3], h[3], z[2];
-    for (int j = 0; j < 4; ++j) x[j] = (ds.image(i)[static_cast<std::size_t>(j)] / 255.0 - 0.5) / 0.25;
-    for (index_t k = 0; k < 3; ++k) {
-      gv[k] = b1.data()[k];
-      for (index_t j = 0; j < 4; ++j) gv[k] += W1.data()[k * 4 + j] * x[j];
-      h[k] = std::max(gv[k], 0.0);
-    }
-    for (index_t c = 0; c < 2; ++c) {
-      z[c] = b2.data()[c];
-      for (index_t k = 0; k < 3; ++k) z[c] += W2.data()[c * 3 + k] * h[k];
-    }
-    const double mx = std::max(z[0], z[1]), se = std::exp(z[0] - mx) + std::exp(z[1] - mx);
-    const auto yi = ds.label(i);
-    double s = 0;
-    for (index_t k = 0; k < 3; ++k) {
-      double d = 0;
-      for (index_t c = 0; c < 2; ++c) d += W2.data()[c * 3 + k] * (std::exp(z[c] - mx) / se - (c == yi ? 1.0 : 0.0));
-      if (gv[k] > 0) s += d * d;
-    }
-    sum[static_cast<std::size_t>(yi)] += std::sqrt(s);
-    n[static_cast<std::size_t>(yi)] += 1;
-  }
-  for (std::size_t c = 0; c < 2; ++c) REQUIRE(norms[c] == Approx(sum[c] / n[c]).epsilon(1e-10));
-  // The model is left as it was: training mode, trainable, no gradients.
-  REQUIRE(model.is_training());
-  for (auto& [name, p] : model.named_parameters()) {
-    REQUIRE(p.requires_grad());
-    REQUIRE_FALSE(p.grad().defined());
-  }
-  REQUIRE_THROWS_AS(ltl::eval::feature_gradient_norms(model, ds, tiny_norm, "fc"), ltl::value_error);
-}
 
 TEST_CASE("analyze, feature extraction and evaluation on features agree with the image path", "[metrics][classifier]") {
   tiny_model model;
@@ -638,92 +455,4 @@ TEST_CASE("analyze, feature extraction and evaluation on features agree with the
   auto head = cl::crt<double>(bs, {.epochs = 2, .batch_size = 8});
   model.set_classifier(head);
   REQUIRE(&model.classifier() == head.get());
-}
-
-TEST_CASE("eval_scope sets eval mode and no-grad, and restores both, also on an exception", "[eval]") {
-  tiny_model model;
-  REQUIRE(model.is_training());
-  REQUIRE(ltl::grad_enabled());
-  {
-    ltl::eval::eval_scope scope(model);
-    REQUIRE_FALSE(model.is_training());
-    REQUIRE_FALSE(model.fc->is_training());  // submodules too
-    REQUIRE_FALSE(ltl::grad_enabled());
-  }
-  REQUIRE(model.is_training());
-  REQUIRE(model.fc->is_training());
-  REQUIRE(ltl::grad_enabled());
-  // A model already in eval mode stays there; a scope that records the graph keeps grad on.
-  model.eval();
-  {
-    ltl::no_grad_guard ng;
-    ltl::eval::eval_scope scope(model, {.record_graph = true});
-    REQUIRE(ltl::grad_enabled());
-  }
-  REQUIRE_FALSE(model.is_training());
-  REQUIRE(ltl::grad_enabled());
-  model.train();
-  try {
-    ltl::eval::eval_scope scope(model);
-    throw ltl::value_error("x");
-  } catch (const ltl::value_error&) {
-  }
-  REQUIRE(model.is_training());
-  REQUIRE(ltl::grad_enabled());
-}
-
-TEST_CASE("the batched pass visits the dataset in order and collects a point's outputs", "[eval]") {
-  tiny_model model;
-  const auto ds = tiny_dataset(23, 3);
-  // for_each_batch: consecutive batches of 10, 10, 3 images, each as make_batch normalises them.
-  std::vector<index_t> firsts, sizes;
-  ltl::eval::for_each_batch<double>(
-      ds, tiny_norm,
-      [&](const ltl::eval::pass_batch<double, ltl::cpu::device>& b) {
-        firsts.push_back(b.first);
-        sizes.push_back(b.size());
-        std::vector<index_t> idx(static_cast<std::size_t>(b.size()));
-        std::iota(idx.begin(), idx.end(), b.first);
-        const auto ref = ltl::data::make_batch<double>(ds, std::span<const index_t>(idx), tiny_norm);
-        REQUIRE(b.images.to_vector() == ref.images.to_vector());
-        REQUIRE(b.labels.to_vector() == ref.labels.to_vector());
-      },
-      {.batch_size = 10});
-  REQUIRE(firsts == std::vector<index_t>{0, 10, 20});
-  REQUIRE(sizes == std::vector<index_t>{10, 10, 3});
-  // run_batches holds an eval scope during the pass only.
-  ltl::eval::run_batches(
-      model, ds, tiny_norm, [&](const auto&) { REQUIRE_FALSE(model.is_training()); }, {.batch_size = 8});
-  REQUIRE(model.is_training());
-  // collect at "stem" = the stem applied to the whole normalised set at once.
-  const auto c = ltl::eval::collect(model, ds, tiny_norm, {.point = "stem", .batch_size = 4});
-  std::vector<index_t> all(23);
-  std::iota(all.begin(), all.end(), 0);
-  const auto whole = ltl::data::make_batch<double>(ds, std::span<const index_t>(all), tiny_norm);
-  model.eval();
-  const auto ref = model.run(VD(whole.images), -1, model.point("stem")).value();
-  model.train();
-  REQUIRE(c.outputs.sizes() == ref.sizes());
-  const auto got = c.outputs.to_vector(), want = ref.to_vector();
-  for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == Approx(want[i]).epsilon(1e-12));
-  REQUIRE(c.labels.to_vector() == whole.labels.to_vector());
-  REQUIRE_THROWS_AS(ltl::eval::collect(model, ds, tiny_norm, {.point = "nowhere"}), ltl::value_error);
-}
-
-TEST_CASE("held-out selection: the highest score, the first listed on ties, never NaN", "[metrics][selection]") {
-  using lm::select_held_out;
-  REQUIRE(select_held_out(std::vector<double>{0.5, 0.7, 0.6}) == std::optional<std::size_t>(1));
-  REQUIRE(select_held_out(std::vector<double>{0.7, 0.5, 0.7}) == std::optional<std::size_t>(0));  // tie: first
-  REQUIRE(select_held_out(std::vector<double>{NAN, 0.2, NAN, 0.2}) == std::optional<std::size_t>(1));
-  REQUIRE(select_held_out(std::vector<double>{0.0}) == std::optional<std::size_t>(0));  // zero is a score
-  REQUIRE_FALSE(select_held_out(std::vector<double>{NAN, NAN}).has_value());
-  REQUIRE_FALSE(select_held_out(std::vector<double>{}).has_value());
-  lm::held_out_selector s;
-  REQUIRE(s.offer(0.3));
-  REQUIRE_FALSE(s.offer(0.3));
-  REQUIRE(s.offer(0.4));
-  REQUIRE_FALSE(s.offer(NAN));
-  REQUIRE(s.selected() == std::optional<std::size_t>(2));
-  REQUIRE(s.score() == 0.4);
-  REQUIRE(s.offered() == 4);
 }

@@ -1,135 +1,21 @@
+// Tests of train/: checkpoints (checkpoint.hpp) and typed epoch progress (progress.hpp), bit-exact
+// resume and an end-to-end run of the trainer (trainer.hpp), the progress bar off a terminal.
 #include <catch2/catch.hpp>
-#include <ltlearn/nn/linear.hpp>
-#include <ltlearn/optim/schedule.hpp>
-#include <ltlearn/optim/sgd.hpp>
-
-using V = ltl::variable<double>;
-using TD = ltl::tensor<double>;
-
-TEST_CASE("sgd matches hand-computed PyTorch updates", "[optim]") {
-  // p = 1, g = 0.5 every step, lr 0.1, momentum 0.9, wd 0.01.
-  V p(TD::from({1}, {1.0}), true);
-  ltl::optim::sgd<double> opt({{"p", p}}, {.momentum = 0.9, .weight_decay = 0.01});
-  p.grad() = TD::from({1}, {0.5});
-  opt.step(0.1);
-  // d = 0.5 + 0.01·1 = 0.51; b = 0.51; p = 1 − 0.051 = 0.949
-  REQUIRE(p.value().item() == Approx(0.949).epsilon(1e-12));
-  opt.step(0.1);
-  // d = 0.5 + 0.00949 = 0.50949; b = 0.9·0.51 + 0.50949 = 0.96849; p = 0.949 − 0.096849
-  REQUIRE(p.value().item() == Approx(0.949 - 0.096849).epsilon(1e-12));
-
-  V q(TD::from({1}, {1.0}), true);
-  ltl::optim::sgd<double> nest({{"q", q}}, {.momentum = 0.9, .nesterov = true});
-  q.grad() = TD::from({1}, {1.0});
-  nest.step(0.1);  // b = 1; d = 1 + 0.9 = 1.9; q = 1 − 0.19
-  REQUIRE(q.value().item() == Approx(0.81).epsilon(1e-12));
-  nest.step(0.1);  // b = 0.9 + 1 = 1.9; d = 1 + 1.71 = 2.71
-  REQUIRE(q.value().item() == Approx(0.81 - 0.271).epsilon(1e-12));
-
-  auto st = nest.state_dict();
-  REQUIRE(st.at("q").item() == Approx(1.9));
-  REQUIRE_THROWS_AS(nest.load_state_dict({{"nope", TD::zeros({1})}}), ltl::value_error);
-  REQUIRE_THROWS_AS((ltl::optim::sgd<double>({{"q", q}}, {.momentum = 0, .nesterov = true})), ltl::value_error);
-}
-
-TEST_CASE("schedules give the recipe's rates at chosen iterations", "[optim]") {
-  // SPEC §5: 100 iterations per epoch, warm-up over epoch 0 to 0.1, ×0.1 from 16, ×0.01 from 18.
-  auto s = ltl::optim::make_step_recipe(0.1, 100, 1, 16, 18);
-  REQUIRE(s(0) == Approx(0.001));
-  REQUIRE(s(49) == Approx(0.05));
-  REQUIRE(s(99) == Approx(0.1));
-  REQUIRE(s(100) == Approx(0.1));
-  REQUIRE(s(1599) == Approx(0.1));
-  REQUIRE(s(1600) == Approx(0.01));
-  REQUIRE(s(1799) == Approx(0.01));
-  REQUIRE(s(1800) == Approx(0.001));
-  ltl::optim::multistep_lr m{.lr = 0.2, .milestones = {30, 60, 80}, .gamma = 0.1};
-  REQUIRE(m(29) == Approx(0.2));
-  REQUIRE(m(30) == Approx(0.02));
-  REQUIRE(m(85) == Approx(0.0002));
-  auto c = ltl::optim::make_cosine_recipe(0.1, 10, 5, 300);
-  REQUIRE(c(49) == Approx(0.1));
-  REQUIRE(c(50) == Approx(0.1));
-  REQUIRE(c(50 + 1475) == Approx(0.05));
-  REQUIRE(c(3000) == Approx(0.0).margin(1e-12));
-  static_assert(ltl::optim::lr_schedule<decltype(s)>);
-}
-
-TEST_CASE("modules register parameters and round-trip state", "[nn]") {
-  ltl::rng g(0);
-  ltl::nn::linear<double> fc({.in_features = 4, .out_features = 3}, g);
-  REQUIRE(fc.num_parameters() == 15);
-  auto named = fc.named_parameters();
-  REQUIRE(named.size() == 2);
-  REQUIRE(named[0].first == "weight");
-  ltl::rng g2(1);
-  ltl::nn::linear<double> other({.in_features = 4, .out_features = 3}, g2);
-  REQUIRE(other.weight.value().to_vector() != fc.weight.value().to_vector());
-  other.load_state_dict(fc.state_dict());
-  REQUIRE(other.weight.value().to_vector() == fc.weight.value().to_vector());
-  ltl::nn::linear<double> wrong({.in_features = 5, .out_features = 3}, g2);
-  REQUIRE_THROWS_AS(wrong.load_state_dict(fc.state_dict()), ltl::shape_error);
-  static_assert(ltl::nn::module_like<ltl::nn::linear<double>>);
-}
-
-#include <ltlearn/nn/models/resnet_cifar.hpp>
-
-TEST_CASE("resnet_cifar: parameter counts, points and a training-mode backward", "[nn][models]") {
-  ltl::nn::resnet_cifar<float> r32({.depth = 32, .num_classes = 10});
-  REQUIRE(r32.num_parameters() == 464154);  // 0.46 M as in He et al. / the LDAM code base
-  ltl::nn::resnet_cifar<float> r20({.depth = 20, .num_classes = 10});
-  REQUIRE(r20.num_parameters() == 269722);
-  ltl::nn::resnet_cifar<float> r110({.depth = 110, .num_classes = 10});
-  REQUIRE(r110.num_parameters() == 1727962);
-  REQUIRE(r32.points() == std::vector<std::string>{"stem", "stage1", "stage2", "stage3", "pool", "fc"});
-  REQUIRE(r32.group_point(2) == r32.point("stage1"));
-  REQUIRE_THROWS_AS(r32.point("layer9"), ltl::value_error);
-  REQUIRE_THROWS_AS(ltl::nn::resnet_cifar<float>({.depth = 33}), ltl::value_error);
-
-  ltl::nn::resnet_cifar<float> m({.depth = 20, .num_classes = 3, .in_channels = 1, .seed = 3});
-  ltl::rng g(5);
-  ltl::tensor<float> x(ltl::shape{4, 1, 12, 12});
-  for (ltl::index_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(g.normal());
-  ltl::variable<float> in(x);
-  auto h = m.run(in, -1, m.point("stage2"));
-  REQUIRE(h.sizes() == ltl::shape{4, 32, 6, 6});
-  auto z = m.run(h, m.point("stage2"), m.last_point());
-  REQUIRE(z.sizes() == ltl::shape{4, 3});
-  auto f = m.features(in);
-  REQUIRE(f.sizes() == ltl::shape{4, 64});
-  auto loss = ltl::sum(z * z);
-  loss.backward();
-  for (auto& [name, p] : m.named_parameters()) {
-    INFO(name);
-    REQUIRE(p.grad().defined());
-  }
-  // running statistics moved in training mode, not in eval mode
-  auto bn_mean = m.state_dict().at("stem.1.running_mean").clone();
-  REQUIRE(bn_mean.to_vector() != std::vector<float>(16, 0.0f));
-  m.eval();
-  const auto z_eval = m.forward(in).value();
-  REQUIRE(m.state_dict().at("stem.1.running_mean").to_vector() == bn_mean.to_vector());
-  // Inference (eval + no_grad) folds batch norm into the convolutions' epilogues: the same
-  // logits as eval mode with gradients enabled (separate batch-norm passes), to float rounding.
-  // The running statistics moved in the steps above; make them far from (0, 1) to matter.
-  for (auto& [name, t] : m.state_dict()) {
-    if (name.find("running_var") != std::string::npos) t.fill_(2.5f);
-    if (name.find("running_mean") != std::string::npos) t.fill_(-0.3f);
-  }
-  const auto z_grad = m.forward(in).value();
-  ltl::no_grad_guard ng;
-  const auto z_inf = m.forward(in).value();
-  const auto a = z_grad.to_vector(), b = z_inf.to_vector();
-  REQUIRE(a != z_eval.to_vector());
-  for (std::size_t i = 0; i < a.size(); ++i) REQUIRE(b[i] == Approx(a[i]).epsilon(1e-4).margin(1e-5));
-}
-
+#include <ltlearn/data/idx.hpp>
 #include <ltlearn/data/loader.hpp>
+#include <ltlearn/data/long_tail.hpp>
 #include <ltlearn/data/transforms.hpp>
+#include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/train/trainer.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <string>
+#include <vector>
 
 #include "support/toy_data.hpp"
 
@@ -151,34 +37,6 @@ std::vector<float> flat_params(const ltl::nn::module<float>& m) {
   return v;
 }
 }  // namespace
-
-TEST_CASE("loader batches do not depend on worker count or timing", "[data][loader]") {
-  const auto ds = toy_dataset(40, 4, 1);
-  std::vector<ltl::index_t> order(ds.size());
-  std::iota(order.begin(), order.end(), 0);
-  ltl::rng(3).shuffle(std::span<ltl::index_t>(order));
-  const ltl::data::standard_augment aug{.crop = {.pad = 2}, .flip = {.p = 0.5}, .norm = {{0.5}, {0.25}}};
-  auto collect = [&](int workers, ltl::index_t start) {
-    ltl::data::loader<float, ltl::data::image_dataset> l(ds, {.batch_size = 7, .workers = workers, .prefetch = 3, .seed = 9},
-                                                        [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); });
-    std::vector<float> all;
-    auto run = l.run(2, order, start);
-    while (auto b = run->next()) {
-      auto v = b->images.to_vector();
-      all.insert(all.end(), v.begin(), v.end());
-      for (ltl::index_t i = 0; i < b->labels.numel(); ++i) all.push_back(static_cast<float>(b->labels.data()[i]));
-    }
-    return all;
-  };
-  const auto ref = collect(0, 0);
-  REQUIRE(ref.size() == static_cast<std::size_t>(ds.size()) * 65);
-  REQUIRE(collect(1, 0) == ref);
-  REQUIRE(collect(3, 0) == ref);
-  // starting at batch 2 gives the tail of the same stream
-  const auto tail = collect(2, 2);
-  REQUIRE(std::equal(tail.begin(), tail.end(), ref.end() - static_cast<std::ptrdiff_t>(tail.size())));
-  REQUIRE(tail.size() == ref.size() - 2 * 7 * 65);
-}
 
 TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint]") {
   const auto dir = fresh_dir("ckpt");
@@ -305,9 +163,6 @@ TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train]
   std::filesystem::remove_all(d1);
   std::filesystem::remove_all(d2);
 }
-
-#include <ltlearn/data/idx.hpp>
-#include <ltlearn/data/long_tail.hpp>
 
 TEST_CASE("end to end: a small ResNet learns real Fashion-MNIST", "[train][e2e]") {
   namespace ld = ltl::data;

@@ -13,6 +13,9 @@ using ltl::index_t;
 using ltl::shape;
 namespace cuda = ltl::cuda;
 
+// ring_cursor and check_upload_batch are batch_uploader's host-side parts: the uploader's public
+// upload() goes on to the GPU, so without one they are reachable only directly (with one, the
+// [cuda] test below drives both through upload()).
 TEST_CASE("the staging ring hands out its slots in rotation and counts their uses", "[cuda-host][upload]") {
   cuda::detail::ring_cursor r(3);
   REQUIRE(r.slots() == 3);

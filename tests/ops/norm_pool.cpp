@@ -1,5 +1,5 @@
 // Tests of the batch-norm and pooling ops: hand-computed forwards, double-precision gradient
-// checks and shape errors. (Convolution: test_backends_cpu_conv.cpp.)
+// checks and shape errors. (Convolution: backends/cpu/conv.cpp.)
 #include <catch2/catch.hpp>
 #include <ltlearn/autograd/gradcheck.hpp>
 #include <ltlearn/ops/activation.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 // The CPU convolution's algorithm choice per pass, recorded from the if-chains of
 // backends/cpu/conv.hpp as they stood before the algorithm table (conv/dispatch.hpp) replaced
-// them: test_backends_cpu_conv.cpp asserts that the selection functions reproduce every entry,
+// them: tests/backends/cpu/conv.cpp asserts that the selection functions reproduce every entry,
 // so the refactoring changed no layer's kernel. Regenerate only when a threshold is retuned on
 // purpose (and then write the new measurement into benchmarks/README.md).
 //

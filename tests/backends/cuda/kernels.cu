@@ -124,9 +124,13 @@ TEMPLATE_TEST_CASE("softmax line functions over the line space give the CPU's re
     INFO("shape " << fmt::format("{}", s) << ", dim " << dim);
     const auto x = random_tensor<T>(s, 1, -4, 4), g = random_tensor<T>(s, 2);
     const auto L = kn::make_line_space(s, dim);
-    const auto cl = ltl::detail::dim_lines_of(s, dim);
-    REQUIRE((L.outer == cl.outer && L.n == cl.n && L.inner == cl.inner));
-    for (index_t l = 0; l < L.lines(); ++l) REQUIRE(L.base(l) == cl.base(l));
+    // The CPU softmax's [outer, n, inner] lines of dimension `dim`, by definition: line
+    // o·inner + i starts at o·n·inner + i.
+    index_t outer = 1, inner = 1;
+    for (int k = 0; k < dim; ++k) outer *= s[k];
+    for (int k = dim + 1; k < s.size(); ++k) inner *= s[k];
+    REQUIRE((L.outer == outer && L.n == s[dim] && L.inner == inner));
+    for (index_t l = 0; l < L.lines(); ++l) REQUIRE(L.base(l) == (l / inner) * s[dim] * inner + l % inner);
     auto run = [&](auto op_tag, const HT<T>& a, const HT<T>& b, HT<T>& norms, T eps) {
       constexpr line_op Op = decltype(op_tag)::value;
       HT<T> out(s);
@@ -282,6 +286,9 @@ TEST_CASE("pooling windows: covering ranges are the windows that contain each in
       for (index_t pad = 0; 2 * pad <= k; ++pad)
         for (index_t h = std::max<index_t>(1, k - 2 * pad); h <= 9; ++h) {
           const auto g = ltl::make_pool2d_geometry(shape{1, 1, h, h}, {.kernel = k, .stride = st, .padding = pad}, "t");
+          // The dims the CUDA pooling kernels get from the public geometry (pool_dims_of is their
+          // host-side setup; without a GPU the window functions are reachable only this way, with
+          // one the [cuda] pooling test runs them through max_pool2d and avg_pool2d).
           const auto d = cuda::detail::pool_dims_of(g);
           for (index_t i = 0; i < h; ++i) {
             index_t o0, o1;
@@ -306,7 +313,7 @@ TEMPLATE_TEST_CASE("pooling window functions give the CPU's results bit for bit"
     x.data()[17] = std::numeric_limits<T>::quiet_NaN();  // the first NaN of a window wins
     x.data()[100] = x.data()[101];                      // ties: the first maximum wins
     const auto g = ltl::make_pool2d_geometry(s, opt, "max_pool2d");
-    const auto d = cuda::detail::pool_dims_of(g);
+    const auto d = cuda::detail::pool_dims_of(g);  // host-side setup of the kernels, as above
     INFO("kernel " << g.kernel.h << "x" << g.kernel.w << " stride " << g.stride.h << "x" << g.stride.w);
     const auto want = ltl::cpu::max_pool2d_forward(x, opt);
     HT<T> y(g.output_shape());

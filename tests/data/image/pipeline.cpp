@@ -162,8 +162,16 @@ TEST_CASE("JPEG CMYK and YCCK: Adobe inversion honoured, Pillow's CMYK to RGB", 
     check(f, true);
   }
   SECTION("reading inverted values as plain ink would give a different colour") {
-    // Guards the test itself: the two conventions are far apart for this colour.
-    REQUIRE(ld::detail::cmyk_channel(255, 155) == 0);
+    // Guards the test itself: the two conventions are far apart for this colour. Plain ink under
+    // an Adobe marker is read as inverted ink (255, 191, 127) with K = 155; Pillow's formula gives
+    // R = 0, G = 100 − round(191·100/255) = 25, B = 100 − round(127·100/255) = 50, exactly (a
+    // constant CMYK image at quality 100 decodes to its own values).
+    const auto f = ld::encode_jpeg(cmyk_image(false), h, w, {.quality = 100, .color = ld::jpeg_color::cmyk});
+    ld::image_decoder d(f, "cmyk");
+    REQUIRE(d.saw_adobe_marker());
+    const auto im = d.decode();
+    const std::uint8_t misread[3] = {0, 25, 50};
+    for (std::size_t i = 0; i < im.rgb.size(); ++i) REQUIRE(im.rgb[i] == misread[i % 3]);
   }
 }
 
