@@ -70,14 +70,13 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
                rep.classifier_loaded ? "" : " (classifier kept: the file's has another class count)");
   }
   const auto log_bad = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  const auto [train_transform, eval_transform] = f.transforms(mean, stddev);
   const ld::image_pipeline<float> train_src(
-      train, {.transform = ld::imagenet_train_transform(f.resolution, f.jitter, mean, stddev),
-              .on_bad_image = f.bad_images(), .log = log_bad});
+      train, {.transform = train_transform, .on_bad_image = f.bad_images(), .log = log_bad});
   std::deque<ld::image_pipeline<float>> eval_srcs;  // a pipeline holds a mutex: not movable
   for (auto& e : evals)
-    eval_srcs.emplace_back(e.data, ld::pipeline_options{
-                                       .transform = ld::imagenet_eval_transform(f.eval_resize(), f.resolution, mean, stddev),
-                                       .on_bad_image = f.bad_images(), .log = log_bad});
+    eval_srcs.emplace_back(e.data, ld::pipeline_options{.transform = eval_transform, .on_bad_image = f.bad_images(),
+                                                        .log = log_bad});
 
   auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
   auto loss = f.policy.make_loss();
