@@ -6,8 +6,12 @@
 # every row printed and in decouple.json, accuracies in [0, 1], each tau from its grid and the
 # best of its curve, tau chosen on val.txt (lists) or on the training set (iNaturalist), never
 # on the reported set; inat_lt's CDT schedule (warm-up over 5 epochs, x0.1 at --lr-steps);
+# inat_lt's CDT augmentation by default (S x S resize + random crop, training-set mean in
+# train_mean.json against a PIL computation, reused on resume, recorded in results.json, used by
+# decouple_image) and CDT's gamma delay (--gamma-start: cross-entropy before it, bit for bit);
 # refusals: a checkpoint of another class count, another training subset, tau tuned on the
-# reported list, --lr-steps with a cosine schedule, --decay-a with --lr-steps. A few seconds.
+# reported list, --lr-steps with a cosine schedule, --decay-a with --lr-steps, a train_mean.json
+# of other flags, --loss cdt with --gamma-start not before --epochs. Under a minute.
 #   image_decouple_smoke.sh <image_smoke_data> <imagenet_lt> <inat_lt> <decouple_image>
 set -euo pipefail
 gen=$1 imagenet=$2 inat=$3 decouple=$4
@@ -84,9 +88,78 @@ PY
 check_rows "$work/dna.out"
 check_json "$work/na/decouple.json" '^training mean per-class accuracy$' 'val2018\.json$' || fail "iNat: decouple.json"
 "$inat" --help > "$work/help.txt"
-for want in "CDT's iNaturalist schedule" "\[30,60,80\]" "CDT paper App. A.2, 2e-4" "CDT's 5"; do
+for want in "CDT's iNaturalist schedule" "\[30,60,80\]" "CDT paper App. A.2, 2e-4" "CDT's 5" \
+            "cdt (default here: CDT paper on iNaturalist" "default here: CDT paper on iNaturalist, 45 of 90"; do
   grep -q "$want" "$work/help.txt" || fail "inat_lt --help does not state '$want'"
 done
+
+# 2b. CDT's augmentation (inat_lt's default): the training-set mean after the 37 x 37 resize
+# (round(32 * 256 / 224)) over every training image (fewer than --mean-images), against PIL's
+# bilinear resize of the same files (the broken image replaced by the next item, as
+# --skip-bad-images does); recorded in results.json; decouple_image evaluates with it.
+/usr/bin/python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["args"]; assert "augment=\"cdt\"" in a.split("\n"), a' \
+    "$work/na/results.json" || fail "inat_lt did not record --augment cdt"
+grep -q "training-set mean .* over 31 of 31 images written to .*train_mean.json" "$work/na.out" ||
+  { cat "$work/na.out"; fail "inat_lt did not compute the training-set mean"; }
+grep -q "evaluation transform of --augment cdt" "$work/dna.out" || fail "decouple_image did not evaluate with --augment cdt"
+/usr/bin/python3 - "$work/na" "$d" <<'PY' || fail "train_mean.json: wrong mean or record"
+import json, sys
+out, root = sys.argv[1], sys.argv[2]
+rec = json.load(open(out + "/train_mean.json"))
+res = json.load(open(out + "/results.json"))["train_mean"]
+assert res["mean"] == rec["mean"] and res["file"] == "train_mean.json", (res, rec)
+assert rec["images"] == 31 and rec["of"] == 31 and rec["resize"] == 37 and rec["max_images"] == 10000, rec
+try:
+    from PIL import Image
+except ImportError:
+    print("PIL not installed: the hand computation of the mean is skipped")
+    sys.exit(0)
+files = [im["file_name"] for im in json.load(open(root + "/train2018.json"))["images"]]
+def mean_of(k):
+    for j in range(len(files)):
+        try:
+            im = Image.open(root + "/" + files[(k + j) % len(files)])
+            im.load()
+            break
+        except OSError:
+            continue
+    im = im.convert("RGB").resize((37, 37), Image.BILINEAR)
+    px = list(im.getdata())
+    return [sum(p[c] for p in px) / len(px) / 255.0 for c in range(3)]
+ms = [mean_of(k) for k in range(len(files))]
+want = [sum(m[c] for m in ms) / len(ms) for c in range(3)]
+assert all(abs(a - b) < 5e-4 for a, b in zip(rec["mean"], want)), (rec["mean"], want)
+print("training-set mean", rec["mean"], "PIL", want)
+PY
+# Resume reads train_mean.json back instead of computing it again (a changed file shows through).
+cp -a "$work/na" "$work/nr"
+/usr/bin/python3 - "$work/nr/train_mean.json" <<'PY'
+import json, sys
+rec = json.load(open(sys.argv[1])); rec["mean"] = [0.25, 0.5, 0.75]; json.dump(rec, open(sys.argv[1], "w"))
+PY
+"$inat" --root "$d" --train-json "$d/train2018.json" --val-json "$d/val2018.json" "${common[@]}" --epochs 2 \
+  --resume "$work/nr/checkpoint.safetensors" --out "$work/nr" > "$work/nr.out" 2> "$work/nr.err" ||
+  { cat "$work/nr.err"; fail "inat_lt resume"; }
+grep -q "training-set mean \[0.25,0.5,0.75\] read from .*nr/train_mean.json" "$work/nr.out" ||
+  { cat "$work/nr.out"; fail "resume did not read train_mean.json"; }
+/usr/bin/python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["train_mean"]["mean"]; assert m == [0.25, 0.5, 0.75], m' \
+  "$work/nr/results.json" || fail "resume: results.json does not record the mean it used"
+
+# 2c. CDT's gamma delay: --gamma-start 1 trains epoch 0 exactly as cross-entropy does, epoch 1 not;
+# without --loss cdt the delay is recorded as 0.
+for run in "ce --loss ce" "g1 --loss cdt --gamma-start 1"; do
+  set -- $run
+  name=$1; shift
+  "$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" --epochs 2 --test-every 5 "$@" \
+    --out "$work/$name" > /dev/null 2> "$work/$name.err" || { cat "$work/$name.err"; fail "inat_lt $*"; }
+done
+/usr/bin/python3 - "$work/ce/log.jsonl" "$work/g1/log.jsonl" <<'PY' || fail "--gamma-start 1: epoch 0 is not cross-entropy or epoch 1 is"
+import json, sys
+ce, g1 = ([json.loads(l)["train_loss"] for l in open(f)] for f in sys.argv[1:])
+assert len(ce) == 2 and len(g1) == 2 and ce[0] == g1[0] and ce[1] != g1[1], (ce, g1)
+PY
+/usr/bin/python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["args"].split("\n"); assert "gamma-start=0" in a, a' \
+  "$work/ce/results.json" || fail "inat_lt --loss ce recorded a CDT delay"
 # --lr-steps on two epochs: epoch 1 runs at --lr x 0.1 after the step at epoch 1.
 "$inat" --root "$d" --train-json "$d/train2018.json" "${common[@]}" --epochs 2 --warmup 0 --lr-steps 1 \
   --out "$work/st" > /dev/null 2> "$work/st.err" || { cat "$work/st.err"; fail "inat_lt --lr-steps 1"; }
@@ -112,4 +185,8 @@ expect_error "--lr-steps needs --schedule step" "$inat" --root "$d" --train-json
   --epochs 1 --schedule cosine --lr-steps 10 --out "$work/bad"
 expect_error "--decay-a / --decay-b shape the 80%/90% step schedule" "$inat" --root "$d" --train-json "$d/train2018.json" \
   "${common[@]}" --epochs 1 --decay-a 0.5 --out "$work/bad"
+expect_error "--gamma-start 45 is not before --epochs 1" "$inat" --root "$d" --train-json "$d/train2018.json" \
+  "${common[@]}" --epochs 1 --loss cdt --out "$work/bad"
+expect_error "was taken on another training set, side or --mean-images" "$inat" --root "$d" \
+  --train-json "$d/train2018.json" "${common[@]}" --epochs 1 --mean-images 5 --out "$work/na"
 echo "image decouple smoke test passed"

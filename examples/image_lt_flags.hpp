@@ -1,10 +1,13 @@
 #pragma once
 // Flags and data plumbing of the encoded-image trainers (imagenet_lt, inat_lt): the run's
 // hyper-parameters (Kang et al.'s stage-1 recipe by default), the long-tail policy flags shared
-// with fmnist_lt / cifar_lt (policy_flags, common.hpp), and the --subset selections.
+// with fmnist_lt / cifar_lt (policy_flags, common.hpp), the --augment transforms (with CDT's
+// training-set mean, saved in <out>/train_mean.json) and the --subset selections.
 
 #include "common.hpp"
+#include "report.hpp"
 
+#include <ltlearn/data/image/channel_mean.hpp>
 #include <ltlearn/data/image/encoded_dataset.hpp>
 #include <ltlearn/data/image/pipeline.hpp>
 #include <ltlearn/optim/any_schedule.hpp>
@@ -12,8 +15,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace example {
@@ -23,8 +31,9 @@ namespace example {
 /// architecture, weight decay, colour jitter and (inat_lt: CDT's steps) schedule of their dataset.
 struct image_run_flags {
   std::string arch = "resnext50_32x4d", out, resume, init, export_torchvision;
+  std::string augment = "rrc";  // rrc: Kang et al.'s RandomResizedCrop | cdt: CDT's iNaturalist resize + crop
   index_t epochs = 90, batch = 512, warmup = 0, resolution = 224, subset = 0, subset_images = 0,
-          checkpoint_every = 500, test_every = 10, eval_batch = 256;
+          checkpoint_every = 500, test_every = 10, eval_batch = 256, mean_images = 10000;
   double lr = 0.2, weight_decay = 5e-4;
   std::vector<index_t> lr_steps{};  // --schedule step: epochs where lr ×= lr_step_factor (empty: 80 % / 90 %)
   double lr_step_factor = 0.1;
@@ -49,8 +58,17 @@ struct image_run_flags {
                         ->delimiter(',')->capture_default_str();
     app.add_option("--lr-step-factor", lr_step_factor, "--lr-steps: the factor of each step")->capture_default_str();
     app.add_option("--resolution", resolution,
-                   "training crop side (RandomResizedCrop); evaluation resizes the short side to "
-                   "round(resolution * 256 / 224) and centre-crops resolution")->capture_default_str();
+                   "training crop side; evaluation resizes to S = round(resolution * 256 / 224) (the short side; "
+                   "--augment cdt: S x S) and centre-crops resolution")->capture_default_str();
+    app.add_option("--augment", augment,
+                   "rrc: RandomResizedCrop + flip (+ ColorJitter on ImageNet-LT / Places-LT), dataset mean/std "
+                   "(Kang et al., SPEC 12) | cdt: resize to S x S, random crop resolution, flip, training-set RGB "
+                   "mean subtracted (CDT paper, iNaturalist; SPEC 4)")
+        ->check(one_of({"rrc", "cdt"}))->capture_default_str();
+    app.add_option("--mean-images", mean_images,
+                   "--augment cdt: the training-set mean is taken over N evenly spaced training images after the "
+                   "S x S resize (0: all); saved in <out>/train_mean.json and reused from there")
+        ->check(CLI::NonNegativeNumber)->capture_default_str();
     app.add_option("--subset", subset,
                    "keep only the classes with labels 0..N-1 (training and evaluation sets; 0: all)")
         ->capture_default_str();
@@ -113,7 +131,96 @@ struct image_run_flags {
   [[nodiscard]] ltl::data::bad_image_policy bad_images() const {
     return skip_bad_images ? ltl::data::bad_image_policy::replace : ltl::data::bad_image_policy::stop;
   }
+
+  /// The training and evaluation transforms of --augment, normalised by `mean` / `stddev` (cdt:
+  /// the training-set mean of image_normalisation, stddev 1).
+  [[nodiscard]] std::pair<ltl::data::sample_transform, ltl::data::sample_transform> transforms(
+      const std::vector<double>& mean, const std::vector<double>& stddev) const {
+    namespace ld = ltl::data;
+    if (augment != "cdt")
+      return {ld::imagenet_train_transform(resolution, jitter, mean, stddev),
+              ld::imagenet_eval_transform(eval_resize(), resolution, mean, stddev)};
+    for (double s : stddev)
+      LTL_CHECK(s == 1.0, value_error, "--augment cdt subtracts the training-set mean only (stddev 1, got {})", s);
+    return {ld::cdt_train_transform(eval_resize(), resolution, mean), ld::cdt_eval_transform(eval_resize(), resolution, mean)};
+  }
 };
+
+/// What a run's images are normalised with, and its record for results.json (null for rrc).
+struct image_normalisation {
+  std::vector<double> mean, stddev;
+  nlohmann::json record;
+  /// `results` with the record added as "train_mean" (cdt only).
+  [[nodiscard]] nlohmann::json recorded_in(nlohmann::json results) const {
+    if (!record.is_null()) results["train_mean"] = record;
+    return results;
+  }
+};
+
+/// --augment rrc: the dataset's `mean` / `stddev`. --augment cdt: the training-set RGB mean after
+/// the S × S resize (data::rgb_mean over --mean-images evenly spaced images), stddev 1. It is
+/// computed once and written to <out>/train_mean.json; a later run or resume with that --out reads
+/// it back (the same numbers, bit for bit) after checking that it was taken on the same training
+/// set, side S and --mean-images — a mismatch stops the run rather than mixing two means.
+inline image_normalisation normalisation_of(const image_run_flags& f, const ltl::data::encoded_dataset& train,
+                                            const std::vector<double>& mean, const std::vector<double>& stddev) {
+  namespace fs = std::filesystem;
+  if (f.augment != "cdt") return {mean, stddev, nullptr};
+  const fs::path file = fs::path(f.out) / "train_mean.json";
+  const index_t side = f.eval_resize();
+  nlohmann::json rec;
+  if (fs::exists(file)) {
+    try {
+      std::ifstream in(file);
+      rec = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw ltl::io_error(fmt::format("{}: unreadable ({}); delete it to compute the mean again", file.string(), e.what()));
+    }
+    const auto field = [&](const char* k) { return rec.contains(k) ? rec[k].dump() : std::string("none"); };
+    LTL_CHECK(rec.contains("mean") && rec["mean"].is_array() && rec["mean"].size() == 3, io_error,
+              "{}: no 3-value \"mean\"", file.string());
+    LTL_CHECK(field("train_hash") == nlohmann::json(train.hash_hex()).dump() && field("resize") == std::to_string(side) &&
+                  field("max_images") == std::to_string(f.mean_images),
+              value_error,
+              "{} was taken on another training set, side or --mean-images (train_hash {}, resize {}, max_images {}; "
+              "this run: {}, {}, {}): use the run's own flags, or another --out",
+              file.string(), field("train_hash"), field("resize"), field("max_images"), train.hash_hex(), side,
+              f.mean_images);
+    fmt::print("training-set mean {} read from {}\n", rec["mean"].dump(), file.string());
+  } else {
+    const auto m = ltl::data::rgb_mean(
+        train, {.resize = side, .max_images = f.mean_images, .workers = f.workers, .on_bad_image = f.bad_images()});
+    rec = {{"mean", m.mean},
+           {"images", m.sample.size()},
+           {"of", train.size()},
+           {"sample", "items floor(k * of / images), k < images"},
+           {"resize", side},
+           {"max_images", f.mean_images},
+           {"scale", "RGB values / 255, as the network's input"},
+           {"train_hash", train.hash_hex()}};
+    fs::create_directories(f.out);
+    write_json_atomically(file, rec);
+    fmt::print("training-set mean {} over {} of {} images written to {}\n", rec["mean"].dump(), m.sample.size(),
+               train.size(), file.string());
+  }
+  rec["file"] = "train_mean.json";
+  return {rec["mean"].get<std::vector<double>>(), {1.0, 1.0, 1.0}, rec};
+}
+
+/// inat_lt's CDT delay (SPEC 4: gamma = 0 for the first 45 of 90 epochs): --gamma-start defaults
+/// to `epoch` there. Called after parsing: without --loss cdt (and no --gamma-start given) it is
+/// reset to 0 — the value every other loss runs with — also in the recorded arguments; with
+/// --loss cdt it must be before --epochs, or the run would be plain cross-entropy.
+inline void settle_cdt_start(CLI::App& app, image_run_flags& f) {
+  auto* opt = app.get_option("--gamma-start");
+  if (f.policy.loss != "cdt" && opt->count() == 0) {
+    f.policy.gamma_start = 0;
+    opt->default_str("0");
+  }
+  LTL_CHECK(f.policy.loss != "cdt" || f.policy.gamma_start < f.epochs, value_error,
+            "--gamma-start {} is not before --epochs {}: CDT's temperatures would never apply (CDT on iNaturalist: "
+            "45 of 90 epochs)", f.policy.gamma_start, f.epochs);
+}
 
 /// The items of `ds` whose label is below `classes`, as a dataset of that many classes.
 inline ltl::data::encoded_dataset first_classes(const ltl::data::encoded_dataset& ds, index_t classes) {

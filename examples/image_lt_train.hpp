@@ -69,16 +69,15 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
                rep.classifier_loaded ? "" : " (classifier kept: the file's has another class count)");
   }
   const auto log_bad = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  const auto [train_transform, eval_transform] = f.transforms(mean, stddev);
   const ld::image_pipeline<float> train_src(
-      train, {.transform = ld::imagenet_train_transform(f.resolution, f.jitter, mean, stddev),
-              .on_bad_image = f.bad_images(), .log = log_bad});
+      train, {.transform = train_transform, .on_bad_image = f.bad_images(), .log = log_bad});
   std::deque<ld::image_pipeline<float>> eval_srcs;  // a pipeline holds a mutex: not movable
   const ld::image_pipeline<float>*val = nullptr, *test = nullptr;
   for (auto& e : evals) {
     LTL_CHECK(e.name == "val" || e.name == "test", value_error, "evaluation set '{}': only val and test exist", e.name);
-    eval_srcs.emplace_back(e.data, ld::pipeline_options{
-                                       .transform = ld::imagenet_eval_transform(f.eval_resize(), f.resolution, mean, stddev),
-                                       .on_bad_image = f.bad_images(), .log = log_bad});
+    eval_srcs.emplace_back(e.data, ld::pipeline_options{.transform = eval_transform, .on_bad_image = f.bad_images(),
+                                                        .log = log_bad});
     (e.name == "val" ? val : test) = &eval_srcs.back();
   }
 
@@ -93,7 +92,8 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
                           .run_config = {{"arch", f.arch}, {"lr", f.lr}, {"warmup", f.warmup},
                                          {"schedule", f.policy.schedule}, {"resolution", f.resolution},
                                          {"jitter", f.jitter}, {"lr_steps", f.lr_steps},
-                                         {"lr_step_factor", f.lr_step_factor}}},
+                                         {"lr_step_factor", f.lr_step_factor}, {"augment", f.augment},
+                                         {"mean", mean}}},
                          sampler, f.policy.make_loss(), f.policy.make_mixing(),
                          f.make_schedule(iters));
   tr.set_eval_sets(val, test);

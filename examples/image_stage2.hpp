@@ -3,7 +3,9 @@
 // run read back from the results.json next to its checkpoint (architecture, class count and the
 // flags it ran with), the same list / JSON files and --subset selections rebuilt from those
 // flags (a flag given on the command line overrides stage 1's), and the cached features of each
-// set through the evaluation transform, Resize(round(resolution · 256/224)) + CenterCrop.
+// set through stage 1's evaluation transform: Resize(round(resolution · 256/224)) + CenterCrop,
+// normalised by the dataset's mean/std — or, for a run trained with --augment cdt, the S × S
+// resize + CenterCrop with its training-set mean subtracted (results.json's train_mean).
 //
 // Which set does what: the table is reported on the test list (ImageNet-LT / Places-LT) or on
 // the validation JSON (iNaturalist 2018's val2018.json, the set the papers report on); τ is
@@ -35,6 +37,7 @@ struct image_stage1 {
   std::string arch;            ///< "" when not recorded
   index_t classes = 0;         ///< 0 when not recorded
   std::map<std::string, std::vector<std::string>> args;  ///< the flags it ran with (its "args" TOML)
+  std::vector<double> train_mean;  ///< --augment cdt: the training-set mean it subtracted (else empty)
 
   /// Reads `results_json`; a missing file gives an empty record, an unreadable one an io_error.
   static image_stage1 read(const std::filesystem::path& results_json) {
@@ -50,6 +53,8 @@ struct image_stage1 {
     }
     if (j.contains("arch") && j["arch"].is_string()) s.arch = j["arch"].get<std::string>();
     if (j.contains("classes") && j["classes"].is_number_integer()) s.classes = j["classes"].get<index_t>();
+    if (j.contains("train_mean") && j["train_mean"].is_object() && j["train_mean"].contains("mean"))
+      s.train_mean = j["train_mean"]["mean"].get<std::vector<double>>();
     if (j.contains("args") && j["args"].is_string()) {
       std::istringstream text(j["args"].get<std::string>());
       for (auto& item : CLI::ConfigTOML().from_config(text))
@@ -62,7 +67,8 @@ struct image_stage1 {
 /// decouple_image's data flags: the stage-1 trainer's, defaulting to the values it ran with.
 struct image_stage2_flags {
   std::string dataset = "imagenet", root, train_list, val_list, test_list, train_json, val_json, tune_json, arch,
-              loss = "ce";
+              loss = "ce", augment = "rrc";
+  std::vector<double> train_mean;  // stage 1's training-set mean (--augment cdt)
   index_t num_classes = 0, subset = 0, subset_images = 0, resolution = 224, eval_batch = 256;
   double scale = 30;
   int workers = 4;
@@ -86,6 +92,10 @@ struct image_stage2_flags {
     app.add_option("--loss", loss, "stage 1's loss (ldam: a cosine classifier)");
     app.add_option("--scale", scale, "stage 1's LDAM logit scale");
     app.add_option("--resolution", resolution, "stage 1's crop side (evaluation: Resize round(r*256/224) + CenterCrop r)");
+    app.add_option("--augment", augment,
+                   "stage 1's --augment: rrc (Resize short side + CenterCrop, dataset mean/std) | cdt (S x S resize + "
+                   "CenterCrop, stage 1's training-set mean from its results.json subtracted)")
+        ->check(one_of({"rrc", "cdt"}));
     app.add_option("--eval-batch-size", eval_batch, "images per backbone pass");
     app.add_option("--workers", workers, "loader threads (batches decoded ahead)");
     app.add_flag("--skip-bad-images", skip_bad_images, "log and skip unreadable images (a skipped item's row repeats the next image)");
@@ -106,7 +116,7 @@ struct image_stage2_flags {
     for (auto [name, s] : {std::pair{"dataset", &dataset}, std::pair{"root", &root}, std::pair{"train-list", &train_list},
                            std::pair{"val-list", &val_list}, std::pair{"test-list", &test_list},
                            std::pair{"train-json", &train_json}, std::pair{"val-json", &val_json},
-                           std::pair{"arch", &arch}, std::pair{"loss", &loss}})
+                           std::pair{"arch", &arch}, std::pair{"loss", &loss}, std::pair{"augment", &augment}})
       from(name, *s);
     for (auto [name, n] : {std::pair{"num-classes", &num_classes}, std::pair{"subset", &subset},
                            std::pair{"subset-images", &subset_images}, std::pair{"resolution", &resolution},
@@ -116,6 +126,7 @@ struct image_stage2_flags {
     from("workers", workers);
     from("skip-bad-images", skip_bad_images);
     if (arch.empty()) arch = s1.arch;
+    train_mean = s1.train_mean;
   }
 };
 
@@ -168,6 +179,14 @@ inline image_sets load_image_sets(const image_stage2_flags& d) {
     }
     s.mean = ld::inat_mean, s.stddev = ld::inat_std;
   }
+  if (d.augment == "cdt") {
+    LTL_CHECK(d.train_mean.size() == 3, value_error,
+              "--augment cdt evaluates with stage 1's training-set mean, and no results.json with a train_mean was "
+              "found next to the checkpoint");
+    s.mean = d.train_mean, s.stddev = {1.0, 1.0, 1.0};
+    fmt::print("evaluation transform of --augment cdt: resize to S x S, centre crop, stage 1's training-set mean "
+               "[{:.6f}, {:.6f}, {:.6f}] subtracted\n", s.mean[0], s.mean[1], s.mean[2]);
+  }
   return s;
 }
 
@@ -180,8 +199,9 @@ inline ltl::classifier::feature_table<float> image_features(ltl::nn::staged_mode
   namespace ld = ltl::data;
   image_run_flags r;
   r.resolution = d.resolution;
+  r.augment = d.augment;
   const ld::image_pipeline<float> src(
-      ds, {.transform = ld::imagenet_eval_transform(r.eval_resize(), d.resolution, s.mean, s.stddev),
+      ds, {.transform = r.transforms(s.mean, s.stddev).second,
            .on_bad_image = d.skip_bad_images ? ld::bad_image_policy::replace : ld::bad_image_policy::stop,
            .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }});
   auto t = ltl::classifier::extract_image_features(model, src, {.batch_size = d.eval_batch, .workers = d.workers});

@@ -49,8 +49,9 @@ int main(int argc, char** argv) {
     if (!test_list.empty())
       evals.push_back(
           {"test", example::first_classes(ld::read_image_list(test_list, root, num_classes, "test"), f.subset)});
-    return example::train_image_lt(f, train, evals, ld::imagenet_mean, ld::imagenet_std,
-                                   app.config_to_str(true, false), {{"dataset", dataset}});
+    const auto norm = example::normalisation_of(f, train, ld::imagenet_mean, ld::imagenet_std);
+    return example::train_image_lt(f, train, evals, norm.mean, norm.stddev, app.config_to_str(true, false),
+                                   norm.recorded_in({{"dataset", dataset}}));
   } catch (const ltl::io_error& e) {
     fmt::print(stderr, "imagenet_lt: {}\n{}", e.what(),
                f.skip_bad_images ? "" : "(--skip-bad-images logs and skips unreadable images)\n");

@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -36,11 +37,17 @@ namespace ltl::data {
 
 /// What an image_pipeline does to one image.
 struct sample_transform {
-  enum class geometry { random_resized_crop, resize_center_crop };
+  /// random_resized_crop: torchvision RandomResizedCrop. resize_center_crop: Resize + CenterCrop.
+  /// square_resize_random_crop: Resize((resize, resize)) + RandomCrop(random_crop) (CDT's iNaturalist).
+  enum class geometry { random_resized_crop, resize_center_crop, square_resize_random_crop };
   geometry kind = geometry::random_resized_crop;
   random_resized_crop crop{};  ///< train geometry (its `size` is the output side)
-  index_t resize = 256;        ///< eval: short side before the centre crop
-  index_t center_crop = 224;   ///< eval: output side
+  index_t resize = 256;        ///< short side before the centre crop, or the square's side (square_resize)
+  /// resize_center_crop: resize to resize × resize, aspect not kept (torchvision Resize((s, s)));
+  /// square_resize_random_crop always does.
+  bool square_resize = false;
+  index_t center_crop = 224;   ///< resize_center_crop: output side
+  index_t random_crop = 224;   ///< square_resize_random_crop: output side
   double flip_p = 0.0;         ///< horizontal flip probability (drawn only when > 0)
   color_jitter jitter{};       ///< applied after crop and flip
   std::vector<double> mean{};  ///< [3]; empty: no normalisation
@@ -54,7 +61,9 @@ struct sample_transform {
 
   /// Output side length.
   [[nodiscard]] index_t output_size() const noexcept {
-    return kind == geometry::random_resized_crop ? crop.size : center_crop;
+    return kind == geometry::random_resized_crop ? crop.size
+           : kind == geometry::resize_center_crop ? center_crop
+                                                  : random_crop;
   }
 };
 
@@ -81,6 +90,20 @@ inline sample_transform imagenet_eval_transform(index_t resize = 256, index_t cr
           .mean = mean, .stddev = stddev};
 }
 
+/// CDT's iNaturalist training transform (Ye et al., SPEC §4): Resize((resize, resize)) — both
+/// sides, aspect not kept, bilinear with antialiasing — RandomCrop(crop) at uniform offsets,
+/// flip ½, then `mean` subtracted per channel (no division: stddev 1). Values are on the [0, 1]
+/// scale of every other transform here (torchvision's ToTensor), so `mean` is too.
+inline sample_transform cdt_train_transform(index_t resize, index_t crop, const std::vector<double>& mean) {
+  return {.kind = sample_transform::geometry::square_resize_random_crop, .resize = resize, .square_resize = true,
+          .random_crop = crop, .flip_p = 0.5, .mean = mean, .stddev = std::vector<double>(mean.size(), 1.0)};
+}
+/// Its evaluation counterpart: Resize((resize, resize)) + CenterCrop(crop), `mean` subtracted.
+inline sample_transform cdt_eval_transform(index_t resize, index_t crop, const std::vector<double>& mean) {
+  return {.kind = sample_transform::geometry::resize_center_crop, .resize = resize, .square_resize = true,
+          .center_crop = crop, .mean = mean, .stddev = std::vector<double>(mean.size(), 1.0)};
+}
+
 /// One image's drawn geometry and colour.
 struct sample_plan {
   resize_geometry geo;
@@ -95,8 +118,17 @@ inline sample_plan plan_sample(const sample_transform& t, index_t h, index_t w, 
     const crop_box b = t.crop.draw(h, w, g);
     p.geo = {.y0 = double(b.top), .x0 = double(b.left), .y1 = double(b.top + b.height), .x1 = double(b.left + b.width),
              .out_h = t.crop.size, .out_w = t.crop.size, .top = 0, .left = 0, .win_h = t.crop.size, .win_w = t.crop.size};
+  } else if (t.kind == sample_transform::geometry::square_resize_random_crop) {
+    // torchvision RandomCrop.get_params: top, then left, each uniform over every valid offset.
+    LTL_CHECK(t.resize > 0 && t.random_crop > 0 && t.random_crop <= t.resize, value_error,
+              "square_resize_random_crop: crop {} must be in [1, resize {}]", t.random_crop, t.resize);
+    const auto span = static_cast<std::uint64_t>(t.resize - t.random_crop + 1);
+    const auto top = static_cast<index_t>(g.below(span));
+    const auto left = static_cast<index_t>(g.below(span));
+    p.geo = {.y0 = 0, .x0 = 0, .y1 = double(h), .x1 = double(w), .out_h = t.resize, .out_w = t.resize, .top = top,
+             .left = left, .win_h = t.random_crop, .win_w = t.random_crop};
   } else {
-    const auto [nh, nw] = resize_short_side(h, w, t.resize);
+    const auto [nh, nw] = t.square_resize ? std::array<index_t, 2>{t.resize, t.resize} : resize_short_side(h, w, t.resize);
     const crop_box c = center_crop_box(nh, nw, t.center_crop, t.center_crop);
     p.geo = {.y0 = 0, .x0 = 0, .y1 = double(h), .x1 = double(w), .out_h = nh, .out_w = nw, .top = c.top,
              .left = c.left, .win_h = c.height, .win_w = c.width};
