@@ -137,8 +137,14 @@ cp -a "$work/na" "$work/nr"
 import json, sys
 rec = json.load(open(sys.argv[1])); rec["mean"] = [0.25, 0.5, 0.75]; json.dump(rec, open(sys.argv[1], "w"))
 PY
+# The run fingerprint holds the mean (and the epoch count): a changed one is another experiment.
+if "$inat" --root "$d" --train-json "$d/train2018.json" --val-json "$d/val2018.json" "${common[@]}" --epochs 2 \
+  --resume "$work/nr/checkpoint.safetensors" --out "$work/nr" > "$work/nr.out" 2> "$work/nr.err"; then
+  fail "inat_lt resumed under another training mean without --force-resume"
+fi
+grep -q "^  mean: checkpoint" "$work/nr.err" || { cat "$work/nr.err"; fail "the refusal does not name the mean"; }
 "$inat" --root "$d" --train-json "$d/train2018.json" --val-json "$d/val2018.json" "${common[@]}" --epochs 2 \
-  --resume "$work/nr/checkpoint.safetensors" --out "$work/nr" > "$work/nr.out" 2> "$work/nr.err" ||
+  --resume "$work/nr/checkpoint.safetensors" --force-resume --out "$work/nr" > "$work/nr.out" 2> "$work/nr.err" ||
   { cat "$work/nr.err"; fail "inat_lt resume"; }
 grep -q "training-set mean \[0.25,0.5,0.75\] read from .*nr/train_mean.json" "$work/nr.out" ||
   { cat "$work/nr.out"; fail "resume did not read train_mean.json"; }

@@ -5,11 +5,13 @@
 /// rank takes the GPU numbered by its node-local rank (MPI_Comm_split_type SHARED) modulo the
 /// node's GPU count. CUDA builds only (target ltlearn::nccl); needs no nvcc.
 ///
-/// Stream ordering: collectives are enqueued on `stream()` — pass the stream that produces the
-/// buffers (ltl::cuda::context's stream) so a reduction starts after the gradient it reads.
+/// Stream ordering: collectives are enqueued on `stream()`, by default the GPU's compute stream
+/// (ltl::cuda::context's), which produces the buffers, so a reduction starts after the gradient
+/// it reads.
 /// all_reduce_sum and broadcast return once the result is in place (the stream is synchronised);
 /// start_all_reduce_sum only enqueues, and wait_all synchronises.
 
+#include "ltlearn/backends/cuda/context.hpp"
 #include "ltlearn/backends/cuda/error.hpp"
 #include "ltlearn/dist/communicator.hpp"
 #include "ltlearn/dist/mpi.hpp"
@@ -34,9 +36,9 @@ inline void nccl_check(ncclResult_t r, const char* what) {
 
 /// Options of nccl_communicator.
 struct nccl_options {
-  /// Stream to enqueue on (nullptr: a stream of its own). For the trainer's gradient buckets
-  /// pass the compute stream (ltl::cuda::context::current().stream()): the buckets are filled by
-  /// copies on that stream, and NCCL orders its reads after them only on the same stream.
+  /// Stream to enqueue on (nullptr: the chosen GPU's compute stream, ltl::cuda::context's). The
+  /// trainer's gradient buckets are filled by copies on the compute stream, and NCCL orders its
+  /// reads after them only on the same stream: pass another stream only with your own ordering.
   cudaStream_t stream = nullptr;
   int device = -1;                ///< GPU to use (-1: node-local rank modulo the GPU count)
 };
@@ -56,12 +58,7 @@ class nccl_communicator {
     LTL_CHECK(count > 0, device_error, "nccl_communicator: no GPU on this node");
     s_->device = o.device >= 0 ? o.device : node_local_rank(boot.native()) % count;
     LTL_CUDA_CHECK(cudaSetDevice(s_->device));
-    if (o.stream) {
-      s_->stream = o.stream;
-    } else {
-      LTL_CUDA_CHECK(cudaStreamCreateWithFlags(&s_->stream, cudaStreamNonBlocking));
-      s_->own_stream = true;
-    }
+    s_->stream = o.stream ? o.stream : cuda::context::current().stream();
     ncclUniqueId id{};
     if (s_->rank == 0) detail::nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     boot_->broadcast(std::as_writable_bytes(std::span<ncclUniqueId>(&id, 1)), 0);
