@@ -21,7 +21,7 @@
 # --bundle DIR copies the CUDA test binaries, fmnist_lt_cuda, cifar_lt_cuda and ltl_bench_cuda found under
 # BUILD (default build/gpu-portable, else build/release) to DIR/bin, and the shared libraries
 # they load (fmt, libjpeg, libpng, zlib, OpenMP, libstdc++, the CUDA runtime; not glibc, the
-# driver, cuBLAS or cuDNN, which the GPU machine provides) to DIR/lib, so that a GPU machine
+# driver, cuBLAS, cuDNN or NCCL, which the GPU machine provides) to DIR/lib, so that a GPU machine
 # without -dev packages runs them: `scripts/gpu_check.sh --bin DIR` there puts DIR/lib first.
 #   env: LTL_GPU_BIN, OUT, LTL_FMNIST_DIR (Fashion-MNIST IDX files), LTL_GPU_TRAIN_CMD (replaces
 #        the training run), LTL_GPU_CHECK_BUDGET (seconds, default 330)
@@ -56,7 +56,7 @@ if [[ -n "$bundle_dir" ]]; then
     n=$((n + 1))
     # Libraries the GPU machine must provide itself: glibc and the loader, the NVIDIA driver,
     # cuBLAS and cuDNN (hundreds of MB; a wheel or the toolkit has them).
-    ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*)\.so' |
+    ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*|libnccl[^/]*)\.so' |
       while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
   done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt_cuda -o -name cifar_lt_cuda \
              -o -name ltl_bench_cuda \) ! -name '*.*' 2> /dev/null)
@@ -109,7 +109,7 @@ done
 shopt -s nullglob
 site_dirs+=(/usr/local/lib/python3*/dist-packages /usr/lib/python3/dist-packages "$HOME"/.local/lib/python3*/site-packages)
 for s in "${site_dirs[@]}"; do
-  for sub in cudnn cublas cuda_runtime cu13 cuda_nvrtc nvjitlink; do add_dir "$s/nvidia/$sub/lib"; done
+  for sub in cudnn cublas cuda_runtime cu13 cuda_nvrtc nvjitlink nccl; do add_dir "$s/nvidia/$sub/lib"; done
 done
 [[ -n "${CONDA_PREFIX:-}" ]] && add_dir "$CONDA_PREFIX/lib"
 for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda /usr/local/cuda-13*; do
@@ -127,7 +127,7 @@ find_lib() {  # name pattern (e.g. libcudnn.so.9*) -> first match
   return 1
 }
 ld_extra=""
-for lib in "libcudnn.so.9*" "libcublas.so.13*" "libcublasLt.so.13*" "libcudart.so.13*"; do
+for lib in "libcudnn.so.9*" "libcublas.so.13*" "libcublasLt.so.13*" "libcudart.so.13*" "libnccl.so.2*"; do
   if f="$(find_lib "$lib")"; then
     say "library: ${lib%%.so*} -> $f"
     d="$(dirname "$f")"
@@ -193,6 +193,7 @@ run_step() {
   (( limit > remaining )) && limit=$remaining
   timeout --kill-after=5 "$limit" "$@" > "$out_dir/$name.log" 2>&1
   rc=$?
+  last_rc=$rc
   if (( rc == 124 || rc == 137 )); then status="TIMEOUT after ${limit}s"; failures=$((failures + 1))
   elif (( rc != 0 )); then status="FAILED (exit $rc)"; failures=$((failures + 1))
   elif grep -q "SKIPPED:" "$out_dir/$name.log"; then
@@ -208,9 +209,32 @@ if [[ -n "$bin_dir" && -d "$bin_dir" ]]; then
                                                      ! -name '*.*' 2> /dev/null | sort)
 fi
 (( ${#tests[@]} )) || missing+=("test_cuda*")
+# A test binary killed by a signal (a crash, an abort) loses the cases after the one that crashed,
+# and a sticky CUDA error poisons the rest of its process: then each case it did not finish runs
+# alone, so one bad kernel does not hide the others.
+last_rc=0
+run_rest_alone() {  # binary log: every listed case without a "<secs> s: <name>" line in log
+  local t="$1" log="$2" name spec done_names crashed="" n_run=0 n_fail=0 lb="[" rb="]"
+  done_names="$(sed -n 's/^[0-9][0-9.]* s: //p' "$log")"
+  while IFS= read -r name; do
+    [[ -z "$name" ]] && continue
+    grep -Fxq -- "$name" <<< "$done_names" && continue
+    if [[ -z "$crashed" ]]; then crashed="$name"; say "  crashed in: $name"; continue; fi
+    (( $(left) < 15 )) && { say "  budget spent before: $name"; break; }
+    spec="${name//\\/\\\\}"; spec="${spec//,/\\,}"; spec="${spec//"$lb"/\\[}"; spec="${spec//"$rb"/\\]}"
+    n_run=$((n_run + 1))
+    echo "==== $name" >> "${log%.log}.alone.log"
+    if ! timeout --kill-after=5 60 "$t" "$spec" -d yes >> "${log%.log}.alone.log" 2>&1; then
+      n_fail=$((n_fail + 1)); say "  alone FAILED: $name"
+    fi
+  done < <("$t" --list-test-names-only "[cuda],[cuda-host]" 2> /dev/null | sed 's/^ *//')
+  say "  ran $n_run unfinished case(s) alone: $n_fail failed (log ${log##*/}: .alone.log)"
+  (( n_fail )) && failures=$((failures + 1))
+}
 for t in "${tests[@]}"; do
   # -d yes: per-case durations; the [cuda] and [cuda-host] cases, everything else is CPU-only.
   run_step "$(basename "$t")" 150 "$t" "[cuda],[cuda-host]" -d yes
+  if (( last_rc > 128 && last_rc != 137 )); then run_rest_alone "$t" "$out_dir/$(basename "$t").log"; fi
 done
 
 fmnist="$(find_bin fmnist_lt_cuda)"
