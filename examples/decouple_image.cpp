@@ -22,9 +22,11 @@
 
 #include <omp.h>
 
+#include <type_traits>
+
 int main(int argc, char** argv) {
   CLI::App app{"Decoupled classifiers on an imagenet_lt / inat_lt checkpoint (Kang et al. Table 2)"};
-  std::string out = "runs/imagenet_lt", checkpoint;
+  std::string out = "runs/imagenet_lt", checkpoint, device = "cpu";
   std::uint64_t seed = 0;
   int threads = 2;
   example::image_stage2_flags d;
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
   sf.add_to(app);
   app.add_option("--seed", seed, "stage-2 sampling and initialisation")->capture_default_str();
   app.add_option("--threads", threads, "OpenMP threads")->capture_default_str();
+  example::add_device_option(app, device);  // the backbone pass; the heads are fitted on the host
   CLI11_PARSE(app, argc, argv);
   return example::guarded_main("decouple_image", [&]() -> int {
     namespace fs = std::filesystem;
@@ -72,12 +75,28 @@ int main(int argc, char** argv) {
     fmt::print("stage 1: {} ({}, epoch {})\ntrain {}\n", ckpt.string(), d.arch, state.epoch, sets.train.summary());
     example::write_config(out, "decouple_config.toml", app.config_to_str(true, false));
 
-    // Features once per set (eval mode, evaluation transform); every rule reuses them.
+    // Features once per set (eval mode, evaluation transform); every rule reuses them. With
+    // --device cuda the backbone pass runs on the GPU (the checkpoint loaded into a model there);
+    // the heads are fitted and evaluated on the host from the cached features.
     std::vector<std::string> bad;
-    const auto ftr = example::image_features(model, sets.train, d, sets, bad);
-    const auto frep = example::image_features(model, sets.report, d, sets, bad);
     const bool held_out = !sets.tune.empty();
-    const auto ftune = held_out ? example::image_features(model, sets.tune, d, sets, bad) : cl::feature_table<float>{};
+    cl::feature_table<float> ftr, frep, ftune;
+    example::with_device(device, [&](auto dev) {
+      using D = decltype(dev);
+      auto extract = [&](auto& m) {
+        ftr = example::image_features(m, sets.train, d, sets, bad);
+        frep = example::image_features(m, sets.report, d, sets, bad);
+        if (held_out) ftune = example::image_features(m, sets.tune, d, sets, bad);
+      };
+      if constexpr (std::is_same_v<D, ltl::cpu::device>) {
+        extract(model);
+      } else {
+        ltl::nn::resnet<float, D> on_device(mo);
+        ltl::train::load_checkpoint(ckpt, static_cast<ltl::nn::module<float, D>&>(on_device), nullptr);
+        extract(on_device);
+      }
+      return 0;
+    });
     if (d.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
     const std::string tuned_on = held_out ? "held-out split (" + sets.tune_name + ")" : "training mean per-class accuracy";
     std::vector<double> counts;  // the training set's, as stage 1 reported its shot groups

@@ -76,6 +76,8 @@ expect_error "$bin" '^fmnist_lt: --beta only applies with --mix mfw' --mix mixup
 expect_error "$bin" '^fmnist_lt: --mix-point stage2: --mix mixup mixes the input images' --mix mixup --mix-point stage2
 expect_error "$bin" '^fmnist_lt: --mix-until 3 must be after --mix-from 3' --mix mfw --mix-from 3 --mix-until 3
 expect_error "$bin" 'not readable' --config "$work/none.toml"
+expect_error "$bin" "^--reduce-over 'gloo': auto, mpi or nccl" --reduce-over gloo
+expect_error "$bin" '^--device: this binary was built without CUDA.*_cuda' --device cuda
 expect_error "$decouple" '^--crt-epochs: must be > 0' --crt-epochs 0
 expect_error "$decouple" "^--stage2-sampler: 'random' is not one of class-aware\|two-stage" --stage2-sampler random
 expect_error "$decouple" "^--ncm: 'cosine' is not one of cos\|l2\|cl2n" --ncm cosine
@@ -90,6 +92,7 @@ echo "flag rejections: all refused with a message naming the flag"
 require_fmnist rest
 expect_error "$bin" '^fmnist_lt: --held-out 60: class 9 of the exp profile \(rho 100\) has only 60 images; hold out at most 59' \
   --held-out 60 --epochs 1
+expect_error "$bin" 'fmnist_lt: --reduce-over nccl sums GPU gradients: it needs --device cuda' --reduce-over nccl --epochs 1
 
 # A tiny run (ResNet-8, 600 images, 1 epoch) and the same run again from its config.toml.
 tiny=(--data-dir "$data" --profile step --held-out 5 --train-limit 600 --depth 8 --epochs 1 --threads 2 --quiet)

@@ -31,6 +31,7 @@ namespace example {
 /// architecture, weight decay, colour jitter and (inat_lt: CDT's steps) schedule of their dataset.
 struct image_run_flags {
   std::string arch = "resnext50_32x4d", out, resume, init, export_torchvision;
+  std::string device = "cpu";  // --device (device.hpp); not part of the run's fingerprint
   std::string augment = "rrc";  // rrc: Kang et al.'s RandomResizedCrop | cdt: CDT's iNaturalist resize + crop
   index_t epochs = 90, batch = 512, warmup = 0, resolution = 224, subset = 0, subset_images = 0,
           checkpoint_every = 500, test_every = 10, eval_batch = 256, mean_images = 10000;
@@ -96,6 +97,7 @@ struct image_run_flags {
     app.add_option("--test-every", test_every, "evaluate every N epochs (and after the last)")->capture_default_str();
     app.add_option("--eval-batch-size", eval_batch)->capture_default_str();
     app.add_flag("--quiet", quiet, "no progress bar");
+    add_device_option(app, device);
     policy.add_to(app);
   }
 

@@ -52,17 +52,19 @@ inline std::vector<std::string> union_over_ranks(ltl::dist::any_communicator com
   return {all.begin(), all.end()};
 }
 
-/// Trains on `train`, evaluates on `evals` ("val" and/or "test"), writes <out>/results.json (plus
-/// `extra_results`) from rank 0.
-inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& train, const std::vector<eval_set>& evals,
-                          const std::vector<double>& mean, const std::vector<double>& stddev,
-                          const std::string& args_text, const nlohmann::json& extra_results = {}) {
+/// train_image_lt with the model, the optimiser and every step on device D (the images are
+/// decoded and augmented on the host and uploaded batch by batch, overlapping the previous step).
+template <class D>
+int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& train, const std::vector<eval_set>& evals,
+                      const std::vector<double>& mean, const std::vector<double>& stddev, const std::string& args_text,
+                      const nlohmann::json& extra_results) {
   const index_t C = train.num_classes();
-  fmt::print("train {}\n", train.summary());
-  for (auto& e : evals) fmt::print("{:5} {}\n", e.name, e.data.summary());
+  // Under mpirun on GPUs: this rank's GPU is made current before the model is built (and NCCL
+  // sums the gradients where the build has it).
+  const ltl::dist::any_communicator comm = distributed::trainer_comm<D>();
   auto mo = ltl::nn::torchvision_resnet_options(f.arch, C, f.seed);
   mo.normed_classifier = f.policy.loss == "ldam";
-  ltl::nn::resnet<float> model(mo);
+  ltl::nn::resnet<float, D> model(mo);
   if (!f.init.empty()) {
     const auto rep = ltl::nn::load_torchvision(f.init, model, {.classifier = ltl::nn::classifier_import::if_shape_matches});
     fmt::print("initialised from {}: {} entries{}\n", f.init, rep.loaded,
@@ -88,13 +90,14 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
                           .sgd = {.momentum = 0.9, .weight_decay = f.weight_decay}, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
                           .progress = !f.quiet, .eval_batch_size = f.eval_batch, .test_every = f.test_every,
-                          .val_every = f.test_every, .comm = distributed::comm(), .overwrite = f.overwrite,
+                          .val_every = f.test_every, .comm = comm, .reducer = distributed::reducer_options(),
+                          .overwrite = f.overwrite,
                           .run_config = {{"arch", f.arch}, {"lr", f.lr}, {"warmup", f.warmup},
                                          {"schedule", f.policy.schedule}, {"resolution", f.resolution},
                                          {"jitter", f.jitter}, {"lr_steps", f.lr_steps},
                                          {"lr_step_factor", f.lr_step_factor}, {"augment", f.augment},
                                          {"mean", mean}}},
-                         sampler, f.policy.make_loss(), f.policy.make_mixing(),
+                         sampler, f.policy.make_loss(), f.policy.template make_mixing<D>(),
                          f.make_schedule(iters));
   tr.set_eval_sets(val, test);
   if (!f.resume.empty()) tr.resume(f.resume, {.force = f.force_resume});
@@ -141,6 +144,19 @@ inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& t
     fmt::print("model written with torchvision's names to {}\n", f.export_torchvision);
   }
   return 0;
+}
+
+/// Trains on `train` on --device, evaluates on `evals` ("val" and/or "test"), writes
+/// <out>/results.json (plus `extra_results`) from rank 0. The device is not part of the run's
+/// fingerprint: a run checkpointed on a GPU resumes on the CPU and vice versa.
+inline int train_image_lt(const image_run_flags& f, const ld::encoded_dataset& train, const std::vector<eval_set>& evals,
+                          const std::vector<double>& mean, const std::vector<double>& stddev,
+                          const std::string& args_text, const nlohmann::json& extra_results = {}) {
+  fmt::print("train {}\n", train.summary());
+  for (auto& e : evals) fmt::print("{:5} {}\n", e.name, e.data.summary());
+  return with_device(f.device, [&](auto dev) {
+    return train_image_lt_on(dev, f, train, evals, mean, stddev, args_text, extra_results);
+  });
 }
 
 }  // namespace example

@@ -20,6 +20,13 @@ base=(--arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16 --lr 0
 common=("${base[@]}" --threads 2 --checkpoint-every 0)
 lists=(--root "$d" --num-classes 5 --train-list "$d/train.txt" --val-list "$d/val.txt" --test-list "$d/test.txt")
 
+# 0. --device cuda in a binary built without CUDA is refused while parsing, naming the CUDA binary.
+if "$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --device cuda --out "$work/cuda" > /dev/null 2> "$work/cuda.err"; then
+  fail "imagenet_lt (no CUDA) accepted --device cuda"
+fi
+grep -q "built without CUDA.*_cuda" "$work/cuda.err" || { cat "$work/cuda.err"; fail "--device cuda refusal"; }
+[[ ! -e "$work/cuda" ]] || fail "the refused --device cuda run wrote its output directory"
+
 # 1. The truncated JPEG stops the run with an error naming it.
 if "$imagenet" "${lists[@]}" "${common[@]}" --epochs 1 --out "$work/stop" > "$work/stop.out" 2> "$work/stop.err"; then
   fail "imagenet_lt trained through a corrupt image"

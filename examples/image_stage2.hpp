@@ -192,10 +192,10 @@ inline image_sets load_image_sets(const image_stage2_flags& d) {
 
 /// Features of every image of `ds` through the evaluation transform; unreadable images are
 /// stopped at, or (--skip-bad-images) logged and added to `bad`.
-inline ltl::classifier::feature_table<float> image_features(ltl::nn::staged_model<float>& model,
-                                                           const ltl::data::encoded_dataset& ds,
-                                                           const image_stage2_flags& d, const image_sets& s,
-                                                           std::vector<std::string>& bad) {
+template <class D>
+ltl::classifier::feature_table<float> image_features(ltl::nn::staged_model<float, D>& model,
+                                                    const ltl::data::encoded_dataset& ds, const image_stage2_flags& d,
+                                                    const image_sets& s, std::vector<std::string>& bad) {
   namespace ld = ltl::data;
   image_run_flags r;
   r.resolution = d.resolution;

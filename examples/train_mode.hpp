@@ -32,7 +32,7 @@ int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model
   ltl::train::trainer tr(model, train,
                          {.epochs = f.epochs, .batch_size = f.batch, .seed = f.seed, .out_dir = f.out,
                           .checkpoint_every_steps = f.checkpoint_every, .loader_workers = f.workers,
-                          .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::comm(),
+                          .progress = !f.quiet, .test_every = f.test_every, .comm = distributed::trainer_comm<D>(),
                           .reducer = distributed::reducer_options(), .overwrite = f.overwrite,
                           .run_config = {{"profile", f.profile}, {"rho", f.rho}, {"held_out", f.held_out},
                                          {"train_limit", f.train_limit}, {"lr", f.lr}, {"warmup", f.warmup},

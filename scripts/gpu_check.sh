@@ -58,8 +58,24 @@ if [[ -n "$bundle_dir" ]]; then
     # cuBLAS and cuDNN (hundreds of MB; a wheel or the toolkit has them).
     ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*|libnccl[^/]*)\.so' |
       while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
-  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name fmnist_lt_cuda -o -name cifar_lt_cuda \
-             -o -name ltl_bench_cuda \) ! -name '*.*' 2> /dev/null)
+  done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name '*_cuda' -o -name ltl_bench_cuda \
+             -o -name image_smoke_data \) ! -name '*.*' 2> /dev/null)
+  # Symbols are not needed there, and the whole bundle travels (often under a size limit).
+  command -v strip > /dev/null 2>&1 && strip "$bundle_dir"/bin/* 2> /dev/null
+  # A Fashion-MNIST subset for the training run (the GPU machine may have no copy): the first
+  # 12000 training images and the whole test set, as valid IDX files (their counts rewritten).
+  fm="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+  if [[ -f "$fm/train-images-idx3-ubyte.gz" && -f "$fm/t10k-images-idx3-ubyte.gz" ]]; then
+    mkdir -p "$bundle_dir/fmnist"
+    be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+    idx_head() {  # file.gz items bytes_per_item header_bytes -> the first `items` items with the count rewritten
+      { zcat "$fm/$1" | head -c 4 | cat; printf "$(be32 "$2")"; zcat "$fm/$1" | tail -c +9 | head -c $(( $4 - 8 + $2 * $3 )); } |
+        gzip -c > "$bundle_dir/fmnist/$1"
+    }
+    idx_head train-images-idx3-ubyte.gz 12000 784 16
+    idx_head train-labels-idx1-ubyte.gz 12000 1 8
+    cp -p "$fm"/t10k-*-ubyte.gz "$bundle_dir/fmnist/"
+  fi
   echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)); libraries:"
   ls "$bundle_dir/lib"
   (( n > 0 ))
@@ -239,6 +255,8 @@ done
 
 fmnist="$(find_bin fmnist_lt_cuda)"
 data="${LTL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+[[ -z "${LTL_FMNIST_DIR:-}" && ! -f "$data/train-images-idx3-ubyte.gz" && -n "$bin_dir" && -d "$bin_dir/fmnist" ]] &&
+  data="$bin_dir/fmnist"  # the --bundle's subset
 if [[ -n "${LTL_GPU_TRAIN_CMD:-}" ]]; then
   run_step train_gpu 120 bash -c "$LTL_GPU_TRAIN_CMD"
 elif [[ -z "$fmnist" ]]; then
@@ -248,6 +266,34 @@ elif [[ ! -f "$data/train-images-idx3-ubyte.gz" ]]; then
 else
   run_step train_gpu 120 "$fmnist" --device cuda --data-dir "$data" --profile step --train-limit 2000 --depth 8 \
     --epochs 2 --quiet --out "$out_dir/train_gpu"
+fi
+# The encoded-image trainer on the GPU (a generated JPEG set, ResNet-10 at 32 px, two epochs),
+# then the same run's final checkpoint evaluated on the CPU by a resume (the device is not part
+# of a run's fingerprint) — the two test reports must agree — and stage 2's backbone pass on the
+# GPU (decouple_image_cuda, post-hoc rules only).
+imagenet="$(find_bin imagenet_lt_cuda)" gen="$(find_bin image_smoke_data)" dimg="$(find_bin decouple_image_cuda)"
+if [[ -n "$imagenet" && -n "$gen" ]]; then
+  img="$out_dir/image_gpu"
+  rm -rf "$img"
+  # Its own bash, so that run_step's timeout covers it all.
+  run_step image_train_gpu 90 env IMG="$img" GEN="$gen" IMAGENET="$imagenet" DIMG="$dimg" bash -c '
+    set -uo pipefail
+    args=(--root "$IMG/data" --num-classes 5 --train-list "$IMG/data/train.txt" --val-list "$IMG/data/val.txt"
+          --test-list "$IMG/data/test.txt" --arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16
+          --lr 0.05 --workers 2 --threads 2 --quiet --skip-bad-images --epochs 2 --out "$IMG/run")
+    "$GEN" "$IMG/data" && "$IMAGENET" "${args[@]}" --device cuda && cp "$IMG/run/results.json" "$IMG/results_gpu.json" &&
+      "$IMAGENET" "${args[@]}" --device cpu --resume "$IMG/run/checkpoint.safetensors" &&
+      cp "$IMG/run/results.json" "$IMG/results_cpu_eval.json" || exit 1
+    a="$(grep -o "\"top1\": *[0-9.e-]*" "$IMG/results_gpu.json" | head -n 1)"
+    b="$(grep -o "\"top1\": *[0-9.e-]*" "$IMG/results_cpu_eval.json" | head -n 1)"
+    n="$(wc -l < "$IMG/data/test.txt")"
+    echo "test top-1 trained on the GPU: ${a#*:}; its checkpoint evaluated on the CPU: ${b#*:} ($n test images)"
+    # Equal up to one image whose top logits are within the two backends'"'"' rounding of each other.
+    awk -v a="${a#*:}" -v b="${b#*:}" -v n="$n" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != \"\" && d <= 1 / n + 1e-9) }" ||
+      { echo "the CPU evaluation of the GPU checkpoint differs by more than one image"; exit 1; }
+    [[ -z "$DIMG" ]] || "$DIMG" --out "$IMG/run" --device cuda --no-retrain --threads 2'
+else
+  missing+=("imagenet_lt_cuda/image_smoke_data")
 fi
 bench="$(find_bin ltl_bench_cuda)"
 if [[ -n "$bench" ]]; then

@@ -1,0 +1,5 @@
+// decouple_image compiled by nvcc with the CUDA backend, so that --device cuda is available (device.hpp).
+#define LTL_EXAMPLE_CUDA 1
+#include <ltlearn/cuda.hpp>
+
+#include "decouple_image.cpp"
