@@ -122,15 +122,18 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
   const auto& counts = tr.class_counts();
   double seconds = 0;
   for (std::size_t e = 0; e < trained; ++e) seconds += summaries[e].seconds;
-  if (!summaries.empty())
-    for (const auto& [name, r] : {std::pair{"val", summaries.back().val}, std::pair{"test", summaries.back().test}}) {
-      if (!r) continue;
-      if (C <= 100) print_report(name, *r, counts);
-      else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r->top1,
-                      100 * r->top5, ltl::metrics::format_accuracy(r->shots.many),
-                      ltl::metrics::format_accuracy(r->shots.medium), ltl::metrics::format_accuracy(r->shots.few));
-      res[name] = r->to_json(/*with_confusion=*/C <= 100);
-    }
+  // (A counted loop rather than structured bindings over a braced list of pairs, which nvcc's
+  // front end rejects inside this template.)
+  for (int k = 0; k < 2 && !summaries.empty(); ++k) {
+    const char* name = k == 0 ? "val" : "test";
+    const std::optional<ltl::metrics::eval_report>& r = k == 0 ? summaries.back().val : summaries.back().test;
+    if (!r) continue;
+    if (C <= 100) print_report(name, *r, counts);
+    else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r->top1,
+                    100 * r->top5, ltl::metrics::format_accuracy(r->shots.many),
+                    ltl::metrics::format_accuracy(r->shots.medium), ltl::metrics::format_accuracy(r->shots.few));
+    res[name] = r->to_json(/*with_confusion=*/C <= 100);
+  }
   if (f.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
   res["bad_images"] = {{"count", bad.size()}, {"files", bad}};
   res["arch"] = f.arch;

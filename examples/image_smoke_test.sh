@@ -7,7 +7,8 @@
 # aside); --init loads an exported torchvision file; --subset cuts the classes; inat_lt saves
 # the category mapping. With an MPI build (a 4th argument: mpiexec), `mpiexec -np 2 imagenet_lt`
 # trains with the same global batch and step count, counts the bad image once over both ranks,
-# and its sharded evaluation of the single-process run's final checkpoint gives that run's counts.
+# and its sharded evaluation of the single-process run's final checkpoint gives that run's counts;
+# with --sync-bn two ranks train as one process (up to rounding), without it they do not.
 #   image_smoke_test.sh <image_smoke_data> <imagenet_lt> <inat_lt> [mpiexec]
 set -euo pipefail
 gen=$1 imagenet=$2 inat=$3 mpiexec=${4:-}
@@ -75,17 +76,7 @@ set -e
   { cat "$work/k2.err"; fail "the resumed run"; }
 grep -q "resumed from .* at epoch 0, step 2" "$work/k2.out" || fail "the killed run did not resume at step 2"
 cmp -s "$work/u/checkpoint.safetensors" "$work/k/checkpoint.safetensors" || fail "the resumed run's final checkpoint differs"
-# A JSON file without its timing fields (one document per line for .jsonl), keys sorted.
-strip() {
-  /usr/bin/python3 - "$1" <<'PY'
-import json, sys
-timing = {"seconds", "images_per_sec", "seconds_per_epoch", "args"}
-text = open(sys.argv[1]).read()
-docs = [json.loads(l) for l in text.splitlines() if l.strip()] if sys.argv[1].endswith(".jsonl") else [json.loads(text)]
-for d in docs:
-    print(json.dumps({k: v for k, v in d.items() if k not in timing}, sort_keys=True))
-PY
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/scripts/strip_timing.sh"
 for f in log.jsonl results.json; do
   diff <(strip "$work/u/$f") <(strip "$work/k/$f") > "$work/k.diff" || { cat "$work/k.diff"; fail "the resumed run's $f differs"; }
 done
@@ -147,5 +138,28 @@ PY
   }
   diff <(counts "$work/u/results.json") <(counts "$work/pe/results.json") > "$work/pe.diff" ||
     { cat "$work/pe.diff"; fail "np 2 evaluation counts differ from one process's"; }
+  # --sync-bn: batch norm over the global batch, so 2 ranks train as one process up to float
+  # summation order; without it they do not. Compared on the first epoch's training loss (4 steps,
+  # lr 0.005): later epochs of this tiny ResNet at 32 px amplify rounding (1 against 2 threads in
+  # one process then differ by 3e-4), so they would not tell the two apart.
+  sb=("${lists[@]}" --arch resnet10 --resolution 32 --batch-size 8 --eval-batch-size 16 --lr 0.005 --workers 2 --quiet
+      --threads 1 --checkpoint-every 0 --epochs 1 --skip-bad-images)
+  "$imagenet" "${sb[@]}" --out "$work/s1" > "$work/s1.out" 2> "$work/s1.err" || { cat "$work/s1.err"; fail "np 1 reference"; }
+  for v in s2:--sync-bn s3:; do
+    "${mpi[@]}" "$imagenet" "${sb[@]}" ${v#*:} --out "$work/${v%%:*}" > "$work/${v%%:*}.out" 2> "$work/${v%%:*}.err" ||
+      { cat "$work/${v%%:*}.err"; fail "mpiexec -np 2 imagenet_lt ${v#*:}"; }
+  done
+  first_loss_diff() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys
+a, b = (json.loads(open(f).readline())["train_loss"] for f in sys.argv[1:3])
+print(abs(a - b) / abs(a))
+PY
+  }
+  sync_diff="$(first_loss_diff "$work/s1/log.jsonl" "$work/s2/log.jsonl")"
+  plain_diff="$(first_loss_diff "$work/s1/log.jsonl" "$work/s3/log.jsonl")"
+  echo "np 2 against np 1, first epoch's training loss: --sync-bn $sync_diff, without $plain_diff (relative)"
+  awk -v d="$sync_diff" 'BEGIN { exit !(d <= 1e-5) }' || fail "np 2 --sync-bn does not train as one process ($sync_diff)"
+  awk -v d="$plain_diff" 'BEGIN { exit !(d > 1e-3) }' || fail "np 2 without --sync-bn matches one process ($plain_diff): the check is blind"
 fi
 echo "image trainers smoke test passed"

@@ -42,17 +42,7 @@ fi
 cmp -s "$work/ref/checkpoint.safetensors" "$work/plain/checkpoint.safetensors" ||
   fail "the checkpoint of a run with --analysis-every differs from one without"
 
-# The file without its timing fields, one JSON document per line, keys sorted.
-strip() {
-  /usr/bin/python3 - "$1" <<'PY'
-import json, sys
-timing = {"seconds", "images_per_sec", "seconds_per_epoch", "args"}
-text = open(sys.argv[1]).read()
-docs = [json.loads(l) for l in text.splitlines() if l.strip()] if sys.argv[1].endswith(".jsonl") else [json.loads(text)]
-for d in docs:
-    print(json.dumps({k: v for k, v in d.items() if k not in timing}, sort_keys=True))
-PY
-}
+source "$(dirname "${BASH_SOURCE[0]}")/strip_timing.sh"
 
 for point in "${points[@]}"; do
   out="$work/${point//[:#]/_}"
