@@ -6,6 +6,7 @@
 #include <ltlearn/ops/default_kernels.hpp>  // require_gradcheck instantiates the CPU kernels
 #include <ltlearn/core/rng.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <functional>
@@ -21,6 +22,21 @@ ltl::tensor<T> random_tensor(const ltl::shape& s, std::uint64_t seed, double lo 
   ltl::tensor<T> t(s);
   for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
   return t;
+}
+
+/// A double tensor of shape s holding start, start + step, start + 2·step, … in row-major order.
+inline ltl::tensor<double> iota(const ltl::shape& s, double start = 1, double step = 1) {
+  ltl::tensor<double> t(s);
+  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = start + step * double(i);
+  return t;
+}
+
+/// The float tensor `t` in double, element by element (exactly: every float is a double).
+inline ltl::tensor<double> to_double(const ltl::tensor<float>& t) {
+  const auto v = t.to_vector();
+  ltl::tensor<double> d(t.sizes());
+  std::copy(v.begin(), v.end(), d.data());
+  return d;
 }
 
 /// A double leaf that requires grad, with random entries.

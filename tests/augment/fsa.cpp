@@ -11,14 +11,15 @@
 #include <ltlearn/nn/models/resnet_cifar.hpp>
 #include <ltlearn/ops/conv.hpp>
 
+#include "support/module_state.hpp"
+#include "support/test_aliases.hpp"
+
 #include <cmath>
 #include <map>
 #include <set>
 
 namespace la = ltl::augment;
-using ltl::index_t;
-using TD = ltl::tensor<double>;
-using TF = ltl::tensor<float>;
+using namespace ltl_test;  // test_aliases.hpp, module_state.hpp
 
 namespace {
 
@@ -55,6 +56,20 @@ la::feature_bank<double> small_bank(std::uint64_t seed = 7) {
 }
 
 std::vector<std::vector<index_t>> small_confusing() { return {{}, {}, {0, 1}, {0, 2}}; }
+
+/// 30 synthetic 8×8 one-channel images of three classes (20, 7, 3) whose brightness grows with
+/// the class, with noise from ltl::rng(seed).
+ltl::data::image_dataset brightness_images(std::uint64_t seed) {
+  ltl::rng g(seed);
+  std::vector<std::uint8_t> px;
+  std::vector<std::int64_t> y;
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < (c == 0 ? 20 : c == 1 ? 7 : 3); ++i) {
+      y.push_back(c);
+      for (int p = 0; p < 64; ++p) px.push_back(static_cast<std::uint8_t>(40 * c + g.below(80)));
+    }
+  return ltl::data::image_dataset("synthetic", ltl::shape{1, 8, 8}, std::move(px), std::move(y), 3);
+}
 
 }  // namespace
 
@@ -361,16 +376,7 @@ TEST_CASE("an earlier augmentation point keeps the partner's spatial layout", "[
 }
 
 TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
-  // 30 synthetic 8×8 images of three classes (20, 7, 3), class-dependent brightness.
-  ltl::rng g(2);
-  std::vector<std::uint8_t> px;
-  std::vector<std::int64_t> y;
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < (c == 0 ? 20 : c == 1 ? 7 : 3); ++i) {
-      y.push_back(c);
-      for (int p = 0; p < 64; ++p) px.push_back(static_cast<std::uint8_t>(40 * c + g.below(80)));
-    }
-  ltl::data::image_dataset ds("synthetic", {1, 8, 8}, px, y, 3);
+  auto ds = brightness_images(2);
   ltl::nn::resnet_cifar<float> model({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 3});
   const ltl::data::normalize norm{{0.3}, {0.3}};
   auto bank = la::build_feature_bank(model, ds, norm, "stage3", 16);
@@ -390,7 +396,7 @@ TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
     for (index_t i = 0; i < f.numel(); ++i) REQUIRE(bank.pooled.data()[i] == Approx(f.data()[i]).margin(1e-5));
     for (index_t i = 0; i < z.numel(); ++i) REQUIRE(bank.logits.data()[i] == Approx(z.data()[i]).margin(1e-5));
     auto cam = la::normalize_cam(la::true_class_cam(model.run(ltl::variable<float>(bt.images), -1, 3).value(),
-                                                     la::classifier_weight<float>(model), y));
+                                                     la::classifier_weight<float>(model), ds.labels()));
     for (index_t i = 0; i < cam.numel(); ++i) REQUIRE(bank.cam.data()[i] == Approx(cam.data()[i]).margin(1e-5));
     model.train();
   }
@@ -400,12 +406,7 @@ TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
   std::vector<index_t> counts{20, 7, 3};
   auto split = la::split_head_tail(counts, 0.6);  // head {0}, tail {1, 2}
   auto conf = la::confusing_classes(la::mean_class_scores(bank.logits, bank.labels), split.tail, 2);
-  auto snapshot = [&] {
-    std::map<std::string, std::vector<float>> s;
-    for (auto& [n, t] : model.state_dict()) s[n] = t.to_vector();
-    return s;
-  };
-  const auto before = snapshot();
+  const auto before = state_values(model);
   la::fsa_generator<float> gen(bank, split, conf, {.tail_per_batch = 2, .augment_per_tail = 2, .seed = 1});
   index_t steps = 0;
   auto res = la::fsa_finetune(model, gen, {.iterations = 5, .lr = 0.05, .on_step = [&](index_t, double) { ++steps; }});
@@ -413,7 +414,7 @@ TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
   REQUIRE(steps == 5);
   REQUIRE(res.trained == std::vector<std::string>{"fc.weight", "fc.bias"});
   REQUIRE(res.augmented_rows == 5 * 4);
-  const auto after = snapshot();
+  const auto after = state_values(model);
   for (auto& [n, v] : before) {
     if (n.rfind("fc.", 0) == 0) REQUIRE(after.at(n) != v);
     else REQUIRE(after.at(n) == v);  // backbone and batch-norm statistics untouched
@@ -439,27 +440,14 @@ TEST_CASE("feature bank from a model, and phase-II fine-tuning", "[augment]") {
 }
 
 TEST_CASE("the phase-II grid: each configuration from the phase-I weights, held-out selection", "[augment]") {
-  ltl::rng g(5);
-  std::vector<std::uint8_t> px;
-  std::vector<std::int64_t> y;
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < (c == 0 ? 20 : c == 1 ? 7 : 3); ++i) {
-      y.push_back(c);
-      for (int p = 0; p < 64; ++p) px.push_back(static_cast<std::uint8_t>(40 * c + g.below(80)));
-    }
-  const ltl::data::image_dataset ds("synthetic", {1, 8, 8}, px, y, 3);
+  const auto ds = brightness_images(5);
   const auto val = ds.subset(std::vector<index_t>{0, 1, 2, 20, 21, 27, 28});
   ltl::nn::resnet_cifar<float> model({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 3});
   const ltl::data::normalize norm{{0.3}, {0.3}};
   const std::vector<index_t> counts{20, 7, 3};
   const std::vector<double> dcounts{20, 7, 3};
   const auto bank = la::build_feature_bank(model, ds, norm, "stage3", 16);
-  auto snapshot = [&] {
-    std::map<std::string, std::vector<float>> s;
-    for (auto& [n, t] : model.state_dict()) s[n] = t.to_vector();
-    return s;
-  };
-  const auto phase1 = snapshot();
+  const auto phase1 = state_values(model);
   const auto p1_test = ltl::eval::evaluate(model, ds, norm, dcounts);
   // h_r 1 has no tail class (skipped); 0.6 and 0.9 × N_a {0, 1}: four configurations.
   const la::fsa_grid grid{.h_r = {0.6, 1.0, 0.9}, .n_a = {0, 1}, .n_f = {1}, .iterations = 3, .lr = 0.05, .batch = 8,
@@ -494,13 +482,13 @@ TEST_CASE("the phase-II grid: each configuration from the phase-I weights, held-
   const auto by_hand = ltl::eval::evaluate(fresh, ds, norm, dcounts);
   REQUIRE(by_hand.loss == res.configs[1].test.loss);
   REQUIRE(by_hand.confusion == res.configs[1].test.confusion);
-  REQUIRE(snapshot() != phase1);
+  REQUIRE(state_values(model) != phase1);
   // Without a held-out split a grid of several configurations selects none: the weights the
   // search started from stay.
-  const auto start = snapshot();
+  const auto start = state_values(model);
   const auto none = la::fsa_grid_search<float, ltl::cpu::device, ltl::data::image_dataset>(model, bank, counts, nullptr,
                                                                                           ds, norm, grid);
   REQUIRE_FALSE(none.selected.has_value());
   REQUIRE_FALSE(none.configs[0].val.has_value());
-  REQUIRE(snapshot() == start);
+  REQUIRE(state_values(model) == start);
 }

@@ -14,6 +14,7 @@
 #include <ltlearn/ops/shape_ops.hpp>
 #include <ltlearn/train/evaluate.hpp>
 
+#include "support/test_aliases.hpp"
 #include "support/tiny_model.hpp"
 
 #include <cmath>
@@ -24,14 +25,7 @@
 
 namespace cl = ltl::classifier;
 namespace lm = ltl::metrics;
-using ltl::index_t;
-using TD = ltl::tensor<double>;
-using VD = ltl::variable<double>;
-using TL = ltl::tensor<std::int64_t>;
-using ltl_test::row;
-using ltl_test::tiny_dataset;
-using ltl_test::tiny_model;
-using ltl_test::tiny_norm;
+using namespace ltl_test;  // test_aliases.hpp, tiny_model.hpp
 
 namespace {
 

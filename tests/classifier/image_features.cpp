@@ -3,12 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
+#include "support/temp_dir.hpp"
 
 #include <ltlearn/classifier/image_features.hpp>
 #include <ltlearn/data/image/encode.hpp>
 #include <ltlearn/nn/models/resnet.hpp>
-
-#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -23,10 +22,9 @@ using ltl::index_t;
 
 /// Seven JPEGs of three classes, of different sizes and colours, in a fresh directory.
 struct jpeg_set {
-  fs::path dir;
+  ltl_test::temp_dir dir{"test_image_features"};
   ld::encoded_dataset ds;
-  jpeg_set() : dir(fs::temp_directory_path() / fmt::format("ltl_test_image_features_{}", ::getpid())) {
-    fs::remove_all(dir);
+  jpeg_set() {
     ltl::rng g(3);
     std::vector<ld::encoded_item> items;
     std::vector<std::int64_t> labels{2, 0, 1, 0, 2, 1, 0};
@@ -38,14 +36,8 @@ struct jpeg_set {
       ld::write_bytes(dir / name, ld::encode_jpeg(px, h, w));
       items.push_back({.path = name});
     }
-    ds = ld::encoded_dataset("tiny", dir, std::move(items), std::move(labels), 3);
+    ds = ld::encoded_dataset("tiny", dir.path, std::move(items), std::move(labels), 3);
   }
-  ~jpeg_set() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  jpeg_set(const jpeg_set&) = delete;
-  jpeg_set& operator=(const jpeg_set&) = delete;
 };
 
 }  // namespace

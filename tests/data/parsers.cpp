@@ -34,11 +34,7 @@
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
 using bytes_t = std::vector<std::uint8_t>;
-using ltl_test::deep_json;
-using ltl_test::io_message;
-using ltl_test::parse;
-using ltl_test::safetensors_bytes;
-using ltl_test::temp_dir;
+using namespace ltl_test;  // support/parser_inputs.hpp
 
 namespace {
 
@@ -78,7 +74,7 @@ double seconds(F&& f) {
 }  // namespace
 
 TEST_CASE("readers refuse directories, FIFOs and devices before reading", "[parsers][finding4][finding5]") {
-  temp_dir tmp("nonregular");
+  temp_dir tmp("parsers_nonregular");
   const auto fifo = tmp / "fifo";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 1});
@@ -117,7 +113,7 @@ TEST_CASE("JSON nested 100,000 deep is refused before parsing, without quoting i
 }
 
 TEST_CASE("a gzip IDX is inflated only one byte past its declared size", "[parsers][finding5]") {
-  temp_dir tmp("bomb");
+  temp_dir tmp("parsers_bomb");
   // 2 images of 2x2 declared, 64 MiB of zeros after them, and a broken gzip trailer: a reader
   // that inflates the whole stream first reports the corrupt trailer; a bounded one stops long
   // before it and reports the trailing bytes.
@@ -155,7 +151,7 @@ TEST_CASE("a gzip IDX is inflated only one byte past its declared size", "[parse
 }
 
 TEST_CASE("buffer parsers match the file readers on valid input", "[parsers]") {
-  temp_dir tmp("valid");
+  temp_dir tmp("parsers_valid");
   bytes_t img = idx_header(0x803, {2, 2, 3});
   for (int i = 0; i < 12; ++i) img.push_back(static_cast<std::uint8_t>(i * 7));
   const auto gz = gzip(img);

@@ -7,13 +7,12 @@
 #include <ltlearn/data/idx.hpp>
 #include <ltlearn/data/long_tail.hpp>
 
+#include "support/io_message.hpp"
 #include "support/synthetic_dataset.hpp"
+#include "support/temp_dir.hpp"
 #include <zlib.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -27,27 +26,11 @@ using Catch::Matchers::Contains;
 using ltl::index_t;
 using ltl::shape;
 using bytes_t = std::vector<std::uint8_t>;
+using ltl_test::io_message;
 using ltl_test::synthetic;
+using ltl_test::temp_dir;
 
 namespace {
-
-/// A fresh directory under the system temp dir, removed on destruction.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("ltl_test_data_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
 
 void write_file(const fs::path& p, const bytes_t& b, bool gz = false) {
   if (gz) {
@@ -89,19 +72,6 @@ bytes_t idx_labels_file(const bytes_t& labels) {
   return b;
 }
 
-/// Runs f, requires an io_error, returns its message.
-template <class F>
-std::string io_error_message(F&& f) {
-  try {
-    f();
-  } catch (const ltl::io_error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected ltl::io_error, got: " << e.what());
-  }
-  FAIL("expected ltl::io_error, nothing was thrown");
-  return {};
-}
 }  // namespace
 
 // ---------------------------------------------------------------- dataset type
@@ -171,7 +141,7 @@ TEST_CASE("IDX reader: plain and gzip files give the same dataset", "[data][io]"
   const auto m = ld::read_mnist_layout(tmp.path, ld::split::test, "tiny");
   REQUIRE(m.name() == "tiny-test");
   REQUIRE(m.content_hash() == plain.content_hash());
-  const std::string msg = io_error_message([&] { (void)ld::read_mnist_layout(tmp.path, ld::split::train, "tiny"); });
+  const std::string msg = io_message([&] { (void)ld::read_mnist_layout(tmp.path, ld::split::train, "tiny"); });
   REQUIRE_THAT(msg, Contains("train-images-idx3-ubyte") && Contains("no such file"));
 }
 
@@ -183,21 +153,21 @@ TEST_CASE("IDX reader: every malformed file is an io_error naming the file and t
 
   SECTION("missing file") {
     const auto f = (tmp / "nope-img").string();
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(f); }), Contains(f) && Contains("no such file"));
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(f); }), Contains(f) && Contains("no such file"));
   }
   SECTION("bad magic number") {
     auto b = idx_images_file(2, 2, 2, px);
     b[2] = 0x0D;  // element type float instead of ubyte
     const auto f = (tmp / "magic-img").string();
     write_file(f, b);
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(f); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(f); }),
                  Contains(f) && Contains("bad magic number 0x00000d03") && Contains("byte offset 0"));
     // A label file is not an image file.
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(tmp / "good-lab"); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(tmp / "good-lab"); }),
                  Contains("good-lab") && Contains("wrong dimension count 1"));
     // Text instead of IDX.
     write_file(tmp / "text", bytes_t{'h', 'e', 'l', 'l', 'o', '!', '!', '!'});
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_labels(tmp / "text", 10); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_labels(tmp / "text", 10); }),
                  Contains("text") && Contains("bad magic number 0x68656c6c"));
   }
   SECTION("wrong dimension count") {
@@ -205,7 +175,7 @@ TEST_CASE("IDX reader: every malformed file is an io_error naming the file and t
     b[3] = 4;
     const auto f = (tmp / "dims-img").string();
     write_file(f, b);
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(f); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(f); }),
                  Contains(f) && Contains("wrong dimension count 4"));
   }
   SECTION("truncated header, pixels and labels, plain and gzip") {
@@ -213,50 +183,50 @@ TEST_CASE("IDX reader: every malformed file is an io_error naming the file and t
     for (bool gz : {false, true}) {
       const auto f = (tmp / (gz ? "trunc-img.gz" : "trunc-img")).string();
       write_file(f, bytes_t(b.begin(), b.end() - 1), gz);
-      const auto msg = io_error_message([&] { (void)ld::read_idx_images(f); });
+      const auto msg = io_message([&] { (void)ld::read_idx_images(f); });
       REQUIRE_THAT(msg, Contains(f) && Contains("truncated") && Contains("byte offset 16") && Contains("7 bytes remain"));
       if (gz) REQUIRE_THAT(msg, Contains("(decompressed)"));
     }
     const auto h = (tmp / "short-header").string();
     write_file(h, bytes_t(b.begin(), b.begin() + 10));
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(h); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(h); }),
                  Contains(h) && Contains("dimension 1 (rows)") && Contains("byte offset 8"));
     const auto l = (tmp / "trunc-lab").string();
     auto lb = idx_labels_file({1, 2, 3});
     lb.pop_back();
     write_file(l, lb);
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_labels(l, 10); }), Contains(l) && Contains("truncated"));
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_labels(l, 10); }), Contains(l) && Contains("truncated"));
     // A header that declares more than 2^64 pixel bytes must not overflow into a small read.
     const auto big = (tmp / "huge-img").string();
     write_file(big, idx_images_file(0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, px));
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(big); }), Contains(big) && Contains("truncated"));
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(big); }), Contains(big) && Contains("truncated"));
   }
   SECTION("corrupt gzip stream") {
     write_file(tmp / "full.gz", idx_images_file(2, 2, 2, bytes_t(4000, 3)), true);
     const auto raw = read_raw(tmp / "full.gz");
     const auto f = (tmp / "cut.gz").string();
     write_file(f, bytes_t(raw.begin(), raw.begin() + static_cast<std::ptrdiff_t>(raw.size() / 2)));
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(f); }), Contains(f) && Contains("gzip"));
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(f); }), Contains(f) && Contains("gzip"));
   }
   SECTION("trailing bytes") {
     auto b = idx_images_file(2, 2, 2, px);
     b.push_back(0);
     const auto f = (tmp / "long-img").string();
     write_file(f, b);
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_images(f); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_images(f); }),
                  Contains(f) && Contains("1 trailing bytes") && Contains("byte offset 24"));
   }
   SECTION("label out of range") {
     const auto f = (tmp / "range-lab").string();
     write_file(f, idx_labels_file({1, 2, 10}));
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_idx_labels(f, 10); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_idx_labels(f, 10); }),
                  Contains(f) && Contains("label 10") && Contains("byte offset 10"));
     REQUIRE(ld::read_idx_labels(f, 11).back() == 10);
   }
   SECTION("image/label count mismatch names both files") {
     const auto l = (tmp / "three-lab").string();
     write_file(l, idx_labels_file({1, 2, 3}));
-    const auto msg = io_error_message([&] { (void)ld::read_idx(tmp / "good-img", l, "x"); });
+    const auto msg = io_message([&] { (void)ld::read_idx(tmp / "good-img", l, "x"); });
     REQUIRE_THAT(msg, Contains((tmp / "good-img").string()) && Contains(l) && Contains("2 images") && Contains("3 labels"));
   }
 }
@@ -305,21 +275,21 @@ TEST_CASE("CIFAR-10 binary reader", "[data][io]") {
     auto b = cifar_records({{1}, {2}}, 0);
     b.resize(b.size() - 5);
     write_file(tmp / "data_batch_3.bin", b);
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::train); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::train); }),
                  Contains("data_batch_3.bin") && Contains("not a multiple of the CIFAR-10 record size 3073") &&
                      Contains("byte offset 3073"));
   }
   SECTION("label out of range") {
     write_file(tmp / "test_batch.bin", cifar_records({{0}, {10}}, 0));
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::test); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::test); }),
                  Contains("test_batch.bin") && Contains("label 10 of record 1") && Contains("byte offset 3073"));
   }
   SECTION("missing and empty files") {
     fs::remove(tmp / "data_batch_5.bin");
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::train); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::train); }),
                  Contains("data_batch_5.bin") && Contains("no such file"));
     write_file(tmp / "test_batch.bin", {});
-    REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::test); }),
+    REQUIRE_THAT(io_message([&] { (void)ld::read_cifar10(tmp.path, ld::split::test); }),
                  Contains("test_batch.bin") && Contains("empty"));
   }
 }
@@ -337,14 +307,14 @@ TEST_CASE("CIFAR-100 binary reader uses the fine label", "[data][io]") {
   REQUIRE(d.image(2)[0] == 3);
 
   write_file(tmp / "test.bin", cifar_records({{1, 2}, {4, 100}}, 0));
-  REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
+  REQUIRE_THAT(io_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
                Contains("test.bin") && Contains("fine label 100 of record 1") && Contains("byte offset 3075"));
   write_file(tmp / "test.bin", cifar_records({{20, 2}}, 0));
-  REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
+  REQUIRE_THAT(io_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
                Contains("test.bin") && Contains("coarse label 20") && Contains("byte offset 0"));
   // A CIFAR-10 file is not a whole number of CIFAR-100 records.
   write_file(tmp / "test.bin", cifar_records({{1}, {2}}, 0));
-  REQUIRE_THAT(io_error_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
+  REQUIRE_THAT(io_message([&] { (void)ld::read_cifar100(tmp.path, ld::split::test); }),
                Contains("test.bin") && Contains("CIFAR-100 record size 3074"));
 }
 

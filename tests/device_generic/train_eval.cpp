@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/remote_device.hpp"
+#include "support/temp_dir.hpp"
 #include "support/test_device.hpp"
 #include "support/toy_data.hpp"
 
@@ -90,12 +91,7 @@ std::vector<ltl::train::epoch_summary> train_two_epochs(model_t<D>& m, const ltl
   return tr.fit();
 }
 
-std::filesystem::path fresh_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("ltl_device_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
+std::filesystem::path fresh_dir(const std::string& name) { return ltl_test::scratch_dir("device_" + name); }
 
 void require_same_report(const ltl::metrics::eval_report& a, const ltl::metrics::eval_report& b) {
   REQUIRE(a.loss == b.loss);

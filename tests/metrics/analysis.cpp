@@ -15,6 +15,7 @@
 #include <ltlearn/train/evaluate.hpp>
 #include <ltlearn/metrics/selection.hpp>
 
+#include "support/test_aliases.hpp"
 #include "support/tiny_model.hpp"
 
 #include <algorithm>
@@ -25,16 +26,8 @@
 #include <vector>
 #include <optional>
 
-namespace cl = ltl::classifier;
 namespace lm = ltl::metrics;
-using ltl::index_t;
-using TD = ltl::tensor<double>;
-using VD = ltl::variable<double>;
-using TL = ltl::tensor<std::int64_t>;
-using ltl_test::row;
-using ltl_test::tiny_dataset;
-using ltl_test::tiny_model;
-using ltl_test::tiny_norm;
+using namespace ltl_test;  // test_aliases.hpp, tiny_model.hpp
 
 TEST_CASE("feature deviation matches a brute-force computation", "[metrics]") {
   ltl::rng g(9);

@@ -8,43 +8,23 @@
 #include <ltlearn/ops/pool.hpp>
 
 #include "support.hpp"
+#include "support/test_aliases.hpp"
 
 #include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
 
-using ltl::shape;
-using TF = ltl::tensor<float>;
-using TD = ltl::tensor<double>;
-using V = ltl::variable<double>;
-
-using ltl_test::leaf;
-using ltl_test::random_tensor;
-using ltl_test::require_error;
-using ltl_test::require_close;
-using ltl_test::require_gradcheck;
-using ltl_test::require_values;
-
-namespace {
-
-
-TD iota(const shape& s, double start = 1, double step = 1) {
-  TD t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = start + step * double(i);
-  return t;
-}
-
-}  // namespace
+using namespace ltl_test;  // support.hpp, test_aliases.hpp
 
 // ---------------------------------------------------------------------------------------------
 // batch_norm2d
 
 TEST_CASE("batch_norm2d training forward and running statistics by hand", "[ops][bn]") {
   // x [2, 2, 1, 2]: channel 0 holds {1, 2, 3, 4}, channel 1 holds {0, 0, 2, 6}.
-  const V x(TD::from({2, 2, 1, 2}, {1, 2, 0, 0, 3, 4, 2, 6}));
-  const V w(TD::from({2}, {2, 1}));
-  const V b(TD::from({2}, {0.5, -1}));
+  const VD x(TD::from({2, 2, 1, 2}, {1, 2, 0, 0, 3, 4, 2, 6}));
+  const VD w(TD::from({2}, {2, 1}));
+  const VD b(TD::from({2}, {0.5, -1}));
   TD rm = TD::zeros({2});
   TD rv = TD::ones({2});
   const auto y = ltl::batch_norm2d(x, w, b, rm, rv, {.training = true});
@@ -70,16 +50,16 @@ TEST_CASE("batch_norm2d training forward and running statistics by hand", "[ops]
 }
 
 TEST_CASE("batch_norm2d evaluation forward uses the running statistics", "[ops][bn]") {
-  const V x(TD::from({1, 2, 1, 2}, {1, 3, -2, 4}));
+  const VD x(TD::from({1, 2, 1, 2}, {1, 3, -2, 4}));
   const TD rm = TD::from({2}, {1, 0.5});
   const TD rv = TD::from({2}, {4, 0.25});
-  const auto y = ltl::batch_norm2d(x, V(TD::from({2}, {3, 1})), V(TD::from({2}, {0, 1})), rm, rv, {.training = false});
+  const auto y = ltl::batch_norm2d(x, VD(TD::from({2}, {3, 1})), VD(TD::from({2}, {0, 1})), rm, rv, {.training = false});
   const double s0 = 3 / std::sqrt(4 + 1e-5), s1 = 1 / std::sqrt(0.25 + 1e-5);
   require_values(y.value(), {0 * s0, 2 * s0, -2.5 * s1 + 1, 3.5 * s1 + 1});
   require_values(rm, {1, 0.5});  // evaluation never touches the running tensors
   require_values(rv, {4, 0.25});
   // Without affine parameters.
-  require_values(ltl::batch_norm2d(x, V(), V(), rm, rv).value(),
+  require_values(ltl::batch_norm2d(x, VD(), VD(), rm, rv).value(),
                  {0, 2 / std::sqrt(4 + 1e-5), -2.5 / std::sqrt(0.25 + 1e-5), 3.5 / std::sqrt(0.25 + 1e-5)});
 }
 
@@ -87,23 +67,23 @@ TEST_CASE("batch_norm2d gradients in double", "[ops][bn][grad]") {
   SECTION("training, affine, running statistics updated on the side") {
     TD rm = TD::zeros({3}), rv = TD::ones({3});
     require_gradcheck(
-        [rm, rv](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = true}); },
+        [rm, rv](const std::vector<VD>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = true}); },
         {leaf({3, 3, 2, 3}, 70), leaf({3}, 71, 0.5, 2), leaf({3}, 72)});
   }
   SECTION("training without running statistics, N = 1") {
     require_gradcheck(
-        [](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], TD(), TD(), {.training = true}); },
+        [](const std::vector<VD>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], TD(), TD(), {.training = true}); },
         {leaf({1, 2, 3, 3}, 73), leaf({2}, 74, 0.5, 2), leaf({2}, 75)});
   }
   SECTION("training without affine parameters") {
     require_gradcheck(
-        [](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], V(), V(), TD(), TD(), {.training = true}); },
+        [](const std::vector<VD>& v) { return ltl::batch_norm2d(v[0], VD(), VD(), TD(), TD(), {.training = true}); },
         {leaf({4, 2, 2, 2}, 76)});
   }
   SECTION("evaluation") {
     const TD rm = random_tensor({3}, 77), rv = random_tensor({3}, 78, 0.5, 2);
     require_gradcheck(
-        [rm, rv](const std::vector<V>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false}); },
+        [rm, rv](const std::vector<VD>& v) { return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false}); },
         {leaf({2, 3, 2, 2}, 79), leaf({3}, 80, 0.5, 2), leaf({3}, 81)});
   }
 }
@@ -112,7 +92,7 @@ TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused 
   SECTION("gradcheck, training, with residual") {
     TD rm = TD::zeros({3}), rv = TD::ones({3});
     require_gradcheck(
-        [rm, rv](const std::vector<V>& v) {
+        [rm, rv](const std::vector<VD>& v) {
           return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = true, .relu = true}, v[3]);
         },
         {leaf({3, 3, 3, 3}, 82), leaf({3}, 83, 0.5, 2), leaf({3}, 84), leaf({3, 3, 3, 3}, 85)});
@@ -120,13 +100,12 @@ TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused 
   SECTION("gradcheck, evaluation, ReLU only") {
     const TD rm = random_tensor({2}, 86), rv = random_tensor({2}, 87, 0.5, 2);
     require_gradcheck(
-        [rm, rv](const std::vector<V>& v) {
+        [rm, rv](const std::vector<VD>& v) {
           return ltl::batch_norm2d(v[0], v[1], v[2], rm, rv, {.training = false, .relu = true});
         },
         {leaf({2, 2, 3, 5}, 88), leaf({2}, 89, 0.5, 2), leaf({2}, 90)});
   }
   SECTION("float: equal to relu(batch_norm2d(x) + r) built from separate ops") {
-    using VF = ltl::variable<float>;
     const TF x0 = random_tensor<float>({4, 5, 7, 7}, 91, -2, 3), r0 = random_tensor<float>({4, 5, 7, 7}, 92);
     const TF w0 = random_tensor<float>({5}, 93, 0.5, 2), b0 = random_tensor<float>({5}, 94);
     const TF dy = random_tensor<float>({4, 5, 7, 7}, 95);
@@ -148,22 +127,16 @@ TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused 
   SECTION("float backward (vectorised sums, masked gradient in the same pass) equals double") {
     // 32×32 planes (64 vectors per plane) and a mean far from zero relative to the spread, so
     // that x − mean in float against the rounded mean would show if uncorrected.
-    using VF = ltl::variable<float>;
     const TF xf0 = random_tensor<float>({3, 4, 32, 32}, 96, 40, 44), rf0 = random_tensor<float>({3, 4, 32, 32}, 97);
     const TF dyf = random_tensor<float>({3, 4, 32, 32}, 98);
     const TF wf0 = random_tensor<float>({4}, 99, 0.5, 2), bf0 = random_tensor<float>({4}, 100);
-    auto to_double = [](const TF& t) {
-      TD d(t.sizes());
-      for (ltl::index_t i = 0; i < t.numel(); ++i) d.data()[i] = static_cast<double>(t.data()[i]);
-      return d;
-    };
     for (bool fused : {false, true}) {
       INFO("fused residual + ReLU " << fused);
       VF xf(xf0.clone(), true), wf(wf0.clone(), true), bf(bf0.clone(), true), rf(rf0.clone(), true);
-      V xd(to_double(xf0), true), wd(to_double(wf0), true), bd(to_double(bf0), true), rd(to_double(rf0), true);
+      VD xd(to_double(xf0), true), wd(to_double(wf0), true), bd(to_double(bf0), true), rd(to_double(rf0), true);
       const ltl::batch_norm_options o{.training = true, .relu = fused};
       auto yf = ltl::batch_norm2d(xf, wf, bf, TF(), TF(), o, fused ? rf : VF());
-      auto yd = ltl::batch_norm2d(xd, wd, bd, TD(), TD(), o, fused ? rd : V());
+      auto yd = ltl::batch_norm2d(xd, wd, bd, TD(), TD(), o, fused ? rd : VD());
       require_close(yf.value(), yd.value(), 2e-5, 1e-5);
       yf.backward(dyf);
       yd.backward(to_double(dyf));
@@ -174,29 +147,29 @@ TEST_CASE("batch_norm2d with fused residual and ReLU: gradients and the unfused 
     }
   }
   SECTION("a residual of the wrong shape is rejected") {
-    const V x(TD::zeros({2, 3, 4, 4})), r(TD::zeros({2, 3, 4, 5}));
-    REQUIRE_THROWS_AS(ltl::batch_norm2d(x, V(), V(), TD(), TD(), {.training = true}, r), ltl::shape_error);
+    const VD x(TD::zeros({2, 3, 4, 4})), r(TD::zeros({2, 3, 4, 5}));
+    REQUIRE_THROWS_AS(ltl::batch_norm2d(x, VD(), VD(), TD(), TD(), {.training = true}, r), ltl::shape_error);
   }
 }
 
 TEST_CASE("batch_norm2d rejects bad input", "[ops][bn][errors]") {
-  const V x(TD::zeros({2, 3, 4, 4}));
+  const VD x(TD::zeros({2, 3, 4, 4}));
   require_error<ltl::shape_error>(
-      [&] { (void)ltl::batch_norm2d(x, V(TD::ones({4})), V(), TD(), TD(), {.training = true}); },
+      [&] { (void)ltl::batch_norm2d(x, VD(TD::ones({4})), VD(), TD(), TD(), {.training = true}); },
       {"batch_norm2d", "[4]", "[2, 3, 4, 4]"});
   require_error<ltl::shape_error>(
-      [&] { (void)ltl::batch_norm2d(x, V(), V(), TD::zeros({2}), TD::ones({2}), {.training = true}); },
+      [&] { (void)ltl::batch_norm2d(x, VD(), VD(), TD::zeros({2}), TD::ones({2}), {.training = true}); },
       {"batch_norm2d", "running_mean", "[2, 3, 4, 4]"});
-  require_error<ltl::value_error>([&] { (void)ltl::batch_norm2d(x, V(), V(), TD(), TD()); },
+  require_error<ltl::value_error>([&] { (void)ltl::batch_norm2d(x, VD(), VD(), TD(), TD()); },
                                   {"batch_norm2d", "running", "[2, 3, 4, 4]"});
   require_error<ltl::value_error>(
       [&] {
-        (void)ltl::batch_norm2d(V(TD::zeros({1, 3, 1, 1})), V(), V(), TD(), TD(), {.training = true});
+        (void)ltl::batch_norm2d(VD(TD::zeros({1, 3, 1, 1})), VD(), VD(), TD(), TD(), {.training = true});
       },
       {"batch_norm2d", "[1, 3, 1, 1]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::batch_norm2d(V(TD::zeros({2, 3})), V(), V(), TD(), TD());
+        (void)ltl::batch_norm2d(VD(TD::zeros({2, 3})), VD(), VD(), TD(), TD());
       },
       {"batch_norm2d", "[2, 3]"});
 }
@@ -205,25 +178,25 @@ TEST_CASE("batch_norm2d rejects bad input", "[ops][bn][errors]") {
 // pooling
 
 TEST_CASE("pooling forwards on hand-computed values", "[ops][pool]") {
-  const V x(iota({1, 1, 3, 3}));  // 1..9
+  const VD x(iota({1, 1, 3, 3}));  // 1..9
   require_values(ltl::max_pool2d(x, {.kernel = 2, .stride = 1}).value(), {5, 6, 8, 9});
   require_values(ltl::max_pool2d(x, {.kernel = 2, .stride = 2, .padding = 1}).value(), {1, 3, 7, 9});
   // Padding is −∞ for max pooling: with negative inputs it must never win.
-  const V neg(iota({1, 1, 3, 3}, -1, -1));  // −1..−9
+  const VD neg(iota({1, 1, 3, 3}, -1, -1));  // −1..−9
   require_values(ltl::max_pool2d(neg, {.kernel = 2, .stride = 2, .padding = 1}).value(), {-1, -2, -4, -5});
   // Stride defaults to the kernel size.
-  REQUIRE(ltl::max_pool2d(V(iota({2, 3, 8, 6})), {.kernel = 2}).sizes() == shape{2, 3, 4, 3});
+  REQUIRE(ltl::max_pool2d(VD(iota({2, 3, 8, 6})), {.kernel = 2}).sizes() == shape{2, 3, 4, 3});
   // Average pooling counts padded zeros in the divisor.
   require_values(ltl::avg_pool2d(x, {.kernel = 2, .stride = 2, .padding = 1}).value(),
                  {1 / 4.0, (2 + 3) / 4.0, (4 + 7) / 4.0, (5 + 6 + 8 + 9) / 4.0});
   require_values(ltl::avg_pool2d(x, {.kernel = {1, 3}}).value(), {2, 5, 8});
-  const auto g = ltl::global_avg_pool(V(iota({2, 2, 1, 3})));  // planes 1..3, 4..6, 7..9, 10..12
+  const auto g = ltl::global_avg_pool(VD(iota({2, 2, 1, 3})));  // planes 1..3, 4..6, 7..9, 10..12
   REQUIRE(g.sizes() == shape{2, 2});
   require_values(g.value(), {2, 5, 8, 11});
 }
 
 TEST_CASE("max_pool2d routes gradients to the argmax, summing overlaps", "[ops][pool]") {
-  const V x(TD::from({1, 1, 3, 3}, {0, 1, 0, 2, 9, 3, 0, 4, 0}), true);
+  const VD x(TD::from({1, 1, 3, 3}, {0, 1, 0, 2, 9, 3, 0, 4, 0}), true);
   auto y = ltl::max_pool2d(x, {.kernel = 2, .stride = 1});  // every window's max is the centre
   require_values(y.value(), {9, 9, 9, 9});
   y.backward(TD::from({1, 1, 2, 2}, {1, 2, 3, 4}));
@@ -251,18 +224,18 @@ TEST_CASE("pooling gradients in double", "[ops][pool][grad]") {
 }
 
 TEST_CASE("pooling rejects bad shapes with messages naming the op and shapes", "[ops][pool][errors]") {
-  const V x(TD::zeros({2, 3, 4, 4}));
+  const VD x(TD::zeros({2, 3, 4, 4}));
   require_error<ltl::shape_error>([&] { (void)ltl::max_pool2d(x, {.kernel = 2, .padding = 2}); },
                                   {"max_pool2d", "[2, 3, 4, 4]", "padding"});
   require_error<ltl::shape_error>([&] { (void)ltl::avg_pool2d(x, {.kernel = 5}); }, {"avg_pool2d", "[2, 3, 4, 4]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::max_pool2d(V(TD::zeros({3, 4, 4})), {.kernel = 2});
+        (void)ltl::max_pool2d(VD(TD::zeros({3, 4, 4})), {.kernel = 2});
       },
       {"max_pool2d", "[3, 4, 4]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::global_avg_pool(V(TD::zeros({2, 3})));
+        (void)ltl::global_avg_pool(VD(TD::zeros({2, 3})));
       },
       {"global_avg_pool", "[2, 3]"});
 }

@@ -16,6 +16,9 @@
 #include <ltlearn/train/trainer.hpp>
 #include <ltlearn/train/training_source.hpp>
 
+#include "support/module_state.hpp"
+#include "support/temp_dir.hpp"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -34,15 +37,11 @@
 
 namespace ld = ltl::data;
 using ltl::index_t;
+using ltl_test::flat_state;
 
 namespace {
 
-std::filesystem::path temp_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / fmt::format("ltl_bsrc_{}_{}", name, ::getpid());
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
+std::filesystem::path fresh_dir(const std::string& name) { return ltl_test::scratch_dir("bsrc_" + name); }
 
 /// 3 classes with 9, 5 and 3 JPEGs of varied sizes (class-coloured with noise) under `dir`.
 ld::encoded_dataset tiny_jpeg_set(const std::filesystem::path& dir) {
@@ -66,14 +65,6 @@ ld::encoded_dataset tiny_jpeg_set(const std::filesystem::path& dir) {
   return {"tiny", dir, std::move(items), std::move(labels), 3};
 }
 
-std::vector<float> flat(const ltl::nn::module<float>& m) {
-  std::vector<float> v;
-  for (auto& [n, t] : m.state_dict()) {
-    auto x = t.to_vector();
-    v.insert(v.end(), x.begin(), x.end());
-  }
-  return v;
-}
 
 std::vector<nlohmann::json> read_log(const std::filesystem::path& f) {
   std::vector<nlohmann::json> out;
@@ -120,7 +111,7 @@ static_assert(ltl::eval::pass_source<ld::image_pipeline<float>, float>);
 }  // namespace
 
 TEST_CASE("rank slices of a batch source put together are the global batch, bit for bit", "[train][batch_source]") {
-  const auto dir = temp_dir("slices");
+  const auto dir = fresh_dir("slices");
   const auto ds = tiny_jpeg_set(dir);
   REQUIRE(ds.size() == 17);
   const ld::image_pipeline<float> src(ds, {.transform = train_tf});
@@ -166,7 +157,7 @@ TEST_CASE("rank slices of a batch source put together are the global batch, bit 
 }
 
 TEST_CASE("the trainer over an image pipeline trains, evaluates and resumes bit for bit", "[train][batch_source]") {
-  const auto data_dir = temp_dir("data");
+  const auto data_dir = fresh_dir("data");
   const auto ds = tiny_jpeg_set(data_dir);
   const ld::image_pipeline<float> train_src(ds, {.transform = train_tf});
   const ld::image_pipeline<float> eval_src(ds, {.transform = eval_tf});
@@ -174,7 +165,7 @@ TEST_CASE("the trainer over an image pipeline trains, evaluates and resumes bit 
   const std::vector<double> counts{9, 5, 3};
   auto run = [&](const std::filesystem::path& dir, index_t stop, bool resume) {
     ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 3, .width = 4, .seed = 11});
-    const auto init = flat(m);
+    const auto init = flat_state(m);
     ltl::train::trainer tr(m, train_src,
                            {.epochs = 3, .batch_size = 6, .seed = 4, .out_dir = dir, .stop_after_steps = stop,
                             .loader_workers = 2, .progress = false, .print_epochs = false, .eval_batch_size = 5,
@@ -192,10 +183,10 @@ TEST_CASE("the trainer over an image pipeline trains, evaluates and resumes bit 
     tr.set_eval_sets(&eval_src, &eval_src);
     if (resume) tr.resume(dir / "checkpoint.safetensors");
     const auto summaries = tr.fit();
-    REQUIRE(flat(m) != init);
-    return std::tuple{flat(m), tr.state().iteration, summaries};
+    REQUIRE(flat_state(m) != init);
+    return std::tuple{flat_state(m), tr.state().iteration, summaries};
   };
-  const auto d1 = temp_dir("full"), d2 = temp_dir("part");
+  const auto d1 = fresh_dir("full"), d2 = fresh_dir("part");
   const auto [full, steps, sums] = run(d1, -1, false);
   REQUIRE(steps == 9);  // 3 epochs of ⌈17 / 6⌉ steps
   REQUIRE(sums.size() == 3);
@@ -244,7 +235,7 @@ TEST_CASE("the trainer over an image pipeline trains, evaluates and resumes bit 
 }
 
 TEST_CASE("evaluation over a batch source counts as the model's own predictions, for any batching", "[train][batch_source]") {
-  const auto dir = temp_dir("eval");
+  const auto dir = fresh_dir("eval");
   const auto ds = tiny_jpeg_set(dir);
   const ld::image_pipeline<float> src(ds, {.transform = eval_tf});
   ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 3, .width = 4, .seed = 3});

@@ -18,20 +18,10 @@ namespace {
 /// Trains one epoch of a tiny model into `dir` (or, with `resume`, resumes that checkpoint first).
 void run(const fs::path& dir, const ltl::data::image_dataset& data, const fs::path& resume = {}) {
   auto m = ltl_test::tiny_resnet();
-  ltl_test::with_tiny_trainer(m, data, dir, 1, [&](auto& tr) {
+  ltl_test::with_tiny_trainer(m, data, {.dir = dir, .epochs = 1}, [&](auto& tr) {
     if (!resume.empty()) tr.resume(resume);
     tr.fit();
   });
-}
-
-/// Rewrites the checkpoint's 'ltlearn.state' through `edit`.
-template <class Edit>
-void edit_state(const fs::path& p, Edit&& edit) {
-  auto d = ltl::io::load_safetensors(p);
-  auto st = nlohmann::json::parse(d.metadata.at("ltlearn.state"));
-  edit(st);
-  d.metadata["ltlearn.state"] = st.dump();
-  ltl::io::save_safetensors(p, d);
 }
 
 }  // namespace
@@ -46,14 +36,14 @@ TEST_CASE("checkpoint state fields of the wrong JSON type are an io_error naming
   run(dir, data, ckpt);  // the untouched checkpoint resumes (at its end: nothing to train)
 
   SECTION("'extra' is not an object") {
-    edit_state(ckpt, [](nlohmann::json& st) { st["extra"] = nlohmann::json::array({1, 2}); });
+    ltl_test::rewrite_checkpoint(ckpt, [](nlohmann::json& st) { st["extra"] = nlohmann::json::array({1, 2}); });
     ltl_test::require_error<ltl::io_error>([&] { run(dir, data, ckpt); },
                                            {ckpt.string(), "'extra' is not a JSON object"});
   }
   SECTION("the data-parallel stamp is not an integer") {
     for (const char* key : {"world_size", "global_batch"}) {
       ltl::io::save_safetensors(ckpt, good);
-      edit_state(ckpt, [&](nlohmann::json& st) { st["extra"][key] = "two"; });
+      ltl_test::rewrite_checkpoint(ckpt, [&](nlohmann::json& st) { st["extra"][key] = "two"; });
       ltl_test::require_error<ltl::io_error>([&] { run(dir, data, ckpt); },
                                              {ckpt.string(), std::string("'extra.") + key + "' is not an integer"});
     }

@@ -7,7 +7,7 @@
 // fmnist_lt (tests/scripts/fault_injection.sh).
 
 #include "support.hpp"
-#include "support/toy_data.hpp"
+#include "support/run_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <ltlearn/eval/evaluate.hpp>
@@ -34,68 +34,40 @@
 #include <unistd.h>
 
 namespace fs = std::filesystem;
+using ltl_test::read_whole;
 using ltl_test::require_error;
+using ltl_test::rewrite_checkpoint;
+using ltl_test::tiny_resnet;
+using ltl_test::tiny_run;
 using ltl_test::toy_dataset;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ltl_reliab_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-using model_t = ltl::nn::resnet_cifar<float>;
-model_t tiny_model(std::uint64_t seed = 11) {
-  return model_t({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = seed});
-}
-
-struct run_config {
-  fs::path dir;
-  std::uint64_t seed = 4;
-  ltl::index_t batch = 8, epochs = 2, stop = -1, checkpoint_every = 0;
-  double lr = 0.05;
-  bool overwrite = false;
-};
+fs::path fresh_dir(const std::string& name) { return ltl_test::scratch_dir("reliab_" + name); }
 
 /// A tiny trainer on the toy data; returns the trainer's final state (after `setup`, then fit).
 template <class Setup>
-ltl::train::train_state train_tiny(model_t& m, const ltl::data::image_dataset& data, const run_config& c, Setup&& setup) {
-  const auto y = data.labels();
-  ltl::train::trainer tr(m, data,
-                         {.epochs = c.epochs, .batch_size = c.batch, .seed = c.seed, .out_dir = c.dir,
-                          .checkpoint_every_steps = c.checkpoint_every, .stop_after_steps = c.stop,
-                          .progress = false, .print_epochs = false, .overwrite = c.overwrite},
-                         ltl::sampling::instance_balanced(y, 3, c.seed), ltl::losses::cross_entropy{},
-                         ltl::mixing::none{}, ltl::optim::make_step_recipe(c.lr, 4, 0, 1, 2),
-                         [](ltl::tensor<float>&, ltl::rng&) {}, {{0.3}, {0.3}});
-  setup(tr);
-  tr.fit();
-  return tr.state();
+ltl::train::train_state train_tiny(ltl::nn::resnet_cifar<float>& m, const ltl::data::image_dataset& data,
+                                   const tiny_run& c, Setup&& setup) {
+  ltl::train::train_state out;
+  ltl_test::with_tiny_trainer(m, data, c, [&](auto& tr) {
+    setup(tr);
+    tr.fit();
+    out = tr.state();
+  });
+  return out;
 }
-ltl::train::train_state train_tiny(model_t& m, const ltl::data::image_dataset& data, const run_config& c) {
+ltl::train::train_state train_tiny(ltl::nn::resnet_cifar<float>& m, const ltl::data::image_dataset& data,
+                                   const tiny_run& c) {
   return train_tiny(m, data, c, [](auto&) {});
 }
 
-/// Rewrites a checkpoint's 'ltlearn.state' through `edit` (and its tensors through `edit_t`).
-template <class Edit, class EditT>
-void rewrite_checkpoint(const fs::path& p, Edit&& edit, EditT&& edit_t) {
-  auto d = ltl::io::load_safetensors(p);
-  auto st = nlohmann::json::parse(d.metadata.at("ltlearn.state"));
-  edit(st);
-  d.metadata["ltlearn.state"] = st.dump();
-  edit_t(d.tensors);
-  ltl::io::save_safetensors(p, d);
-}
-template <class Edit>
-void rewrite_checkpoint(const fs::path& p, Edit&& edit) {
-  rewrite_checkpoint(p, std::forward<Edit>(edit), [](auto&) {});
+/// Trains a fresh tiny model on `data` into `dir` (three epochs planned) until it stops after
+/// `stop` steps, and returns the bytes of the checkpoint it leaves there.
+std::string stopped_checkpoint(const ltl::data::image_dataset& data, const fs::path& dir, ltl::index_t stop) {
+  auto m = tiny_resnet();
+  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = stop});
+  return read_whole(dir / "checkpoint.safetensors");
 }
 
 }  // namespace
@@ -103,26 +75,24 @@ void rewrite_checkpoint(const fs::path& p, Edit&& edit) {
 TEST_CASE("a checkpoint is never written from non-finite state; the last good one stays", "[reliability][finding2]") {
   const auto data = toy_dataset(6, 3, 2);
   const auto dir = fresh_dir("diverge");
-  auto m = tiny_model();
-  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 2});
   const auto ckpt = dir / "checkpoint.safetensors";
-  const std::string good = slurp(ckpt);
+  const std::string good = stopped_checkpoint(data, dir, 2);
   REQUIRE(!good.empty());
   // Directly: a NaN parameter, or a NaN momentum buffer.
   {
-    auto bad = tiny_model();
+    auto bad = tiny_resnet();
     bad.named_parameters()[3].second.value().data()[1] = NAN;
     require_error<ltl::value_error>([&] { ltl::train::save_checkpoint(ckpt, static_cast<const ltl::nn::module<float>&>(bad), nullptr, {}); },
                                     {"checkpoint.safetensors", "not written", "NaN or infinite", "kept"});
-    REQUIRE(slurp(ckpt) == good);
+    REQUIRE(read_whole(ckpt) == good);
   }
   // Through the trainer: resuming the good checkpoint with a learning rate that poisons the
   // weights at the first step, checkpointing every step.
-  auto m2 = tiny_model();
-  run_config c{.dir = dir, .epochs = 3, .checkpoint_every = 1, .lr = std::numeric_limits<double>::infinity()};
+  auto m2 = tiny_resnet();
+  tiny_run c{.dir = dir, .epochs = 3, .checkpoint_every = 1, .lr = std::numeric_limits<double>::infinity()};
   require_error<ltl::value_error>([&] { train_tiny(m2, data, c, [&](auto& tr) { tr.resume(ckpt); }); },
                                   {"not written", "diverged"});
-  REQUIRE(slurp(ckpt) == good);
+  REQUIRE(read_whole(ckpt) == good);
   for (const auto& e : fs::directory_iterator(dir)) REQUIRE(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
 
@@ -141,7 +111,7 @@ TEST_CASE("output directories that cannot be used are io_error before training",
   REQUIRE(fs::is_empty(dir / "new" / "deeper"));  // the writability probe is gone
   // The trainer fails at once, before any epoch.
   const auto data = toy_dataset(6, 3, 2);
-  auto m = tiny_model();
+  auto m = tiny_resnet();
   require_error<ltl::io_error>([&] { train_tiny(m, data, {.dir = dir / "a_file"}); }, {"a_file", "not a directory"});
 }
 
@@ -168,27 +138,27 @@ TEST_CASE("log.jsonl is cut back to the epochs the checkpoint completed", "[reli
   std::ofstream(log) << R"({"epoch":0,"x":1})" << '\n' << R"({"epoch":1,"x":2})" << '\n' << R"({"epoch":2,"x":3})" << '\n'
                      << R"({"epoch":3,"x")";  // torn by a kill mid-append
   ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 5});
-  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n{\"epoch\":2,\"x\":3}\n");
+  REQUIRE(read_whole(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n{\"epoch\":2,\"x\":3}\n");
   ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 2});
-  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
+  REQUIRE(read_whole(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
   ltl::train::prepare_run_dir(dir, {.resumed = true, .completed_epochs = 2});  // nothing more to cut
-  REQUIRE(slurp(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
+  REQUIRE(read_whole(log) == "{\"epoch\":0,\"x\":1}\n{\"epoch\":1,\"x\":2}\n");
 }
 
 TEST_CASE("an output directory holding another run is refused without resume or overwrite", "[reliability][finding8]") {
   const auto data = toy_dataset(6, 3, 2);
   const auto dir = fresh_dir("reuse");
-  auto m = tiny_model();
+  auto m = tiny_resnet();
   train_tiny(m, data, {.dir = dir, .epochs = 1});
-  const std::string first_log = slurp(dir / "log.jsonl");
-  auto m2 = tiny_model();
+  const std::string first_log = read_whole(dir / "log.jsonl");
+  auto m2 = tiny_resnet();
   require_error<ltl::io_error>([&] { train_tiny(m2, data, {.dir = dir, .seed = 5, .epochs = 1}); },
                                {"holds another run", "--resume", "--overwrite"});
-  REQUIRE(slurp(dir / "log.jsonl") == first_log);
+  REQUIRE(read_whole(dir / "log.jsonl") == first_log);
   // With overwrite the new run replaces the old one: one run's lines, not two interleaved.
-  auto m3 = tiny_model();
+  auto m3 = tiny_resnet();
   train_tiny(m3, data, {.dir = dir, .seed = 5, .epochs = 1, .overwrite = true});
-  const std::string second_log = slurp(dir / "log.jsonl");
+  const std::string second_log = read_whole(dir / "log.jsonl");
   REQUIRE(std::count(second_log.begin(), second_log.end(), '\n') == 1);
   REQUIRE(second_log != first_log);
 }
@@ -196,15 +166,13 @@ TEST_CASE("an output directory holding another run is refused without resume or 
 TEST_CASE("resuming under another experiment is refused, listing what differs", "[reliability][finding8]") {
   const auto data = toy_dataset(6, 3, 2);
   const auto dir = fresh_dir("fingerprint");
-  auto m = tiny_model();
-  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 3});
   const auto ckpt = dir / "checkpoint.safetensors";
-  const auto saved = slurp(ckpt);
-  auto resume_with = [&](run_config c, const ltl::data::image_dataset& ds, ltl::train::resume_options ro = {}) {
+  const auto saved = stopped_checkpoint(data, dir, 3);
+  auto resume_with = [&](tiny_run c, const ltl::data::image_dataset& ds, ltl::train::resume_options ro = {}) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::ofstream(ckpt, std::ios::binary) << saved;
-    auto r = tiny_model();
+    auto r = tiny_resnet();
     c.dir = dir;
     return train_tiny(r, ds, c, [&](auto& tr) { tr.resume(ckpt, ro); });
   };
@@ -227,7 +195,7 @@ TEST_CASE("resuming under another experiment is refused, listing what differs", 
   fs::create_directories(dir);
   std::ofstream(ckpt, std::ios::binary) << saved;
   rewrite_checkpoint(ckpt, [](nlohmann::json& st) { st["extra"].erase("fingerprint"); });
-  auto r = tiny_model();
+  auto r = tiny_resnet();
   REQUIRE(train_tiny(r, data, {.dir = dir, .epochs = 3}, [&](auto& tr) { tr.resume(ckpt); }).epoch == 3);
 }
 
@@ -235,13 +203,11 @@ TEST_CASE("checkpoints without optimizer state, with impossible positions or var
           "[reliability][finding8]") {
   const auto data = toy_dataset(6, 3, 2);
   const auto dir = fresh_dir("positions");
-  auto m = tiny_model();
-  train_tiny(m, data, {.dir = dir, .epochs = 3, .stop = 3});
   const auto ckpt = dir / "checkpoint.safetensors";
-  const auto saved = slurp(ckpt);
+  const auto saved = stopped_checkpoint(data, dir, 3);
   auto restore = [&] { std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << saved; };
   auto resume = [&](ltl::train::resume_options ro = {}) {
-    auto r = tiny_model();
+    auto r = tiny_resnet();
     return train_tiny(r, data, {.dir = dir, .epochs = 3}, [&](auto& tr) { tr.resume(ckpt, ro); });
   };
   // No optimizer state past step 0.
@@ -283,7 +249,7 @@ TEST_CASE("checkpoints without optimizer state, with impossible positions or var
 TEST_CASE("evaluation sets with other image shapes than the training set are refused", "[reliability][finding8]") {
   const auto data = toy_dataset(6, 3, 2);
   const ltl::data::image_dataset wide("wide", {1, 8, 9}, std::vector<std::uint8_t>(72 * 3, 7), {0, 1, 2}, 3);
-  auto m = tiny_model();
+  auto m = tiny_resnet();
   require_error<ltl::shape_error>(
       [&] { train_tiny(m, data, {.epochs = 1}, [&](auto& tr) { tr.set_eval_sets(nullptr, &wide); }); },
       {"'wide'", "[1, 8, 9]", "[1, 8, 8]"});

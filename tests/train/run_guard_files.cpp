@@ -87,7 +87,7 @@ TEST_CASE("the trainer's on_epoch_end runs after the epoch's log line and before
   auto model = ltl_test::tiny_resnet();
   std::vector<ltl::index_t> checkpoint_epoch_seen;
   std::vector<std::size_t> log_lines_seen;
-  ltl_test::with_tiny_trainer(model, data, dir, 2, [&](auto& tr) {
+  ltl_test::with_tiny_trainer(model, data, {.dir = dir, .epochs = 2}, [&](auto& tr) {
     tr.on_epoch_end = [&](const ltl::train::epoch_summary& s) {
       const std::string log = read_whole(ltl::train::log_path(dir));
       log_lines_seen.push_back(static_cast<std::size_t>(std::count(log.begin(), log.end(), '\n')));

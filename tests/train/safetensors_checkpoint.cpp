@@ -9,18 +9,11 @@
 #include "support/parser_inputs.hpp"
 
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <vector>
 
-namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
-using bytes_t = std::vector<std::uint8_t>;
-using ltl_test::deep_json;
-using ltl_test::io_message;
-using ltl_test::parse;
-using ltl_test::safetensors_bytes;
-using ltl_test::temp_dir;
+using namespace ltl_test;  // support/parser_inputs.hpp
 
 TEST_CASE("safetensors header numbers and types that nlohmann rejects become io_error", "[parsers][finding4]") {
   // The 24-byte file libFuzzer found: a double overflow is nlohmann::out_of_range, not parse_error.
@@ -40,7 +33,7 @@ TEST_CASE("safetensors header numbers and types that nlohmann rejects become io_
 }
 
 TEST_CASE("checkpoint state fields of the wrong JSON type are io_error naming the file", "[parsers][finding4]") {
-  temp_dir tmp("state");
+  temp_dir tmp("parsers_state");
   ltl::nn::resnet_cifar<float> m({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 1});
   const auto good = tmp / "good.safetensors";
   ltl::train::save_checkpoint(good, static_cast<const ltl::nn::module<float>&>(m), nullptr, {});

@@ -17,25 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "support/module_state.hpp"
+#include "support/temp_dir.hpp"
 #include "support/toy_data.hpp"
 
+using ltl_test::flat_state;
 using ltl_test::toy_dataset;
 
 namespace {
-std::filesystem::path fresh_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("ltl_test_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-std::vector<float> flat_params(const ltl::nn::module<float>& m) {
-  std::vector<float> v;
-  for (auto& [n, t] : m.state_dict()) {
-    auto x = t.to_vector();
-    v.insert(v.end(), x.begin(), x.end());
-  }
-  return v;
-}
+std::filesystem::path fresh_dir(const std::string& name) { return ltl_test::scratch_dir("test_" + name); }
 }  // namespace
 
 TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint]") {
@@ -51,10 +41,10 @@ TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint
   st.rngs["mix"] = ltl::rng(5).state();
   const auto path = dir / "c.safetensors";
   ltl::train::save_checkpoint(path, static_cast<const ltl::nn::module<float>&>(a), &opt, st);
-  REQUIRE_FALSE(flat_params(a) == flat_params(b));
+  REQUIRE_FALSE(flat_state(a) == flat_state(b));
   ltl::optim::sgd<float> opt_b(b.named_parameters(), {.momentum = 0.9});
   const auto back = ltl::train::load_checkpoint(path, static_cast<ltl::nn::module<float>&>(b), &opt_b);
-  REQUIRE(flat_params(a) == flat_params(b));
+  REQUIRE(flat_state(a) == flat_state(b));
   REQUIRE(back.epoch == 3);
   REQUIRE(back.iteration == 42);
   REQUIRE(back.rngs.at("mix") == ltl::rng(5).state());
@@ -74,7 +64,7 @@ TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint
   };
   auto expect_io = [&](const std::vector<char>& v, const std::string& needle) {
     ltl::nn::resnet_cifar<float> c({.depth = 8, .num_classes = 3, .in_channels = 1, .seed = 7});
-    const auto before = flat_params(c);
+    const auto before = flat_state(c);
     try {
       (void)ltl::train::load_checkpoint(write(v), static_cast<ltl::nn::module<float>&>(c), nullptr);
       FAIL("expected an io_error");
@@ -82,7 +72,7 @@ TEST_CASE("checkpoints round-trip and reject corrupt files", "[train][checkpoint
       INFO(e.what());
       REQUIRE_THAT(e.what(), Catch::Contains("bad.safetensors") && Catch::Contains(needle));
     }
-    REQUIRE(flat_params(c) == before);  // nothing half-loaded
+    REQUIRE(flat_state(c) == before);  // nothing half-loaded
   };
   expect_io(std::vector<char>(bytes.begin(), bytes.begin() + 5), "too short");
   expect_io(std::vector<char>(bytes.begin(), bytes.end() - 100), "truncated");
@@ -127,7 +117,7 @@ TEST_CASE("a resumed run reproduces the uninterrupted run bit for bit", "[train]
                            [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, {{0.3}, {0.3}});
     if (resume) tr.resume(dir / "checkpoint.safetensors");
     tr.fit();
-    return std::pair{flat_params(m), tr.state().iteration};
+    return std::pair{flat_state(m), tr.state().iteration};
   };
   const auto d1 = fresh_dir("full"), d2 = fresh_dir("part");
   const auto [full, steps] = run(d1, -1, false);

@@ -12,6 +12,7 @@
 #include "conv_selection_table.hpp"
 #include "reference/conv_reference.hpp"
 #include "support.hpp"
+#include "support/test_aliases.hpp"
 
 #include <cmath>
 #include <functional>
@@ -23,34 +24,10 @@
 #include <omp.h>
 #endif
 
-using ltl::shape;
-using TF = ltl::tensor<float>;
-using TD = ltl::tensor<double>;
-using V = ltl::variable<double>;
+using namespace ltl_test;  // support.hpp, test_aliases.hpp
 using algo = ltl::conv2d_algorithm;
 
-using ltl_test::leaf;
-using ltl_test::random_tensor;
-using ltl_test::require_error;
-using ltl_test::require_close;
-using ltl_test::require_gradcheck;
-using ltl_test::require_values;
-
 namespace {
-
-
-TD to_double(const TF& t) {
-  const auto v = t.to_vector();
-  TD d(t.sizes());
-  std::copy(v.begin(), v.end(), d.data());
-  return d;
-}
-
-TD iota(const shape& s, double start = 1, double step = 1) {
-  TD t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = start + step * double(i);
-  return t;
-}
 
 /// `o` with its algorithm forced to `a`.
 ltl::conv2d_options forced(ltl::conv2d_options o, algo a) {
@@ -86,9 +63,9 @@ class omp_threads_guard {
 // conv2d
 
 TEST_CASE("conv2d forward on hand-computed values", "[ops][conv]") {
-  const V x(iota({1, 1, 3, 3}));  // 1..9
-  const V w(TD::from({1, 1, 2, 2}, {1, 2, 3, 4}));
-  const V b(TD::from({1}, {1}));
+  const VD x(iota({1, 1, 3, 3}));  // 1..9
+  const VD w(TD::from({1, 1, 2, 2}, {1, 2, 3, 4}));
+  const VD b(TD::from({1}, {1}));
   // Valid 2×2 windows: 1·1+2·2+4·3+5·4 = 37, 47, 67, 77.
   auto y = ltl::conv2d(x, w);
   REQUIRE(y.sizes() == shape{1, 1, 2, 2});
@@ -102,18 +79,18 @@ TEST_CASE("conv2d forward on hand-computed values", "[ops][conv]") {
   // Dilation 2 on a 3×3 input with a 2×2 kernel: the one window reads the four corners.
   require_values(ltl::conv2d(x, w, {}, {.dilation = 2}).value(), {1 * 1 + 2 * 3 + 3 * 7 + 4 * 9});
   // Depthwise (groups = 2) 1×1: each channel scaled by its own weight.
-  const V x2(iota({1, 2, 1, 2}));  // channel 0: 1 2, channel 1: 3 4
-  const V w2(TD::from({2, 1, 1, 1}, {2, -1}));
+  const VD x2(iota({1, 2, 1, 2}));  // channel 0: 1 2, channel 1: 3 4
+  const VD w2(TD::from({2, 1, 1, 1}, {2, -1}));
   require_values(ltl::conv2d(x2, w2, {}, {.groups = 2}).value(), {2, 4, -3, -4});
   // groups = 1 with a 1×1 kernel mixes channels: out = 2·c0 − c1.
-  const V w3(TD::from({1, 2, 1, 1}, {2, -1}));
+  const VD w3(TD::from({1, 2, 1, 1}, {2, -1}));
   require_values(ltl::conv2d(x2, w3).value(), {2 - 3, 4 - 4});
 }
 
 TEST_CASE("conv2d gradients in double", "[ops][conv][grad]") {
   using O = ltl::conv2d_options;
   auto conv = [](O o) {
-    return [o](const std::vector<V>& v) { return ltl::conv2d(v[0], v[1], v.size() > 2 ? v[2] : V(), o); };
+    return [o](const std::vector<VD>& v) { return ltl::conv2d(v[0], v[1], v.size() > 2 ? v[2] : VD(), o); };
   };
   SECTION("3x3, stride 1, padding 1, with bias") {
     require_gradcheck(conv({.padding = 1}), {leaf({2, 3, 5, 5}, 1), leaf({4, 3, 3, 3}, 2), leaf({4}, 3)});
@@ -149,8 +126,8 @@ TEST_CASE("conv2d gradients in double", "[ops][conv][grad]") {
     }
   }
   SECTION("only the weight requires grad (input gradient skipped)") {
-    auto x = V(random_tensor({2, 3, 4, 4}, 22), false);
-    require_gradcheck([x](const std::vector<V>& v) { return ltl::conv2d(x, v[0], {}, {.padding = 1}); },
+    auto x = VD(random_tensor({2, 3, 4, 4}, 22), false);
+    require_gradcheck([x](const std::vector<VD>& v) { return ltl::conv2d(x, v[0], {}, {.padding = 1}); },
                       {leaf({2, 3, 3, 3}, 23)});
   }
 }
@@ -639,40 +616,40 @@ TEST_CASE("conv2d accepts non-contiguous inputs", "[ops][conv]") {
 }
 
 TEST_CASE("conv2d rejects bad shapes with messages naming the op and shapes", "[ops][conv][errors]") {
-  const V x(TD::zeros({2, 3, 5, 5}));
+  const VD x(TD::zeros({2, 3, 5, 5}));
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(x, V(TD::zeros({4, 2, 3, 3})));
+        (void)ltl::conv2d(x, VD(TD::zeros({4, 2, 3, 3})));
       },
       {"conv2d", "[2, 3, 5, 5]", "[4, 2, 3, 3]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(x, V(TD::zeros({4, 1, 3, 3})), {}, {.groups = 2});
+        (void)ltl::conv2d(x, VD(TD::zeros({4, 1, 3, 3})), {}, {.groups = 2});
       },
       {"conv2d", "[2, 3, 5, 5]", "groups = 2"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(V(TD::zeros({2, 4, 5, 5})), V(TD::zeros({3, 2, 3, 3})), {}, {.groups = 2});
+        (void)ltl::conv2d(VD(TD::zeros({2, 4, 5, 5})), VD(TD::zeros({3, 2, 3, 3})), {}, {.groups = 2});
       },
       {"conv2d", "[3, 2, 3, 3]", "groups = 2"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 7, 7})));
+        (void)ltl::conv2d(x, VD(TD::zeros({4, 3, 7, 7})));
       },
       {"conv2d", "[2, 3, 5, 5]", "empty"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 3, 3})), V(TD::zeros({3})));
+        (void)ltl::conv2d(x, VD(TD::zeros({4, 3, 3, 3})), VD(TD::zeros({3})));
       },
       {"conv2d", "[3]", "[4, 3, 3, 3]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(V(TD::zeros({3, 5, 5})), V(TD::zeros({4, 3, 3, 3})));
+        (void)ltl::conv2d(VD(TD::zeros({3, 5, 5})), VD(TD::zeros({4, 3, 3, 3})));
       },
       {"conv2d", "[3, 5, 5]"});
   require_error<ltl::shape_error>(
       [&] {
-        (void)ltl::conv2d(x, V(TD::zeros({4, 3, 3, 3})), {}, {.stride = 0});
+        (void)ltl::conv2d(x, VD(TD::zeros({4, 3, 3, 3})), {}, {.stride = 0});
       },
       {"conv2d", "[2, 3, 5, 5]", "stride"});
 }

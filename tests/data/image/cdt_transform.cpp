@@ -6,7 +6,7 @@
 #include <ltlearn/data/image/encode.hpp>
 #include <ltlearn/data/image/pipeline.hpp>
 
-#include <unistd.h>
+#include "support/temp_dir.hpp"
 
 #include <array>
 #include <cmath>
@@ -22,22 +22,15 @@ using ltl::index_t;
 
 /// PNGs (lossless: the decoded bytes are the written ones) in a fresh directory, one class.
 struct png_set {
-  fs::path dir;
+  ltl_test::temp_dir dir{"test_cdt_transform"};
   std::vector<ld::encoded_item> items;
-  png_set() : dir(fs::temp_directory_path() / fmt::format("ltl_test_cdt_transform_{}", ::getpid())) { fs::remove_all(dir); }
-  ~png_set() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  png_set(const png_set&) = delete;
-  png_set& operator=(const png_set&) = delete;
   void add(const std::vector<std::uint8_t>& px, index_t h, index_t w) {
     const std::string name = fmt::format("img{}.png", items.size());
     ld::write_bytes(dir / name, ld::encode_png(px, h, w));
     items.push_back({.path = name});
   }
   [[nodiscard]] ld::encoded_dataset dataset() const {
-    return {"png", dir, items, std::vector<std::int64_t>(items.size(), 0), 1};
+    return {"png", dir.path, items, std::vector<std::int64_t>(items.size(), 0), 1};
   }
 };
 

@@ -5,7 +5,7 @@
 #include <ltlearn/data/image/channel_mean.hpp>
 #include <ltlearn/data/image/encode.hpp>
 
-#include <unistd.h>
+#include "support/temp_dir.hpp"
 
 #include <array>
 #include <cmath>
@@ -25,10 +25,9 @@ std::array<int, 3> colour(index_t i) {
 }
 
 struct constant_set {
-  fs::path dir;
+  ltl_test::temp_dir dir{"test_channel_mean"};
   ld::encoded_dataset ds;
-  explicit constant_set(index_t n) : dir(fs::temp_directory_path() / fmt::format("ltl_test_channel_mean_{}", ::getpid())) {
-    fs::remove_all(dir);
+  explicit constant_set(index_t n) {
     std::vector<ld::encoded_item> items;
     for (index_t i = 0; i < n; ++i) {
       const index_t h = 5 + i, w = 12 - i;
@@ -38,14 +37,8 @@ struct constant_set {
       ld::write_bytes(dir / name, ld::encode_png(px, h, w));
       items.push_back({.path = name});
     }
-    ds = ld::encoded_dataset("constant", dir, std::move(items), std::vector<std::int64_t>(static_cast<std::size_t>(n), 0), 1);
+    ds = ld::encoded_dataset("constant", dir.path, std::move(items), std::vector<std::int64_t>(static_cast<std::size_t>(n), 0), 1);
   }
-  ~constant_set() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  constant_set(const constant_set&) = delete;
-  constant_set& operator=(const constant_set&) = delete;
 };
 
 }  // namespace
@@ -82,7 +75,7 @@ TEST_CASE("rgb_mean: hand-computed means of the sampled images, for any worker c
   // Summed in item order: bit-identical whatever the workers and batch size.
   const auto other = ld::rgb_mean(s.ds, {.resize = 6, .max_images = 3, .batch_size = 1, .workers = 3});
   REQUIRE(other.mean == three.mean);
-  const ld::encoded_dataset empty("empty", s.dir, {}, {}, 1);
+  const ld::encoded_dataset empty("empty", s.dir.path, {}, {}, 1);
   REQUIRE_THROWS_AS(ld::rgb_mean(empty), ltl::value_error);
 }
 
@@ -90,15 +83,13 @@ TEST_CASE("rgb_mean: the whole image is resized to S x S, aspect not kept", "[da
   // 4 × 16 with the left quarter white: squeezed to 8 × 8 the white quarter keeps a quarter of the
   // pixels' mass (columns 1, 0.875, 0.125, then 0 — the antialiasing filter of a 2x reduction), so the
   // mean is 0.25; a short-side resize + centre crop would keep only the black middle.
-  const fs::path dir = fs::temp_directory_path() / fmt::format("ltl_test_channel_mean_wide_{}", ::getpid());
-  fs::remove_all(dir);
+  const ltl_test::temp_dir dir("test_channel_mean_wide");
   std::vector<std::uint8_t> px(4 * 16 * 3, 0);
   for (index_t y = 0; y < 4; ++y)
     for (index_t x = 0; x < 4; ++x)
       for (index_t c = 0; c < 3; ++c) px[static_cast<std::size_t>((y * 16 + x) * 3 + c)] = 255;
   ld::write_bytes(dir / "wide.png", ld::encode_png(px, 4, 16));
-  const ld::encoded_dataset ds("wide", dir, {{.path = "wide.png"}}, {0}, 1);
+  const ld::encoded_dataset ds("wide", dir.path, {{.path = "wide.png"}}, {0}, 1);
   const auto m = ld::rgb_mean(ds, {.resize = 8, .workers = 1});
   for (double v : m.mean) REQUIRE(std::abs(v - 0.25) < 1e-6);
-  fs::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
+#include "support/temp_dir.hpp"
 
 #include <ltlearn/core/shot_groups.hpp>
 #include <ltlearn/data/image/augment.hpp>
@@ -18,10 +19,7 @@
 #include <ltlearn/data/long_tail.hpp>
 #include <ltlearn/sampling/samplers.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -37,26 +35,9 @@ using ltl::index_t;
 using bytes_t = std::vector<std::uint8_t>;
 
 using ltl_test::require_error;
+using ltl_test::temp_dir;
 
 namespace {
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / fmt::format("ltl_test_data_image_{}_{}", ::getpid(), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
 
 /// A smooth RGB image [h, w, 3] (gradients: JPEG keeps them within a few grey levels).
 bytes_t smooth_rgb(index_t h, index_t w, int phase = 0) {

@@ -7,6 +7,8 @@
 #include <ltlearn/nn/models/resnet12.hpp>
 #include <ltlearn/ops/reduce.hpp>
 
+#include "support/model_checks.hpp"
+
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -19,32 +21,17 @@ namespace {
 using ltl::index_t;
 using ltl::shape;
 
-ltl::variable<float> random_input(const shape& s, std::uint64_t seed) {
-  ltl::rng g(seed);
-  ltl::tensor<float> x(s);
-  for (index_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(g.normal());
-  return ltl::variable<float>(x);
-}
+using ltl_test::random_input;
 
 /// Runs the model point by point, checking each point's shape, then a backward through a loss
-/// that depends on every logit; every parameter must receive a gradient. Returns the logits.
+/// that depends on every logit; every parameter must receive a gradient of its own shape.
+/// Returns the logits.
 template <class Model>
 ltl::variable<float> check_points_and_backward(Model& m, const ltl::variable<float>& x,
                                                const std::vector<shape>& expected) {
   REQUIRE(m.points().size() == expected.size());
-  ltl::variable<float> h = x;
-  for (int p = 0; p <= m.last_point(); ++p) {
-    h = m.run(h, p - 1, p);
-    INFO("point " << m.points()[static_cast<std::size_t>(p)]);
-    REQUIRE(h.sizes() == expected[static_cast<std::size_t>(p)]);
-  }
-  auto loss = ltl::sum(h * h);
-  loss.backward();
-  for (auto& [name, param] : m.named_parameters()) {
-    INFO(name);
-    REQUIRE(param.grad().defined());
-    REQUIRE(param.grad().sizes() == param.sizes());
-  }
+  const auto h = ltl_test::run_points(m, x, expected);
+  ltl_test::backward_through_logits(m, h, [](const auto& param) { REQUIRE(param.grad().sizes() == param.sizes()); });
   return h;
 }
 

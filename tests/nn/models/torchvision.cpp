@@ -8,6 +8,9 @@
 #include <ltlearn/ops/reduce.hpp>
 
 #include "support.hpp"
+#include "support/model_checks.hpp"
+#include "support/module_state.hpp"
+#include "support/temp_dir.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -24,24 +27,8 @@ using ltl::index_t;
 using ltl::shape;
 namespace nn = ltl::nn;
 
-ltl::variable<float> random_input(const shape& s, std::uint64_t seed) {
-  ltl::rng g(seed);
-  ltl::tensor<float> x(s);
-  for (index_t i = 0; i < x.numel(); ++i) x.data()[i] = static_cast<float>(g.normal());
-  return ltl::variable<float>(x);
-}
-
-std::filesystem::path temp_file(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / "ltl_test_models_torchvision";
-  std::filesystem::create_directories(dir);
-  return dir / name;
-}
-
-std::map<std::string, std::vector<float>> values_of(const nn::module<float>& m) {
-  std::map<std::string, std::vector<float>> out;
-  for (auto& [name, t] : m.state_dict()) out.emplace(name, t.to_vector());
-  return out;
-}
+using ltl_test::random_input;
+using ltl_test::state_values;
 
 /// Gives every batch-norm buffer distinct values, so that a round trip that dropped or swapped
 /// buffers would show.
@@ -68,22 +55,13 @@ TEST_CASE("resnet at 224: 7x7/2 stem, 3x3/2 max pool, stage shapes, a training s
   REQUIRE(after_conv.sizes() == shape{2, 64, 112, 112});
   const std::vector<shape> expected{{2, 64, 56, 56}, {2, 64, 56, 56}, {2, 128, 28, 28}, {2, 256, 14, 14},
                                     {2, 512, 7, 7},  {2, 512},        {2, 7}};
-  ltl::variable<float> h = x;
-  for (int p = 0; p <= m.last_point(); ++p) {
-    h = m.run(h, p - 1, p);
-    INFO("point " << m.points()[static_cast<std::size_t>(p)]);
-    REQUIRE(h.sizes() == expected[static_cast<std::size_t>(p)]);
-  }
-  auto loss = ltl::sum(h * h);
-  loss.backward();
-  for (auto& [name, param] : m.named_parameters()) {
-    INFO(name);
-    REQUIRE(param.grad().defined());
+  const auto h = ltl_test::run_points(m, x, expected);
+  ltl_test::backward_through_logits(m, h, [](const auto& param) {
     double norm = 0;
     for (float v : param.grad().to_vector()) norm += double(v) * v;
     REQUIRE(std::isfinite(norm));
     REQUIRE(norm > 0);
-  }
+  });
 }
 
 TEST_CASE("resnet-50 and resnext-50 at 224: inference shapes at every stage", "[nn][models][torchvision]") {
@@ -94,11 +72,7 @@ TEST_CASE("resnet-50 and resnext-50 at 224: inference shapes at every stage", "[
     ltl::no_grad_guard ng;
     const std::vector<shape> expected{{1, 64, 56, 56},  {1, 256, 56, 56}, {1, 512, 28, 28}, {1, 1024, 14, 14},
                                       {1, 2048, 7, 7}, {1, 2048},        {1, 1000}};
-    ltl::variable<float> h = random_input({1, 3, 224, 224}, 2);
-    for (int p = 0; p <= m.last_point(); ++p) {
-      h = m.run(h, p - 1, p);
-      REQUIRE(h.sizes() == expected[static_cast<std::size_t>(p)]);
-    }
+    const auto h = ltl_test::run_points(m, random_input({1, 3, 224, 224}, 2), expected);
     double sum = 0;
     for (float v : h.value().to_vector()) sum += std::abs(v);
     REQUIRE(std::isfinite(sum));
@@ -149,24 +123,25 @@ TEST_CASE("torchvision names: resnet-50 matches torchvision's state dict exactly
 }
 
 TEST_CASE("torchvision export -> import reproduces every parameter and buffer", "[nn][models][torchvision]") {
+  const ltl_test::temp_dir dir("test_models_torchvision");
   for (auto arch : {"resnet10", "resnet18", "resnext50_32x4d"}) {
     INFO(arch);
     nn::resnet<float> a(nn::torchvision_resnet_options(arch, 12, 1));
     scramble_buffers(a, 7);
-    const auto path = temp_file(std::string(arch) + ".safetensors");
+    const auto path = dir / (std::string(arch) + ".safetensors");
     nn::save_torchvision(path, a);
     nn::resnet<float> b(nn::torchvision_resnet_options(arch, 12, 2));
-    const bool differ_before = values_of(a) != values_of(b);
+    const bool differ_before = state_values(a) != state_values(b);
     REQUIRE(differ_before);
     const auto rep = nn::load_torchvision(path, b);
     REQUIRE(rep.classifier_loaded);
     REQUIRE(rep.loaded == static_cast<index_t>(a.state_dict().size()));
-    const bool same_after = values_of(a) == values_of(b);
+    const bool same_after = state_values(a) == state_values(b);
     REQUIRE(same_after);
   }
   // A double-precision file (what torch.double models save) loads into a float model by conversion.
   nn::resnet<double> d({.depth = 10, .num_classes = 3, .seed = 4});
-  const auto path = temp_file("double.safetensors");
+  const auto path = dir / "double.safetensors";
   nn::save_torchvision(path, d);
   REQUIRE(std::holds_alternative<ltl::tensor<double>>(ltl::io::load_safetensors(path).tensors.at("conv1.weight")));
   nn::resnet<float> f({.depth = 10, .num_classes = 3, .seed = 5});
@@ -182,12 +157,12 @@ TEST_CASE("torchvision import: missing, unexpected and mis-shaped keys name the 
   nn::resnet<float> src({.depth = 18, .num_classes = 1000, .seed = 1});
   const auto full = nn::to_torchvision_state(src);
   nn::resnet<float> m({.depth = 18, .num_classes = 10, .seed = 2});
-  const auto before = values_of(m);
+  const auto before = state_values(m);
 
   // A 1000-class classifier into a 10-class model.
   ltl_test::require_error<ltl::io_error>([&] { nn::load_torchvision_state(m, full, "w.safetensors"); },
                                          {"w.safetensors", "'fc.bias'", "[1000]", "[10]", "skip"});
-  bool unchanged = values_of(m) == before;
+  bool unchanged = state_values(m) == before;
   REQUIRE(unchanged);
 
   auto missing = full;
@@ -219,7 +194,7 @@ TEST_CASE("torchvision import: missing, unexpected and mis-shaped keys name the 
   ltl_test::require_error<ltl::io_error>(
       [&] { nn::load_torchvision_state(m, int_weight, "w", {.classifier = nn::classifier_import::skip}); },
       {"'bn1.bias'", "int64"});
-  unchanged = values_of(m) == before;
+  unchanged = state_values(m) == before;
   REQUIRE(unchanged);
 
   // Skipping the classifier: the backbone comes from the file, fc stays the model's own.
@@ -235,6 +210,6 @@ TEST_CASE("torchvision import: missing, unexpected and mis-shaped keys name the 
   nn::resnet<float> same({.depth = 18, .num_classes = 1000, .seed = 9});
   REQUIRE(nn::load_torchvision_state(same, full, "w", {.classifier = nn::classifier_import::if_shape_matches})
               .classifier_loaded);
-  const bool loaded_all = values_of(same) == values_of(src);
+  const bool loaded_all = state_values(same) == state_values(src);
   REQUIRE(loaded_all);
 }
