@@ -49,7 +49,9 @@ inline int run_mode(const run_flags& f, const ltl::data::image_dataset& full, co
   if (distributed::root()) write_config(f.out, config_name, args_text);
   return with_device(f.device, [&](auto dev) {  // the model and every step on --device
     using D = decltype(dev);
-    (void)distributed::trainer_comm<D>();  // under mpirun on GPUs: this rank's GPU is made current before the model is built
+    // Training under mpirun on GPUs: this rank's GPU is made current before the model is built
+    // (and NCCL set up, a collective of every rank: the other modes run on rank 0 alone).
+    if (f.evaluate.empty() && !f.fsa.enabled()) (void)distributed::trainer_comm<D>();
     ltl::nn::resnet_cifar<float, D> model(model_options(f, static_cast<index_t>(full.num_classes()), test.channels()));
     if (!f.evaluate.empty()) return evaluate_checkpoint(f, model, train, held_out, test, norm);
     if (f.fsa.enabled()) return run_fsa_phase2(f, model, train, held_out, test, norm, args_text);
