@@ -30,7 +30,7 @@ namespace example {
 /// momentum 0.9, batch 512, lr 0.2 with a cosine schedule, 90 epochs; the trainers set the
 /// architecture, weight decay, colour jitter and (inat_lt: CDT's steps) schedule of their dataset.
 struct image_run_flags {
-  std::string arch = "resnext50_32x4d", out, resume, init, export_torchvision;
+  std::string arch = "resnext50_32x4d", out, resume, init, export_torchvision, evaluate;
   std::string device = "cpu";  // --device (device.hpp); not part of the run's fingerprint
   std::string augment = "rrc";  // rrc: Kang et al.'s RandomResizedCrop | cdt: CDT's iNaturalist resize + crop
   index_t epochs = 90, batch = 512, warmup = 0, resolution = 224, subset = 0, subset_images = 0,
@@ -89,6 +89,13 @@ struct image_run_flags {
     app.add_option("--workers", workers, "loader threads (batches decoded ahead)")->capture_default_str();
     app.add_option("--out", out, "output directory (checkpoint, log.jsonl, results.json)")->capture_default_str();
     app.add_option("--resume", resume, "checkpoint to resume from");
+    app.add_option("--evaluate", evaluate,
+                   "no training: report this checkpoint on the val / test sets (evaluation transform; sharded across "
+                   "the ranks under mpirun) in <out>/eval.json")
+        ->check(CLI::ExistingFile)
+        ->excludes("--resume")
+        ->excludes("--init")
+        ->excludes("--export-torchvision");
     app.add_flag("--force-resume", force_resume,
                  "resume even a checkpoint of another experiment (data, seed, batch size, epochs, ...)");
     app.add_flag("--overwrite", overwrite, "replace the run already in --out (without it, such a run is refused)");

@@ -52,6 +52,18 @@ inline std::vector<std::string> union_over_ranks(ltl::dist::any_communicator com
   return {all.begin(), all.end()};
 }
 
+/// Prints `r` (the whole report up to 100 classes, one line with the shot groups beyond) and
+/// stores it as res[name].
+inline void report_set(const char* name, const ltl::metrics::eval_report& r, const std::vector<double>& counts,
+                       nlohmann::json& res) {
+  const bool small = r.per_class.size() <= 100;
+  if (small) print_report(name, r, counts);
+  else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r.top1, 100 * r.top5,
+                  ltl::metrics::format_accuracy(r.shots.many), ltl::metrics::format_accuracy(r.shots.medium),
+                  ltl::metrics::format_accuracy(r.shots.few));
+  res[name] = r.to_json(/*with_confusion=*/small);
+}
+
 /// train_image_lt with the model, the optimiser and every step on device D (the images are
 /// decoded and augmented on the host and uploaded batch by batch, overlapping the previous step).
 template <class D>
@@ -81,6 +93,38 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
     eval_srcs.emplace_back(e.data, ld::pipeline_options{.transform = eval_transform, .on_bad_image = f.bad_images(),
                                                         .log = log_bad});
     (e.name == "val" ? val : test) = &eval_srcs.back();
+  }
+  std::vector<double> counts;  // the training set's, for the shot groups
+  for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
+
+  if (!f.evaluate.empty()) {
+    // --evaluate: the checkpoint's report on the val / test sets (evaluation transform, sharded
+    // across the ranks under mpirun), written to <out>/eval.json; no training.
+    const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float, D>&>(model), nullptr);
+    fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
+    nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
+    res["checkpoint"] = f.evaluate;
+    res["epoch"] = st.epoch;
+    res["iteration"] = st.iteration;
+    for (int k = 0; k < 2; ++k) {
+      const ld::image_pipeline<float>* src = k == 0 ? val : test;
+      if (src == nullptr) continue;
+      const auto r = ltl::dist::evaluate(model, *src, counts, comm, {.batch_size = f.eval_batch, .workers = f.workers});
+      if (distributed::root()) report_set(k == 0 ? "val" : "test", r, counts, res);
+    }
+    std::vector<std::string> bad;
+    for (auto& e : eval_srcs)
+      for (auto& b : e.bad_images()) bad.push_back(b);
+    bad = union_over_ranks(distributed::comm(), bad);
+    if (!distributed::root()) return 0;
+    res["bad_images"] = {{"count", bad.size()}, {"files", bad}};
+    res["arch"] = f.arch;
+    res["classes"] = C;
+    res["args"] = args_text;
+    ltl::io::create_output_dir(f.out);
+    write_json_atomically(std::filesystem::path(f.out) / "eval.json", res);
+    fmt::print("wrote {}\n", (std::filesystem::path(f.out) / "eval.json").string());
+    return 0;
   }
 
   auto sampler = f.policy.make_sampler(train.labels(), C, f.epochs, f.seed);
@@ -119,20 +163,11 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
   if (!distributed::root()) return 0;
 
   nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
-  const auto& counts = tr.class_counts();
   double seconds = 0;
   for (std::size_t e = 0; e < trained; ++e) seconds += summaries[e].seconds;
-  // (A counted loop rather than structured bindings over a braced list of pairs, which nvcc's
-  // front end rejects inside this template.)
   for (int k = 0; k < 2 && !summaries.empty(); ++k) {
-    const char* name = k == 0 ? "val" : "test";
     const std::optional<ltl::metrics::eval_report>& r = k == 0 ? summaries.back().val : summaries.back().test;
-    if (!r) continue;
-    if (C <= 100) print_report(name, *r, counts);
-    else fmt::print("\n{}: top-1 {:.2f}%  top-5 {:.2f}%  many {}  medium {}  few {}\n", name, 100 * r->top1,
-                    100 * r->top5, ltl::metrics::format_accuracy(r->shots.many),
-                    ltl::metrics::format_accuracy(r->shots.medium), ltl::metrics::format_accuracy(r->shots.few));
-    res[name] = r->to_json(/*with_confusion=*/C <= 100);
+    if (r) report_set(k == 0 ? "val" : "test", *r, counts, res);
   }
   if (f.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
   res["bad_images"] = {{"count", bad.size()}, {"files", bad}};

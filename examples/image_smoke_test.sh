@@ -44,6 +44,22 @@ grep -q '"test"' "$work/a/results.json" && grep -q '"val"' "$work/a/results.json
 grep -q "many" "$work/a.out" || fail "no shot-group report"
 test -s "$work/a/checkpoint.safetensors" && test -s "$work/a/tv.safetensors" && test -s "$work/a/log.jsonl" || fail "missing outputs"
 
+# 2b. --evaluate: the checkpoint's report on val and test in eval.json, the numbers of the run's own
+# final evaluation (results.json); refused together with --resume.
+"$imagenet" "${lists[@]}" "${common[@]}" --skip-bad-images --evaluate "$work/a/checkpoint.safetensors" --out "$work/ev" \
+  > "$work/ev.out" 2> "$work/ev.err" || { cat "$work/ev.err"; fail "imagenet_lt --evaluate"; }
+/usr/bin/python3 - "$work/a/results.json" "$work/ev/eval.json" <<'PY' || fail "--evaluate does not reproduce the run's report"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+for s in ("val", "test"):
+    assert a[s]["confusion"] == b[s]["confusion"] and a[s]["top1"] == b[s]["top1"], s
+assert b["epoch"] == 1 and b["bad_images"]["count"] == 0, (b["epoch"], b["bad_images"])
+PY
+[[ ! -e "$work/ev/checkpoint.safetensors" ]] || fail "--evaluate trained"
+if "$imagenet" "${lists[@]}" "${common[@]}" --evaluate "$work/a/checkpoint.safetensors" --resume "$work/a/checkpoint.safetensors" \
+  --out "$work/ev2" > /dev/null 2> "$work/ev2.err"; then fail "--evaluate with --resume was accepted"; fi
+grep -q -- "--evaluate excludes --resume" "$work/ev2.err" || { cat "$work/ev2.err"; fail "the refusal does not name both flags"; }
+
 # 3. --resume with another epoch count is another experiment (the run fingerprint): refused,
 # unless forced; then it continues with the second epoch.
 if "$imagenet" "${lists[@]}" "${common[@]}" --epochs 2 --skip-bad-images --out "$work/a" \
