@@ -181,6 +181,49 @@ TEST_CASE("batch-norm chunk plans cover each channel once, in the CPU's element 
   }
 }
 
+TEST_CASE("kernel index arithmetic stays exact beyond 2^31 elements", "[cuda-host]") {
+  // [2048, 256, 112, 112] has 6.6e9 elements (ResNet-50's largest activations, [N, 256, 56, 56]
+  // and [N, 64, 112, 112] at 224², pass 2^31 from N = 2675): every element offset the kernels
+  // form must be 64-bit. Each function is checked near the end against offsets computed here.
+  const index_t n = 2048, c = 256, h = 112, w = 112, hw = h * w, total = n * c * hw;
+  REQUIRE(total > std::numeric_limits<std::int32_t>::max());
+  // Batch norm's chunk plan: the last value of the last channel is x's last element.
+  const auto p = kn::make_bn_plan(n, c, hw);
+  REQUIRE(p.offset(c - 1, p.m - 1) == total - 1);
+  REQUIRE(p.offset(c - 2, p.m - 2) == ((n - 1) * c + c - 2) * hw + hw - 2);
+  REQUIRE(p.channel_of(total - 1) == c - 1);
+  REQUIRE(p.channel_of(total - hw - 1) == c - 2);
+  // Its grid is (chunks, channels); channels beyond grid.y's 65535 are refused, not wrapped.
+  const dim3 grid = cuda::detail::bn_sums_grid(p);
+  REQUIRE(static_cast<index_t>(grid.x) == p.chunks);
+  REQUIRE(static_cast<index_t>(grid.y) == c);
+  REQUIRE_NOTHROW(cuda::detail::bn_sums_grid(kn::make_bn_plan(2, 65535, 1)));
+  REQUIRE_THROWS_AS(cuda::detail::bn_sums_grid(kn::make_bn_plan(2, 65536, 1)), ltl::shape_error);
+  // Lines along dimension 1 (softmax over channels): the last line's last element.
+  const auto L = kn::make_line_space(shape{n, c, h, w}, 1);
+  REQUIRE(L.lines() == n * hw);
+  REQUIRE(L.base(L.lines() - 1) + (L.n - 1) * L.inner == total - 1);
+  REQUIRE(L.base(L.lines() - 2) == (n - 1) * c * hw + hw - 2);
+  // A strided space: x contiguous and a view of a [w, h, c, n] tensor permuted to [n, c, h, w].
+  const auto sp = kn::make_space<2>(shape{n, c, h, w}, {shape{c * hw, hw, w, 1}, shape{1, n, n * c, n * c * h}});
+  index_t off[2];
+  sp.offsets(total - 2, off);  // position (n − 1, c − 1, h − 1, w − 2)
+  REQUIRE(off[0] == total - 2);
+  REQUIRE(off[1] == (n - 1) + (c - 1) * n + (h - 1) * n * c + (w - 2) * n * c * h);
+  // index_select along dimension 1 with indices {c − 1, 0}: output [n, 2, h·w].
+  const std::int64_t idx[2] = {c - 1, 0};
+  REQUIRE(kn::index_select_source(n * 2 * hw - 1, idx, 2, c, hw) == (n - 1) * c * hw + hw - 1);
+  REQUIRE(kn::index_select_source((n - 1) * 2 * hw + hw - 1, idx, 2, c, hw) == total - 1);
+  // The option-A shortcut from [n, 128, 112, 112] (3.3e9 elements) to [n, 256, 56, 56].
+  const index_t cin = 128, cout = 256, pad = (cout - cin) / 2, ho = h / 2, wo = w / 2;
+  const kn::shortcut_dims d{n, cin, h, w, cout, ho, wo, 2, pad, {cin * hw, hw, w, 1}};
+  const index_t last_kept = ((n - 1) * cout + pad + cin - 1) * ho * wo + ho * wo - 1;
+  REQUIRE(d.source(last_kept) == (n - 1) * cin * hw + (cin - 1) * hw + (h - 2) * w + (w - 2));
+  REQUIRE(d.source(last_kept + 1) == -1);  // the first zero-padded channel after the kept ones
+  REQUIRE(d.grad_source(n * cin * hw - w - 2) == last_kept);  // input (n − 1, cin − 1, h − 2, w − 2)
+  REQUIRE(d.grad_source(n * cin * hw - 1) == -1);              // odd row and column: skipped
+}
+
 namespace {
 /// Pass 1 of the forward or backward on the host: per-chunk sums as the device's blocks form
 /// them (thread partials, then block_sum's tree).
