@@ -58,7 +58,7 @@ PY
 [[ ! -e "$work/ev/checkpoint.safetensors" ]] || fail "--evaluate trained"
 if "$imagenet" "${lists[@]}" "${common[@]}" --evaluate "$work/a/checkpoint.safetensors" --resume "$work/a/checkpoint.safetensors" \
   --out "$work/ev2" > /dev/null 2> "$work/ev2.err"; then fail "--evaluate with --resume was accepted"; fi
-grep -q -- "--evaluate excludes --resume" "$work/ev2.err" || { cat "$work/ev2.err"; fail "the refusal does not name both flags"; }
+grep -qE -- "--(evaluate excludes --resume|resume excludes --evaluate)" "$work/ev2.err" || { cat "$work/ev2.err"; fail "the refusal does not name both flags"; }
 
 # 3. --resume with another epoch count is another experiment (the run fingerprint): refused,
 # unless forced; then it continues with the second epoch.
