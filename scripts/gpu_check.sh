@@ -168,7 +168,11 @@ done
 # A bundle's own libraries (--bundle) come first: they are what the binaries were linked with.
 if [[ -n "$bin_dir" && -d "$bin_dir/lib" ]]; then
   d="$(cd "$bin_dir/lib" && pwd)"
-  case ":$ld_extra:" in *":$d:"*) ;; *) ld_extra="$d${ld_extra:+:$ld_extra}" ;; esac
+  rest=":$ld_extra:"
+  rest="${rest//:$d:/:}"  # moved to the front if a library was already found there
+  rest="${rest#:}"
+  rest="${rest%:}"
+  ld_extra="$d${rest:+:$rest}"
 fi
 export LD_LIBRARY_PATH="${ld_extra}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
