@@ -6,6 +6,8 @@
 #include <ltlearn/ops/default_kernels.hpp>  // require_gradcheck instantiates the CPU kernels
 #include <ltlearn/core/rng.hpp>
 
+#include "support/random_tensor.hpp"  // ltl_test::random_tensor
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -14,15 +16,6 @@
 #include <vector>
 
 namespace ltl_test {
-
-/// A tensor of shape s with entries U(lo, hi) from ltl::rng(seed).
-template <class T = double>
-ltl::tensor<T> random_tensor(const ltl::shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  ltl::tensor<T> t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
-  return t;
-}
 
 /// A double tensor of shape s holding start, start + step, start + 2·step, … in row-major order.
 inline ltl::tensor<double> iota(const ltl::shape& s, double start = 1, double step = 1) {

@@ -7,6 +7,7 @@
 // elements on the host faults there.
 #include <catch2/catch.hpp>
 
+#include "support/random_tensor.hpp"
 #include "support/remote_device.hpp"
 #include "support/test_device.hpp"
 
@@ -62,14 +63,6 @@ static_assert(!ltl::compute_device<archetype::bare_device>);
 
 namespace {
 
-template <class T>
-ltl::tensor<T> random_host(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  ltl::tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
-  return t;
-}
-
 /// Same shape and the same bits (NaN payloads included).
 template <class T, class D1, class D2>
 void require_bitwise_equal(const ltl::tensor<T, D1>& a, const ltl::tensor<T, D2>& b, const std::string& what) {
@@ -122,7 +115,7 @@ void require_same_step(const step_outputs& a, const step_outputs& b) {
 }  // namespace
 
 TEST_CASE("view_as_device types host memory as another host device without copying", "[device]") {
-  auto h = random_host<float>({3, 4}, 1);
+  auto h = ltl_test::random_tensor<float>({3, 4}, 1);
   auto t = h.view_as_device<test_dev>();
   STATIC_REQUIRE(std::is_same_v<decltype(t)::device_type, test_dev>);
   REQUIRE(t.data() == h.data());
@@ -152,7 +145,7 @@ TEST_CASE("view_as_device types host memory as another host device without copyi
 }
 
 TEST_CASE("the remote test device hands out addresses the host cannot use, and moves values exactly", "[device]") {
-  const auto h = random_host<float>({3, 5}, 41);
+  const auto h = ltl_test::random_tensor<float>({3, 5}, 41);
   auto r = h.to<remote_dev>();
   // A device address: bit 62 set, never a host pointer (a dereference faults).
   REQUIRE((reinterpret_cast<std::uintptr_t>(r.data()) & remote_dev::tag) != 0);
@@ -173,7 +166,7 @@ TEST_CASE("the remote test device hands out addresses the host cannot use, and m
 
 TEST_CASE("a small resnet_cifar trains on the test device with the CPU's bits", "[device]") {
   const ltl::nn::resnet_cifar_options opt{.depth = 8, .num_classes = 5, .width = 4, .seed = 3};
-  const auto x = random_host<float>({4, 3, 12, 12}, 7);
+  const auto x = ltl_test::random_tensor<float>({4, 3, 12, 12}, 7);
   const auto y = ltl::tensor<std::int64_t>::from({4}, {0, 3, 4, 1});
   const auto on_cpu = train_step<ltl::nn::resnet_cifar, cpu_dev>(opt, x, y);
   const auto on_test = train_step<ltl::nn::resnet_cifar, test_dev>(opt, x, y);
@@ -183,7 +176,7 @@ TEST_CASE("a small resnet_cifar trains on the test device with the CPU's bits", 
 
 TEST_CASE("a tiny ResNet-12 trains on the test device with the CPU's bits", "[device]") {
   const ltl::nn::resnet12_options opt{.num_classes = 4, .widths = {4, 6, 8, 8}, .seed = 5};
-  const auto x = random_host<float>({3, 3, 16, 16}, 9);
+  const auto x = ltl_test::random_tensor<float>({3, 3, 16, 16}, 9);
   const auto y = ltl::tensor<std::int64_t>::from({3}, {2, 0, 3});
   const auto on_cpu = train_step<ltl::nn::resnet12, cpu_dev>(opt, x, y);
   const auto on_test = train_step<ltl::nn::resnet12, test_dev>(opt, x, y);
@@ -194,9 +187,9 @@ TEST_CASE("a tiny ResNet-12 trains on the test device with the CPU's bits", "[de
 TEST_CASE("the fused loss under several policies gives the CPU's value and gradient", "[device]") {
   namespace losses = ltl::losses;
   const std::vector<double> counts{500, 120, 30, 8, 2};
-  const auto z = random_host<float>({6, 5}, 11, -3, 3);
+  const auto z = ltl_test::random_tensor<float>({6, 5}, 11, -3, 3);
   const auto y = ltl::tensor<std::int64_t>::from({6}, {0, 4, 2, 2, 1, 3});
-  const auto w = random_host<float>({6}, 12, 0.2, 1.0);
+  const auto w = ltl_test::random_tensor<float>({6}, 12, 0.2, 1.0);
   const std::vector<std::pair<std::string, ltl::loss_terms>> cases{
       {"cross entropy", ltl::loss_terms{}},
       {"ldam + drw", losses::make_terms(losses::compose{losses::ldam{}, losses::drw(0)}, counts, 1)},
@@ -225,8 +218,8 @@ TEST_CASE("the fused loss under several policies gives the CPU's value and gradi
 }
 
 TEST_CASE("SGD with momentum and Nesterov updates test-device parameters as on the CPU", "[device]") {
-  const auto w0 = random_host<double>({4, 3}, 21), b0 = random_host<double>({3}, 22);
-  const auto x = random_host<double>({5, 4}, 23);
+  const auto w0 = ltl_test::random_tensor<double>({4, 3}, 21), b0 = ltl_test::random_tensor<double>({3}, 22);
+  const auto x = ltl_test::random_tensor<double>({5, 4}, 23);
   auto run = [&]<class D>(D) {
     // clone(): to<cpu_dev>() of a CPU tensor is the tensor itself, which SGD updates in place.
     ltl::variable<double, D> w(w0.clone().template to<D>(), true), b(b0.clone().template to<D>(), true);
@@ -261,10 +254,10 @@ TEST_CASE("every kernel area, through its op, gives the CPU's values and gradien
   // Ops the two models above do not reach (softmax family, average pooling, indexing, mixing,
   // convolution with bias and dilation, batch norm in evaluation mode, the conv epilogue),
   // chained into one scalar so that one backward runs every backward kernel.
-  const auto x0 = random_host<double>({2, 3, 6, 6}, 31), w0 = random_host<double>({4, 3, 3, 3}, 32);
-  const auto cb0 = random_host<double>({4}, 33), bnw0 = random_host<double>({4}, 34, 0.5, 1.5);
-  const auto bnb0 = random_host<double>({4}, 35), mean0 = random_host<double>({4}, 36, -0.2, 0.2);
-  const auto var0 = random_host<double>({4}, 37, 0.5, 2.0), lam0 = random_host<double>({2}, 38, 0, 1);
+  const auto x0 = ltl_test::random_tensor<double>({2, 3, 6, 6}, 31), w0 = ltl_test::random_tensor<double>({4, 3, 3, 3}, 32);
+  const auto cb0 = ltl_test::random_tensor<double>({4}, 33), bnw0 = ltl_test::random_tensor<double>({4}, 34, 0.5, 1.5);
+  const auto bnb0 = ltl_test::random_tensor<double>({4}, 35), mean0 = ltl_test::random_tensor<double>({4}, 36, -0.2, 0.2);
+  const auto var0 = ltl_test::random_tensor<double>({4}, 37, 0.5, 2.0), lam0 = ltl_test::random_tensor<double>({2}, 38, 0, 1);
   const auto perm0 = ltl::tensor<std::int64_t>::from({2}, {1, 0}), labels0 = ltl::tensor<std::int64_t>::from({2}, {3, 1});
   const auto idx0 = ltl::tensor<std::int64_t>::from({3}, {2, 0, 2});
   auto run = [&]<class D>(D) {

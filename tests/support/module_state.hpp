@@ -11,16 +11,17 @@
 namespace ltl_test {
 
 /// Every entry of `m`'s state dict, by name.
-template <class T>
-std::map<std::string, std::vector<T>> state_values(const ltl::nn::module<T>& m) {
+template <class T, class D>
+std::map<std::string, std::vector<T>> state_values(const ltl::nn::module<T, D>& m) {
   std::map<std::string, std::vector<T>> out;
   for (auto& [name, t] : m.state_dict()) out.emplace(name, t.to_vector());
   return out;
 }
 
-/// Every entry of `m`'s state dict, concatenated in state-dict order.
-template <class T>
-std::vector<T> flat_state(const ltl::nn::module<T>& m) {
+/// Every entry of `m`'s state dict, concatenated in state-dict order (read back to the host for
+/// a model on another device).
+template <class T, class D>
+std::vector<T> flat_state(const ltl::nn::module<T, D>& m) {
   std::vector<T> v;
   for (auto& [name, t] : m.state_dict()) {
     const auto x = t.to_vector();

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/cuda_skip.hpp"  // LTL_REQUIRE_GPU
+#include "support/random_tensor.hpp"
 
 #include <array>
 #include <cmath>
@@ -21,15 +22,9 @@ namespace cuda = ltl::cuda;
 using gpu = ltl::cuda::device;
 using cpu = ltl::cpu::device;
 
-namespace {
+using ltl_test::random_tensor;
 
-template <class T>
-ltl::tensor<T> random_tensor(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  ltl::tensor<T> t(s);
-  for (ltl::index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
-  return t;
-}
+namespace {
 
 template <class T>
 void require_close(const std::vector<T>& got, const std::vector<T>& want, double rel = std::is_same_v<T, float> ? 1e-5 : 1e-12) {

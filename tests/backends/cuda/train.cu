@@ -6,6 +6,9 @@
 // are templates over the device and run only `if constexpr (compute_device<D>)`: until the
 // CUDA backend provides every kernel area they compile to a visible skip naming that reason.
 #include "support/cuda_skip.hpp"
+#include "support/module_state.hpp"
+#include "support/random_tensor.hpp"
+#include "support/temp_dir.hpp"
 #include "support/toy_data.hpp"
 
 #include <ltlearn/backends/cpu/kernel_set.hpp>
@@ -20,8 +23,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 using ltl::index_t;
 using ltl::shape;
 using gpu = ltl::cuda::device;
@@ -29,37 +30,12 @@ using cpu = ltl::cpu::device;
 
 namespace {
 
-template <class T>
-ltl::tensor<T> random_host(const shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  ltl::rng g(seed);
-  ltl::tensor<T> t(s);
-  for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<T>(g.uniform(lo, hi));
-  return t;
-}
-
-[[maybe_unused]] std::filesystem::path fresh_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("ltl_cuda_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
 template <class D>
 using small_resnet = ltl::nn::resnet_cifar<float, D>;
 
 template <class D>
 small_resnet<D> make_small() {
   return small_resnet<D>({.depth = 8, .num_classes = 4, .in_channels = 1, .width = 8, .seed = 5});
-}
-
-template <class M>
-std::vector<float> flat_state(const M& m) {
-  std::vector<float> v;
-  for (auto& [name, t] : m.state_dict()) {
-    const auto x = t.to_vector();
-    v.insert(v.end(), x.begin(), x.end());
-  }
-  return v;
 }
 
 [[maybe_unused]] bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -84,7 +60,7 @@ void check_one_step_against_cpu() {
   if constexpr (!ltl::compute_device<D>) {
     LTL_SKIP_INCOMPLETE_BACKEND(D);
   } else {
-    const auto x = random_host<float>({8, 3, 32, 32}, 1);
+    const auto x = ltl_test::random_tensor<float>({8, 3, 32, 32}, 1);
     const auto y = ltl::tensor<std::int64_t>::from({8}, {0, 1, 2, 3, 4, 5, 6, 7});
     const auto [l_cpu, g_cpu] = resnet20_step<cpu>(x, y);
     const auto [l_gpu, g_gpu] = resnet20_step<D>(x, y);
@@ -152,18 +128,18 @@ void check_checkpoints() {
     const auto train = ltl_test::toy_dataset(24, 4, 2);
     auto full = make_small<D>();
     fit(full, train, 3);
-    const auto dir = fresh_dir("resume");
+    const auto dir = ltl_test::scratch_dir("cuda_resume");
     auto part = make_small<D>();
     fit(part, train, 3, dir, 5);  // interrupted after 5 steps, mid-epoch
-    REQUIRE_FALSE(same_bits(flat_state(part), flat_state(full)));
+    REQUIRE_FALSE(same_bits(ltl_test::flat_state(part), ltl_test::flat_state(full)));
     // GPU checkpoint → CPU: the model state arrives bit for bit.
     auto on_cpu = make_small<cpu>();
     ltl::train::load_checkpoint(dir / "checkpoint.safetensors", on_cpu, nullptr);
-    REQUIRE(same_bits(flat_state(on_cpu), flat_state(part)));
+    REQUIRE(same_bits(ltl_test::flat_state(on_cpu), ltl_test::flat_state(part)));
     // GPU checkpoint → GPU resume: the uninterrupted run's bits.
     auto resumed = make_small<D>();
     fit(resumed, train, 3, dir, -1, true);
-    REQUIRE(same_bits(flat_state(resumed), flat_state(full)));
+    REQUIRE(same_bits(ltl_test::flat_state(resumed), ltl_test::flat_state(full)));
     std::filesystem::remove_all(dir);
   }
 }
@@ -177,7 +153,7 @@ void report_resnet50_step() {
     m.train();
     auto params = m.named_parameters();
     ltl::optim::sgd<float, D> opt(params, {.momentum = 0.9, .weight_decay = 1e-4});
-    const auto x = random_host<float>({32, 3, 224, 224}, 2).template to<D>();
+    const auto x = ltl_test::random_tensor<float>({32, 3, 224, 224}, 2).template to<D>();
     std::vector<std::int64_t> yv(32);
     for (std::size_t i = 0; i < yv.size(); ++i) yv[i] = static_cast<std::int64_t>(i * 31 % 1000);
     const auto y = ltl::tensor<std::int64_t>::from({32}, yv).template to<D>();
