@@ -92,13 +92,11 @@ class distributed {
   /// The communicator of a trainer whose model lives on D, called before the model is built:
   /// on a GPU it first makes this rank's GPU (node-local rank modulo the GPU count) current, and
   /// under mpirun in a build with NCCL it is NCCL over the MPI world (unless --reduce-over mpi);
-  /// otherwise comm(). Errors (ltl::value_error) for a --reduce-over other than auto, mpi or nccl,
-  /// and for nccl where this binary has no NCCL.
+  /// otherwise comm(). ltl::value_error for --reduce-over nccl with a CPU model or in a binary
+  /// without NCCL (other values were refused when the arguments were read).
   template <class D>
   static ltl::dist::any_communicator trainer_comm() {
     const std::string& how = reduce_over();
-    LTL_CHECK(how == "auto" || how == "mpi" || how == "nccl", value_error,
-              "--reduce-over '{}': auto, mpi or nccl", how);
     if constexpr (D::is_host) {
       LTL_CHECK(how != "nccl", value_error, "--reduce-over nccl sums GPU gradients: it needs --device cuda");
       return comm();

@@ -96,13 +96,27 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
   }
   std::vector<double> counts;  // the training set's, for the shot groups
   for (index_t c : train.class_counts()) counts.push_back(static_cast<double>(c));
+  // The distinct bad files of every rank: the evaluation sets' (and the training set's, when it ran).
+  const auto bad_over_ranks = [&](bool with_train) {
+    std::vector<std::string> bad = with_train ? train_src.bad_images() : std::vector<std::string>{};
+    for (auto& e : eval_srcs)
+      for (auto& b : e.bad_images()) bad.push_back(b);
+    return union_over_ranks(distributed::comm(), bad);
+  };
+  // What results.json and eval.json both record besides the reports.
+  const auto describe_run = [&](nlohmann::json& into, const std::vector<std::string>& bad) {
+    into["bad_images"] = {{"count", bad.size()}, {"files", bad}};
+    into["arch"] = f.arch;
+    into["classes"] = C;
+    into["args"] = args_text;
+  };
+  nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
 
   if (!f.evaluate.empty()) {
     // --evaluate: the checkpoint's report on the val / test sets (evaluation transform, sharded
     // across the ranks under mpirun), written to <out>/eval.json; no training.
     const auto st = ltl::train::load_checkpoint(f.evaluate, static_cast<ltl::nn::module<float, D>&>(model), nullptr);
     fmt::print("evaluating {} (epoch {}, step {})\n", f.evaluate, st.epoch, st.iteration);
-    nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
     res["checkpoint"] = f.evaluate;
     res["epoch"] = st.epoch;
     res["iteration"] = st.iteration;
@@ -112,15 +126,9 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
       const auto r = ltl::dist::evaluate(model, *src, counts, comm, {.batch_size = f.eval_batch, .workers = f.workers});
       if (distributed::root()) report_set(k == 0 ? "val" : "test", r, counts, res);
     }
-    std::vector<std::string> bad;
-    for (auto& e : eval_srcs)
-      for (auto& b : e.bad_images()) bad.push_back(b);
-    bad = union_over_ranks(distributed::comm(), bad);
+    const auto bad = bad_over_ranks(/*with_train=*/false);
     if (!distributed::root()) return 0;
-    res["bad_images"] = {{"count", bad.size()}, {"files", bad}};
-    res["arch"] = f.arch;
-    res["classes"] = C;
-    res["args"] = args_text;
+    describe_run(res, bad);
     ltl::io::create_output_dir(f.out);
     write_json_atomically(std::filesystem::path(f.out) / "eval.json", res);
     fmt::print("wrote {}\n", (std::filesystem::path(f.out) / "eval.json").string());
@@ -156,13 +164,9 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
     if (test) s.test = tr.evaluate(*test);
     summaries.push_back(std::move(s));
   }
-  std::vector<std::string> bad = train_src.bad_images();
-  for (auto& s : eval_srcs)
-    for (auto& b : s.bad_images()) bad.push_back(b);
-  bad = union_over_ranks(distributed::comm(), bad);
+  const auto bad = bad_over_ranks(/*with_train=*/true);
   if (!distributed::root()) return 0;
 
-  nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
   double seconds = 0;
   for (std::size_t e = 0; e < trained; ++e) seconds += summaries[e].seconds;
   for (int k = 0; k < 2 && !summaries.empty(); ++k) {
@@ -170,12 +174,9 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
     if (r) report_set(k == 0 ? "val" : "test", *r, counts, res);
   }
   if (f.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
-  res["bad_images"] = {{"count", bad.size()}, {"files", bad}};
-  res["arch"] = f.arch;
-  res["classes"] = C;
+  describe_run(res, bad);
   res["seconds_per_epoch"] = trained ? seconds / double(trained) : 0.0;
   res["threads"] = f.threads;
-  res["args"] = args_text;
   write_json_atomically(std::filesystem::path(f.out) / "results.json", res);
   if (!f.export_torchvision.empty()) {
     ltl::nn::save_torchvision(f.export_torchvision, model);

@@ -23,11 +23,8 @@ case "$arch" in
 esac
 cd "$repo"
 cmake "${cfg[@]}" > /dev/null
-targets=()
-all="$(cmake --build "$build" --target help)"
-for t in $(grep -o '^[A-Za-z0-9_]*_cuda[A-Za-z0-9_]*\|^test_cuda[A-Za-z0-9_]*' <<< "$all" | sort -u) image_smoke_data; do
-  grep -qw "$t" <<< "$all" && targets+=("$t")
-done
+source "$repo/scripts/gpu_targets.sh"
+mapfile -t targets < <(gpu_check_targets "$build")
 echo "building ${#targets[@]} targets in $build: ${targets[*]}"
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 rm -rf "$bundle"

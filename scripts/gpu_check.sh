@@ -28,6 +28,7 @@
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/gpu_targets.sh"
 bin_dir="${LTL_GPU_BIN:-}"
 out_dir="${OUT:-$repo/gpu_check_results}"
 allow_build=1
@@ -194,14 +195,10 @@ if [[ -z "$bin_dir" && $allow_build == 1 ]]; then
     [[ $have_gpu == 1 ]] || arch=75-real  # "native" needs a GPU at configure time
     say "build: no prebuilt binaries; building in $bin_dir for CUDA architecture '$arch'"
     jobs="$(nproc 2> /dev/null || echo 4)"
-    if timeout "$(left)" cmake -S "$repo" -B "$bin_dir" -DCMAKE_BUILD_TYPE=Release -DLTL_WITH_CUDA=ON \
+    if timeout "$(left)" cmake -S "$repo" -B "$bin_dir" -DCMAKE_BUILD_TYPE=Release -DLTL_WITH_CUDA=ON -DLTL_CUDA_EXAMPLES_ALL=ON \
          -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" \
          > "$out_dir/configure.log" 2>&1; then
-      targets=()
-      all_targets="$(cmake --build "$bin_dir" --target help 2> /dev/null)"
-      for t in $(grep -o 'test_cuda[A-Za-z0-9_]*' <<< "$all_targets" | sort -u) fmnist_lt_cuda ltl_bench_cuda; do
-        grep -qw "$t" <<< "$all_targets" && targets+=("$t")
-      done
+      mapfile -t targets < <(gpu_check_targets "$bin_dir")
       if ! timeout "$(left)" cmake --build "$bin_dir" -j "$jobs" --target "${targets[@]}" > "$out_dir/build.log" 2>&1; then
         say "build: FAILED or timed out (see build.log); running whatever was built"
         failures=$((failures + 1))
