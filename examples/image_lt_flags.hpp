@@ -43,8 +43,12 @@ struct image_run_flags {
   std::uint64_t seed = 0;
   bool jitter = true, skip_bad_images = false, quiet = false, overwrite = false, force_resume = false;
   policy_flags policy;
+  fsa_flags fsa;  // phase II of feature space augmentation on a checkpoint
 
-  image_run_flags() { policy.schedule = "cosine"; }
+  image_run_flags() {
+    policy.schedule = "cosine";
+    fsa.point = "stage4";  // the ImageNet ResNets' last feature map
+  }
 
   void add_to(CLI::App& app) {
     app.add_option("--arch", arch, "resnet10|18|34|50|101|152 or resnext50_32x4d")->capture_default_str();
@@ -106,6 +110,13 @@ struct image_run_flags {
     app.add_flag("--quiet", quiet, "no progress bar");
     add_device_option(app, device);
     policy.add_to(app);
+    fsa.add_to(app);
+    app.get_option("--fsa-phase2")
+        ->check(CLI::ExistingFile)
+        ->excludes("--evaluate")
+        ->excludes("--resume")
+        ->excludes("--init")
+        ->excludes("--export-torchvision");
   }
 
   /// The lr schedule: warm-up, then ×lr_step_factor at each of lr_steps (--schedule step), or

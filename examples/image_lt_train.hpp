@@ -8,9 +8,11 @@
 // bit-exact resume, the run directory's checks (--overwrite), log.jsonl trimmed on resume, no
 // checkpoint after a non-finite loss, and data parallelism under mpirun — every rank decodes its
 // slice of each global batch, each image augmented as a single process would (train/
-// training_source.hpp), and evaluation is sharded across the ranks.
+// training_source.hpp), and evaluation is sharded across the ranks. --fsa-phase2 runs phase II of
+// feature space augmentation on a checkpoint instead (fsa_phase2.hpp), on rank 0.
 
 #include "distributed.hpp"
+#include "fsa_phase2.hpp"
 #include "image_lt_flags.hpp"
 #include "report.hpp"
 
@@ -71,9 +73,12 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
                       const std::vector<double>& mean, const std::vector<double>& stddev, const std::string& args_text,
                       const nlohmann::json& extra_results) {
   const index_t C = train.num_classes();
+  // --fsa-phase2 runs on rank 0 alone (under mpirun the other ranks stop here, before the
+  // communicator every rank would have to join).
+  if (f.fsa.enabled() && !distributed::root()) return 0;
   // Under mpirun on GPUs: this rank's GPU is made current before the model is built (and NCCL
   // sums the gradients where the build has it).
-  const ltl::dist::any_communicator comm = distributed::trainer_comm<D>();
+  const ltl::dist::any_communicator comm = f.fsa.enabled() ? ltl::dist::any_communicator{} : distributed::trainer_comm<D>();
   auto mo = ltl::nn::torchvision_resnet_options(f.arch, C, f.seed);
   mo.normed_classifier = f.policy.loss == "ldam";
   ltl::nn::resnet<float, D> model(mo);
@@ -111,6 +116,24 @@ int train_image_lt_on(D, const image_run_flags& f, const ld::encoded_dataset& tr
     into["args"] = args_text;
   };
   nlohmann::json res = extra_results.is_object() ? extra_results : nlohmann::json::object();
+
+  if (f.fsa.enabled()) {
+    // --fsa-phase2: the bank from the training images through the evaluation transform (no
+    // augmentation, as for the in-memory trainers); held-out selection on val when a test set is
+    // given too, else val is the set reported (iNaturalist's) and a one-configuration grid runs.
+    LTL_CHECK(test || val, value_error, "--fsa-phase2 needs an evaluation set (a test or val list)");
+    const ld::image_pipeline<float> bank_src(
+        train, {.transform = eval_transform, .on_bad_image = f.bad_images(), .log = log_bad});
+    const auto* report_on = test ? test : val;
+    const auto* held_out = test ? val : nullptr;
+    fmt::print("phase II: reported on {}, {}\n", test ? "test" : "val",
+               held_out ? "configuration chosen on val" : "no held-out split (a grid must have one configuration)");
+    return run_fsa_phase2_on(f.fsa,
+                             {.batch = f.batch, .seed = f.seed,
+                              .logit_scale = f.policy.loss == "ldam" ? f.policy.scale : 1.0, .out = f.out,
+                              .workers = f.workers},
+                             model, bank_src, train.class_counts(), held_out, *report_on, args_text);
+  }
 
   if (!f.evaluate.empty()) {
     // --evaluate: the checkpoint's report on the val / test sets (evaluation transform, sharded

@@ -4,7 +4,7 @@
 # the file; --skip-bad-images skips and counts it; results, log and checkpoint are written; a
 # resume with another epoch count is refused as another experiment unless forced; a run killed
 # mid-epoch and resumed ends with the uninterrupted run's checkpoint, log and results (timing
-# aside); --init loads an exported torchvision file; --subset cuts the classes; inat_lt saves
+# aside); --fsa-phase2 runs a grid on a checkpoint; --init loads an exported torchvision file; --subset cuts the classes; inat_lt saves
 # the category mapping. With an MPI build (a 4th argument: mpiexec), `mpiexec -np 2 imagenet_lt`
 # trains with the same global batch and step count, counts the bad image once over both ranks,
 # and its sharded evaluation of the single-process run's final checkpoint gives that run's counts;
@@ -59,6 +59,48 @@ PY
 if "$imagenet" "${lists[@]}" "${common[@]}" --evaluate "$work/a/checkpoint.safetensors" --resume "$work/a/checkpoint.safetensors" \
   --out "$work/ev2" > /dev/null 2> "$work/ev2.err"; then fail "--evaluate with --resume was accepted"; fi
 grep -qE -- "--(evaluate excludes --resume|resume excludes --evaluate)" "$work/ev2.err" || { cat "$work/ev2.err"; fail "the refusal does not name both flags"; }
+
+# 2c. --fsa-phase2 on that checkpoint: the bank from the training images (evaluation transform),
+# a two-configuration grid chosen on val and reported on test, the chosen model saved; a bank
+# over --fsa-bank-limit-gb is refused before it is built; --fsa-phase2 excludes --evaluate.
+"$imagenet" "${lists[@]}" "${common[@]}" --skip-bad-images --fsa-phase2 "$work/a/checkpoint.safetensors" \
+  --fsa-iters 3 --fsa-na 0,1 --out "$work/fsa" > "$work/fsa.out" 2> "$work/fsa.err" ||
+  { cat "$work/fsa.err"; fail "imagenet_lt --fsa-phase2"; }
+grep -q "configuration chosen on val" "$work/fsa.out" && grep -q "^selected on the held-out split" "$work/fsa.out" ||
+  { cat "$work/fsa.out"; fail "--fsa-phase2 printed no held-out selection"; }
+/usr/bin/python3 - "$work/fsa/fsa_results.json" <<'PY' || fail "fsa_results.json is not a two-configuration grid on stage4"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r["configs"]) == 2 and r["selected"] in (0, 1), r.keys()
+assert all(c["point"] == "stage4" and "val" in c and "test" in c for c in r["configs"])
+PY
+test -s "$work/fsa/fsa_checkpoint.safetensors" || fail "--fsa-phase2 saved no model"
+if "$imagenet" "${lists[@]}" "${common[@]}" --skip-bad-images --fsa-phase2 "$work/a/checkpoint.safetensors" \
+  --fsa-bank resident --fsa-bank-limit-gb 1e-6 --out "$work/fsa2" > /dev/null 2> "$work/fsa2.err"; then
+  fail "a resident bank over the limit was built"
+fi
+grep -q "GiB, over the limit" "$work/fsa2.err" || { cat "$work/fsa2.err"; fail "the bank refusal does not state the sizes"; }
+# With --fsa-bank auto the bank over the limit is streamed instead: the same grid, the same selection.
+"$imagenet" "${lists[@]}" "${common[@]}" --skip-bad-images --fsa-phase2 "$work/a/checkpoint.safetensors" \
+  --fsa-iters 3 --fsa-na 0,1 --fsa-bank-limit-gb 1e-6 --out "$work/fsa4" > "$work/fsa4.out" 2> "$work/fsa4.err" ||
+  { cat "$work/fsa4.err"; fail "imagenet_lt --fsa-phase2 with a streamed bank"; }
+grep -q "^streamed feature bank: 31 samples" "$work/fsa4.out" || { cat "$work/fsa4.out"; fail "auto did not stream the bank"; }
+/usr/bin/python3 - "$work/fsa/fsa_results.json" "$work/fsa4/fsa_results.json" <<'PY' || fail "the streamed bank's grid is not the resident one's"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["bank"] == "resident" and b["bank"] == "streamed", (a["bank"], b["bank"])
+assert a["selected"] == b["selected"], (a["selected"], b["selected"])
+for x, y in zip(a["configs"], b["configs"]):
+    assert x["test"]["top1"] == y["test"]["top1"] and x["val"]["top1"] == y["val"]["top1"], (x["test"], y["test"])
+    assert abs(x["test"]["loss"] - y["test"]["loss"]) < 1e-4 * abs(x["test"]["loss"]), (x["test"], y["test"])
+    assert abs(x["last_loss"] - y["last_loss"]) < 1e-4 * abs(x["last_loss"]), (x["last_loss"], y["last_loss"])
+PY
+if "$imagenet" "${lists[@]}" "${common[@]}" --fsa-phase2 "$work/a/checkpoint.safetensors" \
+  --evaluate "$work/a/checkpoint.safetensors" --out "$work/fsa3" > /dev/null 2> "$work/fsa3.err"; then
+  fail "--fsa-phase2 with --evaluate was accepted"
+fi
+grep -qE -- "--(fsa-phase2 excludes --evaluate|evaluate excludes --fsa-phase2)" "$work/fsa3.err" ||
+  { cat "$work/fsa3.err"; fail "the refusal does not name both flags"; }
 
 # 3. --resume with another epoch count is another experiment (the run fingerprint): refused,
 # unless forced; then it continues with the second epoch.

@@ -94,6 +94,7 @@
 #include "ltlearn/augment/fsa.hpp"
 #include "ltlearn/augment/fsa_grid.hpp"
 #include "ltlearn/augment/head_tail.hpp"
+#include "ltlearn/augment/streamed_bank.hpp"
 #include "ltlearn/classifier/any_source.hpp"
 #include "ltlearn/classifier/decoupled.hpp"
 #include "ltlearn/classifier/features.hpp"

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "support.hpp"
-#include "support/temp_dir.hpp"
+#include "support/jpeg_set.hpp"
 
 #include <ltlearn/classifier/image_features.hpp>
 #include <ltlearn/data/image/encode.hpp>
@@ -20,31 +20,11 @@ namespace cl = ltl::classifier;
 namespace ld = ltl::data;
 using ltl::index_t;
 
-/// Seven JPEGs of three classes, of different sizes and colours, in a fresh directory.
-struct jpeg_set {
-  ltl_test::temp_dir dir{"test_image_features"};
-  ld::encoded_dataset ds;
-  jpeg_set() {
-    ltl::rng g(3);
-    std::vector<ld::encoded_item> items;
-    std::vector<std::int64_t> labels{2, 0, 1, 0, 2, 1, 0};
-    for (std::size_t i = 0; i < labels.size(); ++i) {
-      const index_t h = 24 + 5 * static_cast<index_t>(i), w = 40 - 3 * static_cast<index_t>(i);
-      std::vector<std::uint8_t> px(static_cast<std::size_t>(h * w * 3));
-      for (auto& p : px) p = static_cast<std::uint8_t>(60 * labels[i] + 100 * g.uniform());
-      const std::string name = fmt::format("c{}/img{}.jpg", labels[i], i);
-      ld::write_bytes(dir / name, ld::encode_jpeg(px, h, w));
-      items.push_back({.path = name});
-    }
-    ds = ld::encoded_dataset("tiny", dir.path, std::move(items), std::move(labels), 3);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("image features: every item through the eval transform and the frozen backbone, in order",
           "[classifier][image]") {
-  const jpeg_set set;
+  const ltl_test::jpeg_set set("test_image_features", {2, 0, 1, 0, 2, 1, 0}, 3);
   const ld::image_pipeline<float> src(set.ds, {.transform = ld::imagenet_eval_transform(18, 16)});
   ltl::nn::resnet<float> model({.depth = 10, .num_classes = 3, .seed = 5});
   model.train();  // extraction must switch to eval mode (running statistics) and back

@@ -18,6 +18,62 @@
 
 namespace ltl::augment {
 
+/// Mean softmax scores per true class, accumulated batch by batch: rows added in order give
+/// mean_class_scores of all of them, bit for bit (a streamed feature bank keeps these [C, C]
+/// instead of every sample's logits).
+class class_score_means {
+ public:
+  /// `num_classes` C, `scale` as mean_class_scores'.
+  class_score_means(index_t num_classes, double scale) : C_(num_classes), scale_(scale) {
+    LTL_CHECK(num_classes > 0, value_error, "mean_class_scores: {} classes", num_classes);
+    LTL_CHECK(scale > 0 && std::isfinite(scale), value_error, "mean_class_scores: scale {} must be positive", scale);
+    sums_ = tensor<double>::zeros(shape{C_, C_});
+    n_of_.assign(static_cast<std::size_t>(C_), 0);
+    p_.resize(static_cast<std::size_t>(C_));
+  }
+
+  /// Adds logits [n, C] of samples with labels [n].
+  template <real_scalar T>
+  void add(const tensor<T>& logits, std::span<const std::int64_t> labels) {
+    LTL_CHECK(logits.dim() == 2 && logits.size(0) == static_cast<index_t>(labels.size()) && logits.size(1) == C_,
+              shape_error, "mean_class_scores: logits {} must be [N, C] with N = {} labels and C = {}",
+              logits.sizes(), labels.size(), C_);
+    const index_t N = logits.size(0), C = C_;
+    const auto z = logits.contiguous();
+    for (index_t i = 0; i < N; ++i) {
+      const std::int64_t y = labels[static_cast<std::size_t>(i)];
+      LTL_CHECK(y >= 0 && y < C, value_error, "mean_class_scores: label {} of sample {} is outside [0, {})", y,
+                n_seen_ + i, C);
+      const T* row = z.data() + i * C;
+      const double mx = scale_ * static_cast<double>(*std::max_element(row, row + C));
+      double se = 0;
+      for (index_t c = 0; c < C; ++c) se += p_[static_cast<std::size_t>(c)] = std::exp(scale_ * row[c] - mx);
+      double* o = sums_.data() + y * C;
+      for (index_t c = 0; c < C; ++c) o[c] += p_[static_cast<std::size_t>(c)] / se;
+      ++n_of_[static_cast<std::size_t>(y)];
+    }
+    n_seen_ += N;
+  }
+
+  /// The [C, C] means; rows of classes without samples are zero.
+  [[nodiscard]] tensor<double> means() const {
+    auto out = sums_.clone();
+    for (index_t c = 0; c < C_; ++c)
+      if (const auto n = n_of_[static_cast<std::size_t>(c)]; n > 0)
+        for (index_t u = 0; u < C_; ++u) out.data()[c * C_ + u] /= static_cast<double>(n);
+    return out;
+  }
+  [[nodiscard]] double scale() const noexcept { return scale_; }
+
+ private:
+  index_t C_;
+  double scale_;
+  tensor<double> sums_;
+  std::vector<index_t> n_of_;
+  std::vector<double> p_;
+  index_t n_seen_ = 0;
+};
+
 /// Mean softmax scores per true class: logits [N, C] and labels [N] → [C, C] (double) whose row
 /// c is the mean of softmax(scale·z_i) over the samples i of class c; rows of classes without
 /// samples are zero. `scale` is the logit scale of the loss (e.g. LDAM's s for a cosine
@@ -26,27 +82,9 @@ template <real_scalar T>
 tensor<double> mean_class_scores(const tensor<T>& logits, std::span<const std::int64_t> labels, double scale = 1) {
   LTL_CHECK(logits.dim() == 2 && logits.size(0) == static_cast<index_t>(labels.size()), shape_error,
             "mean_class_scores: logits {} must be [N, C] with N = {} labels", logits.sizes(), labels.size());
-  LTL_CHECK(scale > 0 && std::isfinite(scale), value_error, "mean_class_scores: scale {} must be positive", scale);
-  const index_t N = logits.size(0), C = logits.size(1);
-  const auto z = logits.contiguous();
-  auto out = tensor<double>::zeros(shape{C, C});
-  std::vector<index_t> n_of(static_cast<std::size_t>(C), 0);
-  std::vector<double> p(static_cast<std::size_t>(C));
-  for (index_t i = 0; i < N; ++i) {
-    const std::int64_t y = labels[static_cast<std::size_t>(i)];
-    LTL_CHECK(y >= 0 && y < C, value_error, "mean_class_scores: label {} of sample {} is outside [0, {})", y, i, C);
-    const T* row = z.data() + i * C;
-    const double mx = scale * static_cast<double>(*std::max_element(row, row + C));
-    double se = 0;
-    for (index_t c = 0; c < C; ++c) se += p[static_cast<std::size_t>(c)] = std::exp(scale * row[c] - mx);
-    double* o = out.data() + y * C;
-    for (index_t c = 0; c < C; ++c) o[c] += p[static_cast<std::size_t>(c)] / se;
-    ++n_of[static_cast<std::size_t>(y)];
-  }
-  for (index_t c = 0; c < C; ++c)
-    if (const auto n = n_of[static_cast<std::size_t>(c)]; n > 0)
-      for (index_t u = 0; u < C; ++u) out.data()[c * C + u] /= static_cast<double>(n);
-  return out;
+  class_score_means m(logits.size(1), scale);
+  m.add(logits, labels);
+  return m.means();
 }
 
 /// The N_f most confusing classes of each target class: for target c, the classes u ≠ c with

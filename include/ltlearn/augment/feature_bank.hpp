@@ -15,6 +15,7 @@
 /// outputs brought to the host batch by batch.
 
 #include "ltlearn/augment/cam.hpp"
+#include "ltlearn/augment/confusion.hpp"
 #include "ltlearn/data/dataset.hpp"
 #include "ltlearn/data/transforms.hpp"
 #include "ltlearn/detail/host.hpp"
@@ -22,6 +23,7 @@
 #include "ltlearn/nn/staged_model.hpp"
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <numeric>
 #include <span>
@@ -58,6 +60,13 @@ struct feature_bank {
   [[nodiscard]] bool is_nonzero(index_t i, index_t p) const {
     return nonzero[static_cast<std::size_t>(i * locations() + p)] != 0;
   }
+  /// Every sample's maps are resident: nothing to prepare (fsa_bank).
+  void prepare(std::span<const index_t>) const noexcept {}
+  /// Mean softmax scores per true class of the banked logits (mean_class_scores).
+  [[nodiscard]] tensor<double> class_scores(double scale) const {
+    LTL_CHECK(logits.defined(), value_error, "feature_bank: no logits (a bank made from tensors has none)");
+    return mean_class_scores(logits, labels, scale);
+  }
   /// Maps of samples [first, first + count) in the model's layout [count, K, H, W].
   [[nodiscard]] tensor<T> maps(index_t first, index_t count) const {
     LTL_CHECK(first >= 0 && count >= 0 && first + count <= size(), value_error,
@@ -66,7 +75,47 @@ struct feature_bank {
   }
 };
 
+/// What fsa_generator and fsa_grid_search read from a bank B of T maps: the resident
+/// feature_bank<T> or a streamed_bank. Requires the fields num_classes, channels, height, width
+/// (index_t), last_map, point_index, pooled ([N, K]), labels ([N]) and by_class ([C] lists), and
+/// `size()`, `locations()`, `prepare(samples)` (make the maps of these samples readable),
+/// `vector(i, p)`, `cam_at(i, p)`, `is_nonzero(i, p)` for prepared samples, and
+/// `class_scores(scale)` ([C, C] mean softmax scores).
+template <class B, class T>
+concept fsa_bank = requires(const B& b, index_t i, std::span<const index_t> samples, double scale) {
+  { b.size() } -> std::convertible_to<index_t>;
+  { b.locations() } -> std::convertible_to<index_t>;
+  { b.num_classes } -> std::convertible_to<index_t>;
+  { b.channels } -> std::convertible_to<index_t>;
+  { b.height } -> std::convertible_to<index_t>;
+  { b.width } -> std::convertible_to<index_t>;
+  { b.last_map } -> std::convertible_to<bool>;
+  { b.point_index } -> std::convertible_to<int>;
+  { b.pooled.data() } -> std::convertible_to<const T*>;
+  { b.labels[0] } -> std::convertible_to<std::int64_t>;
+  { b.by_class[0] } -> std::convertible_to<const std::vector<index_t>&>;
+  b.prepare(samples);
+  { b.vector(i, i) } -> std::convertible_to<const T*>;
+  { b.cam_at(i, i) } -> std::convertible_to<T>;
+  { b.is_nonzero(i, i) } -> std::convertible_to<bool>;
+  { b.class_scores(scale) } -> std::same_as<tensor<double>>;
+};
+
 namespace detail {
+
+/// Spatial means of maps [n, K, H, W] (contiguous), summed in double: out[i·K + k].
+template <real_scalar T>
+void spatial_means(const tensor<T>& maps, T* out) {
+  const index_t n = maps.size(0), K = maps.size(1), L = maps.size(2) * maps.size(3);
+  const T* src = maps.data();
+  LTL_OMP(omp parallel for schedule(static) if (n >= 2))
+  for (index_t i = 0; i < n; ++i)
+    for (index_t k = 0; k < K; ++k) {
+      double acc = 0;
+      for (index_t p = 0; p < L; ++p) acc += static_cast<double>(src[(i * K + k) * L + p]);
+      out[i * K + k] = static_cast<T>(acc / static_cast<double>(L));
+    }
+}
 
 /// Allocates a bank for N samples of maps [·, K, H, W].
 template <real_scalar T>
@@ -106,15 +155,8 @@ void bank_fill(feature_bank<T>& b, index_t offset, const tensor<T>& maps, tensor
   for (index_t i = 0; i < n; ++i) {
     const T* src = m.data() + i * K * L;
     T* v = b.vectors.data() + (offset + i) * L * K;
-    T* pooled = b.pooled.data() + (offset + i) * K;
-    for (index_t k = 0; k < K; ++k) {
-      double acc = 0;
-      for (index_t p = 0; p < L; ++p) {
-        v[p * K + k] = src[k * L + p];
-        acc += static_cast<double>(src[k * L + p]);
-      }
-      pooled[k] = static_cast<T>(acc / static_cast<double>(L));
-    }
+    for (index_t k = 0; k < K; ++k)
+      for (index_t p = 0; p < L; ++p) v[p * K + k] = src[k * L + p];
     for (index_t p = 0; p < L; ++p) {
       const T* vp = v + p * K;
       b.nonzero[static_cast<std::size_t>((offset + i) * L + p)] =
@@ -122,6 +164,7 @@ void bank_fill(feature_bank<T>& b, index_t offset, const tensor<T>& maps, tensor
     }
     std::copy_n(cam.data() + i * L, L, b.cam.data() + (offset + i) * L);
   }
+  spatial_means(m, b.pooled.data() + offset * K);
 }
 
 template <real_scalar T>
@@ -160,26 +203,45 @@ tensor<T> classifier_weight(nn::staged_model<T, D>& model) {
   throw value_error("classifier_weight: the classifier has no parameter 'weight'; CAMs need a linear classifier");
 }
 
-/// Runs `model` (eval mode, no graph) over `ds` and banks its maps at `point`, which must be the
-/// last feature map (the point before "pool") or an earlier one. Batches are normalised by
-/// `norm` and not augmented.
-template <real_scalar T, device D, data::dataset Ds>
-feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
-                                   const std::string& point, index_t batch_size = 256) {
+/// Host bytes a bank of N samples of maps [K, H, W] and C classes holds (vectors, CAMs, pooled
+/// features, logits, labels, non-zero flags, class lists).
+template <real_scalar T>
+std::uint64_t feature_bank_bytes(index_t N, index_t K, index_t H, index_t W, index_t C) {
+  const auto n = static_cast<std::uint64_t>(N), L = static_cast<std::uint64_t>(H * W);
+  return n * (sizeof(T) * (L * static_cast<std::uint64_t>(K) + L + static_cast<std::uint64_t>(K + C)) +
+              sizeof(std::int64_t) + L + sizeof(index_t));
+}
+
+/// Options of build_feature_bank.
+struct bank_options {
+  index_t batch_size = 256;
+  int workers = 0;              ///< loader threads building (decoding) batches ahead of the model
+  std::uint64_t max_bytes = 0;  ///< refuse (before allocating) a bank above this size; 0: no limit
+};
+
+/// Runs `model` (eval mode, no graph) over the pass_source `src` (evaluation batches: not
+/// augmented) and banks its maps at `point`, which must be the last feature map (the point
+/// before "pool") or an earlier one. The bank's size is known after the first batch; above
+/// o.max_bytes it is refused with a value_error stating both sizes, before it is allocated.
+template <real_scalar T, device D, class Src>
+  requires eval::pass_source<Src, T>
+feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Src& src, const std::string& point,
+                                   const bank_options& o = {}) {
   const int P = model.point(point), last = model.feature_point() - 1;
   LTL_CHECK(P <= last, value_error,
             "build_feature_bank: point '{}' lies after the last feature map '{}'; augment at or before it", point,
             model.points()[static_cast<std::size_t>(last)]);
-  LTL_CHECK(ds.size() > 0 && batch_size > 0, value_error, "build_feature_bank: empty dataset or batch size {}",
-            batch_size);
+  LTL_CHECK(src.size() > 0 && o.batch_size > 0, value_error, "build_feature_bank: empty dataset or batch size {}",
+            o.batch_size);
   const auto W = classifier_weight(model);
-  const auto N = static_cast<index_t>(ds.size());
+  const auto N = static_cast<index_t>(src.size());
+  const auto C = static_cast<index_t>(src.num_classes());
   feature_bank<T> b;
   b.point = point;
   b.point_index = P;
   b.last_map = P == last;
   eval::run_batches(
-      model, ds, norm,
+      model, src,
       [&](const eval::pass_batch<T, D>& bt) {
         const index_t b0 = bt.first, n = bt.size();
         const auto hp = model.run(variable<T, D>(bt.images), -1, P);
@@ -189,7 +251,13 @@ feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, 
                   hp.sizes(), hl.sizes());
         const auto z = ltl::detail::to_host(model.run(hl, last, model.last_point()).value());
         if (b0 == 0) {
-          detail::bank_allocate(b, N, hp.size(1), hp.size(2), hp.size(3), static_cast<index_t>(ds.num_classes()));
+          const std::uint64_t need = feature_bank_bytes<T>(N, hp.size(1), hp.size(2), hp.size(3), C);
+          LTL_CHECK(o.max_bytes == 0 || need <= o.max_bytes, value_error,
+                    "build_feature_bank: a bank of {} maps [{}, {}, {}] at '{}' needs {:.2f} GiB, over the limit of "
+                    "{:.2f} GiB (raise the limit, or augment at a point with smaller maps)",
+                    N, hp.size(1), hp.size(2), hp.size(3), point, static_cast<double>(need) / 1073741824.0,
+                    static_cast<double>(o.max_bytes) / 1073741824.0);
+          detail::bank_allocate(b, N, hp.size(1), hp.size(2), hp.size(3), C);
           b.logits = tensor<T>(shape{N, z.size(1)});
         }
         const auto labels = ltl::detail::to_host(bt.labels);
@@ -198,9 +266,37 @@ feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, 
                           normalize_cam(true_class_cam(ltl::detail::to_host(hl.value()), W, y)), y);
         std::copy_n(z.data(), z.numel(), b.logits.data() + b0 * z.size(1));
       },
-      {.batch_size = batch_size});
+      {.batch_size = o.batch_size, .workers = o.workers});
   detail::bank_index_classes(b);
   return b;
+}
+
+/// The host bytes build_feature_bank(model, src, point) would hold (feature_bank_bytes), from
+/// the maps of the source's first item.
+template <real_scalar T, device D, class Src>
+  requires eval::pass_source<Src, T>
+std::uint64_t resident_bank_bytes(nn::staged_model<T, D>& model, const Src& src, const std::string& point) {
+  const int P = model.point(point);
+  LTL_CHECK(src.size() > 0, value_error, "resident_bank_bytes: empty dataset");
+  std::uint64_t bytes = 0;
+  eval::run_batches(
+      model, src,
+      [&](const eval::pass_batch<T, D>& bt) {
+        const auto hp = model.run(variable<T, D>(bt.images), -1, P);
+        LTL_CHECK(hp.dim() == 4, shape_error, "resident_bank_bytes: maps at '{}' {} must be [N, K, H, W]", point,
+                  hp.sizes());
+        bytes = feature_bank_bytes<T>(static_cast<index_t>(src.size()), hp.size(1), hp.size(2), hp.size(3),
+                                      static_cast<index_t>(src.num_classes()));
+      },
+      {.batch_size = 1, .end = 1});
+  return bytes;
+}
+
+/// build_feature_bank over an in-memory dataset `ds`, its batches normalised by `norm`.
+template <real_scalar T, device D, data::dataset Ds>
+feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
+                                   const std::string& point, index_t batch_size = 256) {
+  return build_feature_bank(model, eval::normalized_dataset<T, Ds>(ds, norm), point, {.batch_size = batch_size});
 }
 
 /// Logits [N, C] of the banked maps under the model's current weights (eval mode): what

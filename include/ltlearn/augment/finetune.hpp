@@ -46,8 +46,8 @@ struct fsa_finetune_result {
 /// Fine-tunes `model` (the one the generator's bank was built from) on `gen`'s batches, which
 /// are drawn on the host and moved to the model's device D.
 /// Restores the model's mode and every parameter's requires_grad flag afterwards.
-template <real_scalar T, device D>
-fsa_finetune_result fsa_finetune(nn::staged_model<T, D>& model, fsa_generator<T>& gen,
+template <real_scalar T, device D, class Bank>
+fsa_finetune_result fsa_finetune(nn::staged_model<T, D>& model, fsa_generator<T, Bank>& gen,
                                  const fsa_finetune_options& o) {
   const auto& bank = gen.bank();
   const int P = bank.point_index;

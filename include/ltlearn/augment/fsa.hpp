@@ -12,6 +12,12 @@
 /// non-zero specific vector (or u no non-zero generic one) the draws of that share are zero
 /// vectors; the batch counts such rows (empty_specific / empty_generic).
 ///
+/// Draw order of a batch: first every sample-level draw (tail samples, the shuffles of their
+/// confusing classes, partner samples, γ, head samples), then the bank prepares the maps the
+/// batch reads (fsa_bank::prepare: a no-op for the resident feature_bank, the backbone run on
+/// those images for a streamed_bank), then each augmented row's vectors are drawn. Batches are
+/// therefore the same from either kind of bank.
+///
 /// At the last feature map global average pooling follows, so only the mean of the L drawn
 /// vectors matters: batches are then pooled rows [B, K], computed without building the map
 /// (exact: the pooled map is that mean). At an earlier point (the paper's Block2/Block3 ablation)
@@ -71,12 +77,13 @@ struct fsa_batch {
   index_t empty_generic = 0;     ///< augmented rows whose generic share was zero vectors
 };
 
-/// Draws phase-II batches. Keeps a reference to `bank`, which must outlive the generator.
-template <real_scalar T>
+/// Draws phase-II batches from a bank (fsa_bank: feature_bank<T>, or a streamed_bank). Keeps a
+/// reference to `bank`, which must outlive the generator.
+template <real_scalar T, fsa_bank<T> Bank = feature_bank<T>>
 class fsa_generator {
  public:
   /// `confusing` [C]: the confusing classes of each tail class (confusing_classes()).
-  fsa_generator(const feature_bank<T>& bank, head_tail_split split, std::vector<std::vector<index_t>> confusing,
+  fsa_generator(const Bank& bank, head_tail_split split, std::vector<std::vector<index_t>> confusing,
                 fsa_options o)
       : bank_(&bank), split_(std::move(split)), confusing_(std::move(confusing)), opt_(o), rng_(o.seed, 0x667361ull) {
     check_cam_threshold(o.tau_s, "tau_s");
@@ -116,7 +123,7 @@ class fsa_generator {
   [[nodiscard]] const fsa_options& options() const noexcept { return opt_; }
   [[nodiscard]] const head_tail_split& split() const noexcept { return split_; }
   [[nodiscard]] const std::vector<std::vector<index_t>>& confusing() const noexcept { return confusing_; }
-  [[nodiscard]] const feature_bank<T>& bank() const noexcept { return *bank_; }
+  [[nodiscard]] const Bank& bank() const noexcept { return *bank_; }
   /// The generator's random state (batches are a function of the seed and the batches drawn).
   [[nodiscard]] rng& random() noexcept { return rng_; }
 
@@ -187,20 +194,24 @@ class fsa_generator {
     return out;
   }
 
-  /// The next batch (Alg. 1).
+  /// The next batch (Alg. 1), in the draw order of the file comment.
   fsa_batch<T> next() {
     const index_t Nt = opt_.tail_per_batch, Na = opt_.augment_per_tail, B = batch_size();
     fsa_batch<T> b;
     b.role.reserve(static_cast<std::size_t>(B));
     std::vector<std::int64_t> y;
-    std::vector<fsa_recipe> recipes;
+    struct planned {
+      index_t tail, partner;
+      double gamma;
+    };
+    std::vector<planned> plan;
     std::vector<index_t> recipe_of;  // row → recipe index, −1 for real rows
     auto push = [&](fsa_role role, index_t src, index_t partner, std::int64_t label) {
       b.role.push_back(role);
       b.source.push_back(src);
       b.partner.push_back(partner);
       y.push_back(label);
-      recipe_of.push_back(role == fsa_role::augmented ? static_cast<index_t>(recipes.size()) - 1 : -1);
+      recipe_of.push_back(role == fsa_role::augmented ? static_cast<index_t>(plan.size()) - 1 : -1);
     };
     std::vector<index_t> perm;
     for (index_t t = 0; t < Nt; ++t) {
@@ -215,16 +226,25 @@ class fsa_generator {
         const index_t u = perm[static_cast<std::size_t>(j) % perm.size()];
         const auto& of_u = bank_->by_class[static_cast<std::size_t>(u)];
         const index_t k = of_u[static_cast<std::size_t>(rng_.below(of_u.size()))];
-        const double gamma = rng_.uniform();
-        recipes.push_back(make_recipe(i, k, gamma, rng_));
-        b.empty_specific += recipes.back().empty_specific;
-        b.empty_generic += recipes.back().empty_generic;
+        plan.push_back({i, k, rng_.uniform()});
         push(fsa_role::augmented, i, k, c);
       }
     }
     for (index_t h = 0; h < Nt * (1 + Na); ++h) {
       const index_t i = draw_sample(split_.head, head_pool_);
       push(fsa_role::head, i, -1, bank_->labels[static_cast<std::size_t>(i)]);
+    }
+    // The maps this batch reads: the augmented rows' two samples; every row's with map output.
+    std::vector<index_t> reads;
+    for (const planned& p : plan) reads.insert(reads.end(), {p.tail, p.partner});
+    if (!pooled_output()) reads.insert(reads.end(), b.source.begin(), b.source.end());
+    bank_->prepare(std::span<const index_t>(reads));
+    std::vector<fsa_recipe> recipes;
+    recipes.reserve(plan.size());
+    for (const planned& p : plan) {
+      recipes.push_back(make_recipe(p.tail, p.partner, p.gamma, rng_));
+      b.empty_specific += recipes.back().empty_specific;
+      b.empty_generic += recipes.back().empty_generic;
     }
     b.labels = tensor<std::int64_t>(shape{B});
     std::copy(y.begin(), y.end(), b.labels.data());
@@ -306,7 +326,7 @@ class fsa_generator {
     for (index_t k = 0; k < K; ++k) out[k] = static_cast<T>(acc[static_cast<std::size_t>(k)] / static_cast<double>(L));
   }
 
-  const feature_bank<T>* bank_;
+  const Bank* bank_;
   head_tail_split split_;
   std::vector<std::vector<index_t>> confusing_;
   fsa_options opt_;

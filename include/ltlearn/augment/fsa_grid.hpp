@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ltl::augment {
@@ -45,6 +46,7 @@ struct fsa_grid {
   std::uint64_t seed = 0;
   double logit_scale = 1;      ///< a cosine classifier's scale s (LDAM), 1 for a linear one
   index_t eval_batch_size = 256;
+  int eval_workers = 0;        ///< loader threads building evaluation batches ahead (decoding images)
 
   /// Number of configurations (the product of the list lengths).
   [[nodiscard]] std::size_t size() const {
@@ -116,23 +118,28 @@ struct fsa_grid_hooks {
   std::function<void(const fsa_config_result&)> on_config;
 };
 
-/// Runs the grid `g` from the phase-I `model` (the one `bank` was built from), evaluating on
-/// `test` and, when given, the held-out split `val`; shot groups and head/tail by `train_counts`.
-template <real_scalar T, device D, data::dataset Ds>
-fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const feature_bank<T>& bank,
-                                   const std::vector<index_t>& train_counts, const Ds* val, const Ds& test,
-                                   const data::normalize& norm, const fsa_grid& g, const fsa_grid_hooks& hooks = {}) {
+/// Runs the grid `g` from the phase-I `model` (the one `bank` was built from: a feature_bank, or
+/// a streamed_bank built with g.logit_scale), evaluating on
+/// the pass_source `test` and, when given, the held-out split `val` (evaluation batches, e.g.
+/// data::image_pipeline with an evaluation transform, built g.eval_workers loader threads
+/// ahead); shot groups and head/tail by `train_counts`.
+template <real_scalar T, device D, fsa_bank<T> Bank, class Src>
+  requires eval::pass_source<Src, T>
+fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const Bank& bank,
+                                   const std::vector<index_t>& train_counts, const Src* val, const Src& test,
+                                   const fsa_grid& g, const fsa_grid_hooks& hooks = {}) {
   using clock = std::chrono::steady_clock;
   LTL_CHECK(g.size() > 0, value_error, "fsa_grid_search: an empty grid (every hyper-parameter needs a value)");
   const std::vector<double> counts(train_counts.begin(), train_counts.end());
   // At the last map the backbone is frozen: its pooled features of the evaluation splits once.
   std::optional<classifier::feature_table<T>> val_f, test_f;
   if (bank.last_map) {
-    if (val) val_f = classifier::extract_features(model, *val, norm, g.eval_batch_size);
-    test_f = classifier::extract_features(model, test, norm, g.eval_batch_size);
+    if (val) val_f = classifier::extract_features(model, *val, g.eval_batch_size, g.eval_workers);
+    test_f = classifier::extract_features(model, test, g.eval_batch_size, g.eval_workers);
   }
-  auto evaluate = [&](const Ds& ds, const std::optional<classifier::feature_table<T>>& cached) {
-    if (!cached) return eval::evaluate(model, ds, norm, counts, g.eval_batch_size);
+  auto evaluate = [&](const Src& src, const std::optional<classifier::feature_table<T>>& cached) {
+    if (!cached)
+      return eval::evaluate(model, src, counts, {.batch_size = g.eval_batch_size, .workers = g.eval_workers});
     eval::eval_scope scope(model);
     return classifier::evaluate_features<T, D>([&](const variable<T, D>& f) { return model.classify(f); }, *cached,
                                                counts, g.eval_batch_size);
@@ -143,7 +150,7 @@ fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const feature_
   if (val) res.phase1_val = evaluate(*val, val_f);
   if (hooks.on_phase1) hooks.on_phase1(res.phase1_test, res.phase1_val);
 
-  const auto scores = mean_class_scores(bank.logits, bank.labels, g.logit_scale);
+  const auto scores = bank.class_scores(g.logit_scale);
   std::map<std::string, tensor<T, D>> initial, best_state;
   for (auto& [n, t] : model.state_dict()) initial.emplace(n, t.clone());
   metrics::held_out_selector select;
@@ -164,7 +171,7 @@ fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const feature_
             }
             const auto t0 = clock::now();
             fsa_config_result r{.h_r = hr, .tau_s = ts, .tau_g = tg, .n_a = na, .n_f = nf, .split = split};
-            fsa_generator<T> gen(bank, split, conf,
+            fsa_generator<T, Bank> gen(bank, split, conf,
                                  {.tau_s = ts, .tau_g = tg,
                                   .tail_per_batch = std::max<index_t>(1, g.batch / (2 * (1 + na))),
                                   .augment_per_tail = na, .seed = g.seed});
@@ -187,6 +194,17 @@ fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const feature_
     }
   if (res.selected) model.load_state_dict(best_state);
   return res;
+}
+
+/// fsa_grid_search over in-memory test (and held-out) datasets, normalised by `norm`.
+template <real_scalar T, device D, data::dataset Ds, fsa_bank<T> Bank>
+fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const Bank& bank,
+                                   const std::vector<index_t>& train_counts, const Ds* val, const Ds& test,
+                                   const data::normalize& norm, const fsa_grid& g, const fsa_grid_hooks& hooks = {}) {
+  using source = eval::normalized_dataset<T, Ds>;
+  const source test_src(test, norm);
+  const std::optional<source> val_src = val ? std::optional<source>(std::in_place, *val, norm) : std::nullopt;
+  return fsa_grid_search(model, bank, train_counts, val_src ? &*val_src : nullptr, test_src, g, hooks);
 }
 
 }  // namespace ltl::augment

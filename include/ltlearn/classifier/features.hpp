@@ -92,18 +92,28 @@ feature_table<T> make_feature_table(const tensor<T>& features, const tensor<std:
   return t;
 }
 
+/// f(x) [N, F] of every item of the pass_source `src` (in order, as it builds its evaluation
+/// batches, `workers` loader threads ahead), with the model in eval mode (batch-norm running
+/// statistics) and no graph recorded (eval::collect at the model's "pool" point).
+template <real_scalar T, device D, class Src>
+  requires eval::pass_source<Src, T>
+feature_table<T> extract_features(nn::staged_model<T, D>& model, const Src& src, index_t batch_size = 256,
+                                  int workers = 0) {
+  const auto N = static_cast<index_t>(src.size());
+  LTL_CHECK(N > 0 && batch_size > 0, value_error, "extract_features: {} images, batch size {}", N, batch_size);
+  auto c = eval::collect(model, src, {.point = "pool", .batch_size = batch_size}, workers);
+  LTL_CHECK(c.outputs.dim() == 2, shape_error, "extract_features: the model's features are {}, expected [N, F]",
+            c.outputs.sizes());
+  return {std::move(c.outputs), std::move(c.labels), static_cast<index_t>(src.num_classes())};
+}
+
 /// f(x) [N, F] of every image of `ds` (in order), normalised by `norm`, not augmented, with the
 /// model in eval mode (batch-norm running statistics) and no graph recorded (eval::collect at
 /// the model's "pool" point).
 template <real_scalar T, device D, data::dataset Ds>
 feature_table<T> extract_features(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                                   index_t batch_size = 256) {
-  const auto N = static_cast<index_t>(ds.size());
-  LTL_CHECK(N > 0 && batch_size > 0, value_error, "extract_features: {} images, batch size {}", N, batch_size);
-  auto c = eval::collect(model, ds, norm, {.point = "pool", .batch_size = batch_size});
-  LTL_CHECK(c.outputs.dim() == 2, shape_error, "extract_features: the model's features are {}, expected [N, F]",
-            c.outputs.sizes());
-  return {std::move(c.outputs), std::move(c.labels), static_cast<index_t>(ds.num_classes())};
+  return extract_features(model, eval::normalized_dataset<T, Ds>(ds, norm), batch_size);
 }
 
 /// Streaming per-class sums of features (optionally L2-normalised row by row) and counts, in

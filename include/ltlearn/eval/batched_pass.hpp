@@ -156,15 +156,16 @@ struct collect_options {
   index_t batch_size = 256;
 };
 
-/// The outputs of `model` at `o.point` (eval mode, no graph) for every image of `ds`.
-template <real_scalar T, device D, data::dataset Ds>
-collected<T> collect(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
-                     const collect_options& o = {}) {
+/// The outputs of `model` at `o.point` (eval mode, no graph) for every item of the pass_source
+/// `src`, built `workers` loader threads ahead.
+template <real_scalar T, device D, class Src>
+  requires pass_source<Src, T>
+collected<T> collect(nn::staged_model<T, D>& model, const Src& src, const collect_options& o = {}, int workers = 0) {
   const int p = model.point(o.point);
-  const auto N = static_cast<index_t>(ds.size());
+  const auto N = static_cast<index_t>(src.size());
   collected<T> out{{}, tensor<std::int64_t>(shape{N})};
   run_batches(
-      model, ds, norm,
+      model, src,
       [&](const pass_batch<T, D>& b) {
         const auto v = ltl::detail::to_host(model.run(variable<T, D>(b.images), -1, p).value());
         if (!out.outputs.defined()) {
@@ -176,8 +177,15 @@ collected<T> collect(nn::staged_model<T, D>& model, const Ds& ds, const data::no
         const auto y = ltl::detail::to_host(b.labels);
         std::copy_n(y.data(), b.size(), out.labels.data() + b.first);
       },
-      {.batch_size = o.batch_size});
+      {.batch_size = o.batch_size, .workers = workers});
   return out;
+}
+
+/// The outputs of `model` at `o.point` (eval mode, no graph) for every image of `ds`.
+template <real_scalar T, device D, data::dataset Ds>
+collected<T> collect(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
+                     const collect_options& o = {}) {
+  return collect(model, normalized_dataset<T, Ds>(ds, norm), o);
 }
 
 }  // namespace ltl::eval
