@@ -34,6 +34,8 @@ expect_error() {
 expect_error "$bin" '^--batch-size: must be > 0, got 0' --batch-size 0
 expect_error "$bin" '^--fsa-na: must be >= 0, got -1' --fsa-na 1,-1 --fsa-phase2 "$work/none.safetensors"
 expect_error "$bin" "^--profile: 'steps' is not one of exp\|step" --profile steps
+expect_error "$bin" "^--fsa-bank: 'disk' is not one of auto\|resident\|streamed" --fsa-bank disk
+expect_error "$bin" '^--fsa-bank-limit-gb: must be >= 0, got -1' --fsa-bank-limit-gb -1
 expect_error "$bin" '^--threads: must be > 0, got 0' --threads 0
 expect_error "$bin" '^--threads: must be > 0, got -3' --threads -3
 expect_error "$bin" '^--lr: must be >= 0, got -0.1' --lr -0.1

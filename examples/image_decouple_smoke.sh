@@ -9,7 +9,7 @@
 # inat_lt's CDT augmentation by default (S x S resize + random crop, training-set mean in
 # train_mean.json against a PIL computation, reused on resume, recorded in results.json, used by
 # decouple_image) and CDT's gamma delay (--gamma-start: cross-entropy before it, bit for bit);
-# refusals: a checkpoint of another class count, another training subset, tau tuned on the
+# --faithful (cRT / LWS on augmented crops through the backbone); refusals: a checkpoint of another class count, another training subset, tau tuned on the
 # reported list, --lr-steps with a cosine schedule, --decay-a with --lr-steps, a train_mean.json
 # of other flags, --loss cdt with --gamma-start not before --epochs. Under a minute.
 #   image_decouple_smoke.sh <image_smoke_data> <imagenet_lt> <inat_lt> <decouple_image>
@@ -75,6 +75,24 @@ grep -q "worst 2 classes" "$work/din.out" || fail "--worst 2 printed no worst-cl
 check_json "$work/in/decouple.json" 'held-out split \(.*val\.txt\)' 'test\.txt$' || fail "lists: decouple.json"
 grep -q '^crt-epochs=10$' "$work/in/decouple_config.toml" && grep -q '^lws-epochs=5$' "$work/in/decouple_config.toml" &&
   grep -q '^stage2-per-class=4$' "$work/in/decouple_config.toml" || fail "Kang et al.'s stage-2 budget is not the default"
+
+# 1b. --faithful: cRT / LWS on the training images augmented anew in every batch (stage 1's
+# RandomResizedCrop + flip + jitter) through the frozen backbone; the rules that do not retrain
+# give the cached run's numbers, cRT other ones.
+"$decouple" --checkpoint "$work/in/checkpoint.safetensors" --out "$work/inf" --faithful --crt-epochs 2 --lws-epochs 1 \
+  > "$work/dinf.out" 2> "$work/dinf.err" || { cat "$work/dinf.err"; fail "decouple_image --faithful"; }
+grep -q "cRT/LWS on augmented crops through the backbone" "$work/dinf.out" || fail "--faithful: not said"
+/usr/bin/python3 - "$work/in/decouple.json" "$work/inf/decouple.json" <<'PY' || fail "--faithful: decouple.json"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+ra, rb = ({r["classifier"]: r for r in j["table"]} for j in (a, b))
+assert a["cached_features"] is True and b["cached_features"] is False
+assert list(ra) == list(rb), list(rb)
+for name in ("joint", "NCM (cos)", "tau-norm", "post-hoc LA"):
+    assert ra[name]["all"] == rb[name]["all"], name
+assert 0 <= rb["cRT"]["all"] <= 1 and 0 <= rb["LWS"]["all"] <= 1
+assert b["bad_images"]["count"] == 1, b["bad_images"]
+PY
 
 # 2. iNaturalist JSON: CDT's schedule by default; stage 2 tunes tau on the training set.
 "$inat" --root "$d" --train-json "$d/train2018.json" --val-json "$d/val2018.json" "${common[@]}" --epochs 1 --out "$work/na" \
