@@ -104,6 +104,9 @@ int main(int argc, char** argv) {
                      .on_bad_image = d.skip_bad_images ? ltl::data::bad_image_policy::replace
                                                        : ltl::data::bad_image_policy::stop,
                      .log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); }});
+    // The tables are filled by the backbone pass below; the rules read them through these references.
+    const example::stage2_inputs in{.train = ftr, .report = frep, .tune = held_out ? ftune : ftr, .tuned_on = tuned_on,
+                                    .classifier = model.classifier_ptr(), .counts = counts, .cosine_scale = d.scale};
     std::optional<example::stage2_results> res;
     example::with_device(device, [&](auto dev) {
       using D = decltype(dev);
@@ -112,9 +115,6 @@ int main(int argc, char** argv) {
         ftr = example::image_features(m, sets.train, d, sets, bad);
         frep = example::image_features(m, sets.report, d, sets, bad);
         if (held_out) ftune = example::image_features(m, sets.tune, d, sets, bad);
-        const example::stage2_inputs in{.train = ftr, .report = frep, .tune = held_out ? ftune : ftr,
-                                        .tuned_on = tuned_on, .classifier = model.classifier_ptr(), .counts = counts,
-                                        .cosine_scale = d.scale};
         if (!faithful) {
           res = example::run_stage2(in, sf, seed);
           return;
@@ -135,8 +135,6 @@ int main(int argc, char** argv) {
     std::sort(bad.begin(), bad.end());  // --faithful meets the training set's bad files twice
     bad.erase(std::unique(bad.begin(), bad.end()), bad.end());
     if (d.skip_bad_images) fmt::print("bad images skipped: {}\n", bad.size());
-    const example::stage2_inputs in{.train = ftr, .report = frep, .tune = held_out ? ftune : ftr, .tuned_on = tuned_on,
-                                    .classifier = model.classifier_ptr(), .counts = counts, .cosine_scale = d.scale};
     fmt::print("\naccuracy (%) on {}, tau chosen on the {}, cRT/LWS on {}\n", sets.report_name, tuned_on,
                faithful ? "augmented crops through the backbone" : "cached features");
     const auto table = example::print_stage2_table(*res, in, sf.worst);
