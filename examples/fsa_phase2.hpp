@@ -155,8 +155,10 @@ int run_fsa_phase2(const run_flags& f, ltl::nn::staged_model<float, D>& model,
                           const ltl::data::image_dataset& test, const ltl::data::normalize& norm,
                           const std::string& args_text) {
   using source = ltl::eval::normalized_dataset<float, ltl::data::image_dataset>;
-  const source train_src(train, norm), test_src(test, norm);
-  const std::optional<source> val_src = val ? std::optional<source>(std::in_place, *val, norm) : std::nullopt;
+  constexpr auto delivery = ltl::eval::delivery_for<D, float>;
+  const source train_src(train, norm, delivery), test_src(test, norm, delivery);
+  const std::optional<source> val_src =
+      val ? std::optional<source>(std::in_place, *val, norm, delivery) : std::nullopt;
   return run_fsa_phase2_on(f.fsa,
                            {.batch = f.batch, .seed = f.seed,
                             .logit_scale = f.policy.loss == "ldam" ? f.policy.scale : 1.0, .out = f.out},

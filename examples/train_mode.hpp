@@ -39,7 +39,7 @@ int train_long_tailed(const run_flags& f, ltl::nn::resnet_cifar<float, D>& model
                                          {"schedule", f.policy.schedule}, {"depth", f.depth}}},
                          sampler, f.policy.make_loss(), f.policy.template make_mixing<D>(),
                          f.policy.make_schedule(f.lr, iters, f.warmup, f.epochs),
-                         [aug](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
+                         aug, norm);
   tr.set_eval_sets(val, &test);
   if (!f.resume.empty()) tr.resume(f.resume, {.force = f.force_resume});
   if (f.analysis_every > 0 && distributed::root())

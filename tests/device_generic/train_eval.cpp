@@ -85,7 +85,10 @@ std::vector<ltl::train::epoch_summary> train_two_epochs(model_t<D>& m, const ltl
                          ltl::sampling::power_sampler(train.labels(), 3, 0.5, 4),
                          ltl::losses::compose(ltl::losses::ldam{}, ltl::losses::drw(1)),
                          ltl::mixing::mfw{.alpha = 1.0, .at = "stage1"}, ltl::optim::make_step_recipe(0.05, 6, 1, 1, 2),
-                         [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
+                         aug, norm);
+  // A device whose upload normalises bytes (the remote one, as a GPU) gets the augmented bytes.
+  REQUIRE(tr.image_delivery() == (ltl::normalizes_bytes<D> ? ltl::data::image_delivery::bytes
+                                                           : ltl::data::image_delivery::floats));
   tr.set_eval_sets(&test, &test);
   if (resume) tr.resume(out_dir / "checkpoint.safetensors");
   return tr.fit();
@@ -113,9 +116,17 @@ TEMPLATE_TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on
   REQUIRE(same_bits(flat_state(on_cpu), flat_state(on_test)));
 
   // Trainer: two epochs (sampling, augmentation, MFW mixing, LDAM-DRW loss, SGD, the held-out
-  // and test evaluations after each epoch).
+  // and test evaluations after each epoch). The CPU's batches are normalised floats; the remote
+  // device's arrive as bytes and are normalised there, training and evaluation alike.
+  STATIC_REQUIRE_FALSE(ltl::normalizes_bytes<cpu_dev>);
+  STATIC_REQUIRE(ltl::normalizes_bytes<test_dev> == std::is_same_v<test_dev, remote_dev>);
   const auto s_cpu = train_two_epochs(on_cpu, train, test);
+  const long bytes_before = ltl::host_upload<remote_dev>::byte_uploads.load();
   const auto s_test = train_two_epochs(on_test, train, test);
+  const long byte_batches = ltl::host_upload<remote_dev>::byte_uploads.load() - bytes_before;
+  // 2 epochs × (training batches + the two evaluations' batches of 256), or none.
+  if constexpr (std::is_same_v<test_dev, remote_dev>) REQUIRE(byte_batches >= 2 * 3 + 2 * 2);
+  else REQUIRE(byte_batches == 0);
   REQUIRE(s_cpu.size() == 2);
   REQUIRE(s_test.size() == 2);
   for (std::size_t e = 0; e < 2; ++e) {

@@ -19,17 +19,26 @@
 // transposed operands as transposed views (see host()), as they pick their paths by layout.
 // The tensor hooks of a non-host device (fill_device, strided_copy) and the transfers to and
 // from cpu::device are here too; there is no transfer to ltl::testing::device.
+//
+// Like a GPU's, its uploads normalise image bytes where they arrive (host_upload::normalized,
+// the normalizes_bytes concept): the bytes cross as bytes and the "device" turns them into
+// floats, so loaders hand it byte batches, as they do a GPU; normalized() counts its calls
+// (byte_uploads) for tests to see which path a run took.
 
 #include <ltlearn/backends/contract/kernels.hpp>
+#include <ltlearn/backends/contract/upload.hpp>
 #include <ltlearn/backends/cpu/kernel_set.hpp>
+#include <ltlearn/data/batch.hpp>
 #include <ltlearn/detail/strided.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -373,3 +382,27 @@ void sgd_update(remote_tensor<T>& w, const remote_tensor<T>& g, remote_tensor<T>
 
 static_assert(compute_device<device>, "ltl::testing::remote::device lacks a kernel of backends/contract/kernels.hpp");
 }  // namespace ltl::testing::remote
+
+namespace ltl {
+/// Uploads to the remote test device, normalising image bytes on the "device" (file comment).
+template <>
+struct host_upload<testing::remote::device> {
+  using remote = testing::remote::device;
+  template <class T>
+  static tensor<T, remote> to_device(const tensor<T, host_device>& host) {
+    return host.template to<remote>();
+  }
+  /// The bytes go up as bytes; the device's "kernel" (a download, data::to_floats, an upload,
+  /// as every kernel here) turns them into the normalised floats.
+  static tensor<float, remote> normalized(const tensor<std::uint8_t, host_device>& pixels,
+                                          std::span<const double> mean, std::span<const double> stddev) {
+    byte_uploads.fetch_add(1);
+    const tensor<std::uint8_t, remote> on_device = pixels.contiguous().template to<remote>();
+    const data::byte_images b{testing::remote::host(on_device),
+                              data::normalize{{mean.begin(), mean.end()}, {stddev.begin(), stddev.end()}}};
+    return testing::remote::back(data::to_floats<float>(b));
+  }
+  /// Calls of normalized() so far (all threads).
+  static inline std::atomic<long> byte_uploads{0};
+};
+}  // namespace ltl

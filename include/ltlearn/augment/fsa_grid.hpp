@@ -202,8 +202,9 @@ fsa_grid_result<T> fsa_grid_search(nn::staged_model<T, D>& model, const Bank& ba
                                    const std::vector<index_t>& train_counts, const Ds* val, const Ds& test,
                                    const data::normalize& norm, const fsa_grid& g, const fsa_grid_hooks& hooks = {}) {
   using source = eval::normalized_dataset<T, Ds>;
-  const source test_src(test, norm);
-  const std::optional<source> val_src = val ? std::optional<source>(std::in_place, *val, norm) : std::nullopt;
+  const source test_src(test, norm, eval::delivery_for<D, T>);
+  const std::optional<source> val_src =
+      val ? std::optional<source>(std::in_place, *val, norm, eval::delivery_for<D, T>) : std::nullopt;
   return fsa_grid_search(model, bank, train_counts, val_src ? &*val_src : nullptr, test_src, g, hooks);
 }
 

@@ -164,14 +164,16 @@ class streamed_bank {
     }
     for (auto& e : errors)
       if (e) std::rethrow_exception(e);
-    shape s = one[0].images.sizes();
+    std::vector<tensor<T>> images(static_cast<std::size_t>(m));
+    for (index_t k = 0; k < m; ++k) images[static_cast<std::size_t>(k)] = data::host_images(one[static_cast<std::size_t>(k)]);
+    shape s = images[0].sizes();
     const index_t per = s.numel();
     s[0] = m;
     tensor<T> x(s);
     for (index_t k = 0; k < m; ++k) {
-      const auto& im = one[static_cast<std::size_t>(k)].images;
+      const auto& im = images[static_cast<std::size_t>(k)];
       LTL_CHECK(im.numel() == per, shape_error, "streamed_bank: item {} gives images {}, the first {}",
-                items[static_cast<std::size_t>(k)], im.sizes(), one[0].images.sizes());
+                items[static_cast<std::size_t>(k)], im.sizes(), images[0].sizes());
       const auto c = im.contiguous();
       std::copy_n(c.data(), per, x.data() + k * per);
     }

@@ -113,7 +113,7 @@ feature_table<T> extract_features(nn::staged_model<T, D>& model, const Src& src,
 template <real_scalar T, device D, data::dataset Ds>
 feature_table<T> extract_features(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                                   index_t batch_size = 256) {
-  return extract_features(model, eval::normalized_dataset<T, Ds>(ds, norm), batch_size);
+  return extract_features(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), batch_size);
 }
 
 /// Streaming per-class sums of features (optionally L2-normalised row by row) and counts, in

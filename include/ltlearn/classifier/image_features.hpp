@@ -19,12 +19,11 @@
 #include "ltlearn/classifier/decoupled.hpp"
 #include "ltlearn/classifier/features.hpp"
 #include "ltlearn/data/image/pipeline.hpp"
-#include "ltlearn/data/loader.hpp"
 #include "ltlearn/detail/host.hpp"
 #include "ltlearn/eval/scope.hpp"
 
-#include <algorithm>
-#include <numeric>
+#include <cstdint>
+#include <span>
 #include <vector>
 
 namespace ltl::classifier {
@@ -36,6 +35,22 @@ struct image_feature_options {
   std::uint64_t seed = 0;    ///< the pipeline's per-sample streams (an evaluation transform draws nothing)
 };
 
+namespace detail {
+/// `src` as a pass_source whose batches use the per-sample streams of `seed` (a pass asks for
+/// seed 0), so that a training transform can be drawn from a chosen seed.
+template <real_scalar T>
+struct seeded_pipeline {
+  const data::image_pipeline<T>* src;
+  std::uint64_t seed;
+  [[nodiscard]] index_t size() const { return src->size(); }
+  [[nodiscard]] index_t num_classes() const { return src->num_classes(); }
+  [[nodiscard]] data::batch<T> make_batch(std::span<const index_t> idx, index_t epoch, index_t first,
+                                          std::uint64_t) const {
+    return src->make_batch(idx, epoch, first, seed);
+  }
+};
+}  // namespace detail
+
 /// f(x) [N, F] of every item of `src`'s data set, in order, as `src` decodes and transforms it
 /// (item i at position i of epoch 0), with the model in eval mode (batch-norm running
 /// statistics) and no graph recorded; the model's mode is restored afterwards. Labels are the
@@ -44,30 +59,9 @@ struct image_feature_options {
 template <real_scalar T, device D>
 feature_table<T> extract_image_features(nn::staged_model<T, D>& model, const data::image_pipeline<T>& src,
                                         const image_feature_options& o = {}) {
-  const index_t N = src.size();
-  LTL_CHECK(N > 0 && o.batch_size > 0 && o.workers >= 0, value_error,
-            "extract_image_features: {} images, batch size {}, {} workers", N, o.batch_size, o.workers);
-  const int pool = model.feature_point();
-  eval::eval_scope scope(model);
-  data::loader<T, data::image_pipeline<T>> loader(src, {.batch_size = o.batch_size, .workers = o.workers, .seed = o.seed});
-  std::vector<index_t> order(static_cast<std::size_t>(N));
-  std::iota(order.begin(), order.end(), index_t{0});
-  tensor<T> features;
-  tensor<std::int64_t> labels(shape{N});
-  index_t row = 0;
-  auto run = loader.run(0, std::move(order));
-  while (auto b = run->next()) {
-    const auto f = ltl::detail::to_host(model.run(variable<T, D>(b->images.template to<D>()), -1, pool).value());
-    LTL_CHECK(f.dim() == 2 && f.size(0) == b->labels.numel(), shape_error,
-              "extract_image_features: the model's features are {} for a batch of {}, expected [B, F]", f.sizes(),
-              b->labels.numel());
-    if (!features.defined()) features = tensor<T>(shape{N, f.size(1)});
-    const auto fc = f.contiguous();
-    std::copy_n(fc.data(), fc.numel(), features.data() + row * fc.size(1));
-    std::copy_n(b->labels.data(), b->labels.numel(), labels.data() + row);
-    row += b->labels.numel();
-  }
-  return make_feature_table(features, labels, src.num_classes());
+  LTL_CHECK(src.size() > 0 && o.batch_size > 0 && o.workers >= 0, value_error,
+            "extract_image_features: {} images, batch size {}, {} workers", src.size(), o.batch_size, o.workers);
+  return extract_features(model, detail::seeded_pipeline<T>{&src, o.seed}, o.batch_size, o.workers);
 }
 
 /// Kang et al.'s stage-2 input on an encoded-image data set: the rows `idx` of batch b of an

@@ -11,10 +11,15 @@
 /// Two kinds of source: an in-memory `dataset` (batches via make_batch, then the batch-level
 /// transform), or a `batch_source` such as data::image_pipeline that builds whole batches itself
 /// with one generator per sample, `rng(seed, sample_stream(e, position))`.
+///
+/// Over a dataset with a data::standard_augment, the loader can also hand over the augmented
+/// bytes (image_delivery::bytes, batch::bytes) for the upload to normalise on the device; the
+/// values after that are the float delivery's bit for bit (standard_augment's comment).
 
 #include "ltlearn/core/rng.hpp"
 #include "ltlearn/data/batch.hpp"
 #include "ltlearn/data/dataset.hpp"
+#include "ltlearn/data/transforms.hpp"
 
 #include <condition_variable>
 #include <concepts>
@@ -78,6 +83,16 @@ class loader {
       LTL_CHECK(!transform_, value_error, "loader: a batch source applies its own transforms; pass none");
   }
 
+  /// Over an in-memory dataset, augmented by `aug`: with image_delivery::floats as the loader
+  /// above with `aug` as its transform; with bytes, each batch's bytes are cropped and flipped
+  /// with the same draws and handed over with aug.norm pending (batch::bytes).
+  loader(const Ds& ds, loader_options o, standard_augment aug, image_delivery delivery)
+    requires dataset<Ds>
+      : loader(ds, o) {
+    if (delivery == image_delivery::bytes) bytes_ = std::move(aug);
+    else transform_ = [aug = std::move(aug)](tensor<T>& x, rng& g) { aug(x, g); };
+  }
+
   /// Number of batches an order of `n` indices gives.
   [[nodiscard]] index_t num_batches(index_t n) const noexcept {
     return opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
@@ -92,11 +107,15 @@ class loader {
       return ds_->make_batch(std::span<const index_t>(order.data() + begin, static_cast<std::size_t>(end - begin)), epoch,
                              begin, opt_.seed);
     } else {
-      auto out = make_batch<T>(*ds_, std::span<const index_t>(order.data() + begin, static_cast<std::size_t>(end - begin)));
-      if (transform_) {
-        rng g(opt_.seed, batch_stream(epoch, b));
-        transform_(out.images, g);
+      const std::span<const index_t> items(order.data() + begin, static_cast<std::size_t>(end - begin));
+      rng g(opt_.seed, batch_stream(epoch, b));
+      if (bytes_) {
+        auto out = make_byte_batch<T>(*ds_, items, bytes_->norm);
+        bytes_->augment(out.bytes->pixels, g);
+        return out;
       }
+      auto out = make_batch<T>(*ds_, items);
+      if (transform_) transform_(out.images, g);
       return out;
     }
   }
@@ -176,6 +195,9 @@ class loader {
     std::vector<std::thread> threads_;
   };
 
+  /// How the batches hold their images (bytes only when built with image_delivery::bytes).
+  [[nodiscard]] image_delivery delivery() const noexcept { return bytes_ ? image_delivery::bytes : image_delivery::floats; }
+
   /// Starts an epoch over `order` (e.g. a sampler's epoch_indices) at batch `start`.
   [[nodiscard]] std::unique_ptr<epoch_run> run(index_t epoch, std::vector<index_t> order, index_t start = 0) const {
     return std::make_unique<epoch_run>(*this, epoch, std::move(order), start);
@@ -187,6 +209,7 @@ class loader {
   const Ds* ds_;
   loader_options opt_;
   transform_fn transform_;
+  std::optional<standard_augment> bytes_;  // image_delivery::bytes: the augmentation on the bytes
 };
 
 }  // namespace ltl::data

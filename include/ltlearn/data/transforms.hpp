@@ -87,8 +87,9 @@ struct crop_offset {
 };
 
 /// Zero-pads every image of x [B, C, H, W] by `pad` on each side and crops H×W at offsets[b]
-/// (all channels of an image share its offset), in place.
-template <real_scalar T>
+/// (all channels of an image share its offset), in place. Any element type: floats in [0, 1],
+/// or the bytes of a batch whose scaling and normalisation wait for the upload (data::byte_images).
+template <tensor_element T>
 void pad_crop_(tensor<T>& x, index_t pad, std::span<const crop_offset> offsets) {
   detail::check_batch(x, "pad_crop_");
   const index_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -123,8 +124,8 @@ void pad_crop_(tensor<T>& x, index_t pad, std::span<const crop_offset> offsets) 
   }
 }
 
-/// Mirrors image b of x [B, C, H, W] left-right where flip[b] != 0, in place.
-template <real_scalar T>
+/// Mirrors image b of x [B, C, H, W] left-right where flip[b] != 0, in place (any element type).
+template <tensor_element T>
 void hflip_(tensor<T>& x, std::span<const std::uint8_t> flip) {
   detail::check_batch(x, "hflip_");
   const index_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -157,7 +158,7 @@ struct random_pad_crop {
     return o;
   }
   /// Crops x [B, C, H, W] in place with offsets drawn from g.
-  template <real_scalar T>
+  template <tensor_element T>
   void operator()(tensor<T>& x, rng& g) const {
     detail::check_batch(x, "random_pad_crop");
     const auto o = draw(x.size(0), g);
@@ -177,7 +178,7 @@ struct random_hflip {
     return f;
   }
   /// Flips images of x [B, C, H, W] in place with flags drawn from g.
-  template <real_scalar T>
+  template <tensor_element T>
   void operator()(tensor<T>& x, rng& g) const {
     detail::check_batch(x, "random_hflip");
     const auto f = draw(x.size(0), g);
@@ -187,15 +188,26 @@ struct random_hflip {
 
 /// The standard training augmentation: pad + random crop, then flip (crop offsets for the whole
 /// batch are drawn before the flip flags), then normalise.
+///
+/// Crop and flip only move pixels and pad with black, so they give the same images on the bytes
+/// of a batch as on its [0, 1] floats: augment() on the bytes, then the scaling and `norm`
+/// (data::to_floats), is operator() bit for bit. That is how a GPU trainer uploads a quarter of
+/// the bytes and normalises on the device (train::trainer, data::image_delivery::bytes).
 struct standard_augment {
   random_pad_crop crop{};
   random_hflip flip{};
   normalize norm{};
 
-  template <real_scalar T>
-  void operator()(tensor<T>& x, rng& g) const {
+  /// Crop and flip of x [B, C, H, W] in place (bytes or [0, 1] floats), drawn from g.
+  template <tensor_element T>
+  void augment(tensor<T>& x, rng& g) const {
     crop(x, g);
     flip(x, g);
+  }
+  /// augment(), then normalisation by `norm`.
+  template <real_scalar T>
+  void operator()(tensor<T>& x, rng& g) const {
+    augment(x, g);
     norm(x);
   }
 };

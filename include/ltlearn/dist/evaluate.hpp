@@ -45,23 +45,15 @@ metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Src& src, con
   comm = comm.host();  // the counts and sums are host buffers (NCCL's ranks over MPI)
   const auto N = static_cast<index_t>(src.size());
   LTL_CHECK(N > 0 && o.batch_size > 0, value_error, "evaluate: {} images, batch size {}", N, o.batch_size);
-  const auto C = static_cast<index_t>(src.num_classes());
-  metrics::classification_meter meter(C, std::min<index_t>(5, C));
-  double loss_sum = 0;
   const auto [lo, hi] = eval_shard(N, comm.rank(), comm.size());
-  eval::run_batches(
-      model, src,
-      [&](const eval::pass_batch<T, D>& b) {
-        const variable<T, D> z = model.forward(variable<T, D>(b.images));
-        loss_sum += static_cast<double>(cross_entropy(z, b.labels).value().item()) * static_cast<double>(b.size());
-        meter.add(z.value(), b.labels);
-      },
-      {.batch_size = o.batch_size, .begin = lo, .end = hi, .workers = o.workers});
+  eval::eval_scope scope(model);
+  auto m = eval::measure_with<T, D>([&](const variable<T, D>& x) { return model.forward(x); }, src,
+                                    {.batch_size = o.batch_size, .begin = lo, .end = hi, .workers = o.workers});
   if (!comm.single()) {
-    meter.reduce_with([&](auto s) { comm.all_reduce_sum(s); });
-    comm.all_reduce_sum(std::span<double>(&loss_sum, 1));
+    m.meter.reduce_with([&](auto s) { comm.all_reduce_sum(s); });
+    comm.all_reduce_sum(std::span<double>(&m.loss_sum, 1));
   }
-  return metrics::eval_report::from(meter, loss_sum, train_counts);
+  return metrics::eval_report::from(m.meter, m.loss_sum, train_counts);
 }
 
 /// Evaluates `model` on the in-memory dataset `ds` (normalised by `norm`) across the ranks of
@@ -71,7 +63,7 @@ metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Ds& ds, const
                               const std::vector<double>& train_counts, any_communicator comm,
                               index_t batch_size = 256) {
   if (comm.single()) return eval::evaluate(model, ds, norm, train_counts, batch_size);
-  return dist::evaluate(model, eval::normalized_dataset<T, Ds>(ds, norm), train_counts, std::move(comm),
+  return dist::evaluate(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), train_counts, std::move(comm),
                         {.batch_size = batch_size});
 }
 

@@ -55,23 +55,47 @@ concept pass_source = data::batch_source<S, T> && requires(const S& s) {
   { s.num_classes() } -> std::convertible_to<index_t>;
 };
 
+/// How batches of T reach device D best: as bytes normalised by the device's upload where it
+/// can (normalizes_bytes<D>, float batches), else as floats normalised on the host.
+template <class D, class T>
+inline constexpr data::image_delivery delivery_for =
+    std::same_as<T, float> && normalizes_bytes<D> ? data::image_delivery::bytes : data::image_delivery::floats;
+
+/// A batch's images on device D: float images through host_upload<D>; pending bytes
+/// (data::batch::bytes) normalised by the device's upload where it can, else on the host by
+/// data::to_floats and then uploaded. The values are the same either way.
+template <device D, real_scalar T>
+tensor<T, D> upload_images(const data::batch<T>& b) {
+  if (!b.bytes) return upload_batch<D>(b.images);
+  if constexpr (std::same_as<T, float> && normalizes_bytes<D>)
+    return host_upload<D>::normalized(b.bytes->pixels, b.bytes->norm.mean, b.bytes->norm.stddev);
+  else
+    return upload_batch<D>(data::to_floats<T>(*b.bytes));
+}
+
 /// An in-memory dataset as a pass_source: images scaled to [0, 1] and normalised by `norm`
-/// (data::make_batch(ds, indices, norm)). Holds a reference to `ds`, which must outlive it.
+/// (data::make_batch(ds, indices, norm)), or with image_delivery::bytes the bytes with `norm`
+/// pending (data::make_byte_batch, for upload_images). Holds a reference to `ds`, which must
+/// outlive it.
 template <real_scalar T, data::dataset Ds>
 class normalized_dataset {
  public:
-  normalized_dataset(const Ds& ds, data::normalize norm) : ds_(&ds), norm_(std::move(norm)) {}
+  normalized_dataset(const Ds& ds, data::normalize norm,
+                     data::image_delivery delivery = data::image_delivery::floats)
+      : ds_(&ds), norm_(std::move(norm)), delivery_(delivery) {}
   [[nodiscard]] index_t size() const { return static_cast<index_t>(ds_->size()); }
   [[nodiscard]] index_t num_classes() const { return static_cast<index_t>(ds_->num_classes()); }
   [[nodiscard]] shape image_shape() const { return ds_->image_shape(); }
-  /// Items `indices`, normalised (epoch, position and seed play no part).
+  /// Items `indices`, normalised or pending (epoch, position and seed play no part).
   [[nodiscard]] data::batch<T> make_batch(std::span<const index_t> indices, index_t, index_t, std::uint64_t) const {
+    if (delivery_ == data::image_delivery::bytes) return data::make_byte_batch<T>(*ds_, indices, norm_);
     return data::make_batch<T>(*ds_, indices, norm_);
   }
 
  private:
   const Ds* ds_;
   data::normalize norm_;
+  data::image_delivery delivery_;
 };
 
 namespace detail {
@@ -114,16 +138,16 @@ void for_each_batch(const Src& src, Fn&& fn, const pass_options& o = {}) {
   std::iota(order.begin(), order.end(), lo);
   auto run = loader.run(0, std::move(order));
   for (index_t b0 = lo; auto bt = run->next(); b0 += o.batch_size) {
-    const pass_batch<T, D> pb{b0, upload_batch<D>(bt->images), upload_batch<D>(bt->labels)};
+    const pass_batch<T, D> pb{b0, upload_images<D>(*bt), upload_batch<D>(bt->labels)};
     fn(pb);
   }
 }
 
 /// Calls `fn(const pass_batch<T, D>&)` for consecutive batches of `ds` in order, normalised by
-/// `norm`. Grad mode and module modes are the caller's (see run_batches).
+/// `norm` (on the device where its upload can: delivery_for). Grad mode and module modes are the caller's (see run_batches).
 template <real_scalar T, device D = cpu::device, data::dataset Ds, class Fn>
 void for_each_batch(const Ds& ds, const data::normalize& norm, Fn&& fn, const pass_options& o = {}) {
-  for_each_batch<T, D>(normalized_dataset<T, Ds>(ds, norm), std::forward<Fn>(fn), o);
+  for_each_batch<T, D>(normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>), std::forward<Fn>(fn), o);
 }
 
 /// for_each_batch inside an eval_scope of `model` (eval mode; no graph unless o.record_graph),

@@ -13,7 +13,11 @@
 /// Devices: the model, its optimizer and the loss run on the model's device D; the data loader
 /// and the training transform work on host images, and each batch moves to D before the step
 /// through host_upload<D> (backends/contract/upload.hpp: on a GPU, overlapping the copy with
-/// the previous step's backward pass; the same values as tensor::to<D>()).
+/// the previous step's backward pass; the same values as tensor::to<D>()). Given a
+/// data::standard_augment rather than an opaque transform, the loader crops and flips the
+/// dataset's bytes and a device whose upload normalises bytes (normalizes_bytes<D>: the GPU)
+/// receives those — a quarter of the traffic, no float work on the host — with the values of
+/// the float path bit for bit (eval::delivery_for, eval::upload_images).
 ///
 /// Data: an in-memory dataset with a batch-level training transform, or a batch source that
 /// augments each sample itself (data::image_pipeline over encoded images); see
@@ -22,6 +26,8 @@
 
 #include "ltlearn/backends/contract/upload.hpp"
 #include "ltlearn/data/loader.hpp"
+#include "ltlearn/data/transforms.hpp"
+#include "ltlearn/eval/batched_pass.hpp"
 #include "ltlearn/losses/fused_loss.hpp"
 #include "ltlearn/losses/policies.hpp"
 #include "ltlearn/metrics/classification.hpp"
@@ -41,6 +47,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <concepts>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -102,7 +109,18 @@ class trainer {
           Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm)
     requires data::dataset<Src>
       : trainer(model, train_set, std::move(opt), std::move(sampler), std::move(loss), std::move(mixer),
-                std::move(schedule), std::move(train_transform), std::move(eval_norm), construct{}) {}
+                std::move(schedule), std::move(train_transform), std::nullopt, std::move(eval_norm), construct{}) {}
+
+  /// From an in-memory dataset augmented by `aug` (the CIFAR recipes' crop, flip and
+  /// normalisation): the same run as with `aug` as the transform, bit for bit, but on a device
+  /// that normalises uploaded bytes the batches travel as bytes (see the file comment). (A
+  /// template, so that `{}` — no transform — still means the function overload.)
+  template <std::same_as<data::standard_augment> A>
+  trainer(nn::staged_model<T, D>& model, const Src& train_set, trainer_options opt, S sampler, L loss, X mixer,
+          Sch schedule, A aug, data::normalize eval_norm)
+    requires data::dataset<Src>
+      : trainer(model, train_set, std::move(opt), std::move(sampler), std::move(loss), std::move(mixer),
+                std::move(schedule), transform_fn{}, std::move(aug), std::move(eval_norm), construct{}) {}
 
   /// From a batch source that augments and normalises its own batches (e.g. data::image_pipeline
   /// with data::imagenet_train_transform()); evaluation sets are batch sources of the same type.
@@ -110,14 +128,15 @@ class trainer {
           Sch schedule)
     requires(!data::dataset<Src>)
       : trainer(model, train_source, std::move(opt), std::move(sampler), std::move(loss), std::move(mixer),
-                std::move(schedule), transform_fn{}, data::normalize{}, construct{}) {}
+                std::move(schedule), transform_fn{}, std::nullopt, data::normalize{}, construct{}) {}
 
  private:
   struct construct {};
   // What the loader reads: the dataset itself, or this rank's slices of the batch source.
   using feed_type = std::conditional_t<data::dataset<Src>, Src, rank_slices<T, Src>>;
   trainer(nn::staged_model<T, D>& model, const Src& train_set, trainer_options opt, S sampler, L loss, X mixer,
-          Sch schedule, std::type_identity_t<transform_fn> train_transform, data::normalize eval_norm, construct)
+          Sch schedule, transform_fn train_transform, std::optional<data::standard_augment> aug,
+          data::normalize eval_norm, construct)
       : model_(model),
         opt_(std::move(opt)),
         sampler_(std::move(sampler)),
@@ -128,7 +147,7 @@ class trainer {
         sgd_(model.named_parameters(), opt_.sgd),
         dp_(opt_.comm, opt_.batch_size, sgd_.params(), opt_.reducer),
         slices_(train_set, opt_.comm.rank(), opt_.comm.size()),
-        loader_(make_loader(train_set, std::move(train_transform))),
+        loader_(make_loader(train_set, std::move(train_transform), std::move(aug))),
         mix_rng_(opt_.seed, 0x6d6978ull) {
     for (index_t c : train_set.class_counts()) counts_.push_back(static_cast<double>(c));
     LTL_CHECK(opt_.epochs > 0 && opt_.batch_size > 0, value_error, "trainer: epochs {} and batch size {} must be positive",
@@ -219,6 +238,9 @@ class trainer {
   [[nodiscard]] optim::sgd<T, D>& optimizer() noexcept { return sgd_; }
   [[nodiscard]] const data_parallel<T, D>& parallel() const noexcept { return dp_; }
   [[nodiscard]] std::filesystem::path checkpoint_path() const { return opt_.out_dir / "checkpoint.safetensors"; }
+  /// How the training batches reach the device: bytes where a standard_augment was given and
+  /// the device's upload normalises bytes, else floats.
+  [[nodiscard]] data::image_delivery image_delivery() const noexcept { return loader_.delivery(); }
 
  private:
   /// One epoch from the saved position; nullopt when stopped by stop_after_steps.
@@ -249,7 +271,7 @@ class trainer {
       double lv = 0;
       index_t correct = 0, B = 0;
       if (b) {
-        const variable<T, D> x(upload_batch<D>(b->images));
+        const variable<T, D> x(eval::upload_images<D>(*b));
         const tensor<std::int64_t, D> labels = upload_batch<D>(b->labels);
         mixing::mix_result<T, D> m;  // default: not mixed
         if (mixing_on) {
@@ -302,12 +324,14 @@ class trainer {
   }
 
   /// The loader over the training data (see the file comment of training_source.hpp).
-  [[nodiscard]] data::loader<T, feed_type> make_loader(const Src& train_set, transform_fn train_transform) const {
-    if constexpr (data::dataset<Src>)
-      return data::loader<T, Src>(
-          train_set, {.batch_size = dp_.local_batch(), .workers = opt_.loader_workers, .seed = dp_.loader_seed(opt_.seed)},
-          std::move(train_transform));
-    else
+  [[nodiscard]] data::loader<T, feed_type> make_loader(const Src& train_set, transform_fn train_transform,
+                                                       std::optional<data::standard_augment> aug) const {
+    if constexpr (data::dataset<Src>) {
+      const data::loader_options lo{
+          .batch_size = dp_.local_batch(), .workers = opt_.loader_workers, .seed = dp_.loader_seed(opt_.seed)};
+      if (aug) return data::loader<T, Src>(train_set, lo, std::move(*aug), eval::delivery_for<D, T>);
+      return data::loader<T, Src>(train_set, lo, std::move(train_transform));
+    } else
       return data::loader<T, rank_slices<T, Src>>(
           slices_, {.batch_size = opt_.batch_size, .workers = opt_.loader_workers, .seed = opt_.seed});
   }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -80,25 +81,59 @@ void check_one_step_against_cpu() {
   }
 }
 
+/// How fit() hands the augmentation to the trainer: as a standard_augment (bytes travel where
+/// the device normalises them) or wrapped in an opaque function (normalised floats).
+enum class feed { augment, function };
+
 /// A trainer on device D over `train` (cross-entropy, no mixing, instance-balanced sampling),
 /// checkpointing into `dir` when it is not empty; returns the per-epoch summaries.
 template <class D>
 std::vector<ltl::train::epoch_summary> fit(small_resnet<D>& m, const ltl::data::image_dataset& train, index_t epochs,
                                            const std::filesystem::path& dir = {}, index_t stop = -1,
-                                           bool resume = false) {
+                                           bool resume = false, feed how = feed::augment) {
   const ltl::data::normalize norm{{0.3}, {0.3}};
   const ltl::data::standard_augment aug{.crop = {.pad = 1}, .flip = {.p = 0.0}, .norm = norm};
   const auto labels = train.labels();
   const auto iters = static_cast<index_t>((train.size() + 15) / 16);
-  ltl::train::trainer tr(m, train,
-                         {.epochs = epochs, .batch_size = 16, .seed = 4, .out_dir = dir, .stop_after_steps = stop,
-                          .progress = false, .print_epochs = false},
-                         ltl::sampling::instance_balanced(labels, static_cast<index_t>(train.num_classes()), 4),
-                         ltl::losses::cross_entropy{}, ltl::mixing::none{},
-                         ltl::optim::make_step_recipe(0.05, iters, 1, epochs, epochs + 1),
-                         [&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }, norm);
-  if (resume) tr.resume(dir / "checkpoint.safetensors");
-  return tr.fit();
+  auto run = [&](auto transform) {
+    ltl::train::trainer tr(m, train,
+                           {.epochs = epochs, .batch_size = 16, .seed = 4, .out_dir = dir, .stop_after_steps = stop,
+                            .progress = false, .print_epochs = false},
+                           ltl::sampling::instance_balanced(labels, static_cast<index_t>(train.num_classes()), 4),
+                           ltl::losses::cross_entropy{}, ltl::mixing::none{},
+                           ltl::optim::make_step_recipe(0.05, iters, 1, epochs, epochs + 1), transform, norm);
+    REQUIRE(tr.image_delivery() == (how == feed::augment ? ltl::eval::delivery_for<D, float>
+                                                         : ltl::data::image_delivery::floats));
+    if (resume) tr.resume(dir / "checkpoint.safetensors");
+    return tr.fit();
+  };
+  if (how == feed::augment) return run(aug);
+  return run(std::function<void(ltl::tensor<float>&, ltl::rng&)>([&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }));
+}
+
+/// Training fed bytes normalised on the device is training fed the host's normalised floats,
+/// bit for bit (the same batches reach the model).
+template <class D>
+void check_byte_feed_matches_float_feed() {
+  if constexpr (!ltl::compute_device<D>) {
+    LTL_SKIP_INCOMPLETE_BACKEND(D);
+  } else {
+    const auto train = ltl_test::toy_dataset(24, 4, 2);
+    auto a = make_small<D>(), b = make_small<D>();
+    const auto sa = fit(a, train, 2, {}, -1, false, feed::augment);
+    const auto sb = fit(b, train, 2, {}, -1, false, feed::function);
+    REQUIRE(sa.size() == 2);
+    for (std::size_t e = 0; e < sa.size(); ++e) REQUIRE(sa[e].train_loss == sb[e].train_loss);
+    const auto da = a.state_dict(), db = b.state_dict();
+    REQUIRE(da.size() == db.size());
+    for (const auto& [name, t] : da) {
+      INFO(name);
+      REQUIRE(db.count(name) == 1);
+      const auto x = t.to_vector(), y = db.at(name).to_vector();
+      REQUIRE(x.size() == y.size());
+      REQUIRE(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+    }
+  }
 }
 
 template <class D>
@@ -188,6 +223,12 @@ TEST_CASE("one ResNet-20 training step on the GPU matches the CPU's loss and gra
 TEST_CASE("a 300-step long-tailed run on the GPU reaches 90 % training accuracy", "[cuda][train]") {
   LTL_REQUIRE_GPU();
   check_long_tailed_run_learns<gpu>();
+}
+
+TEST_CASE("GPU training fed bytes normalised on the device equals training fed normalised floats",
+          "[cuda][train][upload]") {
+  LTL_REQUIRE_GPU();
+  check_byte_feed_matches_float_feed<gpu>();
 }
 
 TEST_CASE("a GPU checkpoint resumes on the GPU bit for bit and loads on the CPU", "[cuda][train][checkpoint]") {

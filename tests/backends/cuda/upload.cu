@@ -5,6 +5,9 @@
 // bit and is skipped, with the reason printed, without a GPU.
 #include "support/cuda_skip.hpp"
 
+#include <ltlearn/data/batch.hpp>
+#include <ltlearn/eval/batched_pass.hpp>
+
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -93,4 +96,34 @@ TEST_CASE("uploaded batches equal the host's make_batch + normalize bit for bit,
     const float v = (1.0f - static_cast<float>(norm.mean[c])) / static_cast<float>(norm.stddev[c]);
     REQUIRE(doubled[i] == v + v);
   }
+}
+
+TEST_CASE("host_upload<cuda>::normalized gives data::to_floats' bits, staged or not, and checks the batch",
+          "[cuda][upload]") {
+  STATIC_REQUIRE(ltl::normalizes_bytes<cuda::device>);
+  STATIC_REQUIRE(ltl::eval::delivery_for<cuda::device, float> == ltl::data::image_delivery::bytes);
+  STATIC_REQUIRE(ltl::eval::delivery_for<cuda::device, double> == ltl::data::image_delivery::floats);
+  LTL_REQUIRE_GPU();
+  const ltl::data::normalize norm{{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+  ltl::tensor<std::uint8_t> px(shape{3, 3, 6, 5});
+  ltl::rng g(7);
+  for (index_t i = 0; i < px.numel(); ++i) px.data()[i] = static_cast<std::uint8_t>(g.uniform(0, 256));
+  const auto want = ltl::data::to_floats<float>({px, norm}).to_vector();
+  auto& settings = cuda::context::current().settings();
+  const bool staged = settings.staged_uploads;
+  for (bool s : {true, false}) {
+    INFO("staged " << s);
+    settings.staged_uploads = s;
+    const auto got = ltl::host_upload<cuda::device>::normalized(px, norm.mean, norm.stddev).to_vector();
+    REQUIRE(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+    // One channel's statistics for three-channel bytes: a shape error naming both.
+    REQUIRE_THROWS_WITH(ltl::host_upload<cuda::device>::normalized(px, std::vector<double>{0.5}, std::vector<double>{0.5}),
+                        Catch::Contains("3 channels"));
+  }
+  settings.staged_uploads = staged;
+  // A batch through eval::upload_images: bytes pending or floats, the same values on the device.
+  const ltl::data::batch<float> pending{ltl::tensor<float>{}, ltl::tensor<std::int64_t>(shape{3}),
+                                        ltl::data::byte_images{px, norm}};
+  const auto dev = ltl::eval::upload_images<cuda::device>(pending).to_vector();
+  REQUIRE(std::memcmp(dev.data(), want.data(), want.size() * sizeof(float)) == 0);
 }

@@ -12,6 +12,10 @@
 #include "ltlearn/core/device.hpp"
 #include "ltlearn/tensor/tensor.hpp"
 
+#include <concepts>
+#include <cstdint>
+#include <span>
+
 namespace ltl {
 
 /// Moves host batches to device D (see the file comment). Specialisations provide the same
@@ -25,6 +29,21 @@ struct host_upload {
     return host.template to<D>();
   }
 };
+
+/// A device whose uploads can also turn image bytes into the model's float input where they
+/// arrive: host_upload<D> has
+///   static tensor<float, D> normalized(const tensor<std::uint8_t, host_device>& pixels,
+///                                      std::span<const double> mean, std::span<const double> stddev);
+/// which returns y = (x/255 − mean_c)/stddev_c for x [B, C, H, W] — computed in float, two
+/// correctly rounded divisions, exactly as the host's data::to_floats — and, like to_device,
+/// lets `pixels` change or go as soon as it returns. The CUDA backend's does the arithmetic in
+/// a kernel after the copy, so a quarter of the bytes cross the bus; loaders over in-memory
+/// datasets then hand over bytes (data::image_delivery::bytes, eval::upload_images).
+template <class D>
+concept normalizes_bytes =
+    requires(const tensor<std::uint8_t, host_device>& px, std::span<const double> m) {
+      { host_upload<D>::normalized(px, m, m) } -> std::same_as<tensor<float, D>>;
+    };
 
 /// `host` on device D through host_upload<D>: `upload_batch<D>(batch.images)`.
 template <class D, class T>

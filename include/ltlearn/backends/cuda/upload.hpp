@@ -2,7 +2,9 @@
 /// \file
 /// Uploads of host batches that overlap the compute stream's work, through one staging ring
 /// (detail::staging_ring: pinned host buffers, a device buffer per slot, the copy stream):
-///   - cuda::batch_uploader: uint8 image batches to normalised float device tensors;
+///   - cuda::batch_uploader: uint8 image batches to normalised float device tensors — what
+///     host_upload<cuda::device>::normalized uses (the normalizes_bytes concept), so that
+///     loaders over in-memory data sets send bytes (data::image_delivery::bytes);
 ///   - cuda::value_uploader: any host tensor (float images already transformed on the host,
 ///     int64 labels) to a device tensor with the same bytes — what the trainer and the batched
 ///     pass use, through ltl::host_upload<cuda::device> (contract/upload.hpp), so that a run
@@ -42,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -264,6 +267,27 @@ __global__ void normalize_bytes(const std::uint8_t* __restrict__ x, T* __restric
   }
 }
 
+/// The affine constants of options `o` (already validated), in float as the host uses them.
+inline upload_affine make_affine(const upload_options& o) {
+  upload_affine a{};
+  for (std::size_t c = 0; c < o.mean.size(); ++c) {
+    a.mean[c] = static_cast<float>(o.mean[c]);
+    a.stddev[c] = static_cast<float>(o.stddev[c]);
+  }
+  return a;
+}
+
+/// Queues normalize_bytes on the compute stream: device bytes `x` of shape `s` into `out`.
+inline void launch_normalize_bytes(const std::uint8_t* x, tensor<float, device>& out, const shape& s,
+                                   const upload_affine& a, int channels) {
+  const index_t n = s.numel(), hw = s[2] * s[3];
+  if (n == 0) return;
+  const int threads = 256;
+  const auto blocks = static_cast<unsigned>(std::min<index_t>((n + threads - 1) / threads, 65535));
+  normalize_bytes<float><<<blocks, threads, 0, context::current().stream()>>>(x, out.data(), n, hw, channels, a);
+  ltl::cuda::detail::check_launch("normalize_bytes");
+}
+
 }  // namespace detail
 
 /// Uploads uint8 batches through a ring of pinned staging buffers (see the file comment). Not
@@ -272,12 +296,7 @@ class batch_uploader {
  public:
   /// Validates `o` (value_error); touches no GPU until the first upload.
   explicit batch_uploader(upload_options o)
-      : opt_(std::move(o)), ring_((detail::check_upload_options(opt_), opt_.slots)) {
-    for (std::size_t c = 0; c < opt_.mean.size(); ++c) {
-      affine_.mean[c] = static_cast<float>(opt_.mean[c]);
-      affine_.stddev[c] = static_cast<float>(opt_.stddev[c]);
-    }
-  }
+      : opt_(std::move(o)), ring_((detail::check_upload_options(opt_), opt_.slots)), affine_(detail::make_affine(opt_)) {}
 
   /// The batch `pixels` ([B, C, H, W] bytes, shape `s`) as normalised floats on the current
   /// device. Returns once the bytes are in pinned memory; the copy and the kernel are queued.
@@ -286,13 +305,20 @@ class batch_uploader {
     tensor<float, device> out(s);
     if (pixels.empty()) return out;
     ring_.stage(pixels.data(), pixels.size(), [&](const void* staged) {
-      const index_t n = s.numel(), hw = s[2] * s[3];
-      const int threads = 256;
-      const auto blocks = static_cast<unsigned>(std::min<index_t>((n + threads - 1) / threads, 65535));
-      detail::normalize_bytes<float><<<blocks, threads, 0, context::current().stream()>>>(
-          static_cast<const std::uint8_t*>(staged), out.data(), n, hw, static_cast<int>(opt_.mean.size()), affine_);
-      ltl::cuda::detail::check_launch("normalize_bytes");
+      detail::launch_normalize_bytes(static_cast<const std::uint8_t*>(staged), out, s, affine_,
+                                     static_cast<int>(opt_.mean.size()));
     });
+    return out;
+  }
+
+  /// As upload(), for bytes already on the device (no staging): the normalisation kernel alone,
+  /// queued on the compute stream.
+  tensor<float, device> normalize_on_device(const tensor<std::uint8_t, device>& pixels) const {
+    LTL_CHECK(pixels.defined() && pixels.is_contiguous(), value_error,
+              "batch_uploader::normalize_on_device: the bytes must be a defined contiguous tensor");
+    detail::check_upload_batch(pixels.sizes(), static_cast<std::size_t>(pixels.numel()), opt_.mean.size());
+    tensor<float, device> out(pixels.sizes());
+    detail::launch_normalize_bytes(pixels.data(), out, pixels.sizes(), affine_, static_cast<int>(opt_.mean.size()));
     return out;
   }
 
@@ -347,6 +373,19 @@ inline value_uploader& thread_value_uploader(int key) {
   if (!u) u = std::make_unique<value_uploader>(2);
   return *u;
 }
+
+/// The calling thread's batch_uploader for the current device and normalisation (mean, stddev);
+/// never destroyed, as thread_value_uploader. A process uses a handful of normalisations (one
+/// per data set), so the map stays small.
+inline batch_uploader& thread_batch_uploader(std::span<const double> mean, std::span<const double> stddev) {
+  using key = std::tuple<int, std::vector<double>, std::vector<double>>;
+  thread_local auto* rings = new std::map<key, std::unique_ptr<batch_uploader>>();
+  key k{context::current().device_index(), std::vector<double>(mean.begin(), mean.end()),
+        std::vector<double>(stddev.begin(), stddev.end())};
+  auto& u = (*rings)[k];
+  if (!u) u = std::make_unique<batch_uploader>(upload_options{.mean = std::get<1>(k), .stddev = std::get<2>(k)});
+  return *u;
+}
 }  // namespace detail
 
 }  // namespace ltl::cuda
@@ -363,6 +402,22 @@ struct host_upload<cuda::device> {
     if (!cuda::context::current().settings().staged_uploads) return host.template to<cuda::device>();
     return cuda::detail::thread_value_uploader(static_cast<int>(sizeof(T)) * 2 + (std::is_integral_v<T> ? 1 : 0))
         .upload(host);
+  }
+
+  /// Image bytes [B, C, H, W] as normalised floats on the current device (normalizes_bytes):
+  /// through the thread's staging ring and the normalisation kernel; with
+  /// settings::staged_uploads off, a plain copy of the bytes and the same kernel. value_error /
+  /// shape_error for bad statistics or a batch that disagrees with them.
+  static tensor<float, cuda::device> normalized(const tensor<std::uint8_t, host_device>& pixels,
+                                                std::span<const double> mean, std::span<const double> stddev) {
+    LTL_CHECK(pixels.defined(), value_error, "host_upload<cuda>::normalized: the bytes are undefined");
+    auto& up = cuda::detail::thread_batch_uploader(mean, stddev);
+    const tensor<std::uint8_t, host_device> px = pixels.contiguous();
+    if (!cuda::context::current().settings().staged_uploads) {
+      cuda::detail::check_upload_batch(px.sizes(), static_cast<std::size_t>(px.numel()), mean.size());
+      return up.normalize_on_device(px.template to<cuda::device>());
+    }
+    return up.upload(std::span<const std::uint8_t>(px.data(), static_cast<std::size_t>(px.numel())), px.sizes());
   }
 };
 
