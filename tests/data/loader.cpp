@@ -72,9 +72,9 @@ TEST_CASE("a loader handing over bytes gives the float loader's images bit for b
     REQUIRE(std::memcmp(x.data(), f->images.data(), static_cast<std::size_t>(x.numel()) * sizeof(float)) == 0);
     REQUIRE(f->images.to_vector() == p->images.to_vector());
     // The augmentation did move pixels: the bytes are not the dataset's, in order.
-    const auto raw = ld::make_byte_batch(ds, std::span<const ltl::index_t>(order).subspan(
-                                                 static_cast<std::size_t>(8 * batches), static_cast<std::size_t>(b->labels.numel())),
-                                         aug.norm);
+    const auto items = std::span<const ltl::index_t>(order).subspan(static_cast<std::size_t>(8 * batches),
+                                                                    static_cast<std::size_t>(b->labels.numel()));
+    const auto raw = ld::make_byte_batch(ds, items, aug.norm);
     if (raw.bytes->pixels.to_vector() != b->bytes->pixels.to_vector()) ++moved;
     ++batches;
   }

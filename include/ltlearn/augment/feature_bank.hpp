@@ -296,7 +296,8 @@ std::uint64_t resident_bank_bytes(nn::staged_model<T, D>& model, const Src& src,
 template <real_scalar T, device D, data::dataset Ds>
 feature_bank<T> build_feature_bank(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                                    const std::string& point, index_t batch_size = 256) {
-  return build_feature_bank(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), point, {.batch_size = batch_size});
+  return build_feature_bank(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), point,
+                            {.batch_size = batch_size});
 }
 
 /// Logits [N, C] of the banked maps under the model's current weights (eval mode): what

@@ -165,7 +165,8 @@ class streamed_bank {
     for (auto& e : errors)
       if (e) std::rethrow_exception(e);
     std::vector<tensor<T>> images(static_cast<std::size_t>(m));
-    for (index_t k = 0; k < m; ++k) images[static_cast<std::size_t>(k)] = data::host_images(one[static_cast<std::size_t>(k)]);
+    for (index_t k = 0; k < m; ++k)
+      images[static_cast<std::size_t>(k)] = data::host_images(one[static_cast<std::size_t>(k)]);
     shape s = images[0].sizes();
     const index_t per = s.numel();
     s[0] = m;

@@ -55,7 +55,8 @@ std::pair<tensor<E>, tensor<std::int64_t>> checked_batch(const Ds& ds, std::span
   LTL_CHECK(im.size() == 3, shape_error, "make_batch: image shape must be [C, H, W], got {}", im);
   const auto B = static_cast<index_t>(indices.size());
   const index_t k = im.numel(), n = static_cast<index_t>(ds.size()), classes = static_cast<index_t>(ds.num_classes());
-  std::pair<tensor<E>, tensor<std::int64_t>> out{tensor<E>(shape{B, im[0], im[1], im[2]}), tensor<std::int64_t>(shape{B})};
+  std::pair<tensor<E>, tensor<std::int64_t>> out{tensor<E>(shape{B, im[0], im[1], im[2]}),
+                                                 tensor<std::int64_t>(shape{B})};
   std::int64_t* y = out.second.data();
   for (index_t b = 0; b < B; ++b) {
     const index_t i = indices[static_cast<std::size_t>(b)];

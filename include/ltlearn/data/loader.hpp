@@ -196,7 +196,9 @@ class loader {
   };
 
   /// How the batches hold their images (bytes only when built with image_delivery::bytes).
-  [[nodiscard]] image_delivery delivery() const noexcept { return bytes_ ? image_delivery::bytes : image_delivery::floats; }
+  [[nodiscard]] image_delivery delivery() const noexcept {
+    return bytes_ ? image_delivery::bytes : image_delivery::floats;
+  }
 
   /// Starts an epoch over `order` (e.g. a sampler's epoch_indices) at batch `start`.
   [[nodiscard]] std::unique_ptr<epoch_run> run(index_t epoch, std::vector<index_t> order, index_t start = 0) const {

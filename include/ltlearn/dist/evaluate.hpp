@@ -63,8 +63,8 @@ metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Ds& ds, const
                               const std::vector<double>& train_counts, any_communicator comm,
                               index_t batch_size = 256) {
   if (comm.single()) return eval::evaluate(model, ds, norm, train_counts, batch_size);
-  return dist::evaluate(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), train_counts, std::move(comm),
-                        {.batch_size = batch_size});
+  return dist::evaluate(model, eval::normalized_dataset<T, Ds>(ds, norm, eval::delivery_for<D, T>), train_counts,
+                        std::move(comm), {.batch_size = batch_size});
 }
 
 }  // namespace ltl::dist

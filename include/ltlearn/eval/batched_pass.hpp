@@ -144,7 +144,8 @@ void for_each_batch(const Src& src, Fn&& fn, const pass_options& o = {}) {
 }
 
 /// Calls `fn(const pass_batch<T, D>&)` for consecutive batches of `ds` in order, normalised by
-/// `norm` (on the device where its upload can: delivery_for). Grad mode and module modes are the caller's (see run_batches).
+/// `norm` (on the device where its upload can: delivery_for). Grad mode and module modes are
+/// the caller's (see run_batches).
 template <real_scalar T, device D = cpu::device, data::dataset Ds, class Fn>
 void for_each_batch(const Ds& ds, const data::normalize& norm, Fn&& fn, const pass_options& o = {}) {
   for_each_batch<T, D>(normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>), std::forward<Fn>(fn), o);

@@ -57,8 +57,8 @@ metrics::eval_report evaluate_with(Logits&& logits_of, const Src& src, const std
 template <real_scalar T, device D = cpu::device, data::dataset Ds, class Logits>
 metrics::eval_report evaluate_with(Logits&& logits_of, const Ds& ds, const data::normalize& norm,
                                    const std::vector<double>& train_counts, index_t batch_size = 256) {
-  return evaluate_with<T, D>(std::forward<Logits>(logits_of), normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>), train_counts,
-                             {.batch_size = batch_size});
+  return evaluate_with<T, D>(std::forward<Logits>(logits_of), normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>),
+                             train_counts, {.batch_size = batch_size});
 }
 
 /// Evaluates `model` (in an eval_scope for the duration) on the pass_source `src`.
@@ -74,7 +74,8 @@ metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Src& src, con
 template <real_scalar T, device D, data::dataset Ds>
 metrics::eval_report evaluate(nn::staged_model<T, D>& model, const Ds& ds, const data::normalize& norm,
                               const std::vector<double>& train_counts, index_t batch_size = 256) {
-  return evaluate(model, normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>), train_counts, {.batch_size = batch_size});
+  return evaluate(model, normalized_dataset<T, Ds>(ds, norm, delivery_for<D, T>), train_counts,
+                  {.batch_size = batch_size});
 }
 
 }  // namespace ltl::eval

@@ -108,7 +108,8 @@ std::vector<ltl::train::epoch_summary> fit(small_resnet<D>& m, const ltl::data::
     return tr.fit();
   };
   if (how == feed::augment) return run(aug);
-  return run(std::function<void(ltl::tensor<float>&, ltl::rng&)>([&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }));
+  using fn = std::function<void(ltl::tensor<float>&, ltl::rng&)>;
+  return run(fn([&](ltl::tensor<float>& x, ltl::rng& g) { aug(x, g); }));
 }
 
 /// Training fed bytes normalised on the device is training fed the host's normalised floats,

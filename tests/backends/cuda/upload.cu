@@ -117,8 +117,8 @@ TEST_CASE("host_upload<cuda>::normalized gives data::to_floats' bits, staged or 
     const auto got = ltl::host_upload<cuda::device>::normalized(px, norm.mean, norm.stddev).to_vector();
     REQUIRE(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
     // One channel's statistics for three-channel bytes: a shape error naming both.
-    REQUIRE_THROWS_WITH(ltl::host_upload<cuda::device>::normalized(px, std::vector<double>{0.5}, std::vector<double>{0.5}),
-                        Catch::Contains("3 channels"));
+    const std::vector<double> one{0.5};
+    REQUIRE_THROWS_WITH(ltl::host_upload<cuda::device>::normalized(px, one, one), Catch::Contains("3 channels"));
   }
   settings.staged_uploads = staged;
   // A batch through eval::upload_images: bytes pending or floats, the same values on the device.

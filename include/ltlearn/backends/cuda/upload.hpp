@@ -296,7 +296,9 @@ class batch_uploader {
  public:
   /// Validates `o` (value_error); touches no GPU until the first upload.
   explicit batch_uploader(upload_options o)
-      : opt_(std::move(o)), ring_((detail::check_upload_options(opt_), opt_.slots)), affine_(detail::make_affine(opt_)) {}
+      : opt_(std::move(o)),
+        ring_((detail::check_upload_options(opt_), opt_.slots)),
+        affine_(detail::make_affine(opt_)) {}
 
   /// The batch `pixels` ([B, C, H, W] bytes, shape `s`) as normalised floats on the current
   /// device. Returns once the bytes are in pinned memory; the copy and the kernel are queued.
