@@ -90,7 +90,11 @@ if [[ -n "$bundle_dir" ]]; then
     ' "$fm" "$bundle_dir/fmnist"
     cp -p "$fm"/t10k-*-ubyte.gz "$bundle_dir/fmnist/"
   fi
-  echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)); libraries:"
+  # Which sources the binaries were built from, for the check's summary and the next session.
+  commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  [[ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]] && commit+=" (with local changes)"
+  echo "$commit" > "$bundle_dir/COMMIT"
+  echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)) at commit $commit; libraries:"
   ls "$bundle_dir/lib"
   (( n > 0 ))
   exit $?
@@ -107,6 +111,7 @@ say() { echo "$*" | tee -a "$summary"; }
 left() { echo $(( budget - (SECONDS - start) )); }
 
 say "ltlearn GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+[[ -n "$bin_dir" && -f "$bin_dir/COMMIT" ]] && say "prebuilt binaries from commit $(cat "$bin_dir/COMMIT")"
 
 # ---- 1. the device ------------------------------------------------------------------------
 have_gpu=0
