@@ -23,3 +23,15 @@
   WARN("SKIPPED: the " << D::name                                                                         \
                        << " backend is not a complete compute_device yet (backends/contract/kernels.hpp); " \
                           "this case runs once every kernel area is provided")
+
+namespace ltl_test {
+/// Restores the current context's settings when a case ends, passed or failed, so that a case
+/// that changes them (upload path, workspace limit, TF32) cannot leak its change into later cases.
+struct settings_guard {
+  ltl::cuda::settings saved = ltl::cuda::context::current().settings();
+  settings_guard() = default;
+  settings_guard(const settings_guard&) = delete;
+  settings_guard& operator=(const settings_guard&) = delete;
+  ~settings_guard() { ltl::cuda::context::current().settings() = saved; }
+};
+}  // namespace ltl_test

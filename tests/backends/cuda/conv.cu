@@ -344,6 +344,9 @@ TEST_CASE("algorithm choice filters cuDNN's ranked candidates by the settings", 
   REQUIRE(cuda::choose_candidate({tf32, plain}, {.allow_tf32 = true}, CUDNN_DATA_FLOAT)->algo == 1);
   REQUIRE(cuda::choose_candidate({tf32, plain}, def, CUDNN_DATA_DOUBLE)->algo == 1);
   REQUIRE(cuda::choose_candidate({converting, plain}, def, CUDNN_DATA_DOUBLE)->algo == 0);
+  // Down-converting math (FP16/BF16 inside) is never chosen, not even with TF32 opted in.
+  REQUIRE(cuda::choose_candidate({converting, plain}, {.allow_tf32 = true}, CUDNN_DATA_FLOAT)->algo == 0);
+  REQUIRE(cuda::choose_candidate({converting, plain}, {.allow_tf32 = true}, CUDNN_DATA_DOUBLE)->algo == 0);
   // Nothing usable: no choice, and a message that says why for each candidate.
   const std::vector<C> none{fast_nondet, unsupported, tf32};
   REQUIRE_FALSE(cuda::choose_candidate(none, def, CUDNN_DATA_FLOAT).has_value());
@@ -352,6 +355,14 @@ TEST_CASE("algorithm choice filters cuDNN's ranked candidates by the settings", 
   REQUIRE_THAT(msg, Contains("conv2d_backward_weight") && Contains("input [1, 2, 5, 5]") &&
                         Contains("algorithm 4: not deterministic") && Contains("algorithm 6: not supported") &&
                         Contains("algorithm 1: tensor-core math (TF32) not allowed"));
+  // Candidates the heuristics offered but the workspace query turned down say why too, rather
+  // than "usable".
+  const std::string msg2 = cuda::no_candidate_message("conv2d_forward", g, {plain, converting}, def, CUDNN_DATA_FLOAT,
+                                                      {{0, "needs 2048 bytes of workspace, over the limit"}});
+  REQUIRE_THAT(msg2, Contains("algorithm 0: needs 2048 bytes of workspace, over the limit") &&
+                         Contains("algorithm 2: down-converting tensor-core math never allowed"));
+  REQUIRE_THAT(cuda::no_candidate_message("conv2d_forward", g, {plain}, def, CUDNN_DATA_FLOAT),
+               Contains("algorithm 0: usable"));
   // "Not supported" is a category of codes in cuDNN 9; other failures are errors.
   REQUIRE(cuda::cudnn_not_supported(CUDNN_STATUS_NOT_SUPPORTED));
   REQUIRE(cuda::cudnn_not_supported(CUDNN_STATUS_NOT_SUPPORTED_SHAPE));
@@ -459,10 +470,11 @@ TEST_CASE("the plan cache makes one plan per pass and geometry", "[cuda]") {
   (void)conv2d_backward_weight(y, x, w.sizes(), opt);
   REQUIRE(engine.cached_plans() == before + 3);
   // Another setting is another plan.
+  const ltl_test::settings_guard restore;
   auto& s = cuda::context::current().settings();
   s.max_workspace_bytes = 0;
   (void)conv2d_forward(x, w, GT(), opt);
-  s = cuda::settings{};
+  s = restore.saved;
   REQUIRE(engine.cached_plans() == before + 4);
 }
 

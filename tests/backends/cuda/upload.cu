@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 using ltl::index_t;
@@ -56,6 +57,14 @@ TEST_CASE("batch_uploader rejects bad options and batches before touching the GP
   REQUIRE_THROWS_AS(up.upload(px, shape{2, 3, 4, 5}), ltl::shape_error);
   REQUIRE(up.uploads() == 0);
   cuda::detail::check_upload_batch(shape{2, 3, 4, 4}, px.size(), 3);  // the right one passes
+  // host_upload's per-thread uploaders are looked up by their statistics: bad ones are refused
+  // before the lookup (a NaN key would compare equal to every other key) and before any GPU work.
+  const ltl::tensor<std::uint8_t> bytes(shape{1, 1, 2, 2});
+  const std::vector<double> nan{std::numeric_limits<double>::quiet_NaN()}, sd{0.2};
+  REQUIRE_THROWS_AS(ltl::host_upload<cuda::device>::normalized(bytes, nan, sd), ltl::value_error);
+  REQUIRE_THROWS_WITH(ltl::host_upload<cuda::device>::normalized(bytes, nan, sd),
+                      Catch::Contains("channel 0 has mean nan"));
+  REQUIRE_THROWS_AS(ltl::host_upload<cuda::device>::normalized(bytes, sd, nan), ltl::value_error);
 }
 
 TEST_CASE("uploaded batches equal the host's make_batch + normalize bit for bit, across ring slots",
@@ -110,7 +119,7 @@ TEST_CASE("host_upload<cuda>::normalized gives data::to_floats' bits, staged or 
   for (index_t i = 0; i < px.numel(); ++i) px.data()[i] = static_cast<std::uint8_t>(g.uniform(0, 256));
   const auto want = ltl::data::to_floats<float>({px, norm}).to_vector();
   auto& settings = cuda::context::current().settings();
-  const bool staged = settings.staged_uploads;
+  const ltl_test::settings_guard restore;
   for (bool s : {true, false}) {
     INFO("staged " << s);
     settings.staged_uploads = s;
@@ -120,7 +129,17 @@ TEST_CASE("host_upload<cuda>::normalized gives data::to_floats' bits, staged or 
     const std::vector<double> one{0.5};
     REQUIRE_THROWS_WITH(ltl::host_upload<cuda::device>::normalized(px, one, one), Catch::Contains("3 channels"));
   }
-  settings.staged_uploads = staged;
+  settings.staged_uploads = restore.saved.staged_uploads;
+  // After a refused NaN, two other normalisations each get their own uploader (the per-thread
+  // map's keys stay ordered), so each gives its own statistics' values.
+  const std::vector<double> nan{std::numeric_limits<double>::quiet_NaN()};
+  REQUIRE_THROWS_AS(ltl::host_upload<cuda::device>::normalized(px, nan, norm.stddev), ltl::value_error);
+  for (const ltl::data::normalize& other : {ltl::data::normalize{{0.5, 0.5, 0.5}, {0.2, 0.2, 0.2}},
+                                           ltl::data::normalize{{0.3, 0.3, 0.3}, {0.25, 0.25, 0.25}}}) {
+    const auto ref = ltl::data::to_floats<float>({px, other}).to_vector();
+    const auto got = ltl::host_upload<cuda::device>::normalized(px, other.mean, other.stddev).to_vector();
+    REQUIRE(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)) == 0);
+  }
   // A batch through eval::upload_images: bytes pending or floats, the same values on the device.
   const ltl::data::batch<float> pending{ltl::tensor<float>{}, ltl::tensor<std::int64_t>(shape{3}),
                                         ltl::data::byte_images{px, norm}};

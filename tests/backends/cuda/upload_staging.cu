@@ -25,6 +25,7 @@ struct fake_upload_ops {
   using event = int;
   std::vector<std::string>* log = nullptr;
   int events = 0;
+  enum class failing { none, record_copied, compute_waits } fail = failing::none;  // the next such step throws
   void say(const std::string& s) const { log->push_back(s); }
   void* host_alloc(std::size_t n) {
     say("host_alloc " + std::to_string(n));
@@ -53,9 +54,21 @@ struct fake_upload_ops {
     std::memcpy(dst, src, n);
     say("copy " + std::to_string(n));
   }
-  void record_on_copy_stream(event e) { say("copied " + std::to_string(e)); }
-  void compute_waits(event e) { say("compute_waits " + std::to_string(e)); }
+  void fail_if(failing step) {
+    if (fail != step) return;
+    fail = failing::none;
+    throw std::runtime_error("injected CUDA failure");
+  }
+  void record_on_copy_stream(event e) {
+    fail_if(failing::record_copied);
+    say("copied " + std::to_string(e));
+  }
+  void compute_waits(event e) {
+    fail_if(failing::compute_waits);
+    say("compute_waits " + std::to_string(e));
+  }
   void record_on_compute_stream(event e) { say("done " + std::to_string(e)); }
+  void drain_copies() noexcept { say("drain"); }
 };
 
 using fake_ring = cuda::detail::staging_ring<fake_upload_ops>;
@@ -122,6 +135,30 @@ TEST_CASE("a consumer that throws still closes its slot, so the slot's next use 
           "host_waits 1");
 }
 
+TEST_CASE("a failure between the copy and the compute stream's wait drains the copy before it propagates",
+          "[cuda-host][upload]") {
+  using failing = fake_upload_ops::failing;
+  for (const failing f : {failing::record_copied, failing::compute_waits}) {
+    INFO("failing step " << static_cast<int>(f));
+    std::vector<std::string> log;
+    fake_ring ring(1, fake_upload_ops{.log = &log, .fail = f});
+    const unsigned char b[2] = {1, 2};
+    bool consumed = false;
+    REQUIRE_THROWS_AS(ring.stage(b, 2, [&](const void*) { consumed = true; }), std::runtime_error);
+    REQUIRE_FALSE(consumed);
+    // The copy was queued; `done` never covered it, so the host waited for the copy stream.
+    REQUIRE(log.back() == "drain");
+    REQUIRE(std::find(log.begin(), log.end(), "copy 2") < log.end() - 1);
+    REQUIRE(std::find(log.begin(), log.end(), "done 1") == log.end());
+    // The slot works again: nothing of the failed upload is pending, so its next use does not
+    // wait for an event that was never recorded.
+    log.clear();
+    ring.stage(b, 2, [&](const void*) { consumed = true; });
+    REQUIRE(consumed);
+    REQUIRE(log == std::vector<std::string>{"copy 2", "copied 0", "compute_waits 0", "done 1"});
+  }
+}
+
 TEST_CASE("host_upload on the CPU is tensor::to: the same values, the tensor itself when contiguous",
           "[cuda-host][upload]") {
   const auto x = ltl::tensor<float>::from({2, 3}, {1, 2, 3, 4, 5, 6});
@@ -166,6 +203,7 @@ TEST_CASE("training through the staging ring equals training with synchronous co
     LTL_SKIP_INCOMPLETE_BACKEND(gpu);
   } else {
     const auto train = ltl_test::toy_dataset(24, 4, 2);
+    const ltl_test::settings_guard restore;
     auto run = [&](bool staged) {
       cuda::context::current().settings().staged_uploads = staged;
       ltl::nn::resnet_cifar<float, gpu> m({.depth = 8, .num_classes = 4, .in_channels = 1, .width = 8, .seed = 5});
@@ -193,7 +231,6 @@ TEST_CASE("training through the staging ring equals training with synchronous co
     };
     const auto synchronous = run(false);
     const auto staged = run(true);
-    cuda::context::current().settings().staged_uploads = true;
     REQUIRE(staged.size() == synchronous.size());
     REQUIRE(std::memcmp(staged.data(), synchronous.data(), staged.size() * sizeof(float)) == 0);
   }

@@ -19,6 +19,7 @@
 #include <climits>
 #include <compare>
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -116,9 +117,11 @@ inline const char* reject_reason(const conv_candidate& c, const settings& s, cud
   if (c.status != CUDNN_STATUS_SUCCESS) return "not supported";
   if (s.deterministic && c.determinism != CUDNN_DETERMINISTIC) return "not deterministic";
   if (c.memory > s.max_workspace_bytes) return "workspace over the limit";
-  // ALLOW_CONVERSION computes in a lower precision than the data; TENSOR_OP for float is TF32.
-  if (!s.allow_tf32 && (c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
-                        (c.math == CUDNN_TENSOR_OP_MATH && dtype == CUDNN_DATA_FLOAT)))
+  // ALLOW_CONVERSION lets cuDNN compute in FP16/BF16, below the data's precision: never, not
+  // even with TF32 opted in (SPEC §13 allows TF32 and nothing lower). TENSOR_OP for float is TF32;
+  // for double it is FP64 tensor-core arithmetic, which loses nothing.
+  if (c.math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return "down-converting tensor-core math never allowed";
+  if (!s.allow_tf32 && c.math == CUDNN_TENSOR_OP_MATH && dtype == CUDNN_DATA_FLOAT)
     return "tensor-core math (TF32) not allowed";
   return nullptr;
 }
@@ -132,14 +135,17 @@ inline std::optional<conv_candidate> choose_candidate(const std::vector<conv_can
 }
 
 /// The message for a pass that has no usable candidate: the geometry, the settings and why
-/// each candidate was rejected.
+/// each candidate was rejected — by reject_reason, or else by `later` (algorithm → why the
+/// workspace query turned it down, as the plan's search records it).
 inline std::string no_candidate_message(const char* op, const conv2d_geometry& g,
                                         const std::vector<conv_candidate>& candidates, const settings& s,
-                                        cudnnDataType_t dtype) {
+                                        cudnnDataType_t dtype, const std::map<int, std::string>& later = {}) {
   std::string why;
   for (const auto& c : candidates) {
     const char* r = reject_reason(c, s, dtype);
-    why += fmt::format("{}algorithm {}: {}", why.empty() ? "" : "; ", c.algo, r ? r : "usable");
+    const auto l = later.find(c.algo);
+    why += fmt::format("{}algorithm {}: {}", why.empty() ? "" : "; ", c.algo,
+                       r ? r : (l != later.end() ? l->second.c_str() : "usable"));
   }
   return fmt::format(
       "{}: cuDNN offers no usable algorithm for {} (deterministic = {}, allow_tf32 = {}, workspace limit {} bytes); "

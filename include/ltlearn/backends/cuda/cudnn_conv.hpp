@@ -223,22 +223,32 @@ class legacy_conv_engine final : public conv_engine {
     const cudnnMathType_t math = conv_math_type(s, dtype);
     cudnn::describe(*p, g, dtype, math, op);
     const std::vector<conv_candidate> candidates = cudnn::heuristic_candidates(h, *p, pass);
+    std::map<int, std::string> turned_down;  // by the workspace query, for the error message
     bool found = false;
     for (const auto& c : candidates) {
       if (reject_reason(c, s, dtype)) continue;
-      // With TF32 allowed, run the candidate with the math type cuDNN ranked it for; otherwise
-      // keep the descriptor's FMA math and skip candidates that cannot run with it.
-      LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), s.allow_tf32 ? c.math : math));
+      // With TF32 allowed (float only), run the candidate with the math type cuDNN ranked it
+      // for; otherwise keep the descriptor's FMA math (so a double plan is the same whatever
+      // allow_tf32 says, as its cache key is) and skip candidates that cannot run with it.
+      const bool ranked_math = s.allow_tf32 && dtype == CUDNN_DATA_FLOAT;
+      LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), ranked_math ? c.math : math));
       std::size_t bytes = 0;
       const cudnnStatus_t st = cudnn::workspace_size(h, *p, pass, c.algo, &bytes);
-      if (cudnn_not_supported(st) || (st == CUDNN_STATUS_SUCCESS && bytes > s.max_workspace_bytes)) continue;
+      if (cudnn_not_supported(st)) {
+        turned_down[c.algo] = fmt::format("not supported with this math type ({})", cudnnGetErrorString(st));
+        continue;
+      }
+      if (st == CUDNN_STATUS_SUCCESS && bytes > s.max_workspace_bytes) {
+        turned_down[c.algo] = fmt::format("needs {} bytes of workspace, over the limit", bytes);
+        continue;
+      }
       LTL_CUDNN_CHECK(st);
       p->algo = c.algo;
       p->workspace_bytes = bytes;
       found = true;
       break;
     }
-    LTL_CHECK(found, cuda_error, "{}", no_candidate_message(op, g, candidates, s, dtype));
+    LTL_CHECK(found, cuda_error, "{}", no_candidate_message(op, g, candidates, s, dtype, turned_down));
     return *plans_.emplace(key, std::move(p)).first->second;
   }
 

@@ -121,7 +121,7 @@ class ring_cursor {
 };
 
 /// The CUDA calls of a staged upload, one member per step, so that staging_ring's order of
-/// steps can be checked on the host with a fake (tests/backends/cuda_upload.cu). Streams and
+/// steps can be checked on the host with a fake (tests/backends/cuda/upload_staging.cu). Streams and
 /// events are those of the current device's context.
 struct runtime_upload_ops {
   using event = cudaEvent_t;
@@ -159,6 +159,11 @@ struct runtime_upload_ops {
   /// Work queued on the compute stream from now on starts after `e`.
   static void compute_waits(event e) { LTL_CUDA_CHECK(cudaStreamWaitEvent(context::current().stream(), e, 0)); }
   static void record_on_compute_stream(event e) { LTL_CUDA_CHECK(cudaEventRecord(e, context::current().stream())); }
+  /// The host waits for every copy queued on the copy stream; errors are dropped (the caller is
+  /// already unwinding from one).
+  static void drain_copies() noexcept {
+    if (cudaStreamSynchronize(context::current().copy_stream()) != cudaSuccess) (void)cudaGetLastError();
+  }
 };
 
 /// A ring of staging slots (pinned host buffer, device buffer, two events) over the upload
@@ -169,7 +174,10 @@ struct runtime_upload_ops {
 ///   4. makes the compute stream wait for `copied`, calls consume(device buffer), which queues
 ///      the work that reads it on the compute stream, and records `done` after it.
 /// So everything queued on the compute stream before stage() runs while the bytes travel, and
-/// a slot is touched again only `slots` uploads later, after its consumer has run.
+/// a slot is touched again only `slots` uploads later, after its consumer has run. If recording
+/// `copied` or the compute stream's wait fails after the copy was queued, the host drains the
+/// copy stream before the error propagates, so no later use of the slot can overwrite or free a
+/// buffer the copy still reads.
 template <class Ops>
 class staging_ring {
  public:
@@ -190,8 +198,13 @@ class staging_ring {
     reserve(s, n);
     std::memcpy(s.pinned, src, n);
     ops_.copy_to_device(s.staged, s.pinned, n);
-    ops_.record_on_copy_stream(s.copied);
-    ops_.compute_waits(s.copied);
+    try {
+      ops_.record_on_copy_stream(s.copied);
+      ops_.compute_waits(s.copied);
+    } catch (...) {
+      ops_.drain_copies();  // `done` does not cover this copy: wait for it here
+      throw;
+    }
     s.used = true;
     try {
       consume(static_cast<const void*>(s.staged));
@@ -288,10 +301,27 @@ inline void launch_normalize_bytes(const std::uint8_t* x, tensor<float, device>&
   ltl::cuda::detail::check_launch("normalize_bytes");
 }
 
+/// The device an uploader's staging buffers and events were made on: the current one at the
+/// first check(); later checks throw device_error naming `op` if another device is current
+/// (the ring's events and buffers cannot serve another device's streams).
+class device_binding {
+ public:
+  void check(const char* op) {
+    const int now = context::current().device_index();
+    if (device_ < 0) device_ = now;
+    LTL_CHECK(now == device_, device_error, "{}: this uploader belongs to CUDA device {}, but device {} is current",
+              op, device_, now);
+  }
+
+ private:
+  int device_ = -1;
+};
+
 }  // namespace detail
 
 /// Uploads uint8 batches through a ring of pinned staging buffers (see the file comment). Not
-/// thread-safe (one loader thread per uploader); uploads go to the current device.
+/// thread-safe (one loader thread per uploader). Its buffers and events belong to the device
+/// current at its first upload; uploading while another device is current is a device_error.
 class batch_uploader {
  public:
   /// Validates `o` (value_error); touches no GPU until the first upload.
@@ -306,6 +336,7 @@ class batch_uploader {
     detail::check_upload_batch(s, pixels.size(), opt_.mean.size());
     tensor<float, device> out(s);
     if (pixels.empty()) return out;
+    owner_.check("batch_uploader::upload");
     ring_.stage(pixels.data(), pixels.size(), [&](const void* staged) {
       detail::launch_normalize_bytes(static_cast<const std::uint8_t*>(staged), out, s, affine_,
                                      static_cast<int>(opt_.mean.size()));
@@ -320,6 +351,8 @@ class batch_uploader {
               "batch_uploader::normalize_on_device: the bytes must be a defined contiguous tensor");
     detail::check_upload_batch(pixels.sizes(), static_cast<std::size_t>(pixels.numel()), opt_.mean.size());
     tensor<float, device> out(pixels.sizes());
+    if (pixels.numel() == 0) return out;
+    require_device_memory(pixels.data(), "batch_uploader::normalize_on_device", "bytes");
     detail::launch_normalize_bytes(pixels.data(), out, pixels.sizes(), affine_, static_cast<int>(opt_.mean.size()));
     return out;
   }
@@ -332,11 +365,12 @@ class batch_uploader {
   upload_options opt_;
   detail::staging_ring<detail::runtime_upload_ops> ring_;
   detail::upload_affine affine_{};
+  detail::device_binding owner_;
 };
 
 /// Uploads host tensors of any element type unchanged (the same bytes) through a staging ring
 /// and the copy stream; the result is ordered on the compute stream like any op's output. Not
-/// thread-safe; uploads go to the current device.
+/// thread-safe; bound to the device current at its first upload, as batch_uploader.
 class value_uploader {
  public:
   /// A ring of `slots` (≥ 1) staging buffers; touches no GPU until the first upload.
@@ -351,6 +385,7 @@ class value_uploader {
     tensor<T, device> out(hc.sizes());
     const std::size_t bytes = hc.bytes();
     if (bytes == 0) return out;
+    owner_.check("value_uploader::upload");
     ring_.stage(hc.data(), bytes, [&](const void* staged) {
       LTL_CUDA_CHECK(cudaMemcpyAsync(out.data(), staged, bytes, cudaMemcpyDeviceToDevice, context::current().stream()));
     });
@@ -362,13 +397,16 @@ class value_uploader {
 
  private:
   detail::staging_ring<detail::runtime_upload_ops> ring_;
+  detail::device_binding owner_;
 };
 
 namespace detail {
 /// The calling thread's value_uploader for the current device and element size class `key`
 /// (images and labels get rings of their own, so that a step's label upload never waits for
-/// the previous step's images). Deliberately never destroyed: freeing pinned memory from
-/// thread-exit or static destructors would race the CUDA runtime's teardown.
+/// the previous step's images). Deliberately never destroyed (freeing pinned memory from exit
+/// handlers would race the CUDA runtime's teardown): each thread that uploads keeps its rings,
+/// two pinned and two device buffers of its largest batch each, until the process ends, so
+/// uploads belong on long-lived threads (the trainer's and the batched pass's calling threads are).
 inline value_uploader& thread_value_uploader(int key) {
   thread_local auto* rings = new std::map<std::pair<int, int>, std::unique_ptr<value_uploader>>();
   auto& u = (*rings)[{context::current().device_index(), key}];
@@ -382,11 +420,15 @@ inline value_uploader& thread_value_uploader(int key) {
 inline batch_uploader& thread_batch_uploader(std::span<const double> mean, std::span<const double> stddev) {
   using key = std::tuple<int, std::vector<double>, std::vector<double>>;
   thread_local auto* rings = new std::map<key, std::unique_ptr<batch_uploader>>();
-  key k{context::current().device_index(), std::vector<double>(mean.begin(), mean.end()),
-        std::vector<double>(stddev.begin(), stddev.end())};
-  auto& u = (*rings)[k];
-  if (!u) u = std::make_unique<batch_uploader>(upload_options{.mean = std::get<1>(k), .stddev = std::get<2>(k)});
-  return *u;
+  upload_options o{.mean = std::vector<double>(mean.begin(), mean.end()),
+                   .stddev = std::vector<double>(stddev.begin(), stddev.end())};
+  // Validated before the lookup: a NaN in a key would make it compare equal to every other key
+  // (vector's <=> is unordered) and hand one data set's uploader to another.
+  check_upload_options(o);
+  key k{context::current().device_index(), o.mean, o.stddev};
+  auto it = rings->find(k);
+  if (it == rings->end()) it = rings->emplace(std::move(k), std::make_unique<batch_uploader>(std::move(o))).first;
+  return *it->second;
 }
 }  // namespace detail
 
