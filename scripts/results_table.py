@@ -97,7 +97,7 @@ def select(root, group):
 
     The rule is ltlearn's one held-out selection rule (metrics::held_out_selector in
     include/ltlearn/metrics/selection.hpp, used by the tau search and the FSA grid): the highest
-    score, the first value in the grid's listed order on ties; runs without a held-out score never
+    score, the first value in the grid's listed order on ties (within 1e-9); runs without a held-out score never
     win. Keep the two in step."""
     profile, _, method = group.partition("-")
     best = None
@@ -105,7 +105,9 @@ def select(root, group):
         res = load(root / f"{group}-{v}" / "results.json")
         if res is None or val_score(res) is None:
             continue
-        if best is None or val_score(res) > val_score(best[1]):
+        # Scores within 1e-9 are ties (held_out_selector::tie_tolerance: equal accuracies can
+        # differ in their last bits).
+        if best is None or val_score(res) > val_score(best[1]) + 1e-9:
             best = (v, res)
     return best
 
@@ -236,14 +238,16 @@ def seeds_table(root, seeds, profile):
     erm_tests = {s: r["test"] for s, r in erm.items()}
     cols = ("top1", "mean_per_class", "many", "medium", "few")
     print(f"\n#### Profile {profile}, rho = 100: mean ± std over seeds {', '.join(map(str, seeds))} (test, %)\n")
-    print("| method | hyper-parameters | seeds | top-1 | mean per-class | many | medium | few | "
+    print("| method | hyper-parameters | seeds | top-1 | top-1 per seed | mean per-class | many | medium | few | "
           "top-1 − ERM (paired) | choice per seed |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
 
     def row(label, hp, per_seed, choices):
         """per_seed: {seed: test report}; the paired difference uses the seeds ERM also has."""
         n = len(per_seed)
         cells = [mean_std([t.get(c) for t in per_seed.values()]) for c in cols]
+        # each seed's own top-1, in seed order, so a reader sees the spread behind the mean
+        cells.insert(1, ", ".join(f"{s}: {100 * per_seed[s]['top1']:.2f}" for s in sorted(per_seed)))
         diffs = [per_seed[s]["top1"] - erm[s]["test"]["top1"] for s in per_seed if s in erm]
         paired = "—" if not diffs or per_seed is erm_tests else mean_std(diffs) + ("" if len(diffs) == n else f" ({len(diffs)} seeds)")
         if paired != "—" and not paired.startswith("-"):
@@ -266,7 +270,7 @@ def seeds_table(root, seeds, profile):
         if per_seed:
             row(label, hp, per_seed, "; ".join(choices))
         elif choices:
-            print(f"| {label} | {hp} | 0 | | | | | | | {'; '.join(choices)} |")
+            print(f"| {label} | {hp} | 0 | | | | | | | | {'; '.join(choices)} |")
     # Stage 2 on each seed's ERM model (decouple.json of seed<s>/<profile>-erm), tau chosen per
     # seed on its held-out split by decouple itself.
     rules = {}

@@ -189,6 +189,15 @@ TEST_CASE("held-out selection: the highest score, the first listed on ties, neve
   REQUIRE(select_held_out(std::vector<double>{0.0}) == std::optional<std::size_t>(0));  // zero is a score
   REQUIRE_FALSE(select_held_out(std::vector<double>{NAN, NAN}).has_value());
   REQUIRE_FALSE(select_held_out(std::vector<double>{}).has_value());
+  // 87 of 100 held-out images, hit in different classes: the same accuracy, different last bits
+  // (two runs of the MFW α grid scored exactly these). A tie, so the first listed wins.
+  REQUIRE(select_held_out(std::vector<double>{0.8699999999999999, 0.83, 0.8700000000000001}) ==
+          std::optional<std::size_t>(0));
+  REQUIRE(select_held_out(std::vector<double>{0.8700000000000001, 0.8699999999999999}) ==
+          std::optional<std::size_t>(0));
+  // One image more in one class (of 10 classes of 10 images) is a real difference.
+  REQUIRE(select_held_out(std::vector<double>{0.87, 0.88}) == std::optional<std::size_t>(1));
+  REQUIRE(select_held_out(std::vector<double>{0.87, 0.87 + 1e-8}) == std::optional<std::size_t>(1));
   lm::held_out_selector s;
   REQUIRE(s.offer(0.3));
   REQUIRE_FALSE(s.offer(0.3));
