@@ -28,6 +28,8 @@
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The checkout's commit (short hash), "unknown" outside a git checkout.
+repo_commit() { git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown; }
 source "$repo/scripts/gpu_targets.sh"
 bin_dir="${LTL_GPU_BIN:-}"
 out_dir="${OUT:-$repo/gpu_check_results}"
@@ -91,7 +93,7 @@ if [[ -n "$bundle_dir" ]]; then
     cp -p "$fm"/t10k-*-ubyte.gz "$bundle_dir/fmnist/"
   fi
   # Which sources the binaries were built from, for the check's summary and the next session.
-  commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  commit="$(repo_commit)"
   [[ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]] && commit+=" (with local changes)"
   echo "$commit" > "$bundle_dir/COMMIT"
   echo "bundled $n binaries from $src into $bundle_dir ($(du -sh "$bundle_dir" | cut -f1)) at commit $commit; libraries:"
@@ -110,7 +112,7 @@ failures=0
 say() { echo "$*" | tee -a "$summary"; }
 left() { echo $(( budget - (SECONDS - start) )); }
 
-say "ltlearn GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+say "ltlearn GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(repo_commit)"
 [[ -n "$bin_dir" && -f "$bin_dir/COMMIT" ]] && say "prebuilt binaries from commit $(cat "$bin_dir/COMMIT")"
 
 # ---- 1. the device ------------------------------------------------------------------------
