@@ -62,7 +62,7 @@ if [[ -n "$bundle_dir" ]]; then
     ldd "$f" 2> /dev/null | awk '/=> \//{print $3}' | grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda|libnvidia[^/]*|libcublas[^/]*|libcudnn[^/]*|libnccl[^/]*)\.so' |
       while IFS= read -r lib; do cp -pL "$lib" "$bundle_dir/lib/" 2> /dev/null || true; done
   done < <(find "$src" -type f -perm -u+x \( -name 'test_cuda' -o -name 'test_cuda_*' -o -name '*_cuda' -o -name ltl_bench_cuda \
-             -o -name image_smoke_data \) ! -name '*.*' 2> /dev/null)
+             -o -name image_smoke_data \) ! -name '*.*' ! -name '*_emu' 2> /dev/null)
   # Symbols are not needed there, and the whole bundle travels (often under a size limit).
   command -v strip > /dev/null 2>&1 && strip "$bundle_dir"/bin/* 2> /dev/null
   # A Fashion-MNIST subset for the training run (the GPU machine may have no copy, and the whole
@@ -242,8 +242,9 @@ run_step() {
 missing=()
 tests=()
 if [[ -n "$bin_dir" && -d "$bin_dir" ]]; then
+  # (not test_cuda_emu: the emulated device's build of the same cases, tests/support/cuda_emu)
   while IFS= read -r f; do tests+=("$f"); done < <(find "$bin_dir" -type f -perm -u+x \( -name test_cuda -o -name 'test_cuda_*' \) \
-                                                     ! -name '*.*' 2> /dev/null | sort)
+                                                     ! -name '*.*' ! -name '*_emu' 2> /dev/null | sort)
 fi
 (( ${#tests[@]} )) || missing+=("test_cuda*")
 # A test binary killed by a signal (a crash, an abort) loses the cases after the one that crashed,

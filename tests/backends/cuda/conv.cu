@@ -478,6 +478,42 @@ TEST_CASE("the plan cache makes one plan per pass and geometry", "[cuda]") {
   REQUIRE(engine.cached_plans() == before + 4);
 }
 
+TEST_CASE("a convolution whose workspace cannot be allocated runs the plan's next algorithm", "[cuda]") {
+  LTL_REQUIRE_GPU();
+#if !defined(LTL_CUDA_EMULATION)
+  WARN("SKIPPED: needs the emulated device (tests/support/cuda_emu), whose memory a test can cap");
+#else
+  using GT = ltl::tensor<float, gpu>;
+  auto& engine = cuda::conv_engine_for(cuda::context::current());
+  const GT x = random_tensor<float>({2, 3, 9, 7}, 11).to<gpu>(), w = random_tensor<float>({4, 3, 3, 3}, 12).to<gpu>();
+  const ltl::conv2d_options opt{.padding = {1, 1}};
+  const GT y_want = conv2d_forward(x, w, GT(), opt);
+  const GT dw_want = conv2d_backward_weight(y_want, x, w.sizes(), opt);
+  const ltl::conv2d_geometry g = ltl::make_conv2d_geometry(x.sizes(), w.sizes(), opt);
+  GT y(y_want.sizes()), dw(w.sizes());
+  const auto before = engine.workspace_fallbacks();
+  struct capacity_guard {
+    capacity_guard() = default;
+    capacity_guard(const capacity_guard&) = delete;
+    capacity_guard& operator=(const capacity_guard&) = delete;
+    ~capacity_guard() { ltl_emu::set_device_memory(std::size_t{4} << 30); }
+  } restore;
+  // Not one byte more than is in use: every cudaMalloc fails, so the first choices' workspaces
+  // (the emulated heuristics rank an FMA algorithm with a 4096-byte workspace first) cannot be had.
+  cuda::device_pool().empty_cache();
+  ltl_emu::set_device_memory(ltl_emu::device_bytes_in_use(0));
+  engine.forward(g, CUDNN_DATA_FLOAT, x.data(), w.data(), y.data());
+  engine.backward_filter(g, CUDNN_DATA_FLOAT, x.data(), y_want.data(), dw.data());
+  REQUIRE(engine.workspace_fallbacks() == before + 2);
+  REQUIRE(y.to_vector() == y_want.to_vector());  // the emulated algorithms compute alike
+  REQUIRE(dw.to_vector() == dw_want.to_vector());
+  // With memory again, the first choice runs.
+  ltl_emu::set_device_memory(std::size_t{4} << 30);
+  engine.forward(g, CUDNN_DATA_FLOAT, x.data(), w.data(), y.data());
+  REQUIRE(engine.workspace_fallbacks() == before + 2);
+#endif
+}
+
 TEST_CASE("context: streams, settings and the library checks", "[cuda]") {
   LTL_REQUIRE_GPU();
   auto& ctx = cuda::context::current();

@@ -88,9 +88,9 @@ double fused_loss(const host_tensor<T>& z, const tensor<std::int64_t, device>& y
     mult_f.assign(mult.begin(), mult.end());
     if (has_off) off_f.assign(t.offsets.begin(), t.offsets.end());
   }
-  // Without temperatures every class has the multiplier s: the float path then multiplies by
+  // Without temperatures every class has the multiplier s: the float SIMD path then multiplies by
   // one broadcast value instead of loading a per-class vector.
-  const bool uniform_mult = t.temperatures.empty();
+  [[maybe_unused]] const bool uniform_mult = t.temperatures.empty();
   // Row i's loss from q = p_y and log p_y (added to the thread's acc and stored per row if
   // asked); returns the gradient's scale k: ∂ℓ/∂z'_c = k·(p_c − [c = y])·mult_c.
   auto loss_of_row = [&](index_t i, std::size_t yi, double q, double logq, double& acc) {

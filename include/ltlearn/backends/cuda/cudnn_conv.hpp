@@ -6,11 +6,15 @@
 /// A graph-API engine can replace it behind `conv_engine_for` without touching the kernels.
 ///
 /// Plans: the first call of a (geometry, dtype, pass, settings) combination asks cuDNN's
-/// heuristics (cudnnGet*Algorithm_v7) for ranked candidates, keeps the first that the settings
-/// allow (conv_plan.hpp: deterministic only by default, FMA math unless TF32 is opted into,
-/// workspace under the limit) and that cuDNN accepts with the descriptor's math type, and
-/// caches the descriptors and the choice. Heuristics rather than timed search (cudnnFind*):
-/// a timed choice can differ run to run, and with it the rounding of the results.
+/// heuristics (cudnnGet*Algorithm_v7) for ranked candidates, keeps, in rank order, those that the
+/// settings allow (conv_plan.hpp: deterministic only by default, FMA math unless TF32 is opted
+/// into, workspace under the limit) and that cuDNN accepts with the descriptor's math type, and
+/// caches the descriptors and these choices. Every call runs the first choice, unless its
+/// workspace cannot be allocated (out of memory even after the caching allocator freed its cache
+/// and retried): then the next choice needing less workspace runs, and workspace_fallbacks()
+/// counts it (its rounding can differ from the first choice's, so a run under memory pressure
+/// may not repeat a run without it bit for bit). Heuristics rather than timed search
+/// (cudnnFind*): a timed choice can differ run to run, and with it the rounding of the results.
 /// Workspaces come from the caching allocator on the compute stream, on which the cuDNN call
 /// is issued, so they are released right after the call is enqueued.
 
@@ -19,9 +23,11 @@
 #include "ltlearn/backends/cuda/memory.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace ltl::cuda {
@@ -41,6 +47,9 @@ class conv_engine {
                                void* dw) = 0;
   /// Number of plans cached so far.
   [[nodiscard]] virtual std::size_t cached_plans() const = 0;
+  /// Calls that ran a later choice of their plan because the first one's workspace could not be
+  /// allocated (see the file comment).
+  [[nodiscard]] virtual std::uint64_t workspace_fallbacks() const = 0;
 };
 
 namespace cudnn {
@@ -80,13 +89,22 @@ class workspace {
   std::size_t bytes_;
 };
 
-/// The descriptors and chosen algorithm of one pass of one convolution.
+/// One usable algorithm of a plan: cuDNN's algorithm enum, its workspace for the plan's
+/// geometry, and the math type it runs with.
+struct conv_choice {
+  int algo = 0;
+  std::size_t workspace_bytes = 0;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+};
+
+/// The descriptors and usable algorithms (in cuDNN's rank order, never empty) of one pass of
+/// one convolution; `math` is the convolution descriptor's current math type.
 struct conv_plan {
   tensor_descriptor x, y;
   filter_descriptor w;
   convolution_descriptor conv;
-  int algo = 0;
-  std::size_t workspace_bytes = 0;
+  std::vector<conv_choice> choices;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
 };
 
 /// Fills the descriptors of `p` from `g` (conv_plan.hpp's mapping) with math type `math`.
@@ -168,43 +186,46 @@ class legacy_conv_engine final : public conv_engine {
 
   void forward(const conv2d_geometry& g, cudnnDataType_t dtype, const void* x, const void* w, void* y) override {
     std::lock_guard lock(ctx_.cudnn_mutex());
-    const auto& p = plan(g, dtype, conv2d_pass::forward, "conv2d");
-    const cudnn::workspace ws(ctx_.device_index(), p.workspace_bytes);
+    auto& p = plan(g, dtype, conv2d_pass::forward, "conv2d");
     const double one = 1, zero = 0;  // cuDNN reads alpha/beta as double for double data, float otherwise
     const float onef = 1, zerof = 0;
     const bool dbl = dtype == CUDNN_DATA_DOUBLE;
-    LTL_CUDNN_CHECK(cudnnConvolutionForward(ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.x.get(), x,
-                                            p.w.get(), w, p.conv.get(), static_cast<cudnnConvolutionFwdAlgo_t>(p.algo),
-                                            ws.get(), ws.bytes(), dbl ? static_cast<const void*>(&zero) : &zerof,
-                                            p.y.get(), y));
+    run(p, [&](int algo, void* ws, std::size_t ws_bytes) {
+      LTL_CUDNN_CHECK(cudnnConvolutionForward(ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.x.get(),
+                                              x, p.w.get(), w, p.conv.get(),
+                                              static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, ws_bytes,
+                                              dbl ? static_cast<const void*>(&zero) : &zerof, p.y.get(), y));
+    });
   }
 
   void backward_data(const conv2d_geometry& g, cudnnDataType_t dtype, const void* dy, const void* w,
                      void* dx) override {
     std::lock_guard lock(ctx_.cudnn_mutex());
-    const auto& p = plan(g, dtype, conv2d_pass::backward_input, "conv2d_backward_input");
-    const cudnn::workspace ws(ctx_.device_index(), p.workspace_bytes);
+    auto& p = plan(g, dtype, conv2d_pass::backward_input, "conv2d_backward_input");
     const double one = 1, zero = 0;
     const float onef = 1, zerof = 0;
     const bool dbl = dtype == CUDNN_DATA_DOUBLE;
-    LTL_CUDNN_CHECK(cudnnConvolutionBackwardData(
-        ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.w.get(), w, p.y.get(), dy, p.conv.get(),
-        static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo), ws.get(), ws.bytes(),
-        dbl ? static_cast<const void*>(&zero) : &zerof, p.x.get(), dx));
+    run(p, [&](int algo, void* ws, std::size_t ws_bytes) {
+      LTL_CUDNN_CHECK(cudnnConvolutionBackwardData(
+          ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.w.get(), w, p.y.get(), dy, p.conv.get(),
+          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, ws_bytes,
+          dbl ? static_cast<const void*>(&zero) : &zerof, p.x.get(), dx));
+    });
   }
 
   void backward_filter(const conv2d_geometry& g, cudnnDataType_t dtype, const void* x, const void* dy,
                        void* dw) override {
     std::lock_guard lock(ctx_.cudnn_mutex());
-    const auto& p = plan(g, dtype, conv2d_pass::backward_weight, "conv2d_backward_weight");
-    const cudnn::workspace ws(ctx_.device_index(), p.workspace_bytes);
+    auto& p = plan(g, dtype, conv2d_pass::backward_weight, "conv2d_backward_weight");
     const double one = 1, zero = 0;
     const float onef = 1, zerof = 0;
     const bool dbl = dtype == CUDNN_DATA_DOUBLE;
-    LTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-        static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.algo), ws.get(), ws.bytes(),
-        dbl ? static_cast<const void*>(&zero) : &zerof, p.w.get(), dw));
+    run(p, [&](int algo, void* ws, std::size_t ws_bytes) {
+      LTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+          ctx_.cudnn(), dbl ? static_cast<const void*>(&one) : &onef, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, ws_bytes,
+          dbl ? static_cast<const void*>(&zero) : &zerof, p.w.get(), dw));
+    });
   }
 
   [[nodiscard]] std::size_t cached_plans() const override {
@@ -212,9 +233,41 @@ class legacy_conv_engine final : public conv_engine {
     return plans_.size();
   }
 
+  [[nodiscard]] std::uint64_t workspace_fallbacks() const override {
+    std::lock_guard lock(ctx_.cudnn_mutex());
+    return fallbacks_;
+  }
+
  private:
+  /// Runs `call(algo, workspace, bytes)` with the first choice of `p` whose workspace the caching
+  /// allocator provides; on out_of_memory_error, the next choice that needs less workspace (the
+  /// error propagates when none is left). Called with the cuDNN mutex held.
+  template <class Call>
+  void run(cudnn::conv_plan& p, Call&& call) {
+    for (std::size_t i = 0;; ++i) {
+      const cudnn::conv_choice& c = p.choices[i];
+      std::optional<cudnn::workspace> ws;
+      try {
+        ws.emplace(ctx_.device_index(), c.workspace_bytes);
+      } catch (const out_of_memory_error&) {
+        const auto smaller = std::find_if(p.choices.begin() + static_cast<std::ptrdiff_t>(i) + 1, p.choices.end(),
+                                          [&](const cudnn::conv_choice& d) { return d.workspace_bytes < c.workspace_bytes; });
+        if (smaller == p.choices.end()) throw;
+        i = static_cast<std::size_t>(smaller - p.choices.begin()) - 1;
+        ++fallbacks_;
+        continue;
+      }
+      if (p.math != c.math) {
+        LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), c.math));
+        p.math = c.math;
+      }
+      call(c.algo, ws->get(), ws->bytes());
+      return;
+    }
+  }
+
   /// The cached plan of the pass, made on first use. Called with the cuDNN mutex held.
-  const cudnn::conv_plan& plan(const conv2d_geometry& g, cudnnDataType_t dtype, conv2d_pass pass, const char* op) {
+  cudnn::conv_plan& plan(const conv2d_geometry& g, cudnnDataType_t dtype, conv2d_pass pass, const char* op) {
     const settings& s = ctx_.settings();
     const conv_plan_key key = make_plan_key(g, dtype, pass, s);
     if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
@@ -224,36 +277,38 @@ class legacy_conv_engine final : public conv_engine {
     cudnn::describe(*p, g, dtype, math, op);
     const std::vector<conv_candidate> candidates = cudnn::heuristic_candidates(h, *p, pass);
     std::map<int, std::string> turned_down;  // by the workspace query, for the error message
-    bool found = false;
     for (const auto& c : candidates) {
       if (reject_reason(c, s, dtype)) continue;
       // With TF32 allowed (float only), run the candidate with the math type cuDNN ranked it
       // for; otherwise keep the descriptor's FMA math (so a double plan is the same whatever
       // allow_tf32 says, as its cache key is) and skip candidates that cannot run with it.
       const bool ranked_math = s.allow_tf32 && dtype == CUDNN_DATA_FLOAT;
-      LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), ranked_math ? c.math : math));
+      const cudnnMathType_t m = ranked_math ? c.math : math;
+      LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), m));
+      p->math = m;
       std::size_t bytes = 0;
       const cudnnStatus_t st = cudnn::workspace_size(h, *p, pass, c.algo, &bytes);
       if (cudnn_not_supported(st)) {
         turned_down[c.algo] = fmt::format("not supported with this math type ({})", cudnnGetErrorString(st));
         continue;
       }
+      // A fallback choice cuDNN cannot size is left out rather than failing a plan that already
+      // has a choice.
+      if (st != CUDNN_STATUS_SUCCESS && !p->choices.empty()) continue;
       if (st == CUDNN_STATUS_SUCCESS && bytes > s.max_workspace_bytes) {
         turned_down[c.algo] = fmt::format("needs {} bytes of workspace, over the limit", bytes);
         continue;
       }
       LTL_CUDNN_CHECK(st);
-      p->algo = c.algo;
-      p->workspace_bytes = bytes;
-      found = true;
-      break;
+      p->choices.push_back({c.algo, bytes, m});
     }
-    LTL_CHECK(found, cuda_error, "{}", no_candidate_message(op, g, candidates, s, dtype, turned_down));
+    LTL_CHECK(!p->choices.empty(), cuda_error, "{}", no_candidate_message(op, g, candidates, s, dtype, turned_down));
     return *plans_.emplace(key, std::move(p)).first->second;
   }
 
   context& ctx_;
   std::map<conv_plan_key, std::unique_ptr<cudnn::conv_plan>> plans_;
+  std::uint64_t fallbacks_ = 0;
 };
 
 /// The convolution engine of `ctx`'s device (created on first use, lives as long as the process).
