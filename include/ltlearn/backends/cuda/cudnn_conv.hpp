@@ -48,7 +48,7 @@ class conv_engine {
   /// Number of plans cached so far.
   [[nodiscard]] virtual std::size_t cached_plans() const = 0;
   /// Calls that ran a later choice of their plan because the first one's workspace could not be
-  /// allocated (see the file comment).
+  /// allocated (see the file comment); one per call, however many choices it skipped.
   [[nodiscard]] virtual std::uint64_t workspace_fallbacks() const = 0;
 };
 
@@ -244,26 +244,25 @@ class legacy_conv_engine final : public conv_engine {
   /// error propagates when none is left). Called with the cuDNN mutex held.
   template <class Call>
   void run(cudnn::conv_plan& p, Call&& call) {
-    for (std::size_t i = 0;; ++i) {
-      const cudnn::conv_choice& c = p.choices[i];
-      std::optional<cudnn::workspace> ws;
+    auto c = p.choices.begin();
+    std::optional<cudnn::workspace> ws;
+    for (;;) {
       try {
-        ws.emplace(ctx_.device_index(), c.workspace_bytes);
+        ws.emplace(ctx_.device_index(), c->workspace_bytes);
+        break;
       } catch (const out_of_memory_error&) {
-        const auto smaller = std::find_if(p.choices.begin() + static_cast<std::ptrdiff_t>(i) + 1, p.choices.end(),
-                                          [&](const cudnn::conv_choice& d) { return d.workspace_bytes < c.workspace_bytes; });
-        if (smaller == p.choices.end()) throw;
-        i = static_cast<std::size_t>(smaller - p.choices.begin()) - 1;
-        ++fallbacks_;
-        continue;
+        const std::size_t failed = c->workspace_bytes;
+        c = std::find_if(c + 1, p.choices.end(),
+                         [&](const cudnn::conv_choice& d) { return d.workspace_bytes < failed; });
+        if (c == p.choices.end()) throw;
       }
-      if (p.math != c.math) {
-        LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), c.math));
-        p.math = c.math;
-      }
-      call(c.algo, ws->get(), ws->bytes());
-      return;
     }
+    if (c != p.choices.begin()) ++fallbacks_;
+    if (p.math != c->math) {
+      LTL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv.get(), c->math));
+      p.math = c->math;
+    }
+    call(c->algo, ws->get(), ws->bytes());
   }
 
   /// The cached plan of the pass, made on first use. Called with the cuDNN mutex held.
