@@ -492,11 +492,15 @@ TEST_CASE("a convolution whose workspace cannot be allocated runs the plan's nex
   const ltl::conv2d_geometry g = ltl::make_conv2d_geometry(x.sizes(), w.sizes(), opt);
   GT y(y_want.sizes()), dw(w.sizes());
   const auto before = engine.workspace_fallbacks();
-  struct capacity_guard {
-    capacity_guard() = default;
+  struct capacity_guard {  // gives the emulated device its memory back, however the case ends
+    std::size_t total = 0;
+    capacity_guard() {
+      std::size_t free_bytes = 0;
+      REQUIRE(cudaMemGetInfo(&free_bytes, &total) == cudaSuccess);
+    }
     capacity_guard(const capacity_guard&) = delete;
     capacity_guard& operator=(const capacity_guard&) = delete;
-    ~capacity_guard() { ltl_emu::set_device_memory(std::size_t{4} << 30); }
+    ~capacity_guard() { ltl_emu::set_device_memory(total); }
   } restore;
   // Not one byte more than is in use: every cudaMalloc fails, so the first choices' workspaces
   // (the emulated heuristics rank an FMA algorithm with a 4096-byte workspace first) cannot be had.
@@ -508,7 +512,7 @@ TEST_CASE("a convolution whose workspace cannot be allocated runs the plan's nex
   REQUIRE(y.to_vector() == y_want.to_vector());  // the emulated algorithms compute alike
   REQUIRE(dw.to_vector() == dw_want.to_vector());
   // With memory again, the first choice runs.
-  ltl_emu::set_device_memory(std::size_t{4} << 30);
+  ltl_emu::set_device_memory(restore.total);
   engine.forward(g, CUDNN_DATA_FLOAT, x.data(), w.data(), y.data());
   REQUIRE(engine.workspace_fallbacks() == before + 2);
 #endif

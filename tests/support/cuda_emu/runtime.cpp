@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -96,14 +97,13 @@ cudaError_t fail(cudaError_t e) {
 
 /// The allocation holding [p, p + bytes), or nullptr. Pointers one past an allocation's end
 /// count as inside it when bytes is 0.
-const allocation* find(const void* p, std::size_t bytes, std::uintptr_t* start = nullptr) {
+const allocation* find(const void* p, std::size_t bytes) {
   auto& s = state();
   const auto a = reinterpret_cast<std::uintptr_t>(p);
   auto it = s.blocks.upper_bound(a);
   if (it == s.blocks.begin()) return nullptr;
   --it;
   if (a + bytes > it->first + it->second.bytes || (bytes == 0 && a > it->first + it->second.bytes)) return nullptr;
-  if (start) *start = it->first;
   return &it->second;
 }
 
@@ -192,9 +192,7 @@ struct block_run {
   std::vector<int> order;  // thread numbers in start order
   std::size_t next = 0;    // the next thread of `order` to start
   context scheduler;
-  std::vector<std::unique_ptr<fiber>>* fibers = nullptr;
   fiber* running = nullptr;
-  bool saw_barrier = false;
   std::string error;
 };
 
@@ -231,14 +229,14 @@ void resume(block_run& r, fiber& f) {
   r.running = nullptr;
 }
 
-fiber& fresh_fiber(block_run& r, std::size_t i) {
-  auto& pool = *r.fibers;
-  while (pool.size() <= i) {
+/// Fiber `i` of this host thread's pool (made on first use), set to start fiber_main.
+fiber& fresh_fiber(std::size_t i) {
+  while (fiber_pool.size() <= i) {
     auto f = std::make_unique<fiber>();
     f->stack.reset(new char[fiber_stack]);
-    pool.push_back(std::move(f));
+    fiber_pool.push_back(std::move(f));
   }
-  fiber& f = *pool[i];
+  fiber& f = *fiber_pool[i];
   prepare(f.ctx, f.stack.get(), fiber_stack, fiber_main);
   f.thread = -1;
   f.status = fiber::running;
@@ -253,7 +251,7 @@ std::string run_block(block_run& r) {
   // Start threads until all have started: a fiber runs threads one after another until one
   // waits at a barrier, and then the next fiber takes the threads after it.
   while (r.next < r.order.size()) {
-    fiber& f = fresh_fiber(r, used++);
+    fiber& f = fresh_fiber(used++);
     resume(r, f);
     if (f.status == fiber::waiting) waiting.push_back(&f);
   }
@@ -280,12 +278,9 @@ thread_coords& current() noexcept { return coords_now ? *coords_now : host_coord
 void sync_threads() {
   block_run* r = run;
   if (!r || !r->running) return;  // host code: nothing to wait for
-  r->saw_barrier = true;
   fiber& f = *r->running;
-  thread_coords* mine = coords_now;
   f.status = fiber::waiting;
-  switch_context(f.ctx, r->scheduler);
-  coords_now = mine;
+  switch_context(f.ctx, r->scheduler);  // resume() points coords_now at this thread again
 }
 
 void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream,
@@ -311,14 +306,11 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t shared_byte
   s.launches.fetch_add(1);
   block_run r;
   r.body = &body;
-  r.fibers = &fiber_pool;
   block_run* outer = run;
   run = &r;
   r.coords.resize(threads);
   r.order.resize(threads);
-  for (unsigned z = 0, t = 0; z < block.z; ++z)
-    for (unsigned y = 0; y < block.y; ++y)
-      for (unsigned x = 0; x < block.x; ++x, ++t) r.order[t] = static_cast<int>(t);
+  std::iota(r.order.begin(), r.order.end(), 0);
   if (s.reverse.load()) std::reverse(r.order.begin(), r.order.end());
   std::string error;
   for (unsigned bz = 0; bz < grid.z && error.empty(); ++bz)
@@ -502,8 +494,7 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attr, const void* p) {
   if (!attr) return fail(cudaErrorInvalidValue);
   std::lock_guard lock(state().mu);
-  std::uintptr_t start = 0;
-  const ltl_emu::allocation* a = ltl_emu::find(p, 0, &start);
+  const ltl_emu::allocation* a = ltl_emu::find(p, 0);
   *attr = cudaPointerAttributes{};
   if (!a) {
     attr->type = cudaMemoryTypeUnregistered;
