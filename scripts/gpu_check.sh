@@ -24,7 +24,8 @@
 # driver, cuBLAS, cuDNN or NCCL, which the GPU machine provides) to DIR/lib, so that a GPU machine
 # without -dev packages runs them: `scripts/gpu_check.sh --bin DIR` there puts DIR/lib first.
 #   env: LTL_GPU_BIN, OUT, LTL_FMNIST_DIR (Fashion-MNIST IDX files), LTL_GPU_TRAIN_CMD (replaces
-#        the training run), LTL_GPU_CHECK_BUDGET (seconds, default 330)
+#        the training run), LTL_GPU_CHECK_BUDGET (seconds, default 330), LTL_GPU_CHECK_FILTER
+#        (the Catch2 test spec of the test binaries' step, default "[cuda],[cuda-host]")
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -272,8 +273,8 @@ run_rest_alone() {  # binary log: every listed case without a "<secs> s: <name>"
 # The NCCL case starts MPI in its own process (a singleton): with Open MPI that needs its runtime
 # (orted and its plugins), which a bundle does not carry; without it MPI_Init would abort the
 # whole binary, so the case is left out and the summary says so.
-filter="[cuda],[cuda-host]"
-if ! command -v orted > /dev/null 2>&1 && ! command -v mpiexec > /dev/null 2>&1; then
+filter="${LTL_GPU_CHECK_FILTER:-[cuda],[cuda-host]}"
+if [[ -z "${LTL_GPU_CHECK_FILTER:-}" ]] && ! command -v orted > /dev/null 2>&1 && ! command -v mpiexec > /dev/null 2>&1; then
   filter="[cuda]~[nccl],[cuda-host]~[nccl]"
   say "note: no MPI runtime (orted / mpiexec) here: the [nccl] case is not run"
 fi

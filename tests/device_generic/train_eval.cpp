@@ -6,27 +6,14 @@
 // cannot read (as a GPU's), catch host reads of device tensors: they fault.
 #include <catch2/catch.hpp>
 
+#include "support/device_scenarios.hpp"
 #include "support/remote_device.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_device.hpp"
 #include "support/toy_data.hpp"
 
-#include <ltlearn/augment/confusion.hpp>
-#include <ltlearn/augment/feature_bank.hpp>
-#include <ltlearn/augment/finetune.hpp>
-#include <ltlearn/augment/fsa.hpp>
-#include <ltlearn/augment/head_tail.hpp>
-#include <ltlearn/classifier/decoupled.hpp>
-#include <ltlearn/classifier/features.hpp>
-#include <ltlearn/data/transforms.hpp>
 #include <ltlearn/eval/analysis.hpp>
 #include <ltlearn/eval/evaluate.hpp>
-#include <ltlearn/losses/policies.hpp>
-#include <ltlearn/mixing/policies.hpp>
-#include <ltlearn/nn/models/resnet_cifar.hpp>
-#include <ltlearn/optim/schedule.hpp>
-#include <ltlearn/sampling/samplers.hpp>
-#include <ltlearn/train/trainer.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -44,54 +31,13 @@ namespace {
 using cpu_dev = ltl::cpu::device;
 using test_dev = ltl::testing::device;
 using remote_dev = ltl::testing::remote::device;
-
-template <class D>
-using model_t = ltl::nn::resnet_cifar<float, D>;
-
-template <class D>
-model_t<D> make_model() {
-  return model_t<D>({.depth = 8, .num_classes = 3, .in_channels = 1, .width = 4, .seed = 5});
-}
-
-/// Every entry of the model's state (parameters and batch-norm buffers), in order, on the host.
-template <class D>
-std::vector<float> flat_state(const model_t<D>& m) {
-  std::vector<float> v;
-  for (auto& [name, t] : m.state_dict()) {
-    const auto x = t.to_vector();
-    v.insert(v.end(), x.begin(), x.end());
-  }
-  return v;
-}
+using ltl_test::flat_state;
+using ltl_test::scenarios::make_toy_model;
+using ltl_test::scenarios::stage1_mfw;
+using ltl_test::scenarios::train_two_epochs;
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
-/// Two epochs of LDAM-DRW with MFW at stage 1 and square-root sampling on the toy set, then the
-/// per-epoch summaries (loss, accuracy, the held-out and test reports).
-/// With `out_dir`, the trainer checkpoints there, stops after `stop` steps (-1: never) and,
-/// with `resume`, first resumes from the checkpoint there.
-template <class D>
-std::vector<ltl::train::epoch_summary> train_two_epochs(model_t<D>& m, const ltl::data::image_dataset& train,
-                                                        const ltl::data::image_dataset& test,
-                                                        const std::filesystem::path& out_dir = {},
-                                                        ltl::index_t stop = -1, bool resume = false) {
-  const ltl::data::normalize norm{{0.3}, {0.3}};
-  const ltl::data::standard_augment aug{.crop = {.pad = 1}, .flip = {.p = 0.5}, .norm = norm};
-  ltl::train::trainer tr(m, train,
-                         {.epochs = 2, .batch_size = 8, .seed = 4, .out_dir = out_dir, .stop_after_steps = stop,
-                          .loader_workers = 1, .progress = false, .print_epochs = false},
-                         ltl::sampling::power_sampler(train.labels(), 3, 0.5, 4),
-                         ltl::losses::compose(ltl::losses::ldam{}, ltl::losses::drw(1)),
-                         ltl::mixing::mfw{.alpha = 1.0, .at = "stage1"}, ltl::optim::make_step_recipe(0.05, 6, 1, 1, 2),
-                         aug, norm);
-  // A device whose upload normalises bytes (the remote one, as a GPU) gets the augmented bytes.
-  REQUIRE(tr.image_delivery() == (ltl::normalizes_bytes<D> ? ltl::data::image_delivery::bytes
-                                                           : ltl::data::image_delivery::floats));
-  tr.set_eval_sets(&test, &test);
-  if (resume) tr.resume(out_dir / "checkpoint.safetensors");
-  return tr.fit();
 }
 
 std::filesystem::path fresh_dir(const std::string& name) { return ltl_test::scratch_dir("device_" + name); }
@@ -111,8 +57,8 @@ TEMPLATE_TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on
   using test_dev = TestType;
   const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
   const ltl::data::normalize norm{{0.3}, {0.3}};
-  auto on_cpu = make_model<cpu_dev>();
-  auto on_test = make_model<test_dev>();
+  auto on_cpu = make_toy_model<cpu_dev>();
+  auto on_test = make_toy_model<test_dev>();
   REQUIRE(same_bits(flat_state(on_cpu), flat_state(on_test)));
 
   // Trainer: two epochs (sampling, augmentation, MFW mixing, LDAM-DRW loss, SGD, the held-out
@@ -138,11 +84,10 @@ TEMPLATE_TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on
   }
   const auto trained = flat_state(on_cpu);
   REQUIRE(same_bits(trained, flat_state(on_test)));
-  REQUIRE_FALSE(same_bits(trained, flat_state(make_model<cpu_dev>())));  // the run did train
+  REQUIRE_FALSE(same_bits(trained, flat_state(make_toy_model<cpu_dev>())));  // the run did train
 
   // Evaluation in eval mode (batch-norm running statistics).
-  std::vector<double> counts;
-  for (auto c : train.class_counts()) counts.push_back(static_cast<double>(c));
+  const auto counts = ltl_test::scenarios::class_counts(train);
   require_same_report(ltl::eval::evaluate(on_cpu, test, norm, counts, 5),
                       ltl::eval::evaluate(on_test, test, norm, counts, 5));
 
@@ -158,32 +103,17 @@ TEMPLATE_TEST_CASE("a trainer run, evaluation, feature extraction and stage 2 on
   REQUIRE(f_cpu.labels.to_vector() == f_test.labels.to_vector());
 
   // Stage 2 on the cached features: cRT (classifier re-trained with Kang et al.'s class-aware
-  // budget) and LWS on it, each trained on the device, then evaluated there.
-  const ltl::classifier::stage2_options o{.epochs = 2, .batch_size = 16, .seed = 3};
-  const ltl::classifier::cached_source<float> src(f_cpu);
-  const auto crt_cpu = ltl::classifier::crt<float, cpu_dev>(src, o);
-  const auto crt_test = ltl::classifier::crt<float, test_dev>(src, o);
-  REQUIRE(same_bits(crt_cpu->weight.value().to_vector(), crt_test->weight.value().to_vector()));
-  REQUIRE(same_bits(crt_cpu->bias.value().to_vector(), crt_test->bias.value().to_vector()));
-  const auto lws_cpu = ltl::classifier::lws<float, cpu_dev>(*crt_cpu, src, o);
-  const auto lws_test = ltl::classifier::lws<float, test_dev>(*crt_test, src, o);
-  for (const auto& [name, p] : lws_cpu->named_parameters()) {
+  // budget) and LWS on it, each trained on the device, LWS folded into a plain classifier there,
+  // and the cRT head evaluated there.
+  const auto s2_cpu = ltl_test::scenarios::stage2<cpu_dev>(f_cpu, counts);
+  const auto s2_test = ltl_test::scenarios::stage2<test_dev>(f_cpu, counts);
+  REQUIRE(s2_cpu.weights.size() == s2_test.weights.size());
+  for (const auto& [name, w] : s2_cpu.weights) {
     INFO(name);
-    bool found = false;
-    for (const auto& [name2, q] : lws_test->named_parameters())
-      if (name2 == name) {
-        found = true;
-        REQUIRE(same_bits(p.value().to_vector(), q.value().to_vector()));
-      }
-    REQUIRE(found);
+    REQUIRE(s2_test.weights.count(name) == 1);
+    REQUIRE(same_bits(w, s2_test.weights.at(name)));
   }
-  // LWS folded into a plain classifier on the device, with the CPU's weights.
-  const auto fold_cpu = lws_cpu->folded(), fold_test = lws_test->folded();
-  STATIC_REQUIRE(std::is_same_v<typename std::decay_t<decltype(*fold_test)>::device_type, test_dev>);
-  REQUIRE(same_bits(fold_cpu->weight.value().to_vector(), fold_test->weight.value().to_vector()));
-  REQUIRE(same_bits(fold_cpu->bias.value().to_vector(), fold_test->bias.value().to_vector()));
-  require_same_report(ltl::classifier::evaluate_features<float, cpu_dev>(ltl::classifier::as_head(*crt_cpu), f_cpu, counts),
-                      ltl::classifier::evaluate_features<float, test_dev>(ltl::classifier::as_head(*crt_test), f_cpu, counts));
+  require_same_report(s2_cpu.crt_report, s2_test.crt_report);
 }
 
 TEST_CASE("reading the remote test device's memory on the host faults, so the runs above prove no host reads",
@@ -213,14 +143,14 @@ TEMPLATE_TEST_CASE("an interrupted trainer run on a test device resumes to the C
                    "[device][train][resume]", ltl::testing::device, ltl::testing::remote::device) {
   using test_dev = TestType;
   const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
-  auto full = make_model<cpu_dev>();
+  auto full = make_toy_model<cpu_dev>();
   const auto s_full = train_two_epochs(full, train, test);
   const auto dir = fresh_dir(std::string("resume_") + test_dev::name);
-  auto part = make_model<test_dev>();
-  train_two_epochs(part, train, test, dir, 5);  // "killed" after 5 steps, mid-epoch 0
+  auto part = make_toy_model<test_dev>();
+  train_two_epochs(part, train, test, stage1_mfw(), dir, 5);  // "killed" after 5 steps, mid-epoch 0
   REQUIRE_FALSE(same_bits(flat_state(part), flat_state(full)));
-  auto resumed = make_model<test_dev>();  // a fresh process: new model, state from the file
-  const auto s_resumed = train_two_epochs(resumed, train, test, dir, -1, true);
+  auto resumed = make_toy_model<test_dev>();  // a fresh process: new model, state from the file
+  const auto s_resumed = train_two_epochs(resumed, train, test, stage1_mfw(), dir, -1, true);
   REQUIRE(same_bits(flat_state(resumed), flat_state(full)));
   REQUIRE(s_resumed.size() == s_full.size());
   REQUIRE(s_resumed.back().train_loss == s_full.back().train_loss);
@@ -234,9 +164,9 @@ TEMPLATE_TEST_CASE("a checkpoint written on a test device loads on the CPU and a
   const auto train = ltl_test::toy_dataset(24, 3, 2), test = ltl_test::toy_dataset(9, 3, 7);
   const auto dir = fresh_dir(std::string("ckpt_") + test_dev::name);
   // Device → CPU: a few steps on the device (moved weights, batch-norm statistics, momentum).
-  auto on_dev = make_model<test_dev>();
-  train_two_epochs(on_dev, train, test, dir / "dev", 4);
-  auto loaded_cpu = make_model<cpu_dev>();
+  auto on_dev = make_toy_model<test_dev>();
+  train_two_epochs(on_dev, train, test, stage1_mfw(), dir / "dev", 4);
+  auto loaded_cpu = make_toy_model<cpu_dev>();
   REQUIRE_FALSE(same_bits(flat_state(on_dev), flat_state(loaded_cpu)));
   auto cpu_params = loaded_cpu.named_parameters();
   ltl::optim::sgd<float, cpu_dev> cpu_opt(cpu_params, {.momentum = 0.9});
@@ -250,9 +180,9 @@ TEMPLATE_TEST_CASE("a checkpoint written on a test device loads on the CPU and a
     REQUIRE(std::any_of(v.begin(), v.end(), [](float x) { return x != 0; }));
   }
   // CPU → device.
-  auto on_cpu = make_model<cpu_dev>();
-  train_two_epochs(on_cpu, train, test, dir / "cpu", 3);
-  auto loaded_dev = make_model<test_dev>();
+  auto on_cpu = make_toy_model<cpu_dev>();
+  train_two_epochs(on_cpu, train, test, stage1_mfw(), dir / "cpu", 3);
+  auto loaded_dev = make_toy_model<test_dev>();
   REQUIRE_FALSE(same_bits(flat_state(on_cpu), flat_state(loaded_dev)));
   ltl::train::load_checkpoint(dir / "cpu" / "checkpoint.safetensors", loaded_dev, nullptr);
   REQUIRE(same_bits(flat_state(on_cpu), flat_state(loaded_dev)));
@@ -262,23 +192,10 @@ TEMPLATE_TEST_CASE("a checkpoint written on a test device loads on the CPU and a
 TEMPLATE_TEST_CASE("FSA phase II (feature bank, confusing classes, fine-tuning) on a test device gives the CPU's bits",
                    "[device][train][fsa]", ltl::testing::device, ltl::testing::remote::device) {
   using test_dev = TestType;
-  namespace la = ltl::augment;
   const auto train = ltl_test::toy_dataset(24, 3, 2);
-  const ltl::data::normalize norm{{0.3}, {0.3}};
-  auto run = [&]<class D>(D) {
-    auto m = make_model<D>();
-    auto bank = la::build_feature_bank(m, train, norm, "stage3", 7);
-    const auto counts = train.class_counts();
-    const auto split = la::split_head_tail(counts, 0.6);
-    const auto conf = la::confusing_classes(la::mean_class_scores(bank.logits, bank.labels), split.tail, 1);
-    la::fsa_generator<float> gen(bank, split, conf, {.tail_per_batch = 2, .augment_per_tail = 2, .seed = 1});
-    const auto res = la::fsa_finetune(m, gen, {.iterations = 4, .lr = 0.05});
-    REQUIRE(res.iterations == 4);
-    return std::pair{flat_state(m), std::vector<double>{res.first_loss, res.last_loss}};
-  };
-  const auto [w_cpu, l_cpu] = run(cpu_dev{});
-  const auto [w_dev, l_dev] = run(test_dev{});
+  const auto [w_cpu, l_cpu] = ltl_test::scenarios::fsa_phase2<cpu_dev>(train);
+  const auto [w_dev, l_dev] = ltl_test::scenarios::fsa_phase2<test_dev>(train);
   REQUIRE(same_bits(w_cpu, w_dev));
   REQUIRE(l_cpu == l_dev);
-  REQUIRE_FALSE(same_bits(w_cpu, flat_state(make_model<cpu_dev>())));  // the fine-tuning moved the head
+  REQUIRE_FALSE(same_bits(w_cpu, flat_state(make_toy_model<cpu_dev>())));  // the fine-tuning moved the head
 }

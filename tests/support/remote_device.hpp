@@ -358,6 +358,10 @@ template <class T>
 remote_tensor<T> shortcut_a_backward(const remote_tensor<T>& g, const shape& x_shape, index_t stride) {
   return back(cpu::shortcut_a_backward(host(g), x_shape, stride));
 }
+template <class T>
+index_t argmax_matches(const remote_tensor<T>& logits, const remote_tensor<std::int64_t>& labels) {
+  return cpu::argmax_matches(host(logits), host(labels));
+}
 
 // ---- fused loss, optimiser -------------------------------------------------------------------
 template <class T>

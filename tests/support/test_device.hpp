@@ -256,6 +256,10 @@ template <class T>
 test_tensor<T> shortcut_a_backward(const test_tensor<T>& g, const shape& x_shape, index_t stride) {
   return as_test(cpu::shortcut_a_backward(as_cpu(g), x_shape, stride));
 }
+template <class T>
+index_t argmax_matches(const test_tensor<T>& logits, const test_tensor<std::int64_t>& labels) {
+  return cpu::argmax_matches(as_cpu(logits), as_cpu(labels));
+}
 
 // ---- fused loss, optimiser -------------------------------------------------------------------
 template <class T>

@@ -9,6 +9,7 @@
 
 #include "ltlearn/core/error.hpp"
 
+#include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <new>
@@ -60,6 +61,17 @@ struct device {
   }
 };
 }  // namespace cpu
+
+/// Index of the calling thread's current device of type D: `D::current_index()` for a device
+/// type with several instances (cuda::device: cudaGetDevice), 0 for the others.
+template <class D>
+[[nodiscard]] int current_device_index() {
+  if constexpr (requires { { D::current_index() } -> std::convertible_to<int>; }) {
+    return D::current_index();
+  } else {
+    return 0;
+  }
+}
 
 /// The device whose memory host code reads and writes directly: host-side staging of tensor
 /// values (initialisers, `tensor::from`, `item`, printing, checkpoints). A name of its own, so

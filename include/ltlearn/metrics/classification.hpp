@@ -7,6 +7,7 @@
 /// The confusion matrix is an xt::xtensor [C, C]; per-class accuracy and the shot-group means are
 /// its row sums, diagonal and masked means.
 
+#include "ltlearn/backends/contract/indexing.hpp"
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/core/shot_groups.hpp"
 #include "ltlearn/detail/host.hpp"
@@ -26,28 +27,36 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace ltl::metrics {
 
 /// The predicted class of one logit row of `n` scores: the index of the largest, the first one
-/// on ties (std::max_element's rule). Every top-1 decision of the library goes through here.
+/// on ties (std::max_element's rule; ltl::row_argmax, which every device's argmax_matches
+/// kernel follows). Every top-1 decision of the library goes through here.
 template <class T>
 [[nodiscard]] index_t argmax(const T* row, index_t n) {
-  return static_cast<index_t>(std::max_element(row, row + n) - row);
+  return row_argmax(row, n);
 }
 
-/// Number of rows of logits [B, C] whose argmax equals the label [B] (tensors on any device).
+/// Number of rows of logits [B, C] whose argmax equals the label [B]. Both on one device: that
+/// device's argmax_matches kernel counts them there (a GPU downloads one number, not the
+/// logits); on different devices, the host counts.
 template <class T, device D1, device D2>
 [[nodiscard]] index_t count_correct(const tensor<T, D1>& logits, const tensor<std::int64_t, D2>& labels) {
   LTL_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), shape_error,
             "count_correct: logits {} and labels {} must be [B, C] and [B]", logits.sizes(), labels.sizes());
-  const auto z = ltl::detail::to_host(logits);
-  const auto y = ltl::detail::to_host(labels);
-  const index_t C = z.size(1);
-  index_t k = 0;
-  for (index_t i = 0; i < z.size(0); ++i) k += argmax(z.data() + i * C, C) == y.data()[i];
-  return k;
+  if constexpr (std::is_same_v<D1, D2> && requires { argmax_matches(logits, labels); }) {
+    return argmax_matches(logits, labels);
+  } else {
+    const auto z = ltl::detail::to_host(logits);
+    const auto y = ltl::detail::to_host(labels);
+    const index_t C = z.size(1);
+    index_t k = 0;
+    for (index_t i = 0; i < z.size(0); ++i) k += argmax(z.data() + i * C, C) == y.data()[i];
+    return k;
+  }
 }
 
 /// Checks that a logit row holds no NaN or infinity (value_error naming `who` and the row).

@@ -69,6 +69,9 @@ class tensor {
   static tensor scalar(T v) { return full(shape{}, v); }
 
   [[nodiscard]] bool defined() const noexcept { return static_cast<bool>(storage_); }
+  /// Index of the device of type D holding the elements (the GPU of a CUDA tensor; 0 for the
+  /// CPU and for an undefined tensor).
+  [[nodiscard]] int device_index() const noexcept { return storage_ ? storage_->device_index() : 0; }
   [[nodiscard]] const shape& sizes() const noexcept { return shape_; }
   [[nodiscard]] const shape& strides() const noexcept { return strides_; }
   [[nodiscard]] int dim() const noexcept { return shape_.size(); }

@@ -285,7 +285,7 @@ class trainer {
         loss = mixing::mixed_loss(z, labels, m, step_terms);
         lv = static_cast<double>(loss.value().item());
         B = b->labels.numel();
-        correct = metrics::count_correct(z.value(), b->labels);
+        correct = metrics::count_correct(z.value(), labels);  // on the device: one number comes back
       }
       const auto tot = dp_.reduce({.loss = lv, .seen = B, .correct = correct});
       lv = tot.loss;

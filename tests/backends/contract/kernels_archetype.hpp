@@ -122,7 +122,7 @@ LTL_ARCHETYPE_KERNEL(conv, 3)
 kt<T, A, Dr> conv2d_backward_weight(const kt<T, A, Dr>&, const kt<T, A, Dr>&, const ltl::shape&, const ltl::conv2d_options&);
 LTL_ARCHETYPE_KERNEL(conv, 4) kt<T, A, Dr> conv2d_backward_bias(const kt<T, A, Dr>&);
 
-// indexing_kernels: 0 index_select_forward … 9 shortcut_a_backward
+// indexing_kernels: 0 index_select_forward … 9 shortcut_a_backward, 10 argmax_matches
 LTL_ARCHETYPE_KERNEL(indexing, 0)
 kt<T, A, Dr> index_select_forward(const kt<T, A, Dr>&, int, const kt<std::int64_t, A, Dr>&);
 LTL_ARCHETYPE_KERNEL(indexing, 1)
@@ -138,6 +138,7 @@ LTL_ARCHETYPE_KERNEL(indexing, 7)
 kt<T, A, Dr> lerp_mix_backward_b(const kt<T, A, Dr>&, const kt<T, A, Dr>&, const kt<std::int64_t, A, Dr>&);
 LTL_ARCHETYPE_KERNEL(indexing, 8) kt<T, A, Dr> shortcut_a_forward(const kt<T, A, Dr>&, ltl::index_t, ltl::index_t);
 LTL_ARCHETYPE_KERNEL(indexing, 9) kt<T, A, Dr> shortcut_a_backward(const kt<T, A, Dr>&, const ltl::shape&, ltl::index_t);
+LTL_ARCHETYPE_KERNEL(indexing, 10) ltl::index_t argmax_matches(const kt<T, A, Dr>&, const kt<std::int64_t, A, Dr>&);
 
 // loss_kernels: 0 fused_loss
 LTL_ARCHETYPE_KERNEL(loss, 0)
@@ -197,7 +198,7 @@ LTL_ARCHETYPE_AREA(softmax, 6);
 LTL_ARCHETYPE_AREA(batch_norm, 2);
 LTL_ARCHETYPE_AREA(pooling, 6);
 LTL_ARCHETYPE_AREA(conv, 5);
-LTL_ARCHETYPE_AREA(indexing, 10);
+LTL_ARCHETYPE_AREA(indexing, 11);
 LTL_ARCHETYPE_AREA(loss, 1);
 LTL_ARCHETYPE_AREA(optimiser, 1);
 #undef LTL_ARCHETYPE_AREA

@@ -393,7 +393,17 @@ TEST_CASE("cuDNN failures carry the call, the status and cuDNN's own message", "
   const std::string msg = error_of<ltl::cuda_error>(
       [&] { LTL_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, -1, 2, 3, 4)); });
   (void)cudnnDestroyTensorDescriptor(d);
-  REQUIRE_THAT(msg, Contains("cudnnSetTensor4dDescriptor") && Contains("CUDNN_STATUS_BAD_PARAM"));
+  // cuDNN 9 says which parameter it rejected (its last-error string; cuDNN 9.x: "(n <= 0) || (c <=
+  // 0) || …"), and the message carries it.
+  REQUIRE_THAT(msg, Contains("cudnnSetTensor4dDescriptor") && Contains("CUDNN_STATUS_BAD_PARAM") &&
+                        Contains("; cuDNN: "));
+  // Raised inside an op, the message names the op too.
+  {
+    const cuda::op_scope scope("conv2d_forward");
+    const std::string in_op = error_of<ltl::cuda_error>([] { LTL_CUDNN_CHECK(CUDNN_STATUS_BAD_PARAM); });
+    REQUIRE_THAT(in_op, Contains("(in op conv2d_forward)"));
+  }
+  REQUIRE(cuda::detail::current_op() == nullptr);  // the scope's label ends with it
 }
 
 TEST_CASE("conv kernels check shapes and options before touching the GPU", "[cuda-host]") {
@@ -562,16 +572,85 @@ TEST_CASE("conv kernels reject operands that are not on the current device", "[c
   REQUIRE_THROWS_WITH(conv2d_backward_weight(ltl::tensor<float, gpu>::ones({1, 3, 3, 3}), x, w.sizes(),
                                              ltl::conv2d_options{}),
                       Contains("conv2d_backward") && Contains("[1, 3, 3, 3]"));
+}
+
+TEST_CASE("every kernel area refuses an operand on another GPU, naming the op and both devices", "[cuda]") {
+  LTL_REQUIRE_GPU();
   int count = 0;
   REQUIRE(cudaGetDeviceCount(&count) == cudaSuccess);
-  if (count < 2) return;  // the cross-device half needs a second GPU
-  ltl::tensor<float, gpu> on1;
-  {
-    cuda::device_guard g(1);
-    on1 = ltl::tensor<float, gpu>::ones({1, 2, 4, 4});
+  if (count < 2) {
+    WARN("SKIPPED: a second GPU is needed (" << count << " visible)");
+    return;
   }
-  REQUIRE_THROWS_WITH(conv2d_forward(on1, w, ltl::tensor<float, gpu>(), ltl::conv2d_options{}),
-                      Contains("conv2d") && Contains("device 1"));
+  using DT = ltl::tensor<float, gpu>;
+  using LT = ltl::tensor<std::int64_t, gpu>;
+  REQUIRE(cuda::device::current_index() == 0);
+  const auto labels_h = ltl::tensor<std::int64_t>::from({2}, {0, 2});
+  // Device 0 (current) and device 1 twins of each operand.
+  const DT a0 = DT::ones({2, 3}), x0 = DT::ones({2, 2, 4, 4}), w0 = DT::ones({3, 2, 3, 3}), c0 = DT::ones({2});
+  const LT y0 = labels_h.to<gpu>();
+  DT a1, x1, c1;
+  LT y1;
+  {
+    const cuda::device_guard on1(1);
+    a1 = DT::ones({2, 3}), x1 = DT::ones({2, 2, 4, 4}), c1 = DT::ones({2});
+    y1 = labels_h.to<gpu>();
+    REQUIRE(a1.device_index() == 1);
+    REQUIRE(add(a1, a1).device_index() == 1);  // with its device current, device 1 computes
+    // Absent operands (no bias) and empty ones are no device's: not refused.
+    const DT w1 = DT::ones({3, 2, 3, 3});
+    REQUIRE(conv2d_forward(x1, w1, DT(), ltl::conv2d_options{}).device_index() == 1);
+    REQUIRE(add(DT(shape{0, 3}), DT::ones({1, 3})).numel() == 0);
+  }
+  REQUIRE(a0.device_index() == 0);
+  auto refused = [](const char* op, int position, auto f) {
+    INFO(op);
+    const std::string msg = error_of<ltl::device_error>(f);
+    REQUIRE_THAT(msg, Contains(std::string(op) + ": operand " + std::to_string(position) + " is on CUDA device 1") &&
+                          Contains("current device 0"));
+  };
+  refused("add", 2, [&] { (void)add(a0, a1); });
+  refused("relu_forward", 1, [&] { (void)relu_forward(a1); });
+  refused("accumulate", 2, [&] {
+    DT d = a0.clone();
+    accumulate(d, a1);
+  });
+  refused("fill_device", 1, [&] { DT(a1).fill_(2.0f); });
+  refused("sum_dims_keep", 1, [&] { (void)sum_dims_keep(a1, {true, false}); });
+  refused("matmul", 2, [&] { (void)matmul(a0, a1.t()); });
+  refused("softmax_forward", 1, [&] { (void)softmax_forward(a1, 1); });
+  refused("batch_norm2d_forward", 1, [&] {
+    DT rm = c0.clone(), rv = c0.clone();
+    (void)batch_norm2d_forward(x1, c0, c0, rm, rv, ltl::batch_norm_options{.training = true});
+  });
+  refused("batch_norm2d_forward", 2, [&] {
+    DT rm = c0.clone(), rv = c0.clone();
+    (void)batch_norm2d_forward(x0, c1, c0, rm, rv, ltl::batch_norm_options{.training = true});
+  });
+  refused("max_pool2d_forward", 1, [&] { (void)max_pool2d_forward(x1, ltl::pool2d_options{.kernel = 2}); });
+  refused("conv2d_forward", 1, [&] { (void)conv2d_forward(x1, w0, DT(), ltl::conv2d_options{}); });
+  refused("gather_forward", 2, [&] { (void)gather_forward(a0, y1); });
+  refused("argmax_matches", 1, [&] { (void)argmax_matches(a1, y0); });
+  refused("fused_loss", 2, [&] { (void)fused_loss(a0, y1, ltl::loss_terms{}, static_cast<DT*>(nullptr)); });
+  refused("sgd_update", 2, [&] {
+    DT w = c0.clone(), none;
+    sgd_update(w, c1, none, ltl::sgd_step<float>{0.1f, 0.0f, 0.0f, 1.0f, false, false});
+  });
+  // Through the op layer and autograd: the same error, not a fault or a silent peer read.
+  refused("matmul", 2, [&] { (void)ltl::matmul(ltl::variable<float, gpu>(a0), ltl::variable<float, gpu>(a1.t())); });
+}
+
+TEST_CASE("out of memory inside an op names the op", "[cuda]") {
+  LTL_REQUIRE_GPU();
+  std::size_t free_bytes = 0, total = 0;
+  REQUIRE(cudaMemGetInfo(&free_bytes, &total) == cudaSuccess);
+  // [n, 1] + [1, n] broadcasts to n·n floats, twice the device's memory; the operands are small.
+  const auto n = static_cast<index_t>(std::sqrt(2.0 * static_cast<double>(total) / sizeof(float))) + 1;
+  const auto col = ltl::tensor<float, gpu>::ones({n, 1}), row = ltl::tensor<float, gpu>::ones({1, n});
+  const std::string msg = error_of<cuda::out_of_memory_error>([&] { (void)add(col, row); });
+  REQUIRE_THAT(msg, Contains("out of memory") && Contains("requested") && Contains("(in op add)"));
+  REQUIRE(cuda::detail::current_op() == nullptr);
+  REQUIRE(add(col.narrow(0, 0, 2), row.narrow(1, 0, 3)).to_vector() == std::vector<float>(6, 2.0f));
 }
 
 TEST_CASE("copy-stream blocks used on the compute stream are reused only after its event", "[cuda]") {

@@ -43,6 +43,22 @@ void require_same(const ltl::tensor<T, gpu>& d, const ltl::tensor<T, cpu>& h) {
   require_close(d.to_vector(), h.to_vector());
 }
 
+/// The same values bit for bit.
+template <class T>
+void require_bitwise(const ltl::tensor<T, gpu>& a, const ltl::tensor<T, gpu>& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  const auto va = a.to_vector(), vb = b.to_vector();
+  REQUIRE(std::memcmp(va.data(), vb.data(), va.size() * sizeof(T)) == 0);
+}
+
+/// `op()` run twice on the device gives the same bits both times, and the CPU's values `h`.
+template <class F, class T>
+void require_same_twice(F op, const ltl::tensor<T, cpu>& h) {
+  const auto first = op();
+  require_bitwise(op(), first);
+  require_same(first, h);
+}
+
 // ---- device-generic model code: one definition, instantiated for both devices ----
 
 /// Gradients and loss of one step of a two-layer MLP, copied back to the host.
@@ -401,28 +417,31 @@ TEMPLATE_TEST_CASE("elementwise kernels match the CPU", "[cuda]", float, double)
   const auto da = a.template to<gpu>(), db = b.template to<gpu>(), drow = row.template to<gpu>();
   const auto dcol = col.template to<gpu>(), dc3 = c3.template to<gpu>(), dd3 = d3.template to<gpu>();
 
-  require_same(add(da, db), ltl::cpu::add(a, b));
-  require_same(add(da, drow), ltl::cpu::add(a, row));
-  require_same(add(dcol, drow), ltl::cpu::add(col, row));  // [4,1] + [5] -> [4,5]
-  require_same(add(dc3, dd3), ltl::cpu::add(c3, d3));       // [2,1,5] + [4,1] -> [2,4,5]
-  require_same(sub(da, drow), ltl::cpu::sub(a, row));
-  require_same(mul(da, dcol), ltl::cpu::mul(a, col));
-  require_same(div(da, db), ltl::cpu::div(a, b));
-  require_same(affine(da, T(2), T(-0.5)), ltl::cpu::affine(a, T(2), T(-0.5)));
+  require_same_twice([&] { return add(da, db); }, ltl::cpu::add(a, b));
+  require_same_twice([&] { return add(da, drow); }, ltl::cpu::add(a, row));
+  require_same_twice([&] { return add(dcol, drow); }, ltl::cpu::add(col, row));  // [4,1] + [5] -> [4,5]
+  require_same_twice([&] { return add(dc3, dd3); }, ltl::cpu::add(c3, d3));      // [2,1,5] + [4,1] -> [2,4,5]
+  require_same_twice([&] { return sub(da, drow); }, ltl::cpu::sub(a, row));
+  require_same_twice([&] { return mul(da, dcol); }, ltl::cpu::mul(a, col));
+  require_same_twice([&] { return div(da, db); }, ltl::cpu::div(a, b));
+  require_same_twice([&] { return affine(da, T(2), T(-0.5)); }, ltl::cpu::affine(a, T(2), T(-0.5)));
   // Non-contiguous operands: transposed views.
-  require_same(add(da.t(), db.t()), ltl::cpu::add(a.t(), b.t()));
-  require_same(mul(da.t(), drow.unsqueeze(1)), ltl::cpu::mul(a.t(), row.unsqueeze(1)));
-  require_same(relu_forward(da.t()), ltl::cpu::relu_forward(a.t()));
+  require_same_twice([&] { return add(da.t(), db.t()); }, ltl::cpu::add(a.t(), b.t()));
+  require_same_twice([&] { return mul(da.t(), drow.unsqueeze(1)); }, ltl::cpu::mul(a.t(), row.unsqueeze(1)));
+  require_same_twice([&] { return relu_forward(da.t()); }, ltl::cpu::relu_forward(a.t()));
 
   const auto y = ltl::cpu::relu_forward(a);
-  require_same(relu_forward(da), y);
-  require_same(relu_backward(db, relu_forward(da)), ltl::cpu::relu_backward(b, y));
+  require_same_twice([&] { return relu_forward(da); }, y);
+  require_same_twice([&] { return relu_backward(db, relu_forward(da)); }, ltl::cpu::relu_backward(b, y));
 
   auto acc_h = a.clone();
   auto acc_d = da.clone();
   ltl::cpu::accumulate(acc_h, row);
   accumulate(acc_d, drow);
   require_same(acc_d, acc_h);
+  auto acc_again = da.clone();
+  accumulate(acc_again, drow);
+  require_bitwise(acc_again, acc_d);
   // Into a non-contiguous destination: the transposed view of a fresh copy.
   auto t_h = a.clone();
   auto t_d = da.clone();
@@ -432,15 +451,16 @@ TEMPLATE_TEST_CASE("elementwise kernels match the CPU", "[cuda]", float, double)
   accumulate(t_dv, dcol.t().contiguous());
   require_same(t_d, t_h);
   // exp, log, pow, leaky_relu: the CUDA math library, equal to the host's libm to rounding.
-  require_same(exp_forward(da), ltl::cpu::exp_forward(a));
-  require_same(log_forward(db), ltl::cpu::log_forward(b));
-  require_same(pow_forward(db, T(1.5)), ltl::cpu::pow_forward(b, T(1.5)));
-  require_same(pow_backward(da, db, T(1.5)), ltl::cpu::pow_backward(a, b, T(1.5)));
-  require_same(leaky_relu_forward(da.t(), T(0.1)), ltl::cpu::leaky_relu_forward(a.t(), T(0.1)));
-  require_same(leaky_relu_backward(db, da, T(0.1)), ltl::cpu::leaky_relu_backward(b, a, T(0.1)));
+  require_same_twice([&] { return exp_forward(da); }, ltl::cpu::exp_forward(a));
+  require_same_twice([&] { return log_forward(db); }, ltl::cpu::log_forward(b));
+  require_same_twice([&] { return pow_forward(db, T(1.5)); }, ltl::cpu::pow_forward(b, T(1.5)));
+  require_same_twice([&] { return pow_backward(da, db, T(1.5)); }, ltl::cpu::pow_backward(a, b, T(1.5)));
+  require_same_twice([&] { return leaky_relu_forward(da.t(), T(0.1)); }, ltl::cpu::leaky_relu_forward(a.t(), T(0.1)));
+  require_same_twice([&] { return leaky_relu_backward(db, da, T(0.1)); }, ltl::cpu::leaky_relu_backward(b, a, T(0.1)));
   // A user functor through the generic map/zip.
-  require_same(cuda::map(da, cuda::kernels::affine_fn<T>{T(3), T(1)}), ltl::cpu::affine(a, T(3), T(1)));
-  require_same(cuda::zip(da, drow, cuda::kernels::multiplies{}, "mul"), ltl::cpu::mul(a, row));
+  const cuda::kernels::affine_fn<T> three_x_plus_one{T(3), T(1)};
+  require_same_twice([&] { return cuda::map(da, three_x_plus_one); }, ltl::cpu::affine(a, T(3), T(1)));
+  require_same_twice([&] { return cuda::zip(da, drow, cuda::kernels::multiplies{}, "mul"); }, ltl::cpu::mul(a, row));
 }
 
 TEMPLATE_TEST_CASE("fill_ and copy_ on strided device views", "[cuda]", float, double) {
@@ -462,6 +482,12 @@ TEMPLATE_TEST_CASE("fill_ and copy_ on strided device views", "[cuda]", float, d
   hh.copy_(r.unsqueeze(0).expand(hh.sizes()));
   d.copy_(r.template to<gpu>().unsqueeze(0).expand(d.sizes()));
   require_same(d, hh);
+  // The same writes again give the same bits.
+  auto again = h.template to<gpu>();
+  again.narrow(1, 1, 2).fill_(T(7));
+  again.t().select(0, 3).fill_(T(-1));
+  again.copy_(r.template to<gpu>().unsqueeze(0).expand(again.sizes()));
+  require_bitwise(again, d);
   // Strided destination and source at once.
   auto dst_h = ltl::tensor<T>::zeros({4, 6});
   auto dst_d = ltl::tensor<T, gpu>::zeros({4, 6});
@@ -479,22 +505,27 @@ TEMPLATE_TEST_CASE("cuBLAS gemm matches Eigen for every operand layout", "[cuda]
   const auto da = a.template to<gpu>(), dat = at.template to<gpu>(), db = b.template to<gpu>();
   const auto dbt = bt.template to<gpu>(), dwide = wide.template to<gpu>();
 
-  require_same(matmul(da, db), ltl::cpu::matmul(a, b));
-  require_same(matmul(dat.t(), db), ltl::cpu::matmul(at.t(), b));
-  require_same(matmul(da, dbt.t()), ltl::cpu::matmul(a, bt.t()));
-  require_same(matmul(dat.t(), dbt.t()), ltl::cpu::matmul(at.t(), bt.t()));
-  require_same(matmul(dwide.narrow(1, 2, 7), db), ltl::cpu::matmul(wide.narrow(1, 2, 7), b));
-  require_same(matmul(db.t(), dwide.narrow(1, 2, 7).t()), ltl::cpu::matmul(b.t(), wide.narrow(1, 2, 7).t()));
+  require_same_twice([&] { return matmul(da, db); }, ltl::cpu::matmul(a, b));
+  require_same_twice([&] { return matmul(dat.t(), db); }, ltl::cpu::matmul(at.t(), b));
+  require_same_twice([&] { return matmul(da, dbt.t()); }, ltl::cpu::matmul(a, bt.t()));
+  require_same_twice([&] { return matmul(dat.t(), dbt.t()); }, ltl::cpu::matmul(at.t(), bt.t()));
+  require_same_twice([&] { return matmul(dwide.narrow(1, 2, 7), db); }, ltl::cpu::matmul(wide.narrow(1, 2, 7), b));
+  require_same_twice([&] { return matmul(db.t(), dwide.narrow(1, 2, 7).t()); },
+                     ltl::cpu::matmul(b.t(), wide.narrow(1, 2, 7).t()));
   // Vectors as matrices: [1, 7]·[7, 1] and [5, 1]·[1, 3].
-  require_same(matmul(da.narrow(0, 1, 1), db.narrow(1, 0, 1)), ltl::cpu::matmul(a.narrow(0, 1, 1), b.narrow(1, 0, 1)));
-  require_same(matmul(da.narrow(1, 0, 1), db.narrow(0, 0, 1)), ltl::cpu::matmul(a.narrow(1, 0, 1), b.narrow(0, 0, 1)));
+  require_same_twice([&] { return matmul(da.narrow(0, 1, 1), db.narrow(1, 0, 1)); },
+                     ltl::cpu::matmul(a.narrow(0, 1, 1), b.narrow(1, 0, 1)));
+  require_same_twice([&] { return matmul(da.narrow(1, 0, 1), db.narrow(0, 0, 1)); },
+                     ltl::cpu::matmul(a.narrow(1, 0, 1), b.narrow(0, 0, 1)));
 
   // alpha and beta, and the empty inner dimension.
   auto c_h = random_tensor<T>({5, 3}, 36);
-  auto c_d = c_h.template to<gpu>();
+  auto c_d = c_h.template to<gpu>(), c_again = c_h.template to<gpu>();
   ltl::cpu::gemm(a, bt.t(), c_h, T(2), T(0.5));
   gemm(da, dbt.t(), c_d, T(2), T(0.5));
   require_same(c_d, c_h);
+  gemm(da, dbt.t(), c_again, T(2), T(0.5));
+  require_bitwise(c_again, c_d);
   ltl::cpu::gemm(ltl::tensor<T>(shape{5, 0}), ltl::tensor<T>(shape{0, 3}), c_h, T(1), T(3));
   gemm(ltl::tensor<T, gpu>(shape{5, 0}), ltl::tensor<T, gpu>(shape{0, 3}), c_d, T(1), T(3));
   require_same(c_d, c_h);
@@ -508,18 +539,20 @@ TEMPLATE_TEST_CASE("sum_dims_keep and sum_to match the CPU", "[cuda]", float, do
   for (int mask = 0; mask < 8; ++mask) {
     const std::vector<bool> m{(mask & 1) != 0, (mask & 2) != 0, (mask & 4) != 0};
     INFO("mask " << mask);
-    require_same(sum_dims_keep(dx, m), ltl::cpu::sum_dims_keep(x, m));
-    require_same(sum_dims_keep(dx.transpose(0, 2), m), ltl::cpu::sum_dims_keep(x.transpose(0, 2), m));
+    require_same_twice([&] { return sum_dims_keep(dx, m); }, ltl::cpu::sum_dims_keep(x, m));
+    require_same_twice([&] { return sum_dims_keep(dx.transpose(0, 2), m); },
+                       ltl::cpu::sum_dims_keep(x.transpose(0, 2), m));
   }
   // Long reductions take the block-per-output kernel.
   const auto big = random_tensor<T>({3, 5000}, 42);
   const auto dbig = big.template to<gpu>();
-  require_same(sum_dims_keep(dbig, {false, true}), ltl::cpu::sum_dims_keep(big, {false, true}));
-  require_same(sum_dims_keep(dbig.t(), {true, false}), ltl::cpu::sum_dims_keep(big.t(), {true, false}));
-  require_same(sum_dims_keep(dbig, {true, true}), ltl::cpu::sum_dims_keep(big, {true, true}));
-  require_same(sum_to(dx, shape{4, 1}), ltl::cpu::sum_to(x, shape{4, 1}));
-  require_same(sum_to(dx, shape{5}), ltl::cpu::sum_to(x, shape{5}));
-  require_same(sum_to(dx, shape{}), ltl::cpu::sum_to(x, shape{}));
+  require_same_twice([&] { return sum_dims_keep(dbig, {false, true}); }, ltl::cpu::sum_dims_keep(big, {false, true}));
+  const std::vector<bool> rows{true, false};
+  require_same_twice([&] { return sum_dims_keep(dbig.t(), rows); }, ltl::cpu::sum_dims_keep(big.t(), rows));
+  require_same_twice([&] { return sum_dims_keep(dbig, {true, true}); }, ltl::cpu::sum_dims_keep(big, {true, true}));
+  require_same_twice([&] { return sum_to(dx, shape{4, 1}); }, ltl::cpu::sum_to(x, shape{4, 1}));
+  require_same_twice([&] { return sum_to(dx, shape{5}); }, ltl::cpu::sum_to(x, shape{5}));
+  require_same_twice([&] { return sum_to(dx, shape{}); }, ltl::cpu::sum_to(x, shape{}));
 }
 
 TEST_CASE("the device-generic MLP step gives the CPU's loss and gradients on CUDA", "[cuda]") {

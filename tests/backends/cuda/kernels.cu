@@ -780,8 +780,14 @@ TEMPLATE_TEST_CASE("batch norm on the device matches the CPU, bit-reproducibly",
             require_close_max(gb1.dx, wb.dx, t);
             require_exact(gb2.dx, gb1.dx);
           }
-          if (need[1]) require_close_max(gb1.dweight, wb.dweight, t);
-          if (need[2]) require_close_max(gb1.dbias, wb.dbias, t);
+          if (need[1]) {
+            require_close_max(gb1.dweight, wb.dweight, t);
+            require_exact(gb2.dweight, gb1.dweight);
+          }
+          if (need[2]) {
+            require_close_max(gb1.dbias, wb.dbias, t);
+            require_exact(gb2.dbias, gb1.dbias);
+          }
           require_exact(gb1.dmasked, wb.dmasked);
         }
       }
@@ -850,6 +856,9 @@ TEMPLATE_TEST_CASE("indexing kernels on the device match the CPU, bit-reproducib
   ltl::cpu::one_hot_into(oh, lab);
   one_hot_into(goh, glab);
   require_exact(goh, oh);
+  DT<T> goh2(shape{6, 5});
+  one_hot_into(goh2, glab);
+  require_exact(goh2, goh);
   ltl_test::require_error<ltl::value_error>([&] { one_hot_into(goh, labels_of({0, 1, 2, 3, 5, -1}).template to<gpu>()); },
                                             {"one_hot", "label 5 at position 4"});
   // lerp_mix with a repeated permutation entry.
@@ -928,6 +937,66 @@ TEMPLATE_TEST_CASE("the fused loss on the device matches the CPU for every polic
       {"fused_loss", "margins has 2 entries"});
 }
 
+TEMPLATE_TEST_CASE("argmax_matches on the device counts the CPU's hits, NaN, infinities and ties included", "[cuda]",
+                   float, double) {
+  LTL_REQUIRE_GPU();
+  using T = TestType;
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  for (const index_t C : {1, 3, 257, 8142}) {
+    INFO("C = " << C);
+    const index_t B = 37;
+    auto z = random_tensor<T>({B, C}, 111);
+    T* p = z.data();
+    auto row = [&](index_t r) { return p + r * C; };
+    std::fill(row(0), row(0) + C, T(0.5));  // all equal: the first
+    row(1)[0] = nan;                          // NaN first: it stays
+    if (C > 2) {
+      row(2)[1] = nan;  // NaN inside: skipped, the largest of the rest wins
+      row(2)[C - 1] = T(9);
+      std::fill(row(3), row(3) + C, nan);  // all NaN: the first
+      std::fill(row(4), row(4) + C, -inf);  // all −∞: the first
+      row(5)[C / 2] = T(7), row(5)[C - 1] = T(7);  // a tie for the largest: the first of the two
+      std::fill(row(6), row(6) + C, T(-1));
+      row(6)[C - 1] = T(0), row(6)[1] = T(-0.0);  // −0 = +0: the first
+      row(7)[C - 1] = inf;
+    }
+    // Labels: the CPU's argmax of every row (all hit), then each shifted by one (none hits when
+    // C > 1), then values outside [0, C) (none hits).
+    std::vector<std::int64_t> hit(static_cast<std::size_t>(B)), shifted(hit.size()), outside(hit.size());
+    for (index_t r = 0; r < B; ++r) {
+      hit[static_cast<std::size_t>(r)] = ltl::row_argmax(row(r), C);
+      shifted[static_cast<std::size_t>(r)] = (hit[static_cast<std::size_t>(r)] + 1) % C;
+      outside[static_cast<std::size_t>(r)] = r % 2 ? C : -1;
+    }
+    if (C > 2) {
+      REQUIRE(hit[0] == 0);
+      REQUIRE(hit[1] == 0);
+      REQUIRE(hit[2] == C - 1);
+      REQUIRE(hit[5] == C / 2);
+      REQUIRE(hit[6] == 1);
+    }
+    const auto gz = z.template to<gpu>();
+    for (const auto& [labels, want] : {std::pair{hit, B}, std::pair{shifted, C > 1 ? index_t{0} : B},
+                                        std::pair{outside, index_t{0}}}) {
+      const auto y = labels_of(labels);
+      const auto gy = y.template to<gpu>();
+      REQUIRE(ltl::cpu::argmax_matches(z, y) == want);
+      REQUIRE(argmax_matches(gz, gy) == want);
+      REQUIRE(argmax_matches(gz, gy) == want);  // twice: a count, exact by construction
+      REQUIRE(ltl::metrics::count_correct(gz, gy) == want);  // the trainer's path reaches the kernel
+    }
+    // A transposed (non-contiguous) view of the same logits.
+    const auto zt = z.t().contiguous().template to<gpu>();
+    REQUIRE(argmax_matches(zt.t(), labels_of(hit).template to<gpu>()) == B);
+  }
+  // Empty batches and rows without scores.
+  REQUIRE(argmax_matches(DT<T>(shape{0, 5}), DT<std::int64_t>(shape{0})) == 0);
+  REQUIRE(argmax_matches(DT<T>(shape{3, 0}), labels_of({0, 1, 0}).template to<gpu>()) == 2);
+  ltl_test::require_error<ltl::shape_error>(
+      [&] { (void)argmax_matches(DT<T>(shape{3, 4}), labels_of({0, 1}).template to<gpu>()); },
+      {"argmax_matches", "[B, C] and [B]"});
+}
+
 TEMPLATE_TEST_CASE("sgd_update on the device matches the CPU", "[cuda]", float, double) {
   LTL_REQUIRE_GPU();
   using T = TestType;
@@ -943,9 +1012,15 @@ TEMPLATE_TEST_CASE("sgd_update on the device matches the CPU", "[cuda]", float, 
     DT<T> gnone;
     HT<T>& buf = s.momentum != T(0) ? b : none;
     DT<T>& gbuf = s.momentum != T(0) ? gb : gnone;
+    // A second device run from the same starting point gives the same bits.
+    auto gw2 = w.template to<gpu>(), gb2 = b.template to<gpu>();
+    DT<T>& gbuf2 = s.momentum != T(0) ? gb2 : gnone;
     ltl::cpu::sgd_update(w, g, buf, s);
     sgd_update(gw, g.template to<gpu>(), gbuf, s);
+    sgd_update(gw2, g.template to<gpu>(), gbuf2, s);
     require_close_max(gw, w, tol<T>(3e-7, 1e-15));
     require_close_max(gb, b, tol<T>(3e-7, 1e-15));
+    require_exact(gw2, gw);
+    require_exact(gb2, gb);
   }
 }

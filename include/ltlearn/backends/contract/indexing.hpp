@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The argument checks of the indexing kernels (index_select, gather, one_hot, lerp_mix,
-/// shortcut_a), written once for every backend: each backend calls these before it touches
+/// shortcut_a, argmax_matches), written once for every backend: each backend calls these before it touches
 /// data, so a bad call gets the same error, with the same message, on every device. Shapes are
 /// passed as `shape`s; index values as a host array (a device backend checks its host copy).
 
@@ -22,6 +22,23 @@ inline void check_index_range(const std::int64_t* p, index_t n, index_t limit, c
   }
 }
 }  // namespace detail
+
+/// The predicted class of one logit row of `n` scores: the index of the largest, the first one
+/// on ties (std::max_element's rule, so a NaN is never chosen unless it is the first score, and
+/// then it is). Every top-1 decision of the library, on every device, follows this rule.
+template <class T>
+[[nodiscard]] index_t row_argmax(const T* row, index_t n) {
+  index_t best = 0;
+  for (index_t c = 1; c < n; ++c)
+    if (row[best] < row[c]) best = c;
+  return best;
+}
+
+/// argmax_matches: logits [B, C] and labels [B].
+inline void check_argmax_matches(const shape& logits, const shape& labels) {
+  LTL_CHECK(logits.size() == 2 && labels.size() == 1 && labels[0] == logits[0], shape_error,
+            "argmax_matches: logits {} and labels {} must be [B, C] and [B]", logits, labels);
+}
 
 /// index_select's indices must be 1-D.
 inline void check_index_select(const shape& indices, const char* op) {

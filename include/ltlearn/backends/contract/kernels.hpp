@@ -140,7 +140,9 @@ concept conv_kernels =
     };
 
 /// Indexing with int64 labels on the same device: index_select, gather, one_hot, per-sample
-/// permuted mixing (lerp_mix) and the CIFAR ResNet option-A shortcut, forward and backward.
+/// permuted mixing (lerp_mix) and the CIFAR ResNet option-A shortcut, forward and backward;
+/// `argmax_matches(logits, labels)`, the number of rows of logits [B, C] whose row_argmax
+/// (backends/contract/indexing.hpp) equals the label (training accuracy without a download).
 template <class D, class T>
 concept indexing_kernels =
     device<D> && requires(const tensor<T, D>& x, tensor<T, D>& out, const tensor<std::int64_t, D>& labels, int dim,
@@ -155,6 +157,7 @@ concept indexing_kernels =
       { lerp_mix_backward_b(x, x, labels) } -> std::same_as<tensor<T, D>>;
       { shortcut_a_forward(x, n, n) } -> std::same_as<tensor<T, D>>;
       { shortcut_a_backward(x, s, n) } -> std::same_as<tensor<T, D>>;
+      { argmax_matches(x, labels) } -> std::same_as<index_t>;
     };
 
 /// The fused logit-adjusted loss (backends/contract/loss.hpp): value of logits z [B, C] with

@@ -145,6 +145,19 @@ void one_hot_into(host_tensor<T>& out, const host_tensor<std::int64_t>& labels) 
       std::max<index_t>(1, parallel_grain / std::max<index_t>(1, classes)));
 }
 
+/// Number of rows of logits [B, C] whose row_argmax equals the label [B] (any label value:
+/// one outside [0, C) matches no row).
+template <class T>
+index_t argmax_matches(const host_tensor<T>& logits, const host_tensor<std::int64_t>& labels) {
+  check_argmax_matches(logits.sizes(), labels.sizes());
+  const host_tensor<T> z = logits.contiguous();
+  const host_tensor<std::int64_t> y = labels.contiguous();
+  const index_t C = z.size(1);
+  index_t k = 0;
+  for (index_t i = 0; i < z.size(0); ++i) k += row_argmax(z.data() + i * C, C) == y.data()[i];
+  return k;
+}
+
 /// out_i = (1 − λ_i)·a_i + λ_i·b_{perm(i)} for a, b [N, ...], lambda [N], perm [N] with
 /// entries in [0, N).
 template <class T>

@@ -10,6 +10,7 @@
 #include "ltlearn/backends/contract/batchnorm.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/batchnorm.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <array>
 
@@ -31,6 +32,7 @@ batch_norm_forward_result<T, device> batch_norm2d_forward(const device_tensor<T>
                                                           const device_tensor<T>& bias, device_tensor<T>& running_mean,
                                                           device_tensor<T>& running_var, const batch_norm_options& opt,
                                                           const device_tensor<T>& residual = {}) {
+  const op_scope scope("batch_norm2d_forward", x_in, weight, bias, running_mean, running_var, residual);
   check_batch_norm2d_forward(x_in, weight, bias, running_mean, running_var, opt, residual);
   const index_t c = x_in.size(1);
   const auto p = kernels::make_bn_plan(x_in.size(0), c, x_in.size(2) * x_in.size(3));
@@ -91,6 +93,7 @@ batch_norm_backward_result<T, device> batch_norm2d_backward(const device_tensor<
                                                             std::array<bool, 3> need,
                                                             const device_tensor<T>& relu_out = {},
                                                             bool need_masked = false) {
+  const op_scope scope("batch_norm2d_backward", dy_in, x_in, weight, mean, invstd, relu_out);
   check_batch_norm2d_backward(dy_in, x_in, weight, mean, invstd, relu_out);
   const index_t c = x_in.size(1);
   const device_tensor<T> x = x_in.contiguous(), dy = dy_in.contiguous();

@@ -16,6 +16,7 @@
 #include "ltlearn/backends/cuda/cudnn_conv.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/reduce.hpp"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <type_traits>
 
@@ -72,6 +73,7 @@ template <class T>
 device_tensor<T> conv2d_forward_epilogue(const device_tensor<T>& x_in, const device_tensor<T>& w_in,
                                          const conv2d_options& opt, const device_tensor<T>& scale,
                                          const device_tensor<T>& shift, const device_tensor<T>& residual, bool relu) {
+  const op_scope scope("conv2d_forward_epilogue", x_in, w_in, scale, shift, residual);
   constexpr const char* op = "conv2d";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_in.sizes(), opt);
@@ -105,6 +107,7 @@ device_tensor<T> conv2d_forward_epilogue(const device_tensor<T>& x_in, const dev
 template <class T>
 device_tensor<T> conv2d_forward(const device_tensor<T>& x, const device_tensor<T>& w, const device_tensor<T>& bias,
                                 const conv2d_options& opt) {
+  const op_scope scope("conv2d_forward", x, w, bias);
   return cuda::conv2d_forward_epilogue(x, w, opt, device_tensor<T>(), bias, device_tensor<T>(), false);
 }
 
@@ -112,6 +115,7 @@ device_tensor<T> conv2d_forward(const device_tensor<T>& x, const device_tensor<T
 template <class T>
 device_tensor<T> conv2d_backward_input(const device_tensor<T>& dy_in, const device_tensor<T>& w_in,
                                        const shape& x_shape, const conv2d_options& opt) {
+  const op_scope scope("conv2d_backward_input", dy_in, w_in);
   constexpr const char* op = "conv2d_backward_input";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_shape, w_in.sizes(), opt);
@@ -131,6 +135,7 @@ device_tensor<T> conv2d_backward_input(const device_tensor<T>& dy_in, const devi
 template <class T>
 device_tensor<T> conv2d_backward_weight(const device_tensor<T>& dy_in, const device_tensor<T>& x_in,
                                         const shape& w_shape, const conv2d_options& opt) {
+  const op_scope scope("conv2d_backward_weight", dy_in, x_in);
   constexpr const char* op = "conv2d_backward_weight";
   detail::require_automatic(opt, op);
   const conv2d_geometry g = make_conv2d_geometry(x_in.sizes(), w_shape, opt);
@@ -149,6 +154,7 @@ device_tensor<T> conv2d_backward_weight(const device_tensor<T>& dy_in, const dev
 /// Gradient of conv2d with respect to its bias: db [Cout] = Σ over N, Ho, Wo of dy (in double).
 template <class T>
 device_tensor<T> conv2d_backward_bias(const device_tensor<T>& dy) {
+  const op_scope scope("conv2d_backward_bias", dy);
   check_conv2d_bias_grad(dy.sizes());
   if (dy.numel() > 0) require_device_memory(dy.data(), "conv2d_backward_bias", "output gradient");
   return cuda::sum_dims_keep(dy, {true, false, true, true}).reshape(shape{dy.size(1)});

@@ -27,6 +27,8 @@ struct device {
   static constexpr bool is_host = false;
   static constexpr std::size_t alignment = 256;
 
+  /// The calling thread's current GPU (cudaGetDevice): where new tensors are allocated.
+  static int current_index();
   /// Raw device allocation of `bytes` (> 0) on the current device, bypassing the cache;
   /// throws out_of_memory_error or cuda_error naming cudaMalloc and the size.
   static void* allocate(std::size_t bytes);
@@ -38,11 +40,20 @@ struct device {
   static void zero(void* dst, std::size_t bytes);
 };
 
+inline int device::current_index() {
+  int index = 0;
+  LTL_CUDA_CHECK(cudaGetDevice(&index));
+  return index;
+}
+
 inline void* device::allocate(std::size_t bytes) {
   int index = 0;
   LTL_CUDA_CHECK(cudaGetDevice(&index));
   void* p = runtime_memory_source{}.try_allocate(index, bytes);
-  if (!p) throw out_of_memory_error(fmt::format("cudaMalloc of {} bytes on device {} failed: out of memory", bytes, index));
+  if (!p) {
+    throw out_of_memory_error(
+        fmt::format("cudaMalloc of {} bytes on device {} failed: out of memory{}", bytes, index, detail::op_suffix()));
+  }
   return p;
 }
 
@@ -85,8 +96,9 @@ class caching_allocator<cuda::device> {
     if (st != cudaSuccess) {
       (void)cudaGetLastError();
       cuda::device_pool().note_failed_request();
-      throw cuda_error(fmt::format("cudaMalloc of {} bytes failed: no usable CUDA device (cudaGetDevice: {} ({}))",
-                                   bucket_size(bytes), cudaGetErrorString(st), cudaGetErrorName(st)));
+      throw cuda_error(fmt::format("cudaMalloc of {} bytes failed: no usable CUDA device (cudaGetDevice: {} ({})){}",
+                                   bucket_size(bytes), cudaGetErrorString(st), cudaGetErrorName(st),
+                                   cuda::detail::op_suffix()));
     }
     return cuda::device_pool().allocate(index, cuda::detail::thread_allocation_stream(), bytes);
   }

@@ -4,8 +4,10 @@
 ///
 /// Every CUDA, cuBLAS and cuDNN call in ltlearn goes through one of the LTL_*_CHECK macros, so
 /// a failure becomes an `ltl::cuda_error` whose message names the call, the source location and
-/// the library's own status text. This header needs only the CUDA include path, not nvcc.
+/// the library's own status text, and the op that was running (op_label.hpp). This header needs
+/// only the CUDA include path, not nvcc.
 
+#include "ltlearn/backends/cuda/op_label.hpp"
 #include "ltlearn/core/error.hpp"
 
 #include <cublas_v2.h>
@@ -21,20 +23,20 @@ namespace detail {
 /// slot so that a later kernel-launch check does not report this stale failure again.
 [[noreturn]] inline void throw_runtime_error(cudaError_t status, const char* expr, const char* file, int line) {
   (void)cudaGetLastError();
-  throw cuda_error(fmt::format("{} failed at {}:{}: {} ({})", expr, file, line, cudaGetErrorString(status),
-                               cudaGetErrorName(status)));
+  throw cuda_error(fmt::format("{} failed at {}:{}: {} ({}){}", expr, file, line, cudaGetErrorString(status),
+                               cudaGetErrorName(status), op_suffix()));
 }
 [[noreturn]] inline void throw_cublas_error(cublasStatus_t status, const char* expr, const char* file, int line) {
-  throw cuda_error(fmt::format("{} failed at {}:{}: {} ({})", expr, file, line, cublasGetStatusString(status),
-                               cublasGetStatusName(status)));
+  throw cuda_error(fmt::format("{} failed at {}:{}: {} ({}){}", expr, file, line, cublasGetStatusString(status),
+                               cublasGetStatusName(status), op_suffix()));
 }
 /// The cuDNN error, with cuDNN's own description of the last failure (cudnnGetLastErrorString,
 /// cuDNN ≥ 9), which names the parameter it rejected.
 [[noreturn]] inline void throw_cudnn_error(cudnnStatus_t status, const char* expr, const char* file, int line) {
   char last[512] = {};
   cudnnGetLastErrorString(last, sizeof(last));
-  throw cuda_error(fmt::format("{} failed at {}:{}: {}{}{}", expr, file, line, cudnnGetErrorString(status),
-                               last[0] ? "; cuDNN: " : "", last));
+  throw cuda_error(fmt::format("{} failed at {}:{}: {}{}{}{}", expr, file, line, cudnnGetErrorString(status),
+                               last[0] ? "; cuDNN: " : "", last, op_suffix()));
 }
 
 /// Throws cuda_error if the kernel launch just made failed (bad configuration, no device,
@@ -43,8 +45,8 @@ namespace detail {
 inline void check_launch(const char* kernel) {
   const cudaError_t st = cudaGetLastError();
   if (st != cudaSuccess) [[unlikely]] {
-    throw cuda_error(fmt::format("launch of kernel {} failed: {} ({})", kernel, cudaGetErrorString(st),
-                                 cudaGetErrorName(st)));
+    throw cuda_error(fmt::format("launch of kernel {} failed: {} ({}){}", kernel, cudaGetErrorString(st),
+                                 cudaGetErrorName(st), op_suffix()));
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "ltlearn/backends/contract/gemm.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <climits>
 
@@ -88,6 +89,7 @@ inline cublasStatus_t blas_gemm(cublasHandle_t h, const gemm_plan<double, device
 /// a and b may be transposed or narrowed views; they are not copied.
 template <class T>
 void gemm(const device_tensor<T>& a, const device_tensor<T>& b, device_tensor<T>& c, T alpha, T beta) {
+  const op_scope scope("gemm", a, b, c);
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "cuda::gemm supports float and double");
   check_matmul(a.sizes(), b.sizes());
   LTL_CHECK(c.dim() == 2 && c.size(0) == a.size(0) && c.size(1) == b.size(1) && c.is_contiguous(), shape_error,
@@ -105,6 +107,7 @@ void gemm(const device_tensor<T>& a, const device_tensor<T>& b, device_tensor<T>
 /// a·b for 2-D tensors a [M, K], b [K, N], as a new contiguous tensor [M, N].
 template <class T>
 device_tensor<T> matmul(const device_tensor<T>& a, const device_tensor<T>& b) {
+  const op_scope scope("matmul", a, b);
   check_matmul(a.sizes(), b.sizes());
   device_tensor<T> c(shape{a.size(0), b.size(1)});
   cuda::gemm(a, b, c, T(1), T(0));

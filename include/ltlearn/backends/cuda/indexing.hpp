@@ -2,7 +2,8 @@
 /// \file
 /// CUDA kernels of the contract's indexing_kernels (backends/contract/kernels.hpp): index_select,
 /// label gather, one-hot, per-sample permuted mixing (lerp_mix) and the CIFAR ResNet option-A
-/// shortcut, forward and backward, with the semantics of backends/cpu/indexing.hpp.
+/// shortcut, forward and backward, and the argmax hit count, with the semantics of
+/// backends/cpu/indexing.hpp.
 ///
 /// Integer labels and indices are copied to the host and validated there before any kernel
 /// reads them (value_error naming the op, the value, its position and the valid range, as on
@@ -13,7 +14,9 @@
 #include "ltlearn/backends/contract/indexing.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/indexing.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace ltl::cuda {
@@ -41,6 +44,7 @@ inline std::pair<tensor<std::int64_t, device>, tensor<std::int64_t, device>> dev
 /// Slices of x [..., n, ...] at `indices` [K] along `dim` → [..., K, ...], contiguous.
 template <class T>
 device_tensor<T> index_select_forward(const device_tensor<T>& x, int dim, const tensor<std::int64_t, device>& indices) {
+  const op_scope scope("index_select_forward", x, indices);
   dim = normalize_dim(dim, x.dim(), "index_select");
   check_index_select(indices.sizes(), "index_select");
   const auto L = kernels::make_line_space(x.sizes(), dim);
@@ -62,6 +66,7 @@ device_tensor<T> index_select_forward(const device_tensor<T>& x, int dim, const 
 template <class T>
 device_tensor<T> index_select_backward(const device_tensor<T>& g, int dim, const tensor<std::int64_t, device>& indices,
                                        const shape& x_shape) {
+  const op_scope scope("index_select_backward", g, indices);
   dim = normalize_dim(dim, x_shape.size(), "index_select_backward");
   check_index_select_backward(g.sizes(), dim, indices.sizes(), x_shape);
   const auto host = detail::checked_indices(indices, x_shape[dim], "index_select_backward", "index");
@@ -79,6 +84,7 @@ device_tensor<T> index_select_backward(const device_tensor<T>& g, int dim, const
 /// out[i] = x[i, labels[i]] for x [N, C] (any strides) and labels [N].
 template <class T>
 device_tensor<T> gather_forward(const device_tensor<T>& x, const tensor<std::int64_t, device>& labels) {
+  const op_scope scope("gather_forward", x, labels);
   check_gather(x.sizes(), labels.sizes());
   const index_t n = x.size(0);
   device_tensor<T> out(shape{n});
@@ -94,6 +100,7 @@ device_tensor<T> gather_forward(const device_tensor<T>& x, const tensor<std::int
 template <class T>
 device_tensor<T> gather_backward(const device_tensor<T>& g, const tensor<std::int64_t, device>& labels,
                                  index_t classes) {
+  const op_scope scope("gather_backward", g, labels);
   check_gather_backward(g.sizes(), labels.sizes());
   const index_t n = g.size(0);
   const auto host = detail::checked_indices(labels, classes, "gather_backward", "label");
@@ -109,6 +116,7 @@ device_tensor<T> gather_backward(const device_tensor<T>& g, const tensor<std::in
 /// Writes the one-hot encoding of `labels` [...] into the contiguous `out` [..., C].
 template <class T>
 void one_hot_into(device_tensor<T>& out, const tensor<std::int64_t, device>& labels) {
+  const op_scope scope("one_hot_into", out, labels);
   check_one_hot(out.sizes(), out.is_contiguous(), labels.sizes());
   const index_t classes = out.size(-1);
   const auto host = detail::checked_indices(labels, classes, "one_hot", "label");
@@ -123,6 +131,7 @@ void one_hot_into(device_tensor<T>& out, const tensor<std::int64_t, device>& lab
 template <class T>
 device_tensor<T> lerp_mix_forward(const device_tensor<T>& a, const device_tensor<T>& b, const device_tensor<T>& lambda,
                                   const tensor<std::int64_t, device>& perm) {
+  const op_scope scope("lerp_mix_forward", a, b, lambda, perm);
   check_lerp_mix(a.sizes(), b.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = a.size(0), m = n > 0 ? a.numel() / n : 0;
   device_tensor<T> out(a.sizes());
@@ -139,6 +148,7 @@ device_tensor<T> lerp_mix_forward(const device_tensor<T>& a, const device_tensor
 /// Gradient of lerp_mix with respect to a: (1 − λ_i)·g_i.
 template <class T>
 device_tensor<T> lerp_mix_backward_a(const device_tensor<T>& g, const device_tensor<T>& lambda) {
+  const op_scope scope("lerp_mix_backward_a", g, lambda);
   check_lerp_mix_backward_a(g.sizes(), lambda.sizes());
   device_tensor<T> da(g.sizes());
   if (da.numel() == 0) return da;
@@ -154,6 +164,7 @@ device_tensor<T> lerp_mix_backward_a(const device_tensor<T>& g, const device_ten
 template <class T>
 device_tensor<T> lerp_mix_backward_b(const device_tensor<T>& g, const device_tensor<T>& lambda,
                                      const tensor<std::int64_t, device>& perm) {
+  const op_scope scope("lerp_mix_backward_b", g, lambda, perm);
   check_lerp_mix_backward_b(g.sizes(), lambda.sizes(), perm.sizes());
   const index_t n = g.size(0), m = n > 0 ? g.numel() / n : 0;
   device_tensor<T> db(g.sizes());
@@ -172,6 +183,7 @@ device_tensor<T> lerp_mix_backward_b(const device_tensor<T>& g, const device_ten
 /// x[:, :, ::stride, ::stride], zero-padded with (out_channels − Cin)/2 channels on each side.
 template <class T>
 device_tensor<T> shortcut_a_forward(const device_tensor<T>& x, index_t out_channels, index_t stride) {
+  const op_scope scope("shortcut_a_forward", x);
   check_shortcut_a(x.sizes(), out_channels, stride);
   const index_t n = x.size(0), cin = x.size(1), h = x.size(2), w = x.size(3);
   const index_t ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride;
@@ -186,10 +198,36 @@ device_tensor<T> shortcut_a_forward(const device_tensor<T>& x, index_t out_chann
   return out;
 }
 
+/// Number of rows of logits [B, C] whose row_argmax equals the label [B]: counted on the device
+/// in a fixed order (one block per row, then sum_fixed_order), so only the count is downloaded.
+/// Labels are compared, not used as addresses: any value is valid and one outside [0, C) never
+/// matches.
+template <class T>
+index_t argmax_matches(const device_tensor<T>& logits, const tensor<std::int64_t, device>& labels) {
+  const op_scope scope("argmax_matches", logits, labels);
+  check_argmax_matches(logits.sizes(), labels.sizes());
+  const index_t B = logits.size(0), C = logits.size(1);
+  if (B == 0) return 0;
+  if (C == 0) {  // no scores: row_argmax is 0 for every row
+    const auto y = labels.template to<cpu::device>().contiguous();
+    return static_cast<index_t>(std::count(y.data(), y.data() + B, std::int64_t{0}));
+  }
+  const device_tensor<T> z = logits.contiguous();
+  const tensor<std::int64_t, device> y = labels.contiguous();
+  tensor<std::int64_t, device> hits(shape{B}), total(shape{1});
+  const cudaStream_t s = context::current().stream();
+  kernels::argmax_hits<<<kernels::blocks_for(B), kernels::block_size, 0, s>>>(z.data(), B, C, y.data(), hits.data());
+  detail::check_launch("argmax_matches");
+  kernels::sum_fixed_order<std::int64_t><<<1, kernels::block_size, 0, s>>>(hits.data(), B, total.data());
+  detail::check_launch("argmax_matches (sum)");
+  return static_cast<index_t>(total.item());
+}
+
 /// Backward of shortcut_a: the gradient of the kept channels at the subsampled positions of
 /// x_shape [N, Cin, H, W], zeros elsewhere.
 template <class T>
 device_tensor<T> shortcut_a_backward(const device_tensor<T>& g, const shape& x_shape, index_t stride) {
+  const op_scope scope("shortcut_a_backward", g);
   check_shortcut_a_backward(g.sizes(), x_shape, stride);
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;

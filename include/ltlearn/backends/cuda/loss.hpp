@@ -17,6 +17,7 @@
 #include "ltlearn/backends/contract/loss.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/loss.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <cstdint>
 #include <vector>
@@ -60,6 +61,7 @@ template <class T>
 double fused_loss(const device_tensor<T>& z, const tensor<std::int64_t, device>& y, const loss_terms& t,
                   device_tensor<T>* dz, device_tensor<T>* row_loss = nullptr,
                   const device_tensor<T>* sample_w = nullptr) {
+  const op_scope scope("fused_loss", z, y, dz, row_loss, sample_w);
   check_fused_loss_args(z.sizes(), y.sizes(), t);
   const index_t B = z.size(0), C = z.size(1);
   LTL_CHECK(!dz || (dz->sizes() == z.sizes() && dz->is_contiguous()), shape_error,

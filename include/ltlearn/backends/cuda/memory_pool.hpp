@@ -26,6 +26,7 @@
 ///   `void destroy(int device, const event& e) noexcept`
 ///   `void synchronize(int device)` waits until all work on the device has finished
 
+#include "ltlearn/backends/cuda/op_label.hpp"
 #include "ltlearn/core/error.hpp"
 #include "ltlearn/tensor/allocator.hpp"
 
@@ -84,8 +85,9 @@ class block_pool {
       if (!p) {
         throw out_of_memory_error(fmt::format(
             "{} of {} bytes on device {} failed: out of memory, also after freeing {} cached bytes and retrying "
-            "(requested {} bytes; in use {} bytes, cached {} bytes, peak {} bytes on this device)",
-            source_.name(), b, device, freed, bytes, st.bytes_in_use, st.bytes_cached, st.peak_bytes_in_use));
+            "(requested {} bytes; in use {} bytes, cached {} bytes, peak {} bytes on this device){}",
+            source_.name(), b, device, freed, bytes, st.bytes_in_use, st.bytes_cached, st.peak_bytes_in_use,
+            detail::op_suffix()));
       }
     }
     return note_live(p, device, stream, b);

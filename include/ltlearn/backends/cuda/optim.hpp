@@ -7,6 +7,7 @@
 #include "ltlearn/backends/contract/optim.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/optim.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 namespace ltl::cuda {
 
@@ -14,6 +15,7 @@ namespace ltl::cuda {
 /// buffer b (undefined when momentum is 0; else contiguous of w's shape).
 template <class T>
 void sgd_update(device_tensor<T>& w, const device_tensor<T>& g, device_tensor<T>& b, const sgd_step<T>& s) {
+  const op_scope scope("sgd_update", w, g, b);
   LTL_CHECK(w.is_contiguous() && g.is_contiguous() && g.sizes() == w.sizes(), shape_error,
             "sgd_update: parameter {} and gradient {} must be contiguous and equal in shape", w.sizes(), g.sizes());
   LTL_CHECK(!b.defined() || (b.is_contiguous() && b.sizes() == w.sizes()), shape_error,

@@ -10,6 +10,7 @@
 #include "ltlearn/backends/contract/pool.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/pool.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <cstdint>
 
@@ -25,6 +26,7 @@ inline kernels::pool_dims pool_dims_of(const pool2d_geometry& g) {
 /// Max pooling of x [N, C, H, W] → {y [N, C, Ho, Wo], argmax indices [N, C, Ho, Wo]}.
 template <class T>
 max_pool2d_result<T, device> max_pool2d_forward(const device_tensor<T>& x_in, const pool2d_options& opt) {
+  const op_scope scope("max_pool2d_forward", x_in);
   const pool2d_geometry g = make_pool2d_geometry(x_in.sizes(), opt, "max_pool2d");
   max_pool2d_result<T, device> r{device_tensor<T>(g.output_shape()), tensor<std::int64_t, device>(g.output_shape())};
   const index_t total = r.y.numel();
@@ -41,6 +43,7 @@ max_pool2d_result<T, device> max_pool2d_forward(const device_tensor<T>& x_in, co
 template <class T>
 device_tensor<T> max_pool2d_backward(const device_tensor<T>& dy_in, const tensor<std::int64_t, device>& indices_in,
                                      const shape& x_shape) {
+  const op_scope scope("max_pool2d_backward", dy_in, indices_in);
   check_max_pool2d_backward(dy_in.sizes(), indices_in.sizes(), x_shape);
   device_tensor<T> dx(x_shape);
   if (dx.numel() == 0) return dx;
@@ -58,6 +61,7 @@ device_tensor<T> max_pool2d_backward(const device_tensor<T>& dy_in, const tensor
 /// Average pooling of x [N, C, H, W]; the divisor is always KH·KW.
 template <class T>
 device_tensor<T> avg_pool2d_forward(const device_tensor<T>& x_in, const pool2d_options& opt) {
+  const op_scope scope("avg_pool2d_forward", x_in);
   const pool2d_geometry g = make_pool2d_geometry(x_in.sizes(), opt, "avg_pool2d");
   device_tensor<T> y(g.output_shape());
   const index_t total = y.numel();
@@ -73,6 +77,7 @@ device_tensor<T> avg_pool2d_forward(const device_tensor<T>& x_in, const pool2d_o
 /// Gradient of average pooling: each dy element spread evenly (÷ KH·KW) over its window.
 template <class T>
 device_tensor<T> avg_pool2d_backward(const device_tensor<T>& dy_in, const shape& x_shape, const pool2d_options& opt) {
+  const op_scope scope("avg_pool2d_backward", dy_in);
   const pool2d_geometry g = make_pool2d_geometry(x_shape, opt, "avg_pool2d");
   check_avg_pool2d_backward(dy_in.sizes(), g);
   device_tensor<T> dx(x_shape);
@@ -89,6 +94,7 @@ device_tensor<T> avg_pool2d_backward(const device_tensor<T>& dy_in, const shape&
 /// Mean of each plane: x [N, C, H, W] → [N, C], accumulated in double.
 template <class T>
 device_tensor<T> global_avg_pool_forward(const device_tensor<T>& x_in) {
+  const op_scope scope("global_avg_pool_forward", x_in);
   check_global_avg_pool(x_in.sizes());
   const index_t planes = x_in.size(0) * x_in.size(1), hw = x_in.size(2) * x_in.size(3);
   device_tensor<T> y(shape{x_in.size(0), x_in.size(1)});
@@ -109,6 +115,7 @@ device_tensor<T> global_avg_pool_forward(const device_tensor<T>& x_in) {
 /// Gradient of global average pooling: dy [N, C] → dx [N, C, H, W] = dy / (H·W) broadcast.
 template <class T>
 device_tensor<T> global_avg_pool_backward(const device_tensor<T>& dy_in, const shape& x_shape) {
+  const op_scope scope("global_avg_pool_backward", dy_in);
   check_global_avg_pool_backward(dy_in.sizes(), x_shape);
   device_tensor<T> dx(x_shape);
   const index_t total = dx.numel(), hw = x_shape[2] * x_shape[3];

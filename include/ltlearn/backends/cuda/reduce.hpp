@@ -7,6 +7,7 @@
 
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/reduce.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <vector>
 
@@ -49,6 +50,7 @@ inline reduction_plan plan_reduction(const shape& sizes, const shape& strides, c
 /// extent 1 in reduced dimensions (keepdim) and is contiguous. Shape of x: any rank.
 template <class T>
 device_tensor<T> sum_dims_keep(const device_tensor<T>& x, const std::vector<bool>& reduce) {
+  const op_scope scope("sum_dims_keep", x);
   const detail::reduction_plan p = detail::plan_reduction(x.sizes(), x.strides(), reduce);
   device_tensor<T> out(p.out_shape);
   if (p.n_out == 0) return out;
@@ -72,6 +74,7 @@ device_tensor<T> sum_dims_keep(const device_tensor<T>& x, const std::vector<bool
 /// Sums `g` down to `target`, a shape that broadcasts to g's shape (the backward of broadcasting).
 template <class T>
 device_tensor<T> sum_to(const device_tensor<T>& g, const shape& target) {
+  const op_scope scope("sum_to", g);
   if (g.sizes() == target) return g;
   return cuda::sum_dims_keep(g, sum_to_dims(g.sizes(), target)).reshape(target);
 }

@@ -9,6 +9,7 @@
 #include "ltlearn/backends/contract/softmax.hpp"
 #include "ltlearn/backends/cuda/elementwise.hpp"
 #include "ltlearn/backends/cuda/kernels/softmax.cuh"
+#include "ltlearn/backends/cuda/op_scope.hpp"
 
 #include <utility>
 
@@ -34,6 +35,7 @@ void run_lines(const kernels::line_args<T>& p, const shape& sizes, int dim, cons
 /// Softmax of x along `dim`: exp(x − max) / Σ exp(x − max).
 template <class T>
 device_tensor<T> softmax_forward(const device_tensor<T>& x, int dim) {
+  const op_scope scope("softmax_forward", x);
   dim = normalize_dim(dim, x.dim(), "softmax");
   const device_tensor<T> xc = x.contiguous();
   device_tensor<T> y(x.sizes());
@@ -45,6 +47,7 @@ device_tensor<T> softmax_forward(const device_tensor<T>& x, int dim) {
 /// Log-softmax of x along `dim`: (x − max) − log Σ exp(x − max).
 template <class T>
 device_tensor<T> log_softmax_forward(const device_tensor<T>& x, int dim) {
+  const op_scope scope("log_softmax_forward", x);
   dim = normalize_dim(dim, x.dim(), "log_softmax");
   const device_tensor<T> xc = x.contiguous();
   device_tensor<T> y(x.sizes());
@@ -56,6 +59,7 @@ device_tensor<T> log_softmax_forward(const device_tensor<T>& x, int dim) {
 /// Gradient of softmax: dx = y ⊙ (g − Σ g ⊙ y), y the forward output.
 template <class T>
 device_tensor<T> softmax_backward(const device_tensor<T>& g, const device_tensor<T>& y, int dim) {
+  const op_scope scope("softmax_backward", g, y);
   dim = normalize_dim(dim, y.dim(), "softmax_backward");
   check_softmax_grad(g.sizes(), y.sizes(), "softmax_backward");
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous();
@@ -68,6 +72,7 @@ device_tensor<T> softmax_backward(const device_tensor<T>& g, const device_tensor
 /// Gradient of log-softmax: dx = g − exp(y)·Σ g, y the forward output.
 template <class T>
 device_tensor<T> log_softmax_backward(const device_tensor<T>& g, const device_tensor<T>& y, int dim) {
+  const op_scope scope("log_softmax_backward", g, y);
   dim = normalize_dim(dim, y.dim(), "log_softmax_backward");
   check_softmax_grad(g.sizes(), y.sizes(), "log_softmax_backward");
   const device_tensor<T> gc = g.contiguous(), yc = y.contiguous();
@@ -81,6 +86,7 @@ device_tensor<T> log_softmax_backward(const device_tensor<T>& g, const device_te
 /// norms the unclamped ‖x‖ with extent 1 along `dim`.
 template <class T>
 std::pair<device_tensor<T>, device_tensor<T>> l2_normalize_forward(const device_tensor<T>& x, int dim, T eps) {
+  const op_scope scope("l2_normalize_forward", x);
   dim = normalize_dim(dim, x.dim(), "l2_normalize");
   const device_tensor<T> xc = x.contiguous();
   device_tensor<T> y(x.sizes());
@@ -97,6 +103,7 @@ std::pair<device_tensor<T>, device_tensor<T>> l2_normalize_forward(const device_
 template <class T>
 device_tensor<T> l2_normalize_backward(const device_tensor<T>& g, const device_tensor<T>& y,
                                        const device_tensor<T>& norms, int dim, T eps) {
+  const op_scope scope("l2_normalize_backward", g, y, norms);
   dim = normalize_dim(dim, y.dim(), "l2_normalize_backward");
   check_softmax_grad(g.sizes(), y.sizes(), "l2_normalize_backward");
   const kernels::line_space L = kernels::make_line_space(y.sizes(), dim);

@@ -118,6 +118,17 @@ __device__ Acc block_max(Acc v, Acc* scratch) {
   return total;
 }
 
+/// *out = Σ v[0, n) in a fixed order: thread t adds v[t], v[t + 256], …, then block_sum. One
+/// block of block_size threads.
+template <class Acc>
+__global__ void sum_fixed_order(const Acc* __restrict__ v, index_t n, Acc* __restrict__ out) {
+  __shared__ Acc scratch[block_size];
+  Acc s = 0;
+  for (index_t j = threadIdx.x; j < n; j += block_size) s += v[j];
+  s = block_sum(s, scratch);
+  if (threadIdx.x == 0) *out = s;
+}
+
 /// The host twin of block_sum for tests: the same tree over `block_size` partials.
 template <class Acc>
 Acc tree_sum_host(Acc (&partial)[block_size]) {

@@ -88,6 +88,49 @@ __global__ void one_hot_fwd(const std::int64_t* __restrict__ y, T* __restrict__ 
   LTL_CUDA_GRID_STRIDE(e, total) out[e] = e % classes == y[e / classes] ? T(1) : T(0);
 }
 
+/// hits[r] = [row_argmax of logits row r == y[r]] for rows of C ≥ 1 scores, one block per row.
+/// row_argmax (backends/contract/indexing.hpp) scans in order and keeps the first largest, so a
+/// NaN never wins unless it is the row's first score, and then nothing replaces it. The same
+/// answer without the scan: the first score if it is NaN, else the smallest index of the
+/// largest non-NaN score (0 when there is none) — which a tree of (value, index) pairs finds
+/// in any order.
+template <class T>
+__global__ void argmax_hits(const T* __restrict__ z, index_t rows, index_t C, const std::int64_t* __restrict__ y,
+                            std::int64_t* __restrict__ hits) {
+  __shared__ T best_v[block_size];
+  __shared__ index_t best_i[block_size];  // -1: no non-NaN score seen
+  const int t = static_cast<int>(threadIdx.x);
+  for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* row = z + r * C;
+    T v = 0;
+    index_t i = -1;
+    for (index_t c = t; c < C; c += block_size)  // increasing c: the first of equal scores stays
+      if (!is_nan(row[c]) && (i < 0 || v < row[c])) {
+        v = row[c];
+        i = c;
+      }
+    best_v[t] = v;
+    best_i[t] = i;
+    __syncthreads();
+    for (int w = block_size / 2; w > 0; w /= 2) {
+      if (t < w) {
+        const index_t bi = best_i[t + w];
+        const index_t ai = best_i[t];
+        if (bi >= 0 && (ai < 0 || best_v[t] < best_v[t + w] || (best_v[t] == best_v[t + w] && bi < ai))) {
+          best_v[t] = best_v[t + w];
+          best_i[t] = bi;
+        }
+      }
+      __syncthreads();
+    }
+    if (t == 0) {
+      const index_t pick = is_nan(row[0]) || best_i[0] < 0 ? 0 : best_i[0];
+      hits[r] = pick == y[r] ? 1 : 0;
+    }
+    __syncthreads();  // the scratch is reused by the next row
+  }
+}
+
 /// out_i = (1 − λ_i)·a_i + λ_i·b_{perm(i)}, rows of m values.
 template <class T>
 __global__ void lerp_mix_fwd(const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ lambda,

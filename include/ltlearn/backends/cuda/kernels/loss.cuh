@@ -196,18 +196,7 @@ __global__ void loss_rows_per_block(loss_args<T> a, const loss_status* __restric
   }
 }
 
-/// *out = Σ v[0, n) in a fixed order: thread t adds v[t], v[t + 256], …, then block_sum. One
-/// block of block_size threads.
-template <class Acc>
-__global__ void sum_fixed_order(const Acc* __restrict__ v, index_t n, Acc* __restrict__ out) {
-  __shared__ Acc scratch[block_size];
-  Acc s = 0;
-  for (index_t j = threadIdx.x; j < n; j += block_size) s += v[j];
-  s = block_sum(s, scratch);
-  if (threadIdx.x == 0) *out = s;
-}
-
-/// st->loss = (Σ row_acc[0, rows) in sum_fixed_order's order) · st->inv_wsum. One block of
+/// st->loss = (Σ row_acc[0, rows) in sum_fixed_order's order, block.cuh) · st->inv_wsum. One block of
 /// block_size threads.
 template <class Acc = double>
 __global__ void loss_finish(const Acc* __restrict__ row_acc, index_t rows, loss_status* __restrict__ st) {
